@@ -1,0 +1,92 @@
+/* libkitd: balancers (go-kit's lb.Balancer), round robin and random.
+ *
+ * A balancer picks one endpoint from its endpointer's current snapshot. The
+ * pick path takes no lock and allocates nothing; any number of threads may
+ * pick from one balancer at once. A pick protects what it returns: the
+ * endpoint stays valid, even if its instance leaves the registry, until the
+ * pick is handed back with kitd_balancer_done(), which also reports how the
+ * call went (for least-loaded and outlier-ejecting balancers; round robin
+ * and random ignore it). Each thread may hold up to KITD_PICK_FAST picks at
+ * once on the fast path; more still work, on a slower path. */
+#ifndef KITD_BALANCER_H
+#define KITD_BALANCER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "endpoint.h"
+#include "endpointer.h"
+#include "export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KITD_PICK_FAST 8
+
+typedef struct kitd_balancer kitd_balancer;
+
+/* A pick: a value the caller keeps on its stack between pick and done. */
+typedef struct kitd_pick {
+  kitd_endpoint *endpoint; /* borrowed until kitd_balancer_done() */
+  const char *instance;    /* its "host:port"; borrowed likewise */
+  size_t index;            /* position in the snapshot */
+  size_t count;            /* size of the snapshot picked from */
+  /* private */
+  void *snap_;
+  int slot_;
+} kitd_pick;
+
+/* Round robin flags. */
+enum {
+  /* One shared counter: a strict global rotation (a shared atomic add per
+   * pick). The default, KITD_RR_PER_THREAD clear. */
+  KITD_RR_GLOBAL = 0,
+  /* Each thread rotates on its own: no shared write on the pick path; as even
+   * over many picks, but two threads may pick the same endpoint in a row. */
+  KITD_RR_PER_THREAD = 1
+};
+
+/* A round-robin balancer over `ep` (borrowed: it must outlive the balancer),
+ * starting at a random position unless kitd_balancer_set_seed() is called.
+ * Caller frees with kitd_balancer_free(). Returns 0, KITD_EINVAL or
+ * KITD_ENOMEM. Thread-safety: any thread. */
+KITD_API int kitd_balancer_round_robin_new(kitd_endpointer *ep, unsigned flags,
+                                           kitd_balancer **out);
+
+/* A random balancer over `ep` (borrowed). Thread-safe on one handle, unlike
+ * go-kit's. Returns 0, KITD_EINVAL or KITD_ENOMEM.
+ * Thread-safety: any thread. */
+KITD_API int kitd_balancer_random_new(kitd_endpointer *ep, kitd_balancer **out);
+
+/* Make the balancer deterministic: round robin starts at seed % n, random
+ * draws from a sequence seeded with `seed` (shared by all threads, so it is
+ * reproducible only from one thread). Call before the first pick.
+ * Thread-safety: before other threads start. */
+KITD_API void kitd_balancer_set_seed(kitd_balancer *b, uint64_t seed);
+
+/* Pick an endpoint. Returns 0 and fills *out, or KITD_ENOENDPOINTS (the set
+ * is empty; *out is then cleared and need not be handed back) or
+ * KITD_EINVAL. Every successful pick must be followed by exactly one
+ * kitd_balancer_done() on the same thread.
+ * Thread-safety: any thread. */
+KITD_API int kitd_balancer_pick(kitd_balancer *b, kitd_pick *out);
+
+/* Hand a pick back and report the outcome: `result` is 0 or the call's
+ * KITD_E* code, `latency_ns` its duration (or -1 if unknown). After this the
+ * pick's endpoint and instance must not be used (take kitd_endpoint_ref()
+ * first to keep the endpoint). Thread-safety: any thread (the picking one). */
+KITD_API void kitd_balancer_done(kitd_balancer *b, kitd_pick *p, int result,
+                                 int64_t latency_ns);
+
+/* The endpointer the balancer reads. Borrowed. Thread-safety: any thread. */
+KITD_API kitd_endpointer *kitd_balancer_endpointer(kitd_balancer *b);
+
+/* Release the balancer; no pick may be outstanding. NULL is allowed.
+ * Thread-safety: one thread at a time per handle. */
+KITD_API void kitd_balancer_free(kitd_balancer *b);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

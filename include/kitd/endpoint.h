@@ -1,0 +1,59 @@
+/* libkitd: kitd_endpoint, a refcounted callable (go-kit's endpoint.Endpoint).
+ *
+ * An endpoint is a function with state and a close function. References are
+ * counted; the close function runs exactly once, when the last reference is
+ * dropped. Endpoints made by a factory for an endpointer are shared by every
+ * thread that picks them. */
+#ifndef KITD_ENDPOINT_H
+#define KITD_ENDPOINT_H
+
+#include "ctx.h"
+#include "export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kitd_endpoint kitd_endpoint;
+
+/* The call itself. `state` is the pointer given to kitd_endpoint_new().
+ * Returns 0 and may set *response (its ownership is defined by whoever made
+ * the endpoint: kitd_http documents its own), or a negative KITD_E* code,
+ * with detail in `ctx`. Runs on the caller's thread, on many threads at
+ * once: it must be thread-safe. */
+typedef int (*kitd_endpoint_fn)(void *state, kitd_ctx *ctx,
+                                const void *request, void **response);
+
+/* Releases `state`; runs once, on the thread that drops the last reference. */
+typedef void (*kitd_endpoint_close_fn)(void *state);
+
+/* A new endpoint with one reference (release with kitd_endpoint_unref()).
+ * `state` is taken on success: `close` (may be NULL) receives it. On failure
+ * (KITD_EINVAL if fn is NULL, KITD_ENOMEM) `close` is not called and the
+ * caller keeps `state`; *out is untouched.
+ * Thread-safety: any thread. */
+KITD_API int kitd_endpoint_new(kitd_endpoint_fn fn, kitd_endpoint_close_fn close,
+                               void *state, kitd_endpoint **out);
+
+/* Add a reference; returns `ep`. Thread-safety: any thread. */
+KITD_API kitd_endpoint *kitd_endpoint_ref(kitd_endpoint *ep);
+
+/* Drop a reference; the last one runs the close function. NULL is allowed.
+ * Thread-safety: any thread. */
+KITD_API void kitd_endpoint_unref(kitd_endpoint *ep);
+
+/* Call the endpoint. `ctx` must not be NULL; `response` may be NULL if the
+ * caller wants no answer. Returns what the endpoint returns, or KITD_EINVAL,
+ * or kitd_ctx_err() if `ctx` is already done.
+ * Thread-safety: any thread (the caller must hold a reference or a pick). */
+KITD_API int kitd_endpoint_call(kitd_endpoint *ep, kitd_ctx *ctx,
+                                const void *request, void **response);
+
+/* The state pointer given at creation. Borrowed.
+ * Thread-safety: any thread. */
+KITD_API void *kitd_endpoint_state(const kitd_endpoint *ep);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

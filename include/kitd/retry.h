@@ -1,0 +1,65 @@
+/* libkitd: retry (go-kit's lb.Retry / RetryWithCallback / RetryError).
+ *
+ * kitd_retry_new() wraps a balancer into an endpoint. A call through it picks
+ * an endpoint and calls it, up to max_attempts times, inside one overall
+ * deadline, with an optional per-attempt timeout and exponential backoff
+ * with jitter between attempts. A retry does not go back to an endpoint that
+ * already failed in the same call while another one is available. Every
+ * failed attempt is recorded in the caller's kitd_ctx (kitd_ctx_attempt()).
+ *
+ * The call returns at the overall deadline or on cancellation: each attempt
+ * runs under a child ctx whose deadline is the earlier of the two timeouts,
+ * and backoff sleeps wake on cancel. An endpoint must honour its ctx for this
+ * (see ctx.h); kitd_http endpoints do. */
+#ifndef KITD_RETRY_H
+#define KITD_RETRY_H
+
+#include <stdint.h>
+
+#include "balancer.h"
+#include "ctx.h"
+#include "endpoint.h"
+#include "export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Decide after a failed attempt. `attempt` counts from 1; `*err` holds the
+ * attempt's code and may be replaced (the call then returns the replacement
+ * if it stops here). The attempt's status and detail are in
+ * kitd_ctx_attempt(ctx, kitd_ctx_attempt_count(ctx) - 1). Return nonzero to
+ * try again (within max_attempts and the deadline), 0 to stop.
+ * Thread-safety: runs on the calling thread, from many threads at once. */
+typedef int (*kitd_retry_fn)(void *arg, unsigned attempt, int *err,
+                             const kitd_ctx *ctx);
+
+typedef struct kitd_retry_opts {
+  unsigned max_attempts;      /* default 3; at least 1 */
+  int64_t timeout_ms;         /* overall, across attempts; <= 0: only ctx's */
+  int64_t attempt_timeout_ms; /* per attempt; <= 0: none */
+  int64_t backoff_base_ms;    /* first backoff; <= 0: retry at once (default) */
+  int64_t backoff_max_ms;     /* cap of the doubling backoff; default 1000 */
+  unsigned repick_limit;      /* re-picks to avoid a failed endpoint; default 4 */
+  kitd_retry_fn should_retry; /* NULL: retry every error but ECANCELED */
+  void *arg;                  /* for should_retry */
+} kitd_retry_opts;
+
+/* Fill `o` with the defaults above. Thread-safety: any thread. */
+KITD_API void kitd_retry_opts_init(kitd_retry_opts *o);
+
+/* A new endpoint (release with kitd_endpoint_unref()) that calls through
+ * `b` (borrowed: it must outlive the endpoint) with retries. `opts` is
+ * copied; NULL means defaults. The endpoint's call returns 0 and the
+ * successful attempt's response, or the last attempt's error (as possibly
+ * replaced by should_retry), KITD_ENOENDPOINTS if no attempt found an
+ * endpoint, KITD_ETIMEDOUT or KITD_ECANCELED. The success path reads no
+ * clock unless a timeout is set, and allocates nothing.
+ * Returns 0, KITD_EINVAL or KITD_ENOMEM. Thread-safety: any thread. */
+KITD_API int kitd_retry_new(kitd_balancer *b, const kitd_retry_opts *opts,
+                            kitd_endpoint **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
