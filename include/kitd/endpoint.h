@@ -42,8 +42,8 @@ KITD_API kitd_endpoint *kitd_endpoint_ref(kitd_endpoint *ep);
  * Thread-safety: any thread. */
 KITD_API void kitd_endpoint_unref(kitd_endpoint *ep);
 
-/* Call the endpoint. `ctx` must not be NULL; `response` may be NULL if the
- * caller wants no answer. Returns what the endpoint returns, or KITD_EINVAL,
+/* Call the endpoint. `ctx` must not be NULL; `response` may be NULL only for an
+ * endpoint that produces no response object. Returns what the endpoint returns, or KITD_EINVAL,
  * or kitd_ctx_err() if `ctx` is already done.
  * Thread-safety: any thread (the caller must hold a reference or a pick). */
 KITD_API int kitd_endpoint_call(kitd_endpoint *ep, kitd_ctx *ctx,

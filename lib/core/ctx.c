@@ -1,0 +1,148 @@
+/* kitd_ctx: deadline, cancel flag, detail and attempt errors of one call. */
+#include "kitd/ctx.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "kitd/error.h"
+
+/* A sleeping call polls the cancel flag at this period: short enough for a
+ * prompt cancel, long enough to cost nothing. */
+#define KITD__CTX_POLL_NS (5 * 1000 * 1000)
+
+int64_t kitd_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Only the fields a call reads are set: the attempt array is left alone so
+ * that a ctx on the stack costs a few stores, not a 6 KiB memset. */
+void kitd_ctx_init(kitd_ctx *c) {
+  c->deadline_ns_ = 0;
+  __atomic_store_n(&c->canceled_, 0, __ATOMIC_RELAXED);
+  c->status_ = 0;
+  c->parent_ = NULL;
+  c->nattempts_ = 0;
+  c->detail_[0] = '\0';
+}
+
+void kitd_ctx_init_child(kitd_ctx *child, const kitd_ctx *parent,
+                         int64_t timeout_ms) {
+  kitd_ctx_init(child);
+  child->parent_ = parent;
+  int64_t d = parent ? kitd_ctx_deadline_ns(parent) : 0;
+  if (timeout_ms > 0) {
+    int64_t mine = kitd_now_ns() + timeout_ms * 1000000;
+    if (d == 0 || mine < d) d = mine;
+  }
+  child->deadline_ns_ = d;
+}
+
+void kitd_ctx_set_timeout_ms(kitd_ctx *c, int64_t ms) {
+  c->deadline_ns_ = ms > 0 ? kitd_now_ns() + ms * 1000000 : 0;
+}
+
+void kitd_ctx_set_deadline_ns(kitd_ctx *c, int64_t deadline_ns) {
+  c->deadline_ns_ = deadline_ns > 0 ? deadline_ns : 0;
+}
+
+int64_t kitd_ctx_deadline_ns(const kitd_ctx *c) {
+  int64_t d = 0;
+  for (; c; c = c->parent_)
+    if (c->deadline_ns_ && (d == 0 || c->deadline_ns_ < d)) d = c->deadline_ns_;
+  return d;
+}
+
+int64_t kitd_ctx_remaining_ms(const kitd_ctx *c) {
+  int64_t d = kitd_ctx_deadline_ns(c);
+  if (d == 0) return -1;
+  int64_t left = d - kitd_now_ns();
+  return left <= 0 ? 0 : (left + 999999) / 1000000;
+}
+
+void kitd_ctx_cancel(kitd_ctx *c) {
+  if (c) __atomic_store_n(&c->canceled_, 1, __ATOMIC_RELEASE);
+}
+
+static int ctx_canceled(const kitd_ctx *c) {
+  for (; c; c = c->parent_)
+    if (__atomic_load_n(&c->canceled_, __ATOMIC_ACQUIRE)) return 1;
+  return 0;
+}
+
+int kitd_ctx_err(const kitd_ctx *c) {
+  if (!c) return 0;
+  if (ctx_canceled(c)) return KITD_ECANCELED;
+  int64_t d = kitd_ctx_deadline_ns(c);
+  if (d && kitd_now_ns() >= d) return KITD_ETIMEDOUT;
+  return 0;
+}
+
+int kitd_ctx_sleep_ns(const kitd_ctx *c, int64_t ns) {
+  int64_t end = kitd_now_ns() + (ns > 0 ? ns : 0);
+  for (;;) {
+    int e = kitd_ctx_err(c);
+    if (e) return e;
+    int64_t now = kitd_now_ns();
+    if (now >= end) return 0;
+    int64_t step = end - now;
+    if (c && step > KITD__CTX_POLL_NS) step = KITD__CTX_POLL_NS;
+    int64_t d = c ? kitd_ctx_deadline_ns(c) : 0;
+    if (d && d - now < step) step = d - now > 0 ? d - now : 0;
+    struct timespec ts = {(time_t)(step / 1000000000), (long)(step % 1000000000)};
+    nanosleep(&ts, NULL);
+  }
+}
+
+void kitd_ctx_set_detailv(kitd_ctx *c, const char *fmt, va_list ap) {
+  if (!c) return;
+  vsnprintf(c->detail_, sizeof c->detail_, fmt, ap);
+}
+
+void kitd_ctx_set_detail(kitd_ctx *c, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  kitd_ctx_set_detailv(c, fmt, ap);
+  va_end(ap);
+}
+
+const char *kitd_ctx_detail(const kitd_ctx *c) { return c ? c->detail_ : ""; }
+
+void kitd_ctx_set_status(kitd_ctx *c, int status) {
+  if (c) c->status_ = status;
+}
+
+int kitd_ctx_status(const kitd_ctx *c) { return c ? c->status_ : 0; }
+
+unsigned kitd_ctx_attempt_count(const kitd_ctx *c) {
+  if (!c) return 0;
+  return c->nattempts_ < KITD_CTX_MAX_ATTEMPTS ? c->nattempts_ : KITD_CTX_MAX_ATTEMPTS;
+}
+
+const kitd_attempt_error *kitd_ctx_attempt(const kitd_ctx *c, unsigned i) {
+  if (!c || i >= kitd_ctx_attempt_count(c)) return NULL;
+  return &c->attempts_[i];
+}
+
+static void copy_str(char *dst, size_t cap, const char *src) {
+  if (!src) src = "";
+  size_t n = strnlen(src, cap - 1);
+  memcpy(dst, src, n);
+  dst[n] = '\0';
+}
+
+void kitd_ctx_add_attempt(kitd_ctx *c, int err, int status, int64_t latency_ns,
+                          const char *instance, const char *detail) {
+  if (!c) return;
+  if (c->nattempts_ < KITD_CTX_MAX_ATTEMPTS) {
+    kitd_attempt_error *a = &c->attempts_[c->nattempts_];
+    a->err = err;
+    a->status = status;
+    a->latency_ns = latency_ns;
+    copy_str(a->instance, sizeof a->instance, instance);
+    copy_str(a->detail, sizeof a->detail, detail);
+  }
+  c->nattempts_++;
+}

@@ -1,0 +1,50 @@
+/* kitd_endpoint: a refcounted callable. */
+#include "kitd/endpoint.h"
+
+#include <stdlib.h>
+
+#include "kitd/error.h"
+
+struct kitd_endpoint {
+  kitd_endpoint_fn fn;
+  kitd_endpoint_close_fn close;
+  void *state;
+  long refs; /* atomic builtins */
+};
+
+int kitd_endpoint_new(kitd_endpoint_fn fn, kitd_endpoint_close_fn close,
+                      void *state, kitd_endpoint **out) {
+  if (!fn || !out) return KITD_EINVAL;
+  kitd_endpoint *ep = malloc(sizeof *ep);
+  if (!ep) return KITD_ENOMEM;
+  ep->fn = fn;
+  ep->close = close;
+  ep->state = state;
+  ep->refs = 1;
+  *out = ep;
+  return 0;
+}
+
+kitd_endpoint *kitd_endpoint_ref(kitd_endpoint *ep) {
+  if (ep) __atomic_add_fetch(&ep->refs, 1, __ATOMIC_RELAXED);
+  return ep;
+}
+
+void kitd_endpoint_unref(kitd_endpoint *ep) {
+  if (!ep) return;
+  /* acq_rel: every use by other holders happens before the close. */
+  if (__atomic_sub_fetch(&ep->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
+  if (ep->close) ep->close(ep->state);
+  free(ep);
+}
+
+int kitd_endpoint_call(kitd_endpoint *ep, kitd_ctx *ctx, const void *request,
+                       void **response) {
+  if (!ep || !ctx) return KITD_EINVAL;
+  int e = kitd_ctx_err(ctx);
+  if (e) return e;
+  void *discard = NULL;
+  return ep->fn(ep->state, ctx, request, response ? response : &discard);
+}
+
+void *kitd_endpoint_state(const kitd_endpoint *ep) { return ep ? ep->state : NULL; }

@@ -1,0 +1,4 @@
+/* The version of the library actually linked. */
+#include "kitd/version.h"
+
+unsigned kitd_version(void) { return KITD_VERSION_HEX; }
