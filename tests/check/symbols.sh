@@ -8,7 +8,7 @@ syms=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[TDBRVW]$/ {print $3}' | sort -
 bad=$(echo "$syms" | grep -v '^kitd_' | grep -v -E '^(_init|_fini|_edata|_end|__bss_start)$' || true)
 if [ -n "$bad" ]; then echo "symbols without the kitd_ prefix:"; echo "$bad"; exit 1; fi
 missing=""
-for f in $(grep -h -o 'KITD_API[^(]*(' include/kitd/*.h | sed 's/($//' | awk '{print $NF}' | tr -d '*'); do
+for f in $(grep -h -o '^KITD_API[^(]*(' include/kitd/*.h | sed 's/($//' | awk '{print $NF}' | tr -d '*'); do
   echo "$syms" | grep -qx "$f" || missing="$missing $f"
 done
 if [ -n "$missing" ]; then echo "declared KITD_API but not exported:$missing"; exit 1; fi
