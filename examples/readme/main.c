@@ -1,15 +1,20 @@
 #include <kitd/kitd.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static int hello(void *state, kitd_ctx *ctx, const void *req, void **resp) {
   (void)ctx; (void)req;
-  *resp = state; /* the instance string the factory stored */
+  *resp = state; /* a real endpoint would call the instance here */
   return 0;
 }
 
 static int factory(void *arg, const char *instance, kitd_endpoint **out) {
   (void)arg;
-  return kitd_endpoint_new(hello, NULL, (void *)instance, out);
+  char *copy = strdup(instance); /* `instance` is borrowed for this call only */
+  int rc = copy ? kitd_endpoint_new(hello, free, copy, out) : KITD_ENOMEM;
+  if (rc) free(copy);
+  return rc;
 }
 
 int main(void) {
@@ -23,7 +28,7 @@ int main(void) {
     kitd_ctx_init(&ctx);
     kitd_ctx_set_timeout_ms(&ctx, 500);
     int rc = kitd_endpoint_call(call, &ctx, NULL, &resp);
-    printf("%s\n", rc ? kitd_strerror(rc) : "called");
+    printf("%s\n", rc ? kitd_strerror(rc) : (const char *)resp);
   }
   kitd_endpoint_unref(call); kitd_balancer_free(lb); kitd_endpointer_free(ep); kitd_instancer_free(in);
   return 0;
