@@ -36,7 +36,7 @@ MHD_CFLAGS := $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 KITD_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden -Wall -Wextra -Werror \
-  -Iinclude -Ilib $(DEP_CFLAGS) $(MHD_CFLAGS) $(SAN_FLAGS) -MMD -MP
+  -Iinclude -Ilib -Iexamples $(DEP_CFLAGS) $(MHD_CFLAGS) $(SAN_FLAGS) -MMD -MP
 ALL_CFLAGS = $(KITD_CFLAGS) $(CPPFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 
@@ -53,6 +53,8 @@ UNIT_BIN := $(UNIT_SRC:%.c=$(B)/%)
 INTEG_SRC := $(shell find tests/integration -name 'test_*.c' 2>/dev/null | sort)
 INTEG_BIN := $(INTEG_SRC:%.c=$(B)/%)
 BENCH_SRC := $(wildcard tests/bench/bench_*.c)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_REPLAY := $(patsubst tests/fuzz/fuzz_%.c,$(B)/tests/fuzz/replay_%,$(FUZZ_SRC))
 BENCH_BIN := $(BENCH_SRC:%.c=$(B)/%)
 DOUBLE_SRC := $(wildcard tests/consul-double/*.c)
 DOUBLE_OBJ := $(DOUBLE_SRC:%.c=$(B)/obj/%.o)
@@ -67,7 +69,7 @@ EX_BIN := $(addprefix $(B)/examples/,$(EX_PROGS))
 HEADERS := $(wildcard include/kitd/*.h)
 
 .PHONY: all lib check check-run demo demo-run bench bench-run install uninstall clean deps fuzz valgrind sanitizers
-all: lib $(DOUBLE_BIN) $(EX_BIN) $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN)
+all: lib $(DOUBLE_BIN) $(EX_BIN) $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN) $(FUZZ_REPLAY)
 lib: $(SHLIB) $(STLIB) $(B)/libkitd.pc
 
 # Rebuild everything when the compiler or flags change (gcc vs clang, sanitizers).
@@ -105,6 +107,11 @@ $(B)/tests/integration/%: $(B)/obj/tests/integration/%.o $(SUPPORT_OBJ) $(STLIB)
 $(B)/tests/bench/%: $(B)/obj/tests/bench/%.o $(SUPPORT_OBJ) $(STLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(SUPPORT_OBJ) $(TEST_LIBS)
+
+# Fuzz targets, replayed over their corpora by `make check` (no libFuzzer).
+$(B)/tests/fuzz/replay_%: $(B)/obj/tests/fuzz/fuzz_%.o $(B)/obj/tests/fuzz/replay_main.o $(EX_SHARED_OBJ) $(STLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(TEST_LIBS)
 
 # The Consul double stands alone: it never links libkitd.
 $(B)/tests/consul-double: $(DOUBLE_OBJ)
