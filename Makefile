@@ -121,7 +121,8 @@ $(B)/tests/consul-double: $(DOUBLE_OBJ)
 # Examples link the shared library as a user's program would: each program
 # is every .c file of its folder plus the shared example code.
 .SECONDEXPANSION:
-$(B)/examples/%: $$(patsubst %.c,$(B)/obj/%.o,$$(wildcard examples/$$*/*.c)) $(EX_SHARED_OBJ) $(SHLIB)
+ex_objs = $(patsubst %.c,$(B)/obj/%.o,$(wildcard examples/$(1)/*.c))
+$(B)/examples/%: $$(call ex_objs,$$*) $(EX_SHARED_OBJ) $(SHLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) -L$(B) -lkitd -Wl,-rpath,'$$ORIGIN/..' \
 	  $(DEP_LIBS) $(MHD_LIBS) -lm
