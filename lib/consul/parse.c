@@ -75,7 +75,7 @@ int kitd__consul_parse_health(const char *body, size_t len,
                               bool passing, char ***out, size_t *count,
                               char *detail, size_t detail_cap) {
   json_error_t jerr;
-  json_t *root = json_loadb(body ? body : "", body ? len : 0, 0, &jerr);
+  json_t *root = json_loadb(body ? body : "", body ? len : 0, JSON_DECODE_ANY, &jerr);
   if (!root) {
     if (detail && detail_cap)
       snprintf(detail, detail_cap, "bad health answer: not JSON: %s at byte %d", jerr.text,
