@@ -69,21 +69,37 @@ static void reg(const char *svc, const char *id, int port, const char *tags,
       kitd_test_agent_register(&agent, svc, id, "127.0.0.1", port, tags, status, 60), 200);
 }
 
+static bool have_agent;
+
 static int setup(void **state) {
   (void)state;
   kitd_global_init();
-  return kitd_test_agent_start(&agent, NULL);
+  int rc = kitd_test_agent_start(&agent, NULL);
+  have_agent = rc == 0;
+  return rc < 0 ? -1 : 0;
 }
+
+/* Before each test: an agent (else skip), and no fault left over. */
+static int before(void **state) {
+  (void)state;
+  if (have_agent && !agent.real) kitd_test_agent_clear_faults(&agent);
+  return 0;
+}
+#define NEED_AGENT() \
+  do {               \
+    if (!have_agent) skip(); \
+  } while (0)
 
 static int teardown(void **state) {
   (void)state;
-  kitd_test_agent_stop(&agent);
+  if (have_agent) kitd_test_agent_stop(&agent);
   kitd_global_cleanup();
   return 0;
 }
 
 static void test_discovery_and_changes(void **state) {
   (void)state;
+  NEED_AGENT();
   char svc[64], id1[80], id2[80], id3[80];
   svc_name(svc, sizeof svc, "disc");
   snprintf(id1, sizeof id1, "%s-1", svc);
@@ -117,6 +133,7 @@ static void test_discovery_and_changes(void **state) {
 
 static void test_passing_filter(void **state) {
   (void)state;
+  NEED_AGENT();
   char svc[64], id1[80], id2[80];
   svc_name(svc, sizeof svc, "pass");
   snprintf(id1, sizeof id1, "%s-1", svc);
@@ -148,6 +165,7 @@ static void test_passing_filter(void **state) {
 
 static void test_tags(void **state) {
   (void)state;
+  NEED_AGENT();
   char svc[64], id1[80], id2[80], id3[80];
   svc_name(svc, sizeof svc, "tags");
   snprintf(id1, sizeof id1, "%s-1", svc);
@@ -182,6 +200,7 @@ static void test_tags(void **state) {
  * minute. */
 static void test_dev_restart(void **state) {
   (void)state;
+  NEED_AGENT();
   if (agent.real) skip();
   char svc[64], id1[80];
   svc_name(svc, sizeof svc, "restart");
@@ -206,6 +225,7 @@ static void test_dev_restart(void **state) {
 /* Freeing in the middle of a long poll returns in well under 100 ms. */
 static void test_prompt_stop(void **state) {
   (void)state;
+  NEED_AGENT();
   char svc[64], id1[80];
   svc_name(svc, sizeof svc, "stop");
   snprintf(id1, sizeof id1, "%s-1", svc);
@@ -238,6 +258,7 @@ static void test_prompt_stop(void **state) {
 
 static void fault_case(const char *knob, const char *value, long error_within_ms,
                        int want_err) {
+  NEED_AGENT();
   if (agent.real) skip();
   char svc[64], id1[80];
   svc_name(svc, sizeof svc, knob);
@@ -293,6 +314,7 @@ static void test_fault_stall(void **s) { (void)s; fault_case("stall", NULL, 2000
 /* A slow agent is not an error: answers come late, but they come. */
 static void test_fault_slow(void **state) {
   (void)state;
+  NEED_AGENT();
   if (agent.real) skip();
   char svc[64], id1[80];
   svc_name(svc, sizeof svc, "slow");
@@ -314,6 +336,7 @@ static void test_fault_slow(void **state) {
  * watcher starts again from 0 and keeps seeing changes. */
 static void test_fault_index_reset(void **state) {
   (void)state;
+  NEED_AGENT();
   if (agent.real) skip();
   char svc[64], id1[80];
   svc_name(svc, sizeof svc, "idxreset");
@@ -359,6 +382,7 @@ static void capture(void *arg, kitd_log_level level, const char *line) {
 
 static void test_token_never_logged(void **state) {
   (void)state;
+  NEED_AGENT();
   if (agent.real) skip();
   static const char secret[] = "9b1c7e2a-kitd-secret-token-5d3f";
   static struct logcap lc;
@@ -408,6 +432,7 @@ static void test_token_never_logged(void **state) {
 /* No agent at all: the lookup fails with ECONNECT and a clear detail. */
 static void test_lookup_refused(void **state) {
   (void)state;
+  NEED_AGENT();
   kitd_consul *c = NULL;
   assert_int_equal(kitd_consul_new(KITD_CONSUL_NO_ENV, NULL, &c), 0);
   assert_int_equal(kitd_consul_set_address(c, "127.0.0.1:1", NULL), 0);
@@ -422,22 +447,22 @@ static void test_lookup_refused(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_discovery_and_changes),
-      cmocka_unit_test(test_passing_filter),
-      cmocka_unit_test(test_tags),
-      cmocka_unit_test(test_prompt_stop),
-      cmocka_unit_test(test_lookup_refused),
-      cmocka_unit_test(test_token_never_logged),
-      cmocka_unit_test(test_fault_500),
-      cmocka_unit_test(test_fault_429),
-      cmocka_unit_test(test_fault_garbage),
-      cmocka_unit_test(test_fault_truncated),
-      cmocka_unit_test(test_fault_oversized),
-      cmocka_unit_test(test_fault_slow),
-      cmocka_unit_test(test_fault_index_reset),
-      cmocka_unit_test(test_fault_down),
-      cmocka_unit_test(test_fault_stall),
-      cmocka_unit_test(test_dev_restart),
+      cmocka_unit_test_setup(test_discovery_and_changes, before),
+      cmocka_unit_test_setup(test_passing_filter, before),
+      cmocka_unit_test_setup(test_tags, before),
+      cmocka_unit_test_setup(test_prompt_stop, before),
+      cmocka_unit_test_setup(test_lookup_refused, before),
+      cmocka_unit_test_setup(test_token_never_logged, before),
+      cmocka_unit_test_setup(test_fault_500, before),
+      cmocka_unit_test_setup(test_fault_429, before),
+      cmocka_unit_test_setup(test_fault_garbage, before),
+      cmocka_unit_test_setup(test_fault_truncated, before),
+      cmocka_unit_test_setup(test_fault_oversized, before),
+      cmocka_unit_test_setup(test_fault_slow, before),
+      cmocka_unit_test_setup(test_fault_index_reset, before),
+      cmocka_unit_test_setup(test_fault_down, before),
+      cmocka_unit_test_setup(test_fault_stall, before),
+      cmocka_unit_test_setup(test_dev_restart, before),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

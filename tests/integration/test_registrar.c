@@ -66,15 +66,30 @@ static bool eventually(kitd_consul *c, const char *svc, int passing, const char 
   return false;
 }
 
+static bool have_agent;
+
 static int setup(void **state) {
   (void)state;
   kitd_global_init();
-  return kitd_test_agent_start(&agent, NULL);
+  int rc = kitd_test_agent_start(&agent, NULL);
+  have_agent = rc == 0;
+  return rc < 0 ? -1 : 0;
 }
+
+/* Before each test: an agent (else skip), and no fault left over. */
+static int before(void **state) {
+  (void)state;
+  if (have_agent && !agent.real) kitd_test_agent_clear_faults(&agent);
+  return 0;
+}
+#define NEED_AGENT() \
+  do {               \
+    if (!have_agent) skip(); \
+  } while (0)
 
 static int teardown(void **state) {
   (void)state;
-  kitd_test_agent_stop(&agent);
+  if (have_agent) kitd_test_agent_stop(&agent);
   kitd_global_cleanup();
   return 0;
 }
@@ -92,6 +107,7 @@ static void ttl_reg(kitd_registration *g, const char *svc, int port, int64_t ttl
  * on free. */
 static void test_ttl_lifecycle(void **state) {
   (void)state;
+  NEED_AGENT();
   char svc[64];
   snprintf(svc, sizeof svc, "kitd-reg-%d-%d", (int)getpid(), ++seq);
   kitd_consul *c = client();
@@ -148,6 +164,7 @@ static void test_ttl_lifecycle(void **state) {
  * 404 and the registrar registers again. */
 static void test_reregister_after_restart(void **state) {
   (void)state;
+  NEED_AGENT();
   if (agent.real) skip();
   char svc[64];
   snprintf(svc, sizeof svc, "kitd-rereg-%d-%d", (int)getpid(), ++seq);
@@ -170,6 +187,7 @@ static void test_reregister_after_restart(void **state) {
  * is up. Uses a port where nothing listens, then the double's address. */
 static void test_agent_down_then_up(void **state) {
   (void)state;
+  NEED_AGENT();
   if (agent.real) skip();
   char svc[64];
   snprintf(svc, sizeof svc, "kitd-down-%d-%d", (int)getpid(), ++seq);
@@ -194,6 +212,7 @@ static void test_agent_down_then_up(void **state) {
  * our body; an initial status of passing makes it visible at once. */
 static void test_http_and_tcp_checks(void **state) {
   (void)state;
+  NEED_AGENT();
   char svc[64];
   snprintf(svc, sizeof svc, "kitd-chk-%d-%d", (int)getpid(), ++seq);
   kitd_consul *c = client();
@@ -230,6 +249,7 @@ static void test_http_and_tcp_checks(void **state) {
 
 static void test_invalid(void **state) {
   (void)state;
+  NEED_AGENT();
   kitd_consul *c = client();
   kitd_registration g;
   kitd_registrar *r = NULL;
@@ -251,11 +271,11 @@ static void test_invalid(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_invalid),
-      cmocka_unit_test(test_ttl_lifecycle),
-      cmocka_unit_test(test_http_and_tcp_checks),
-      cmocka_unit_test(test_agent_down_then_up),
-      cmocka_unit_test(test_reregister_after_restart),
+      cmocka_unit_test_setup(test_invalid, before),
+      cmocka_unit_test_setup(test_ttl_lifecycle, before),
+      cmocka_unit_test_setup(test_http_and_tcp_checks, before),
+      cmocka_unit_test_setup(test_agent_down_then_up, before),
+      cmocka_unit_test_setup(test_reregister_after_restart, before),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

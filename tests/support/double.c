@@ -80,6 +80,13 @@ int kitd_test_agent_start(kitd_test_agent *a, const char *const *extra) {
     snprintf(a->url, sizeof a->url, "%s%s", strstr(real, "://") ? "" : "http://", real);
     return 0;
   }
+  const char *b = getenv("KITD_BUILD");
+  char bin[512];
+  snprintf(bin, sizeof bin, "%s/tests/consul-double", b && *b ? b : "build");
+  if (access(bin, X_OK) != 0) {
+    fprintf(stderr, "SKIP: %s is not built\n", bin);
+    return 1;
+  }
   for (int i = 0; extra && extra[i] && i < 15; i++) a->args[a->nargs++] = strdup(extra[i]);
   return spawn(a, "127.0.0.1:0");
 }

@@ -23,7 +23,8 @@ typedef struct kitd_test_agent {
 } kitd_test_agent;
 
 /* Start the double with `extra` flags (NULL-terminated, may be NULL).
- * Returns 0, or -1 (message on stderr). */
+ * Returns 0, 1 when the double is not built (tests skip), or -1 (message
+ * on stderr). */
 int kitd_test_agent_start(kitd_test_agent *a, const char *const *extra);
 
 /* SIGTERM + waitpid (a real agent is left alone). */
