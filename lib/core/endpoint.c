@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 
+#include "core/alloc.h"
 #include "kitd/error.h"
 
 struct kitd_endpoint {
@@ -15,7 +16,7 @@ struct kitd_endpoint {
 int kitd_endpoint_new(kitd_endpoint_fn fn, kitd_endpoint_close_fn close,
                       void *state, kitd_endpoint **out) {
   if (!fn || !out) return KITD_EINVAL;
-  kitd_endpoint *ep = malloc(sizeof *ep);
+  kitd_endpoint *ep = kitd__malloc(sizeof *ep);
   if (!ep) return KITD_ENOMEM;
   ep->fn = fn;
   ep->close = close;
