@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "kitd/error.h"
 #include "kitd/retry.h"
 #include "lb/balancer_impl.h"
@@ -131,7 +132,7 @@ static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) 
 
 int kitd_retry_new(kitd_balancer *b, const kitd_retry_opts *opts, kitd_endpoint **out) {
   if (!b || !out) return KITD_EINVAL;
-  struct retry *r = malloc(sizeof *r);
+  struct retry *r = kitd__malloc(sizeof *r);
   if (!r) return KITD_ENOMEM;
   r->b = b;
   if (opts)
