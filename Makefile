@@ -83,7 +83,7 @@ $(B)/obj/%.o: %.c $(B)/.flags
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(SHLIB): $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--no-undefined $(ALL_LDFLAGS) -o $@ $(LIB_OBJ) $(DEP_LIBS)
+	$(CC) -shared -Wl,-soname,$(SONAME) $(if $(SANITIZE),,-Wl,--no-undefined) $(ALL_LDFLAGS) -o $@ $(LIB_OBJ) $(DEP_LIBS)
 	ln -sf libkitd.so.$(VERSION) $(B)/$(SONAME)
 	ln -sf $(SONAME) $(B)/libkitd.so
 
@@ -172,7 +172,8 @@ install: lib
 	ln -sf libkitd.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libkitd.so
 	install -m 644 $(STLIB) $(DESTDIR)$(LIBDIR)/
-	install -m 644 $(B)/libkitd.pc $(DESTDIR)$(PKGCONFIGDIR)/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' pkgconfig/libkitd.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/libkitd.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libkitd.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
