@@ -68,7 +68,7 @@ EX_SHARED_OBJ := $(EX_SHARED_SRC:%.c=$(B)/obj/%.o)
 EX_BIN := $(addprefix $(B)/examples/,$(EX_PROGS))
 HEADERS := $(wildcard include/kitd/*.h)
 
-.PHONY: all lib check check-run demo demo-run bench bench-run install uninstall clean deps fuzz valgrind sanitizers
+.PHONY: soak all lib check check-run demo demo-run bench bench-run install uninstall clean deps fuzz valgrind sanitizers
 all: lib $(DOUBLE_BIN) $(EX_BIN) $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN) $(FUZZ_REPLAY)
 lib: $(SHLIB) $(STLIB) $(B)/libkitd.pc
 
@@ -105,6 +105,11 @@ $(B)/tests/integration/%: $(B)/obj/tests/integration/%.o $(SUPPORT_OBJ) $(STLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(SUPPORT_OBJ) $(TEST_LIBS)
 $(B)/tests/bench/%: $(B)/obj/tests/bench/%.o $(SUPPORT_OBJ) $(STLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(SUPPORT_OBJ) $(TEST_LIBS)
+
+# The soak run (make soak): not part of check, it runs for a minute.
+$(B)/tests/soak/%: $(B)/obj/tests/soak/%.o $(SUPPORT_OBJ) $(STLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(SUPPORT_OBJ) $(TEST_LIBS)
 
@@ -152,6 +157,10 @@ bench: deps
 
 bench-run: all
 	@sh tests/bench/run.sh $(B)
+
+soak: deps
+	@$(MAKE) --no-print-directory all $(B)/tests/soak/soak_churn
+	@KITD_BUILD=$(B) $(B)/tests/soak/soak_churn $(or $(SOAK_SECONDS),60)
 
 # --- demo ---
 demo: deps

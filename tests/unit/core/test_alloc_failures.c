@@ -10,7 +10,9 @@
 #include <cmocka.h>
 
 #include "core/alloc.h"
+#include "kitd/consul.h"
 #include "kitd/kitd.h"
+#include "kitd/registrar.h"
 
 static int ok_call(void *st, kitd_ctx *c, const void *req, void **resp) {
   (void)c;
@@ -89,10 +91,43 @@ static void test_update_failure_keeps_old_set(void **st) {
   kitd_instancer_free(in);
 }
 
+/* The Consul config and a watching instancer (pointed at a closed port). */
+static int build_consul(void) {
+  kitd_consul *c = NULL;
+  kitd_instancer *in = NULL;
+  int rc = kitd_consul_new(KITD_CONSUL_NO_ENV, NULL, &c);
+  if (!rc) rc = kitd_consul_set_address(c, "http://127.0.0.1:1/prefix", NULL);
+  if (!rc) rc = kitd_consul_set_token(c, "secret");
+  const char *tags[] = {"a", "b"};
+  kitd_consul_instancer_opts o;
+  kitd_consul_instancer_opts_init(&o);
+  o.tags = tags;
+  o.ntags = 2;
+  if (!rc) rc = kitd_consul_instancer_new(c, "web", &o, NULL, &in);
+  kitd_instancer_free(in);
+  kitd_consul_free(c);
+  return rc;
+}
+
+static void test_consul_constructors(void **st) {
+  (void)st;
+  int failures = 0;
+  for (long n = 0; n < 300; n++) {
+    kitd__alloc_fail_after(n);
+    int rc = build_consul();
+    kitd__alloc_fail_after(-1);
+    if (rc == 0) break;
+    assert_true(rc == KITD_ENOMEM || rc == KITD_EINTERNAL);
+    failures++;
+  }
+  assert_true(failures >= 3);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_constructors),
       cmocka_unit_test(test_update_failure_keeps_old_set),
+      cmocka_unit_test(test_consul_constructors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
