@@ -1,30 +1,29 @@
-/* Internal: the allocator every part of libkitd goes through. Not API.
- *
- * It is plain malloc, plus two things tests and benchmarks need:
- *  - a failure hook: kitd__alloc_fail_after(n) lets the next n allocations
- *    succeed and makes the one after fail (once), so a test can raise n from
- *    0 until a constructor succeeds and check every failure path on the way
- *    (jansson's chaos test, libcurl's torture);
- *  - a counter of allocations, for the benchmarks' "allocs/op" figures.
- * Memory from these functions is released with plain free(). */
+/* Internal: libkitd's allocation calls. Not API. They go to the C library,
+ * except that a test may make the Nth allocation from now fail (jansson's
+ * chaos test, libcurl's torture mode): every constructor must then return
+ * KITD_ENOMEM without leaking or crashing. A counter of all allocations
+ * feeds the benchmarks' "allocs/op" figures. Memory from these functions is
+ * released with plain free(). */
 #ifndef KITD_CORE_ALLOC_H
 #define KITD_CORE_ALLOC_H
 
 #include <stddef.h>
 
 void *kitd__malloc(size_t n);
-void *kitd__calloc(size_t nmemb, size_t size);
+void *kitd__calloc(size_t n, size_t size);
 void *kitd__realloc(void *p, size_t n);
 char *kitd__strdup(const char *s);
-/* `align` a power of two >= sizeof(void *); `n` any size (rounded up). */
+char *kitd__strndup(const char *s, size_t n);
+/* `align` a power of two >= sizeof(void *); `n` is rounded up to it. */
 void *kitd__aligned_alloc(size_t align, size_t n);
 
-/* Let the next `n` allocations succeed, fail the one after (once); n < 0
- * turns the hook off. Returns nothing; any thread (tests call it from one). */
-void kitd__alloc_fail_after(long n);
-/* Has the hook fired since it was last armed? */
+/* Tests only: fail the allocation `n` calls from now (0: the next one),
+ * once; -1 turns failures off. Returns how many allocations have been made
+ * since the last call (so a test can find how many a constructor needs). */
+long kitd__alloc_fail_after(long n);
+/* Tests only: has the armed failure fired since kitd__alloc_fail_after()? */
 int kitd__alloc_failed(void);
-/* Allocations made through this allocator since the process started. */
+/* Allocations made since the process started (never reset). */
 unsigned long kitd__alloc_count(void);
 
 #endif

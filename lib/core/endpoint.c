@@ -1,9 +1,9 @@
 /* kitd_endpoint: a refcounted callable. */
+#include "core/alloc.h"
 #include "kitd/endpoint.h"
 
 #include <stdlib.h>
 
-#include "core/alloc.h"
 #include "kitd/error.h"
 
 struct kitd_endpoint {

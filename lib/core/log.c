@@ -1,4 +1,5 @@
 /* logfmt logger. */
+#include "core/alloc.h"
 #include "kitd/log.h"
 
 #include <stdio.h>
@@ -7,7 +8,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/alloc.h"
 #include "kitd/error.h"
 
 #define KITD__LOG_LINE_MAX 4096

@@ -57,7 +57,7 @@ int64_t kt_ms(void);
 void kt_sleep_ms(long ms);
 
 /* From lib/core/alloc.h (linked from the static library). */
-void kitd__alloc_fail_after(long n);
+long kitd__alloc_fail_after(long n);
 int kitd__alloc_failed(void);
 unsigned long kitd__alloc_count(void);
 
