@@ -12,22 +12,22 @@ struct kitd__balancer_ops {
   const char *name;
   /* Choose an index in [0, n), n >= 1. Lock-free, allocation-free. */
   size_t (*next)(kitd_balancer *b, size_t n);
-  /* Outcome of a call on the picked endpoint (may be NULL). */
+  /* Outcome of a call on the picked endpoint (may be NULL). Runs on the
+   * picking thread before the pick is released. */
   void (*feedback)(kitd_balancer *b, const kitd_pick *p, int result, int64_t latency_ns);
 };
 
 struct kitd_balancer {
+  /* Read-only after set-up: every pick reads this line. */
   const struct kitd__balancer_ops *ops;
   kitd_endpointer *ep;
-  uint32_t start;          /* random start (or the seed) */
+  uint64_t start;    /* random start, or the seed */
+  uint32_t id;       /* unique, nonzero: tags per-thread state */
   unsigned flags;
-  unsigned tls_index;      /* per-thread state slot (per-thread round robin) */
   int seeded;
-  uint64_t seed;
-  /* The shared counter of the global rotation, or the seeded random
-   * sequence, on a cache line of its own: it is the only word pickers write. */
+  /* The shared counter of the global rotation, or of the seeded random
+   * sequence, on a cache line of its own: the only word pickers write. */
   _Alignas(64) atomic_uint_fast64_t counter;
-  char pad_[64 - sizeof(atomic_uint_fast64_t)];
 };
 
 /* Allocate and fill the common part. */
@@ -48,7 +48,7 @@ static inline uint64_t kitd__mix64(uint64_t z) {
 /* Per-thread xorshift64* generator (lazily seeded); any thread. */
 uint64_t kitd__rand64(void);
 
-/* Map a 32-bit random value onto [0, n) without a divide. */
+/* Map a 32-bit random value onto [0, n) without a divide (Lemire). */
 static inline size_t kitd__reduce(uint32_t x, size_t n) {
   return (size_t)(((uint64_t)x * (uint64_t)n) >> 32);
 }

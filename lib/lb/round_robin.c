@@ -1,26 +1,39 @@
 /* Round robin: a strict global rotation (one shared counter) or a
- * per-thread rotation (no shared write). Both start at a random position. */
+ * per-thread rotation (no shared write). Both start at a random position,
+ * or at seed % n once kitd_balancer_set_seed() is called. */
 #include "kitd/error.h"
 #include "lb/balancer_impl.h"
 
-/* Per-thread positions, one per balancer slot (balancers beyond 64 share
- * slots: still a rotation, a little less even). 0 means "not started". */
-#define RR_TLS_SLOTS 64
-static __thread uint32_t rr_pos[RR_TLS_SLOTS] __attribute__((tls_model("initial-exec")));
-
 static size_t rr_global_next(kitd_balancer *b, size_t n) {
   uint64_t c = atomic_fetch_add_explicit(&b->counter, 1, memory_order_relaxed);
-  return (size_t)(((uint32_t)c + b->start) % (uint32_t)n);
+  return (size_t)((c + b->start) % (uint64_t)n);
 }
 
+/* Per-thread positions: a small table indexed by the balancer's id. An
+ * entry belongs to the balancer whose id it carries; a balancer meeting an
+ * entry of another one (more than RR_TLS_SLOTS balancers used by one
+ * thread, or a freed one) starts afresh. */
+#define RR_TLS_SLOTS 64
+struct rr_pos {
+  uint32_t id;
+  uint32_t pos;
+};
+static __thread struct rr_pos rr_tls[RR_TLS_SLOTS] __attribute__((tls_model("initial-exec")));
+
 static size_t rr_thread_next(kitd_balancer *b, size_t n) {
-  uint32_t *pos = &rr_pos[b->tls_index % RR_TLS_SLOTS];
-  uint32_t p = *pos;
-  /* Stored one past the index, so a fresh thread starts at the balancer's
-   * random start instead of at 0. */
-  size_t i = p == 0 ? (size_t)(b->start % (uint32_t)n) : (size_t)(p - 1);
-  if (i >= n) i %= n; /* the set shrank */
-  *pos = (uint32_t)(i + 1 == n ? 0 : i + 1) + 1;
+  struct rr_pos *e = &rr_tls[b->id % RR_TLS_SLOTS];
+  size_t i;
+  if (__builtin_expect(e->id == b->id, 1)) {
+    i = e->pos;
+    if (__builtin_expect(i >= n, 0)) i %= n; /* the set shrank */
+  } else {
+    /* Seeded: seed % n on every thread. Otherwise each thread starts at its
+     * own random place, so threads do not march in step. */
+    uint64_t start = b->seeded ? b->start : b->start ^ kitd__mix64((uintptr_t)e);
+    i = (size_t)(start % (uint64_t)n);
+    e->id = b->id;
+  }
+  e->pos = (uint32_t)(i + 1 == n ? 0 : i + 1);
   return i;
 }
 
