@@ -282,7 +282,7 @@ static void test_cancel_from_other_thread(void **state) {
 }
 
 /* No endpoints, no backoff configured, many attempts allowed: the call
- * waits between attempts instead of spinning (about one pick per 5 ms). */
+ * waits between attempts instead of spinning (about one pick per 10 ms). */
 static void test_no_endpoints_no_spin(void **state) {
   env *e = *state;
   kt_set(e->in, "");
