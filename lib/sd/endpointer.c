@@ -49,6 +49,7 @@ static void snap_free(struct kitd__snap *s) {
  * list; freeing in order makes "k is free" imply "all of them are". */
 static void reclaim_locked(kitd_endpointer *ep) {
   struct kitd__snap *h;
+  if (ep->retired_head) kitd__hp_scan_begin();
   while ((h = ep->retired_head) != NULL) {
     if (atomic_load_explicit(&h->refs, memory_order_acquire) != 0 || kitd__hp_in_use(h)) break;
     ep->retired_head = h->next;
@@ -266,6 +267,7 @@ int kitd_endpointer_new(kitd_instancer *src, kitd_factory_fn factory, void *arg,
     ep->opts = *opts;
   else
     kitd_endpointer_opts_init(&ep->opts);
+  kitd__hp_init(); /* before any pick or reclaim can involve this endpointer */
   ep->src = src;
   ep->factory = factory;
   ep->arg = arg;

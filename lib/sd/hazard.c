@@ -1,8 +1,11 @@
 /* Per-thread hazard slots (see hazard.h). */
 #include "sd/hazard.h"
 
+#include <linux/membarrier.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "kitd/error.h"
@@ -10,7 +13,39 @@
 __thread struct kitd__hp_rec *kitd__hp_tls __attribute__((tls_model("initial-exec")));
 __thread unsigned kitd__hp_used __attribute__((tls_model("initial-exec")));
 
+int kitd__hp_asym;
+
 static _Atomic(struct kitd__hp_rec *) hp_head;
+static pthread_once_t asym_once = PTHREAD_ONCE_INIT;
+
+#if defined(__SANITIZE_THREAD__)
+#define KITD__HP_NO_ASYM 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define KITD__HP_NO_ASYM 1
+#endif
+#endif
+
+static void asym_init(void) {
+#ifndef KITD__HP_NO_ASYM
+  long cmds = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0);
+  if (cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+      syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0) == 0)
+    kitd__hp_asym = 1;
+#endif
+}
+
+void kitd__hp_init(void) { pthread_once(&asym_once, asym_init); }
+
+void kitd__hp_scan_begin(void) {
+  if (kitd__hp_asym) {
+    /* Every thread of the process now runs a full barrier (or is not
+     * running): a slot stored before its owner's re-read is visible. */
+    if (syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0) != 0) abort();
+  } else {
+    atomic_thread_fence(memory_order_seq_cst);
+  }
+}
 static pthread_key_t hp_key;
 static pthread_once_t hp_once = PTHREAD_ONCE_INIT;
 static int hp_key_ok;
