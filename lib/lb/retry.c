@@ -97,8 +97,10 @@ static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) 
   unsigned navoid = 0;
   int last = KITD_ENOENDPOINTS;
   for (unsigned attempt = 1;; attempt++) {
-    int e = kitd_ctx_err(base);
-    if (e) return e;
+    /* No kitd_ctx_err(base) here: the caller's kitd_endpoint_call checked
+     * before the first attempt, the failure path and the backoff sleep
+     * check before the others, and the attempt's own call checks again. */
+    int e;
     kitd_pick p;
     int rc = pick_avoiding(r, &p, avoid, navoid);
     if (rc == 0) {
