@@ -6,15 +6,17 @@
 #include <string.h>
 
 static atomic_long fail_countdown = -1;
-static atomic_long since_arm;
 static atomic_ulong total;
+static unsigned long total_at_arm;
 static atomic_int fired;
 
-/* The hook off costs one relaxed load besides the counters. */
+/* One atomic add per allocation (the running count); the hook off costs a
+ * relaxed load more. Two adds made the allocator hook 7% of a 10,000-
+ * instance endpointer update. */
 static int should_fail(void) {
-  atomic_fetch_add_explicit(&since_arm, 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&total, 1, memory_order_relaxed);
-  if (atomic_load_explicit(&fail_countdown, memory_order_relaxed) < 0) return 0;
+  if (__builtin_expect(atomic_load_explicit(&fail_countdown, memory_order_relaxed) < 0, 1))
+    return 0;
   if (atomic_fetch_sub_explicit(&fail_countdown, 1, memory_order_relaxed) != 0) return 0;
   atomic_store_explicit(&fired, 1, memory_order_relaxed);
   return 1;
@@ -23,7 +25,10 @@ static int should_fail(void) {
 long kitd__alloc_fail_after(long n) {
   atomic_store(&fired, 0);
   atomic_store(&fail_countdown, n < 0 ? -1 : n);
-  return atomic_exchange(&since_arm, 0);
+  unsigned long now = atomic_load(&total);
+  long since = (long)(now - total_at_arm);
+  total_at_arm = now;
+  return since;
 }
 
 int kitd__alloc_failed(void) { return atomic_load(&fired); }
