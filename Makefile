@@ -121,7 +121,7 @@ $(B)/tests/fuzz/replay_%: $(B)/obj/tests/fuzz/fuzz_%.o $(B)/obj/tests/fuzz/repla
 # The Consul double stands alone: it never links libkitd.
 $(B)/tests/consul-double: $(DOUBLE_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $(DOUBLE_OBJ) $(shell pkg-config --libs jansson 2>/dev/null) $(MHD_LIBS) -lpthread -lm
+	$(CC) $(ALL_LDFLAGS) -o $@ $(DOUBLE_OBJ) $(shell pkg-config --libs jansson 2>/dev/null) $(MHD_LIBS) -lz -lpthread -lm
 
 # Examples link the shared library as a user's program would: each program
 # is every .c file of its folder plus the shared example code.
