@@ -5,7 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
-static int fail(lorem_route *o, int status, const char *fmt, const char *arg, size_t arglen) {
+static int route_fail(lorem_route *o, int status, const char *fmt, const char *arg, size_t arglen) {
   o->kind = LOREM_ROUTE_ERROR;
   o->status = status;
   /* quote at most 40 bytes of what the client sent, printable ASCII only */
@@ -25,24 +25,24 @@ static int count(const char *s, size_t n, lorem_type t, int *out, lorem_route *o
   char fmt[96];
   if (n == 0) {
     snprintf(fmt, sizeof fmt, "%s: empty count%%s", which);
-    return fail(o, 400, fmt, "", 0);
+    return route_fail(o, 400, fmt, "", 0);
   }
   if (s[0] == '-') {
     snprintf(fmt, sizeof fmt, "%s must not be negative: %%s", which);
-    return fail(o, 400, fmt, s, n);
+    return route_fail(o, 400, fmt, s, n);
   }
   long v = 0;
   for (size_t i = 0; i < n; i++) {
     if (s[i] < '0' || s[i] > '9') {
       snprintf(fmt, sizeof fmt, "%s is not a number: %%s", which);
-      return fail(o, 400, fmt, s, n);
+      return route_fail(o, 400, fmt, s, n);
     }
     if (v <= 1000000000L) v = v * 10 + (s[i] - '0'); /* saturate: no overflow */
   }
   if (v > lorem_limit(t)) {
     snprintf(fmt, sizeof fmt, "%s over the limit of %d for %s: %%s", which, lorem_limit(t),
              lorem_type_name(t));
-    return fail(o, 400, fmt, s, n);
+    return route_fail(o, 400, fmt, s, n);
   }
   *out = (int)v;
   return 0;
@@ -56,8 +56,8 @@ int lorem_route_parse(const char *method, const char *path, size_t len, lorem_ro
   memset(o, 0, sizeof *o);
   if (!method) method = "";
   if (!path) path = "", len = 0;
-  if (len > LOREM_URL_MAX) return fail(o, 414, "URI too long%s", "", 0);
-  if (len == 0 || path[0] != '/') return fail(o, 404, "not found: %s", path, len);
+  if (len > LOREM_URL_MAX) return route_fail(o, 414, "URI too long%s", "", 0);
+  if (len == 0 || path[0] != '/') return route_fail(o, 404, "not found: %s", path, len);
 
   /* split into at most 5 segments after the leading '/' */
   const char *seg[5];
@@ -67,7 +67,7 @@ int lorem_route_parse(const char *method, const char *path, size_t len, lorem_ro
   for (;;) {
     size_t j = i;
     while (j < len && path[j] != '/') j++;
-    if (nseg == 5) return fail(o, 404, "not found: %s", path, len);
+    if (nseg == 5) return route_fail(o, 404, "not found: %s", path, len);
     seg[nseg] = path + i;
     segn[nseg] = j - i;
     nseg++;
@@ -78,7 +78,7 @@ int lorem_route_parse(const char *method, const char *path, size_t len, lorem_ro
   if (nseg == 1 && seg_eq(seg[0], segn[0], "health")) {
     if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
       o->allow = "GET, HEAD";
-      return fail(o, 405, "method not allowed: %s", method, strlen(method));
+      return route_fail(o, 405, "method not allowed: %s", method, strlen(method));
     }
     o->kind = LOREM_ROUTE_HEALTH;
     o->status = 200;
@@ -87,11 +87,11 @@ int lorem_route_parse(const char *method, const char *path, size_t len, lorem_ro
   if (nseg == 4 && seg_eq(seg[0], segn[0], "lorem")) {
     if (strcmp(method, "POST")) {
       o->allow = "POST";
-      return fail(o, 405, "method not allowed: %s", method, strlen(method));
+      return route_fail(o, 405, "method not allowed: %s", method, strlen(method));
     }
     lorem_type t;
     if (lorem_type_parse(seg[1], segn[1], &t))
-      return fail(o, 400, "unknown type (word, sentence or paragraph): %s", seg[1], segn[1]);
+      return route_fail(o, 400, "unknown type (word, sentence or paragraph): %s", seg[1], segn[1]);
     int rc;
     if ((rc = count(seg[2], segn[2], t, &o->min, o, "min"))) return rc;
     if ((rc = count(seg[3], segn[3], t, &o->max, o, "max"))) return rc;
@@ -100,7 +100,7 @@ int lorem_route_parse(const char *method, const char *path, size_t len, lorem_ro
     o->status = 200;
     return 200;
   }
-  return fail(o, 404, "not found: %s", path, len);
+  return route_fail(o, 404, "not found: %s", path, len);
 }
 
 int lorem_json_string(char *buf, size_t cap, const char *s) {
