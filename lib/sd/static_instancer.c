@@ -1,0 +1,68 @@
+/* The static instancer: a set given by the program, changeable at run time. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kitd/error.h"
+#include "sd/instancer_impl.h"
+
+static void static_destroy(kitd_instancer *in) { free(in); }
+
+static const struct kitd__instancer_ops static_ops = {"static", NULL, static_destroy};
+
+static int copy_set(const char *const *instances, size_t count, char ***out) {
+  if (count && !instances) return KITD_EINVAL;
+  for (size_t i = 0; i < count; i++)
+    if (!instances[i]) return KITD_EINVAL;
+  char **v = malloc((count ? count : 1) * sizeof *v);
+  if (!v) return KITD_ENOMEM;
+  for (size_t i = 0; i < count; i++) {
+    v[i] = strdup(instances[i]);
+    if (!v[i]) {
+      kitd_strv_free(v, i);
+      return KITD_ENOMEM;
+    }
+  }
+  *out = v;
+  return 0;
+}
+
+int kitd_static_instancer_new(const char *const *instances, size_t count,
+                              kitd_instancer **out) {
+  if (!out) return KITD_EINVAL;
+  char **v;
+  int rc = copy_set(instances, count, &v);
+  if (rc) return rc;
+  kitd_instancer *in = malloc(sizeof *in);
+  if (!in) {
+    kitd_strv_free(v, count);
+    return KITD_ENOMEM;
+  }
+  rc = kitd__instancer_init(in, &static_ops);
+  if (rc) {
+    free(in);
+    kitd_strv_free(v, count);
+    return rc;
+  }
+  rc = kitd__instancer_publish(in, v, count);
+  if (rc) {
+    kitd_instancer_free(in);
+    return rc;
+  }
+  *out = in;
+  return 0;
+}
+
+int kitd_static_instancer_set(kitd_instancer *in, const char *const *instances,
+                              size_t count) {
+  if (!in || in->ops != &static_ops) return KITD_EINVAL;
+  char **v;
+  int rc = copy_set(instances, count, &v);
+  if (rc) return rc;
+  return kitd__instancer_publish(in, v, count);
+}
+
+int kitd_static_instancer_fail(kitd_instancer *in, int err, const char *detail) {
+  if (!in || in->ops != &static_ops || err >= 0) return KITD_EINVAL;
+  kitd__instancer_publish_error(in, err, detail);
+  return 0;
+}

@@ -1,0 +1,468 @@
+/* The Consul instancer against the Consul double (or a real agent when
+ * CONSUL_HTTP_ADDR is set: then the fault tests skip). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "kitd/consul.h"
+#include "kitd/error.h"
+#include "kitd/kitd.h"
+#include "../support/double.h"
+#include "../support/recorder.h"
+
+static kitd_test_agent agent;
+static int seq;
+
+/* Unique service names per test, so tests never see each other. */
+static void svc_name(char *buf, size_t cap, const char *base) {
+  snprintf(buf, cap, "kitd-%s-%d-%d", base, (int)getpid(), ++seq);
+}
+
+static kitd_consul *client(void) {
+  kitd_consul *c = NULL;
+  assert_int_equal(kitd_consul_new(KITD_CONSUL_NO_ENV, NULL, &c), 0);
+  assert_int_equal(kitd_consul_set_address(c, agent.url, NULL), 0);
+  const char *t = getenv("CONSUL_HTTP_TOKEN");
+  if (t && *t) assert_int_equal(kitd_consul_set_token(c, t), 0);
+  return c;
+}
+
+typedef struct watch {
+  kitd_consul *c;
+  kitd_instancer *in;
+  kitd_test_recorder rec;
+} watch;
+
+static void watch_start(watch *w, const char *service, kitd_consul_instancer_opts *o,
+                        kitd_logger *lg) {
+  kitd_test_recorder_init(&w->rec);
+  w->c = client();
+  kitd_consul_instancer_opts def;
+  if (!o) {
+    kitd_consul_instancer_opts_init(&def);
+    o = &def;
+  }
+  /* Short backoff so that recovery tests do not wait 10 s. */
+  if (o->backoff_max_ms == 10000) o->backoff_max_ms = 400;
+  assert_int_equal(kitd_consul_instancer_new(w->c, service, o, lg, &w->in), 0);
+  assert_int_equal(kitd_instancer_subscribe(w->in, kitd_test_recorder_fn, &w->rec), 0);
+}
+
+static void watch_stop(watch *w) {
+  kitd_instancer_unsubscribe(w->in, kitd_test_recorder_fn, &w->rec);
+  kitd_instancer_free(w->in);
+  kitd_consul_free(w->c);
+  kitd_test_recorder_destroy(&w->rec);
+}
+
+static void reg(const char *svc, const char *id, int port, const char *tags,
+                const char *status) {
+  assert_int_equal(
+      kitd_test_agent_register(&agent, svc, id, "127.0.0.1", port, tags, status, 60), 200);
+}
+
+static bool have_agent;
+
+static int setup(void **state) {
+  (void)state;
+  kitd_global_init();
+  int rc = kitd_test_agent_start(&agent, NULL);
+  have_agent = rc == 0;
+  return rc < 0 ? -1 : 0;
+}
+
+/* Before each test: an agent (else skip), and no fault left over. */
+static int before(void **state) {
+  (void)state;
+  if (have_agent && !agent.real) kitd_test_agent_clear_faults(&agent);
+  return 0;
+}
+#define NEED_AGENT() \
+  do {               \
+    if (!have_agent) skip(); \
+  } while (0)
+
+static int teardown(void **state) {
+  (void)state;
+  if (have_agent) kitd_test_agent_stop(&agent);
+  kitd_global_cleanup();
+  return 0;
+}
+
+static void test_discovery_and_changes(void **state) {
+  (void)state;
+  NEED_AGENT();
+  char svc[64], id1[80], id2[80], id3[80];
+  svc_name(svc, sizeof svc, "disc");
+  snprintf(id1, sizeof id1, "%s-1", svc);
+  snprintf(id2, sizeof id2, "%s-2", svc);
+  snprintf(id3, sizeof id3, "%s-3", svc);
+  reg(svc, id1, 7001, NULL, "passing");
+  reg(svc, id2, 7002, NULL, "passing");
+  watch w;
+  watch_start(&w, svc, NULL, NULL);
+  assert_true(kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7001,127.0.0.1:7002",
+                                          kitd_test_ms(3000)));
+  reg(svc, id3, 7003, NULL, "passing");
+  assert_true(kitd_test_recorder_wait_set(
+      &w.rec, "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003", kitd_test_ms(3000)));
+  assert_int_equal(kitd_test_agent_deregister(&agent, id1), 200);
+  assert_true(kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7002,127.0.0.1:7003",
+                                          kitd_test_ms(3000)));
+  kitd_test_agent_deregister(&agent, id2);
+  kitd_test_agent_deregister(&agent, id3);
+  assert_true(kitd_test_recorder_wait_set(&w.rec, "", kitd_test_ms(3000)));
+  /* The one-shot lookup agrees. */
+  char **set = NULL;
+  size_t n = 5;
+  kitd_ctx ctx;
+  kitd_ctx_init(&ctx);
+  assert_int_equal(kitd_consul_lookup(w.c, svc, NULL, &ctx, &set, &n), 0);
+  assert_int_equal(n, 0);
+  kitd_strv_free(set, n);
+  watch_stop(&w);
+}
+
+static void test_passing_filter(void **state) {
+  (void)state;
+  NEED_AGENT();
+  char svc[64], id1[80], id2[80];
+  svc_name(svc, sizeof svc, "pass");
+  snprintf(id1, sizeof id1, "%s-1", svc);
+  snprintf(id2, sizeof id2, "%s-2", svc);
+  reg(svc, id1, 7001, NULL, "passing");
+  reg(svc, id2, 7002, NULL, "critical");
+  watch w, all;
+  watch_start(&w, svc, NULL, NULL);
+  kitd_consul_instancer_opts o;
+  kitd_consul_instancer_opts_init(&o);
+  o.passing_only = 0;
+  watch_start(&all, svc, &o, NULL);
+  assert_true(kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7001", kitd_test_ms(3000)));
+  assert_true(kitd_test_recorder_wait_set(&all.rec, "127.0.0.1:7001,127.0.0.1:7002",
+                                          kitd_test_ms(3000)));
+  assert_int_equal(kitd_test_agent_ttl(&agent, id2, "pass"), 200);
+  assert_true(kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7001,127.0.0.1:7002",
+                                          kitd_test_ms(3000)));
+  /* warning is not passing */
+  assert_int_equal(kitd_test_agent_ttl(&agent, id1, "warn"), 200);
+  assert_true(kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7002", kitd_test_ms(3000)));
+  assert_true(kitd_test_recorder_wait_set(&all.rec, "127.0.0.1:7001,127.0.0.1:7002",
+                                          kitd_test_ms(3000)));
+  kitd_test_agent_deregister(&agent, id1);
+  kitd_test_agent_deregister(&agent, id2);
+  watch_stop(&w);
+  watch_stop(&all);
+}
+
+static void test_tags(void **state) {
+  (void)state;
+  NEED_AGENT();
+  char svc[64], id1[80], id2[80], id3[80];
+  svc_name(svc, sizeof svc, "tags");
+  snprintf(id1, sizeof id1, "%s-1", svc);
+  snprintf(id2, sizeof id2, "%s-2", svc);
+  snprintf(id3, sizeof id3, "%s-3", svc);
+  reg(svc, id1, 7001, "[\"prod\",\"V2\"]", "passing");
+  reg(svc, id2, 7002, "[\"prod\"]", "passing");
+  reg(svc, id3, 7003, "[\"v2\",\"canary\",\"PROD\"]", "passing");
+  const char *tags[] = {"prod", "v2"};
+  kitd_consul_instancer_opts o;
+  kitd_consul_instancer_opts_init(&o);
+  o.tags = tags;
+  o.ntags = 2;
+  watch w;
+  watch_start(&w, svc, &o, NULL);
+  assert_true(kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7001,127.0.0.1:7003",
+                                          kitd_test_ms(3000)));
+  char **set = NULL;
+  size_t n = 0;
+  assert_int_equal(kitd_consul_lookup(w.c, svc, &o, NULL, &set, &n), 0);
+  assert_int_equal(n, 2);
+  assert_string_equal(set[0], "127.0.0.1:7001");
+  kitd_strv_free(set, n);
+  kitd_test_agent_deregister(&agent, id1);
+  kitd_test_agent_deregister(&agent, id2);
+  kitd_test_agent_deregister(&agent, id3);
+  watch_stop(&w);
+}
+
+/* A dev agent restart: index goes backwards, registrations are gone. With a
+ * 60 s wait, a watcher that kept its old index would see nothing for a
+ * minute. */
+static void test_dev_restart(void **state) {
+  (void)state;
+  NEED_AGENT();
+  if (agent.real) skip();
+  char svc[64], id1[80];
+  svc_name(svc, sizeof svc, "restart");
+  snprintf(id1, sizeof id1, "%s-1", svc);
+  /* Push the index up so the restarted agent's index is surely lower. */
+  for (int i = 0; i < 20; i++) reg(svc, id1, 7001, NULL, "passing");
+  kitd_consul_instancer_opts o;
+  kitd_consul_instancer_opts_init(&o);
+  o.wait_ms = 60000;
+  watch w;
+  watch_start(&w, svc, &o, NULL);
+  assert_true(kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7001", kitd_test_ms(3000)));
+  assert_int_equal(kitd_test_agent_restart(&agent), 0);
+  /* The restart is an outage first; the last good set stays. */
+  reg(svc, id1, 7009, NULL, "passing");
+  assert_true(kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7009", kitd_test_ms(5000)));
+  kitd_test_agent_deregister(&agent, id1);
+  assert_true(kitd_test_recorder_wait_set(&w.rec, "", kitd_test_ms(5000)));
+  watch_stop(&w);
+}
+
+/* Freeing in the middle of a long poll returns in well under 100 ms. */
+static void test_prompt_stop(void **state) {
+  (void)state;
+  NEED_AGENT();
+  char svc[64], id1[80];
+  svc_name(svc, sizeof svc, "stop");
+  snprintf(id1, sizeof id1, "%s-1", svc);
+  reg(svc, id1, 7001, NULL, "passing");
+  kitd_consul_instancer_opts o;
+  kitd_consul_instancer_opts_init(&o); /* 5 minute wait */
+  watch w;
+  watch_start(&w, svc, &o, NULL);
+  assert_true(kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7001", kitd_test_ms(3000)));
+  struct timespec ts = {0, 300 * 1000 * 1000}; /* be inside the long poll */
+  nanosleep(&ts, NULL);
+  int64_t t0 = kitd_now_ns();
+  kitd_instancer_stop(w.in);
+  int64_t ms = (kitd_now_ns() - t0) / 1000000;
+  kitd_instancer_stop(w.in); /* twice is harmless */
+  fprintf(stderr, "stop took %lld ms\n", (long long)ms);
+  assert_true(ms < kitd_test_ms(100));
+  /* The set stays readable after stop. */
+  char **set = NULL;
+  size_t n = 0;
+  assert_int_equal(kitd_instancer_state(w.in, &set, &n), 0);
+  assert_int_equal(n, 1);
+  kitd_strv_free(set, n);
+  watch_stop(&w);
+  kitd_test_agent_deregister(&agent, id1);
+}
+
+/* --- faults: an error event, the last good set kept, recovery after the
+ * fault ends, and a bounded number of requests --- */
+
+static void fault_case(const char *knob, const char *value, long error_within_ms,
+                       int want_err) {
+  NEED_AGENT();
+  if (agent.real) skip();
+  char svc[64], id1[80];
+  svc_name(svc, sizeof svc, knob);
+  snprintf(id1, sizeof id1, "%s-1", svc);
+  reg(svc, id1, 7001, NULL, "passing");
+  kitd_consul_instancer_opts o;
+  kitd_consul_instancer_opts_init(&o);
+  o.wait_ms = 2000;           /* so stalled or slow polls end soon */
+  o.max_body = 1 << 20;       /* "oversized" answers exceed this */
+  watch w;
+  watch_start(&w, svc, &o, NULL);
+  assert_true(kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7001", kitd_test_ms(3000)));
+  long errs = kitd_test_recorder_errors(&w.rec);
+  long req0 = kitd_test_agent_requests(&agent, "/v1/health/service/");
+  int st = kitd_test_agent_fault(&agent, knob, value);
+  assert_int_equal(st, 200);
+  /* Wake the watcher: a change makes its long poll return into the fault
+   * (with the agent down this fails, and the 2 s wait ends the poll). */
+  kitd_test_agent_register(&agent, svc, id1, "127.0.0.1", 7001, "[\"x\"]", "passing", 60);
+  int64_t t0 = kitd_now_ns();
+  assert_true(kitd_test_recorder_wait_error(&w.rec, errs, kitd_test_ms(error_within_ms)));
+  pthread_mutex_lock(&w.rec.mu);
+  fprintf(stderr, "%s: err=%s detail=%s\n", knob, kitd_err_name(w.rec.err), w.rec.detail);
+  if (want_err) assert_int_equal(w.rec.err, want_err);
+  assert_string_equal(w.rec.set, "127.0.0.1:7001"); /* last good set kept */
+  pthread_mutex_unlock(&w.rec.mu);
+  /* Let the fault last 3 s: requests stay bounded (no hot loop). */
+  struct timespec ts = {3, 0};
+  nanosleep(&ts, NULL);
+  int64_t el_ms = (kitd_now_ns() - t0) / 1000000;
+  long req1 = kitd_test_agent_requests(&agent, "/v1/health/service/");
+  if (req0 >= 0 && req1 >= 0) {
+    fprintf(stderr, "%s: %ld requests in %lld ms\n", knob, req1 - req0, (long long)el_ms);
+    /* backoff 400 ms cap + bucket 1/s: at most ~ 2/s plus the first few */
+    assert_true(req1 - req0 <= 4 + 2 * (el_ms / 1000 + 1));
+  }
+  assert_int_equal(kitd_test_agent_clear_faults(&agent), 200);
+  reg(svc, id1, 7002, NULL, "passing");
+  assert_true(kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7002", kitd_test_ms(8000)));
+  watch_stop(&w);
+  kitd_test_agent_deregister(&agent, id1);
+}
+
+static void test_fault_down(void **s) { (void)s; fault_case("down", NULL, 3000, KITD_ECONNECT); }
+static void test_fault_500(void **s) { (void)s; fault_case("500", NULL, 3000, KITD_EHTTP); }
+static void test_fault_429(void **s) { (void)s; fault_case("429", NULL, 3000, KITD_EHTTP); }
+static void test_fault_garbage(void **s) { (void)s; fault_case("garbage", NULL, 3000, KITD_EPROTO); }
+static void test_fault_truncated(void **s) { (void)s; fault_case("truncated", NULL, 3000, KITD_EPROTO); }
+static void test_fault_oversized(void **s) { (void)s; fault_case("oversized", NULL, 3000, KITD_ETOOBIG); }
+/* A stalled agent: the poll is cut by the timeout (wait + wait/16 + 11 s). */
+static void test_fault_stall(void **s) { (void)s; fault_case("stall", NULL, 20000, KITD_ETIMEDOUT); }
+
+/* A slow agent is not an error: answers come late, but they come. */
+static void test_fault_slow(void **state) {
+  (void)state;
+  NEED_AGENT();
+  if (agent.real) skip();
+  char svc[64], id1[80];
+  svc_name(svc, sizeof svc, "slow");
+  snprintf(id1, sizeof id1, "%s-1", svc);
+  reg(svc, id1, 7001, NULL, "passing");
+  assert_int_equal(kitd_test_agent_fault(&agent, "slow", "500ms"), 200);
+  watch w;
+  watch_start(&w, svc, NULL, NULL);
+  assert_true(kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7001", kitd_test_ms(5000)));
+  reg(svc, id1, 7002, NULL, "passing");
+  assert_true(kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7002", kitd_test_ms(5000)));
+  assert_int_equal(kitd_test_recorder_errors(&w.rec), 0);
+  kitd_test_agent_clear_faults(&agent);
+  watch_stop(&w);
+  kitd_test_agent_deregister(&agent, id1);
+}
+
+/* The index goes backwards without a restart (snapshot restore): the
+ * watcher starts again from 0 and keeps seeing changes. */
+static void test_fault_index_reset(void **state) {
+  (void)state;
+  NEED_AGENT();
+  if (agent.real) skip();
+  char svc[64], id1[80];
+  svc_name(svc, sizeof svc, "idxreset");
+  snprintf(id1, sizeof id1, "%s-1", svc);
+  for (int i = 0; i < 10; i++) reg(svc, id1, 7001, NULL, "passing");
+  kitd_consul_instancer_opts o;
+  kitd_consul_instancer_opts_init(&o);
+  o.wait_ms = 60000;
+  watch w;
+  watch_start(&w, svc, &o, NULL);
+  assert_true(kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7001", kitd_test_ms(3000)));
+  assert_int_equal(kitd_test_agent_fault(&agent, "index-reset", NULL), 200);
+  reg(svc, id1, 7005, NULL, "passing");
+  assert_true(kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7005", kitd_test_ms(5000)));
+  reg(svc, id1, 7006, NULL, "passing");
+  assert_true(kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7006", kitd_test_ms(5000)));
+  kitd_test_agent_clear_faults(&agent);
+  watch_stop(&w);
+  kitd_test_agent_deregister(&agent, id1);
+}
+
+/* --- the token: sent, and never in a log line or an event detail --- */
+
+struct logcap {
+  pthread_mutex_t mu;
+  char lines[65536];
+  size_t len;
+};
+
+static void capture(void *arg, kitd_log_level level, const char *line) {
+  (void)level;
+  struct logcap *lc = arg;
+  pthread_mutex_lock(&lc->mu);
+  size_t n = strlen(line);
+  if (lc->len + n + 2 < sizeof lc->lines) {
+    memcpy(lc->lines + lc->len, line, n);
+    lc->len += n;
+    lc->lines[lc->len++] = '\n';
+    lc->lines[lc->len] = '\0';
+  }
+  pthread_mutex_unlock(&lc->mu);
+}
+
+static void test_token_never_logged(void **state) {
+  (void)state;
+  NEED_AGENT();
+  if (agent.real) skip();
+  static const char secret[] = "9b1c7e2a-kitd-secret-token-5d3f";
+  static struct logcap lc;
+  memset(&lc, 0, sizeof lc);
+  pthread_mutex_init(&lc.mu, NULL);
+  kitd_logger *lg = NULL;
+  assert_int_equal(kitd_logger_new(KITD_LOG_DEBUG, capture, &lc, &lg), 0);
+  char svc[64], id1[80];
+  svc_name(svc, sizeof svc, "token");
+  snprintf(id1, sizeof id1, "%s-1", svc);
+  reg(svc, id1, 7001, NULL, "passing");
+  watch w;
+  kitd_test_recorder_init(&w.rec);
+  w.c = client();
+  assert_int_equal(kitd_consul_set_token(w.c, secret), 0);
+  kitd_consul_instancer_opts o;
+  kitd_consul_instancer_opts_init(&o);
+  o.backoff_max_ms = 300;
+  o.wait_ms = 2000;
+  assert_int_equal(kitd_consul_instancer_new(w.c, svc, &o, lg, &w.in), 0);
+  assert_int_equal(kitd_instancer_subscribe(w.in, kitd_test_recorder_fn, &w.rec), 0);
+  assert_true(kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7001", kitd_test_ms(3000)));
+  /* Errors are logged: make some. */
+  long errs = kitd_test_recorder_errors(&w.rec);
+  assert_int_equal(kitd_test_agent_fault(&agent, "500", NULL), 200);
+  reg(svc, id1, 7002, NULL, "passing");
+  assert_true(kitd_test_recorder_wait_error(&w.rec, errs, kitd_test_ms(3000)));
+  pthread_mutex_lock(&w.rec.mu);
+  assert_null(strstr(w.rec.detail, secret));
+  pthread_mutex_unlock(&w.rec.mu);
+  kitd_test_agent_clear_faults(&agent);
+  assert_true(kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7002", kitd_test_ms(5000)));
+  /* The double saw the token (its stats record the last token it got). */
+  char *stats = NULL;
+  int st = kitd_test_agent_http(&agent, "GET", "/_double/stats", NULL, &stats);
+  if (st == 200 && stats && strstr(stats, "token")) assert_non_null(strstr(stats, secret));
+  free(stats);
+  watch_stop(&w);
+  kitd_logger_free(lg);
+  pthread_mutex_lock(&lc.mu);
+  assert_true(lc.len > 0);
+  if (strstr(lc.lines, secret)) fail_msg("token found in logs:\n%s", lc.lines);
+  pthread_mutex_unlock(&lc.mu);
+  kitd_test_agent_deregister(&agent, id1);
+}
+
+/* No agent at all: the lookup fails with ECONNECT and a clear detail. */
+static void test_lookup_refused(void **state) {
+  (void)state;
+  NEED_AGENT();
+  kitd_consul *c = NULL;
+  assert_int_equal(kitd_consul_new(KITD_CONSUL_NO_ENV, NULL, &c), 0);
+  assert_int_equal(kitd_consul_set_address(c, "127.0.0.1:1", NULL), 0);
+  kitd_ctx ctx;
+  kitd_ctx_init(&ctx);
+  char **set = NULL;
+  size_t n = 0;
+  assert_int_equal(kitd_consul_lookup(c, "x", NULL, &ctx, &set, &n), KITD_ECONNECT);
+  assert_non_null(strstr(kitd_ctx_detail(&ctx), "connect"));
+  kitd_consul_free(c);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup(test_discovery_and_changes, before),
+      cmocka_unit_test_setup(test_passing_filter, before),
+      cmocka_unit_test_setup(test_tags, before),
+      cmocka_unit_test_setup(test_prompt_stop, before),
+      cmocka_unit_test_setup(test_lookup_refused, before),
+      cmocka_unit_test_setup(test_token_never_logged, before),
+      cmocka_unit_test_setup(test_fault_500, before),
+      cmocka_unit_test_setup(test_fault_429, before),
+      cmocka_unit_test_setup(test_fault_garbage, before),
+      cmocka_unit_test_setup(test_fault_truncated, before),
+      cmocka_unit_test_setup(test_fault_oversized, before),
+      cmocka_unit_test_setup(test_fault_slow, before),
+      cmocka_unit_test_setup(test_fault_index_reset, before),
+      cmocka_unit_test_setup(test_fault_down, before),
+      cmocka_unit_test_setup(test_fault_stall, before),
+      cmocka_unit_test_setup(test_dev_restart, before),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
