@@ -92,7 +92,7 @@ int main(int argc, char **argv) {
       {"consul.port", FLAG_STR, &consul_port, "Consul agent port (default 8500)"},
       {"advertise.addr", FLAG_STR, &adv_addr, "address registered in Consul (default 127.0.0.1)"},
       {"advertise.port", FLAG_STR, &adv_port, "port registered in Consul (default: the bound port)"},
-      {"listen", FLAG_STR, &listen_on, "host:port to listen on (default :<advertise.port>, else :8080; port 0: any free port)"},
+      {"listen", FLAG_STR, &listen_on, "host:port to listen on (default :<advertise.port>, else :7002; port 0: any free port)"},
       {"check", FLAG_STR, &check, "Consul check kind: http (GET /health) or ttl (default http)"},
       {"check.interval", FLAG_DURATION, &interval, "HTTP check interval (default 10s)"},
       {"check.timeout", FLAG_DURATION, &timeout, "HTTP check timeout (default 1s)"},
@@ -111,7 +111,7 @@ int main(int argc, char **argv) {
   }
   char listen_buf[300];
   if (!listen_on) {
-    snprintf(listen_buf, sizeof listen_buf, ":%s", adv_port ? adv_port : "8080");
+    snprintf(listen_buf, sizeof listen_buf, ":%s", adv_port ? adv_port : "7002");
     listen_on = listen_buf;
   }
   g_seed = seed >= 0 ? (uint64_t)seed : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
@@ -131,7 +131,7 @@ int main(int argc, char **argv) {
   g_health = MHD_create_response_from_buffer(sizeof health - 1, (void *)health,
                                              MHD_RESPMEM_PERSISTENT);
   MHD_add_response_header(g_health, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-  struct MHD_Daemon *d = lorem_httpd_start(fd, (int)threads, serve, NULL);
+  struct MHD_Daemon *d = lorem_httpd_start(fd, (int)threads, serve, NULL, NULL);
   if (!d) {
     kitd_log(lg, KITD_LOG_ERROR, "lorem-server", "action=listen addr=%s err=\"cannot start the HTTP daemon\"", listen_on);
     return 1;

@@ -14,10 +14,11 @@
  * bound port. */
 int lorem_listen(const char *hostport, int *port_out);
 
-/* Start a daemon over `fd` with `threads` pool threads (<= 0: one per CPU).
- * NULL on failure. */
+/* Start a daemon over `fd` with `threads` epoll threads (0: one per CPU;
+ * -1: a thread per connection, for handlers that block). `done` (may be
+ * NULL) runs when a request ends. NULL on failure. */
 struct MHD_Daemon *lorem_httpd_start(int fd, int threads, MHD_AccessHandlerCallback h,
-                                     void *arg);
+                                     void *arg, MHD_RequestCompletedCallback done);
 
 /* Queue a JSON answer (`json` copied). `allow` (may be NULL) adds an Allow
  * header, `upstream` (may be NULL) an X-Upstream header. */
