@@ -6,17 +6,18 @@
  * into a kitd_factory_fn: give it to kitd_endpointer_new() and every
  * instance "host:port" becomes an HTTP endpoint.
  *
- * Connections: a kitd_http keeps a pool of libcurl easy handles, each with
- * its own cache of keep-alive connections. A call borrows one handle (LIFO,
+ * Connections: a kitd_http keeps a pool of libcurl handles (an easy handle
+ * driven by its own multi handle), each with its own cache of keep-alive
+ * connections. A call borrows one handle (LIFO,
  * so a busy thread keeps finding the same warm one) and gives it back; in a
  * steady state no call creates a handle or opens a connection. Bodies are
  * built into and read from buffers that stay with the handle, so a call
  * allocates only what the callbacks allocate.
  *
  * Deadlines: each call's timeout is kitd_ctx_remaining_ms() of its ctx
- * (CURLOPT_TIMEOUT_MS), and the transfer polls kitd_ctx_err() while it runs,
- * so kitd_ctx_cancel() from another thread stops it (within libcurl's
- * progress interval; at most about a second, usually at once).
+ * (CURLOPT_TIMEOUT_MS), and the transfer checks kitd_ctx_err() at least
+ * every 50 ms while it waits, so kitd_ctx_cancel() from another thread
+ * stops it within 50 ms.
  *
  * Errors, for retry callbacks to tell apart:
  *  KITD_ECONNECT    no connection (refused, unreachable, name not resolved)

@@ -1,12 +1,18 @@
-/* kitd_http: the client object and its pool of libcurl easy handles.
+/* kitd_http: the client object and its pool of libcurl handles.
  *
- * Why a pool of easy handles and not a share handle: an easy handle used
- * with curl_easy_perform() keeps its own connection cache, so a handle that
+ * Why a pool of (multi, easy) pairs and not a share handle: a multi handle
+ * keeps the connection cache of the easy handle it drives, so a pair that
  * goes back to a LIFO stack comes out warm, with a live keep-alive
  * connection to each instance it talked to. A share handle with
  * CURL_LOCK_DATA_CONNECT would put one lock (two callbacks) around every
  * connection-cache access of every call on every thread instead; the pool
- * costs one uncontended mutex pair per call. */
+ * costs one uncontended mutex pair per call.
+ *
+ * Why our own multi handle and not curl_easy_perform(): easy_perform waits
+ * with curl_multi_poll(), which also polls the multi's wake-up socketpair:
+ * one more poll() per call. curl_multi_wait() does not, and its wait
+ * returns every CANCEL_POLL_MS so that we check the ctx's cancel flag
+ * without a progress callback (which would read the clock on every chunk). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,15 +34,21 @@ static char *dup_or(const char *s, const char *dflt) {
   return strdup(s && *s ? s : dflt);
 }
 
+void kitd__http_conn_free(struct kitd__http_conn *c) {
+  if (!c) return;
+  curl_easy_cleanup(c->easy);
+  curl_multi_cleanup(c->multi);
+  kitd__http_buf_release(&c->url);
+  kitd__http_buf_release(&c->body);
+  kitd__http_buf_release(&c->resp);
+  free(c);
+}
+
 static void destroy(kitd_http *h) {
   struct kitd__http_conn *c = h->idle;
   while (c) {
     struct kitd__http_conn *next = c->next;
-    curl_easy_cleanup(c->easy);
-    kitd__http_buf_release(&c->url);
-    kitd__http_buf_release(&c->body);
-    kitd__http_buf_release(&c->resp);
-    free(c);
+    kitd__http_conn_free(c);
     c = next;
   }
   curl_slist_free_all(h->headers);
@@ -131,20 +143,18 @@ static size_t on_write(char *data, size_t size, size_t n, void *arg) {
   return kitd_http_buf_append(&c->resp, data, len) ? 0 : len;
 }
 
-static int on_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t d, curl_off_t e) {
-  (void)a, (void)b, (void)d, (void)e;
-  const struct kitd__http_conn *c = arg;
-  return c->ctx && kitd_ctx_err(c->ctx) != 0; /* nonzero aborts the transfer */
-}
-
 static struct kitd__http_conn *conn_new(kitd_http *h) {
   struct kitd__http_conn *c = calloc(1, sizeof *c);
   if (!c) return NULL;
   c->easy = curl_easy_init();
-  if (!c->easy) {
+  c->multi = curl_multi_init();
+  if (!c->easy || !c->multi) {
+    curl_easy_cleanup(c->easy);
+    curl_multi_cleanup(c->multi);
     free(c);
     return NULL;
   }
+  curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)h->o.max_conns_per_handle);
   CURL *e = c->easy;
   c->max_body = h->o.max_body;
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L); /* no SIGALRM across threads */
@@ -158,9 +168,6 @@ static struct kitd__http_conn *conn_new(kitd_http *h) {
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->headers);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
-  curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
-  curl_easy_setopt(e, CURLOPT_XFERINFODATA, c);
-  curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
   if (h->method_kind == 1) {
     curl_easy_setopt(e, CURLOPT_POST, 1L);
@@ -199,13 +206,46 @@ void kitd__http_conn_put(kitd_http *h, struct kitd__http_conn *c) {
     c = NULL;
   }
   pthread_mutex_unlock(&h->mu);
-  if (c) {
-    curl_easy_cleanup(c->easy);
-    kitd__http_buf_release(&c->url);
-    kitd__http_buf_release(&c->body);
-    kitd__http_buf_release(&c->resp);
-    free(c);
+  kitd__http_conn_free(c);
+}
+
+/* Longest wait before checking the cancel flag again. */
+#define CANCEL_POLL_MS 50
+
+CURLcode kitd__http_conn_perform(struct kitd__http_conn *c) {
+  CURLMcode mc = curl_multi_add_handle(c->multi, c->easy);
+  if (mc != CURLM_OK) return mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
+  CURLcode res = CURLE_OK;
+  int running = 1;
+  for (;;) {
+    mc = curl_multi_perform(c->multi, &running);
+    if (mc != CURLM_OK) {
+      res = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_RECV_ERROR;
+      break;
+    }
+    if (!running) {
+      int left;
+      CURLMsg *m;
+      while ((m = curl_multi_info_read(c->multi, &left)) != NULL)
+        if (m->msg == CURLMSG_DONE && m->easy_handle == c->easy) res = m->data.result;
+      break;
+    }
+    if (c->ctx && kitd_ctx_err(c->ctx)) {
+      res = CURLE_ABORTED_BY_CALLBACK;
+      break;
+    }
+    long t = -1;
+    curl_multi_timeout(c->multi, &t);
+    if (t != 0) {
+      int timeout = t < 0 || t > CANCEL_POLL_MS ? CANCEL_POLL_MS : (int)t;
+      if (curl_multi_wait(c->multi, NULL, 0, timeout, NULL) != CURLM_OK) {
+        res = CURLE_RECV_ERROR;
+        break;
+      }
+    }
   }
+  curl_multi_remove_handle(c->multi, c->easy);
+  return res;
 }
 
 void kitd_http_stats(kitd_http *h, unsigned long *handles_created, unsigned *handles_idle) {

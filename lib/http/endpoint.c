@@ -67,7 +67,7 @@ static int ep_call(void *state, kitd_ctx *ctx, const void *request, void **respo
     curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body.len);
   }
   curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)ms);
-  CURLcode cc = curl_easy_perform(easy);
+  CURLcode cc = kitd__http_conn_perform(c);
   if (cc != CURLE_OK) {
     rc = kitd__http_curl_err(cc, c);
     if (rc == KITD_ETOOBIG)

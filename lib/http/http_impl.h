@@ -22,10 +22,11 @@ void kitd__http_buf_release(kitd_http_buf *b);
 
 /* One pooled easy handle with its buffers. Borrowed by one call at a time. */
 struct kitd__http_conn {
+  CURLM *multi;                 /* owns the connection cache of `easy` */
   CURL *easy;
   struct kitd__http_conn *next; /* idle stack link */
   kitd_http_buf url, body, resp;
-  const kitd_ctx *ctx;          /* the running call's, for the progress check */
+  const kitd_ctx *ctx;          /* the running call's */
   size_t max_body;
   int too_big;
   char errbuf[CURL_ERROR_SIZE];
@@ -50,6 +51,13 @@ void kitd__http_unref(kitd_http *h);
 struct kitd__http_conn *kitd__http_conn_get(kitd_http *h);
 /* Give it back (or free it when the pool is full). */
 void kitd__http_conn_put(kitd_http *h, struct kitd__http_conn *c);
+
+/* Run the transfer set up on c->easy to its end, checking c->ctx for
+ * cancellation between waits. Returns libcurl's result. */
+CURLcode kitd__http_conn_perform(struct kitd__http_conn *c);
+
+/* Free a handle that is not in the pool. */
+void kitd__http_conn_free(struct kitd__http_conn *c);
 
 /* Map a failed transfer to a KITD_E* code. */
 int kitd__http_curl_err(CURLcode cc, const struct kitd__http_conn *c);
