@@ -68,7 +68,7 @@ EX_SHARED_OBJ := $(EX_SHARED_SRC:%.c=$(B)/obj/%.o)
 EX_BIN := $(addprefix $(B)/examples/,$(EX_PROGS))
 HEADERS := $(wildcard include/kitd/*.h)
 
-.PHONY: all lib check check-run demo demo-run bench bench-run install uninstall clean deps fuzz valgrind sanitizers
+.PHONY: soak all lib check check-run demo demo-run bench bench-run install uninstall clean deps fuzz valgrind sanitizers
 all: lib $(DOUBLE_BIN) $(EX_BIN) $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN) $(FUZZ_REPLAY)
 lib: $(SHLIB) $(STLIB) $(B)/libkitd.pc
 
@@ -83,7 +83,7 @@ $(B)/obj/%.o: %.c $(B)/.flags
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(SHLIB): $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--no-undefined $(ALL_LDFLAGS) -o $@ $(LIB_OBJ) $(DEP_LIBS)
+	$(CC) -shared -Wl,-soname,$(SONAME) $(if $(SANITIZE),,-Wl,--no-undefined) $(ALL_LDFLAGS) -o $@ $(LIB_OBJ) $(DEP_LIBS)
 	ln -sf libkitd.so.$(VERSION) $(B)/$(SONAME)
 	ln -sf $(SONAME) $(B)/libkitd.so
 
@@ -108,6 +108,11 @@ $(B)/tests/bench/%: $(B)/obj/tests/bench/%.o $(SUPPORT_OBJ) $(STLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(SUPPORT_OBJ) $(TEST_LIBS)
 
+# The soak run (make soak): not part of check, it runs for a minute.
+$(B)/tests/soak/%: $(B)/obj/tests/soak/%.o $(SUPPORT_OBJ) $(STLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(SUPPORT_OBJ) $(TEST_LIBS)
+
 # Fuzz targets, replayed over their corpora by `make check` (no libFuzzer).
 $(B)/tests/fuzz/replay_%: $(B)/obj/tests/fuzz/fuzz_%.o $(B)/obj/tests/fuzz/replay_main.o $(EX_SHARED_OBJ) $(STLIB)
 	@mkdir -p $(dir $@)
@@ -116,7 +121,7 @@ $(B)/tests/fuzz/replay_%: $(B)/obj/tests/fuzz/fuzz_%.o $(B)/obj/tests/fuzz/repla
 # The Consul double stands alone: it never links libkitd.
 $(B)/tests/consul-double: $(DOUBLE_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $(DOUBLE_OBJ) $(shell pkg-config --libs jansson 2>/dev/null) $(MHD_LIBS) -lpthread -lm
+	$(CC) $(ALL_LDFLAGS) -o $@ $(DOUBLE_OBJ) $(shell pkg-config --libs jansson 2>/dev/null) $(MHD_LIBS) -lz -lpthread -lm
 
 # Examples link the shared library as a user's program would: each program
 # is every .c file of its folder plus the shared example code.
@@ -153,6 +158,10 @@ bench: deps
 bench-run: all
 	@sh tests/bench/run.sh $(B)
 
+soak: deps
+	@$(MAKE) --no-print-directory all $(B)/tests/soak/soak_churn
+	@KITD_BUILD=$(B) $(B)/tests/soak/soak_churn $(or $(SOAK_SECONDS),60)
+
 # --- demo ---
 demo: deps
 	@$(MAKE) --no-print-directory demo-run
@@ -172,7 +181,8 @@ install: lib
 	ln -sf libkitd.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libkitd.so
 	install -m 644 $(STLIB) $(DESTDIR)$(LIBDIR)/
-	install -m 644 $(B)/libkitd.pc $(DESTDIR)$(PKGCONFIGDIR)/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' pkgconfig/libkitd.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/libkitd.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libkitd.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \

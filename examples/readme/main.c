@@ -11,8 +11,11 @@ static int hello(void *state, kitd_ctx *ctx, const void *req, void **resp) {
 
 static int factory(void *arg, const char *instance, kitd_endpoint **out) {
   (void)arg;
-  char *copy = strdup(instance); /* `instance` is borrowed for this call only */
-  int rc = copy ? kitd_endpoint_new(hello, free, copy, out) : KITD_ENOMEM;
+  size_t len = strlen(instance) + 1; /* `instance` is borrowed for this call only */
+  char *copy = malloc(len);
+  if (!copy) return KITD_ENOMEM;
+  memcpy(copy, instance, len);
+  int rc = kitd_endpoint_new(hello, free, copy, out);
   if (rc) free(copy);
   return rc;
 }

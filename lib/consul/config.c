@@ -6,13 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "consul/consul_impl.h"
 #include "kitd/error.h"
 
 static int set_str(char **dst, const char *s) {
   char *v = NULL;
   if (s && *s) {
-    v = strdup(s);
+    v = kitd__strdup(s);
     if (!v) return KITD_ENOMEM;
   }
   free(*dst);
@@ -90,7 +91,7 @@ static int parse_hostport(const char *s, size_t n, char **host, int *port,
     }
     if (pv == 0) return econfig(ctx, "%s: port out of range", what);
   }
-  char *h = strndup(hs, (size_t)(he - hs));
+  char *h = kitd__strndup(hs, (size_t)(he - hs));
   if (!h) return KITD_ENOMEM;
   free(*host);
   *host = h;
@@ -123,7 +124,7 @@ static int set_address(kitd_consul *c, const char *addr, kitd_ctx *ctx,
     if (e) return e;
     if ((e = set_str(&c->host, "localhost"))) return e;
     c->port = 0;
-    char *empty = strdup("");
+    char *empty = kitd__strdup("");
     if (!empty) return KITD_ENOMEM;
     free(c->prefix);
     c->prefix = empty;
@@ -140,7 +141,7 @@ static int set_address(kitd_consul *c, const char *addr, kitd_ctx *ctx,
   const char *pre = rest + hl;
   size_t pl = strlen(pre);
   while (pl > 0 && pre[pl - 1] == '/') pl--;
-  char *prefix = strndup(pre, pl);
+  char *prefix = kitd__strndup(pre, pl);
   if (!prefix) {
     free(host);
     return KITD_ENOMEM;
@@ -181,7 +182,7 @@ static int read_token_file(const char *path, char **out, kitd_ctx *ctx,
     kitd_ctx_set_detail(ctx, "%s: %s holds no token", what, path);
     return KITD_ECONFIG;
   }
-  char *t = strndup(s, l);
+  char *t = kitd__strndup(s, l);
   /* The file's bytes held the token: wipe the stack copy. */
   memset(buf, 0, sizeof buf);
   if (!t) return KITD_ENOMEM;
@@ -201,8 +202,8 @@ static int set_auth(kitd_consul *c, const char *userpass) {
   char *u = NULL, *p = NULL;
   if (userpass && *userpass) {
     const char *colon = strchr(userpass, ':');
-    u = colon ? strndup(userpass, (size_t)(colon - userpass)) : strdup(userpass);
-    p = strdup(colon ? colon + 1 : "");
+    u = colon ? kitd__strndup(userpass, (size_t)(colon - userpass)) : kitd__strdup(userpass);
+    p = kitd__strdup(colon ? colon + 1 : "");
     if (!u || !p) {
       free(u);
       free_secret(p);
@@ -231,7 +232,7 @@ static int set_server_name(kitd_consul *c, const char *name) {
     const char *colon = strrchr(s, ':');
     if (colon && strchr(s, ':') == colon) n = (size_t)(colon - s);
   }
-  char *v = strndup(s, n);
+  char *v = kitd__strndup(s, n);
   if (!v) return KITD_ENOMEM;
   free(c->server_name);
   c->server_name = v;
@@ -286,13 +287,13 @@ static int load_env(kitd_consul *c, kitd_ctx *ctx) {
 
 int kitd_consul_new(unsigned flags, kitd_ctx *ctx, kitd_consul **out) {
   if (!out || (flags & ~KITD_CONSUL_NO_ENV)) return KITD_EINVAL;
-  kitd_consul *c = calloc(1, sizeof *c);
+  kitd_consul *c = kitd__calloc(1, sizeof *c);
   if (!c) return KITD_ENOMEM;
   c->tls_verify = true;
   c->port = 8500;
   c->max_body = KITD__CONSUL_DEFAULT_MAX_BODY;
-  c->host = strdup("127.0.0.1");
-  c->prefix = strdup("");
+  c->host = kitd__strdup("127.0.0.1");
+  c->prefix = kitd__strdup("");
   int e = (!c->host || !c->prefix) ? KITD_ENOMEM : update_display(c);
   if (!e && !(flags & KITD_CONSUL_NO_ENV)) e = load_env(c, ctx);
   if (e) {
@@ -324,7 +325,7 @@ void kitd_consul_free(kitd_consul *c) {
 }
 
 int kitd__consul_dup(const kitd_consul *c, kitd_consul **out) {
-  kitd_consul *d = calloc(1, sizeof *d);
+  kitd_consul *d = kitd__calloc(1, sizeof *d);
   if (!d) return KITD_ENOMEM;
   *d = *c;
   char **fields[] = {&d->host, &d->prefix, &d->unix_path, &d->token,
@@ -335,7 +336,7 @@ int kitd__consul_dup(const kitd_consul *c, kitd_consul **out) {
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
     if (!*fields[i]) continue;
     /* After a failure, the rest still point into `c`: clear them. */
-    *fields[i] = e ? NULL : strdup(*fields[i]);
+    *fields[i] = e ? NULL : kitd__strdup(*fields[i]);
     if (!*fields[i]) e = KITD_ENOMEM;
   }
   if (e) {

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "consul/consul_impl.h"
 #include "kitd/error.h"
 
@@ -39,7 +40,7 @@ int kitd__consul_http_new(const kitd_consul *c, const int *stop,
    * it so. kitd_global_init() is the documented way; this is the fallback. */
   if (!__atomic_exchange_n(&global_done, 1, __ATOMIC_ACQ_REL))
     curl_global_init(CURL_GLOBAL_DEFAULT);
-  kitd__consul_http *h = calloc(1, sizeof *h);
+  kitd__consul_http *h = kitd__calloc(1, sizeof *h);
   if (!h) return KITD_ENOMEM;
   h->c = c;
   h->stop = stop;
@@ -79,7 +80,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg) {
   if (x->len + len + 1 > x->cap) {
     size_t cap = x->cap ? x->cap : 4096;
     while (cap < x->len + len + 1) cap *= 2;
-    char *b = realloc(x->buf, cap);
+    char *b = kitd__realloc(x->buf, cap);
     if (!b) return 0;
     x->buf = b;
     x->cap = cap;
@@ -227,7 +228,7 @@ static int build_url(const kitd_consul *c, const kitd__consul_req *q, char **out
                     (c->partition ? strlen(c->partition) : 0) +
                     (c->server_name ? strlen(c->server_name) : 0) + strlen(c->host) +
                     strlen(c->prefix));
-  char *u = malloc(cap);
+  char *u = kitd__malloc(cap);
   if (!u) return KITD_ENOMEM;
   const char *host = c->server_name && !c->unix_path ? c->server_name : c->host;
   bool v6 = strchr(host, ':') != NULL;
@@ -326,7 +327,7 @@ int kitd__consul_http_do(kitd__consul_http *h, const kitd__consul_req *q,
   bool oom = false;
   if (c->token) {
     size_t tl = strlen(c->token) + 32;
-    tokhdr = malloc(tl);
+    tokhdr = kitd__malloc(tl);
     if (!tokhdr) oom = true;
     else {
       snprintf(tokhdr, tl, "X-Consul-Token: %s", c->token);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/alloc.h"
 #include "consul/consul_impl.h"
 #include "kitd/error.h"
 #include "sd/instancer_impl.h"
@@ -96,7 +97,7 @@ static char *build_query(struct consul_instancer *ci, uint64_t index, bool passi
                          const char *const *tags, size_t ntags, int64_t wait_ms) {
   size_t cap = 128;
   for (size_t i = 0; i < ntags; i++) cap += 8 + 3 * strlen(tags[i]);
-  char *q = malloc(cap);
+  char *q = kitd__malloc(cap);
   if (!q) return NULL;
   q[0] = '\0';
   (void)ci;
@@ -262,7 +263,7 @@ static const struct kitd__instancer_ops consul_ops = {"consul", ci_stop, ci_dest
 
 static int make_path(const char *service, char **out) {
   size_t cap = 32 + 3 * strlen(service);
-  char *p = malloc(cap);
+  char *p = kitd__malloc(cap);
   if (!p) return KITD_ENOMEM;
   strcpy(p, "/v1/health/service/");
   if (kitd__consul_escape(p, cap, service)) {
@@ -293,10 +294,10 @@ static int copy_tags(const kitd_consul_instancer_opts *o, char ***tags, size_t *
   *ntags = 0;
   if (!o->ntags) return 0;
   if (!o->tags) return KITD_EINVAL;
-  char **t = calloc(o->ntags, sizeof *t);
+  char **t = kitd__calloc(o->ntags, sizeof *t);
   if (!t) return KITD_ENOMEM;
   for (size_t i = 0; i < o->ntags; i++) {
-    if (!o->tags[i] || !(t[i] = strdup(o->tags[i]))) {
+    if (!o->tags[i] || !(t[i] = kitd__strdup(o->tags[i]))) {
       for (size_t j = 0; j < i; j++) free(t[j]);
       free(t);
       return o->tags[i] ? KITD_ENOMEM : KITD_EINVAL;
@@ -314,7 +315,7 @@ int kitd_consul_instancer_new(const kitd_consul *c, const char *service,
   kitd_consul_instancer_opts ro;
   resolve_opts(o, &ro);
   if (ro.wait_ms < 1000) ro.wait_ms = 1000; /* Consul's duration granularity */
-  struct consul_instancer *ci = calloc(1, sizeof *ci);
+  struct consul_instancer *ci = kitd__calloc(1, sizeof *ci);
   if (!ci) return KITD_ENOMEM;
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
@@ -333,10 +334,10 @@ int kitd_consul_instancer_new(const kitd_consul *c, const char *service,
   if (!ci->rng) ci->rng = 1;
   const char *dc = ro.datacenter ? ro.datacenter : c->dc;
   int e = kitd__consul_dup(c, &ci->c);
-  if (!e && !(ci->service = strdup(service))) e = KITD_ENOMEM;
+  if (!e && !(ci->service = kitd__strdup(service))) e = KITD_ENOMEM;
   if (!e) e = make_path(service, &ci->path);
   if (!e) e = copy_tags(&ro, &ci->tags, &ci->ntags);
-  if (!e && dc && *dc && !(ci->dc = strdup(dc))) e = KITD_ENOMEM;
+  if (!e && dc && *dc && !(ci->dc = kitd__strdup(dc))) e = KITD_ENOMEM;
   if (!e) e = kitd__consul_http_new(ci->c, &ci->stop, &ci->http);
   if (e) {
     ci_free_fields(ci);

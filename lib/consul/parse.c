@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/alloc.h"
 #include "consul/consul_impl.h"
 #include "kitd/ctx.h"
 #include "kitd/error.h"
@@ -89,7 +90,7 @@ int kitd__consul_parse_health(const char *body, size_t len,
     return KITD_EPROTO;
   }
   size_t n = json_array_size(root), kept = 0;
-  char **v = n ? calloc(n, sizeof *v) : NULL;
+  char **v = n ? kitd__calloc(n, sizeof *v) : NULL;
   int rc = 0;
   if (n && !v) rc = KITD_ENOMEM;
   for (size_t i = 0; i < n && !rc; i++) {
@@ -151,7 +152,7 @@ int kitd__consul_parse_health(const char *body, size_t len,
      * registration must not hide every other instance. */
     char buf[KITD_INSTANCE_MAX];
     if (!addr || !*addr || kitd__consul_instance(buf, sizeof buf, addr, port)) continue;
-    if (!(v[kept] = strdup(buf))) {
+    if (!(v[kept] = kitd__strdup(buf))) {
       rc = KITD_ENOMEM;
       break;
     }

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "consul/consul_impl.h"
 #include "kitd/error.h"
 #include "kitd/registrar.h"
@@ -326,7 +327,7 @@ static void reg_free_fields(kitd_registrar *r) {
 
 static char *escape_dup(const char *s) {
   size_t cap = 3 * strlen(s) + 1;
-  char *e = malloc(cap);
+  char *e = kitd__malloc(cap);
   if (!e) return NULL;
   e[0] = '\0';
   kitd__consul_escape(e, cap, s);
@@ -338,7 +339,7 @@ int kitd_registrar_new(const kitd_consul *c, const kitd_registration *reg,
   if (!c || !out) return KITD_EINVAL;
   int e = validate(reg);
   if (e) return e;
-  kitd_registrar *r = calloc(1, sizeof *r);
+  kitd_registrar *r = kitd__calloc(1, sizeof *r);
   if (!r) return KITD_ENOMEM;
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
@@ -367,7 +368,7 @@ int kitd_registrar_new(const kitd_consul *c, const kitd_registration *reg,
   }
   char check_id[700];
   snprintf(check_id, sizeof check_id, "service:%s", id);
-  if (!(r->id = strdup(id)) || !(r->name = strdup(reg->name)) ||
+  if (!(r->id = kitd__strdup(id)) || !(r->name = kitd__strdup(reg->name)) ||
       !(r->check_id_esc = escape_dup(check_id)) || !(r->id_esc = escape_dup(id)))
     e = KITD_ENOMEM;
   if (!e) e = build_body(reg, id, check_id, &r->body);

@@ -1,4 +1,5 @@
 /* kitd_endpoint: a refcounted callable. */
+#include "core/alloc.h"
 #include "kitd/endpoint.h"
 
 #include <stdlib.h>
@@ -15,7 +16,7 @@ struct kitd_endpoint {
 int kitd_endpoint_new(kitd_endpoint_fn fn, kitd_endpoint_close_fn close,
                       void *state, kitd_endpoint **out) {
   if (!fn || !out) return KITD_EINVAL;
-  kitd_endpoint *ep = malloc(sizeof *ep);
+  kitd_endpoint *ep = kitd__malloc(sizeof *ep);
   if (!ep) return KITD_ENOMEM;
   ep->fn = fn;
   ep->close = close;

@@ -1,4 +1,5 @@
 /* logfmt logger. */
+#include "core/alloc.h"
 #include "kitd/log.h"
 
 #include <stdio.h>
@@ -23,7 +24,7 @@ kitd_logger *kitd_logger_stderr(void) { return &stderr_logger; }
 
 int kitd_logger_new(kitd_log_level min, kitd_log_fn fn, void *arg, kitd_logger **out) {
   if (!out || min < KITD_LOG_DEBUG || min > KITD_LOG_NONE) return KITD_EINVAL;
-  kitd_logger *lg = malloc(sizeof *lg);
+  kitd_logger *lg = kitd__malloc(sizeof *lg);
   if (!lg) return KITD_ENOMEM;
   lg->min = min;
   lg->fn = fn;

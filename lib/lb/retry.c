@@ -2,9 +2,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "kitd/error.h"
 #include "kitd/retry.h"
 #include "lb/balancer_impl.h"
+#include "sd/endpointer_impl.h"
 
 /* Endpoints that failed in this call, remembered to avoid them. */
 #define RETRY_AVOID_MAX 16
@@ -37,11 +39,25 @@ static int pick_avoiding(struct retry *r, kitd_pick *p, kitd_endpoint *const *av
                          unsigned navoid) {
   int rc = kitd_balancer_pick(r->b, p);
   for (unsigned t = 0; rc == 0 && navoid && t < r->o.repick_limit; t++) {
-    if (!avoided(avoid, navoid, p->endpoint) || p->count <= navoid) break;
+    if (!avoided(avoid, navoid, p->endpoint) || p->count <= navoid) return 0;
     kitd_balancer_done(r->b, p, 0, -1);
     rc = kitd_balancer_pick(r->b, p);
   }
-  return rc;
+  if (rc != 0 || !navoid || !avoided(avoid, navoid, p->endpoint)) return rc;
+  /* The balancer kept landing on failed endpoints (a random one can): take
+   * the next endpoint that has not failed from the same snapshot, which the
+   * pick still protects. */
+  const struct kitd__snap *s = p->snap_;
+  for (size_t k = 1; k < s->count; k++) {
+    size_t i = (p->index + k) % s->count;
+    if (!avoided(avoid, navoid, s->eps[i])) {
+      p->index = i;
+      p->endpoint = s->eps[i];
+      p->instance = s->inst[i];
+      break;
+    }
+  }
+  return 0;
 }
 
 static int64_t backoff_ns(const struct retry *r, unsigned attempt, int err) {
@@ -131,7 +147,7 @@ static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) 
 
 int kitd_retry_new(kitd_balancer *b, const kitd_retry_opts *opts, kitd_endpoint **out) {
   if (!b || !out) return KITD_EINVAL;
-  struct retry *r = malloc(sizeof *r);
+  struct retry *r = kitd__malloc(sizeof *r);
   if (!r) return KITD_ENOMEM;
   r->b = b;
   if (opts)

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/alloc.h"
 #include "kitd/error.h"
 #include "sd/endpointer_impl.h"
 #include "sd/hazard.h"
@@ -16,11 +17,11 @@ void kitd_endpointer_opts_init(kitd_endpointer_opts *o) {
 }
 
 static struct kitd__snap *snap_new(size_t cap) {
-  struct kitd__snap *s = calloc(1, sizeof *s);
+  struct kitd__snap *s = kitd__calloc(1, sizeof *s);
   if (!s) return NULL;
   if (cap) {
-    s->eps = malloc(cap * sizeof *s->eps);
-    s->inst = malloc(cap * sizeof *s->inst);
+    s->eps = kitd__malloc(cap * sizeof *s->eps);
+    s->inst = kitd__malloc(cap * sizeof *s->inst);
     if (!s->eps || !s->inst) {
       free(s->eps);
       free(s->inst);
@@ -73,8 +74,8 @@ static int update_locked(kitd_endpointer *ep, const char *const *in, size_t n) {
   /* Room for every old entry to be dropped, reserved up front so that the
    * merge below cannot fail half-way. */
   if (old->count) {
-    old->drop_eps = malloc(old->count * sizeof *old->drop_eps);
-    old->drop_inst = malloc(old->count * sizeof *old->drop_inst);
+    old->drop_eps = kitd__malloc(old->count * sizeof *old->drop_eps);
+    old->drop_inst = kitd__malloc(old->count * sizeof *old->drop_inst);
     if (!old->drop_eps || !old->drop_inst) {
       free(old->drop_eps);
       free(old->drop_inst);
@@ -94,7 +95,7 @@ static int update_locked(kitd_endpointer *ep, const char *const *in, size_t n) {
     } else if (c < 0) {
       kitd_endpoint *e = NULL;
       int rc = ep->factory(ep->arg, in[i], &e);
-      char *copy = rc == 0 && e ? strdup(in[i]) : NULL;
+      char *copy = rc == 0 && e ? kitd__strdup(in[i]) : NULL;
       if (copy) {
         s->eps[k] = e;
         s->inst[k] = copy;
@@ -126,6 +127,7 @@ static int update_locked(kitd_endpointer *ep, const char *const *in, size_t n) {
     old->drop_inst = NULL;
     return 0;
   }
+  size_t removed = old->ndrop; /* `old` may be freed by the reclaim below */
   atomic_store_explicit(&ep->snap, s, memory_order_seq_cst);
   atomic_store_explicit(&old->retired, 1, memory_order_release);
   if (ep->retired_tail)
@@ -135,7 +137,7 @@ static int update_locked(kitd_endpointer *ep, const char *const *in, size_t n) {
   ep->retired_tail = old;
   reclaim_locked(ep);
   kitd_log(ep->opts.logger, KITD_LOG_DEBUG, "endpointer", "endpoints=%zu added=%zu removed=%zu",
-           k, added, old->ndrop);
+           k, added, removed);
   return 0;
 }
 
@@ -212,7 +214,7 @@ static void release_all(kitd_endpointer *ep) {
 int kitd_endpointer_new(kitd_instancer *src, kitd_factory_fn factory, void *arg,
                         const kitd_endpointer_opts *opts, kitd_endpointer **out) {
   if (!src || !factory || !out) return KITD_EINVAL;
-  kitd_endpointer *ep = calloc(1, sizeof *ep);
+  kitd_endpointer *ep = kitd__calloc(1, sizeof *ep);
   if (!ep) return KITD_ENOMEM;
   if (opts)
     ep->opts = *opts;
@@ -279,7 +281,7 @@ int kitd_endpointer_endpoints(kitd_endpointer *ep, kitd_endpoint ***out, size_t 
   if (!ep || !out || !count) return KITD_EINVAL;
   pthread_mutex_lock(&ep->mu);
   struct kitd__snap *s = atomic_load_explicit(&ep->snap, memory_order_relaxed);
-  kitd_endpoint **v = malloc((s->count ? s->count : 1) * sizeof *v);
+  kitd_endpoint **v = kitd__malloc((s->count ? s->count : 1) * sizeof *v);
   if (!v) {
     pthread_mutex_unlock(&ep->mu);
     return KITD_ENOMEM;

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "core/alloc.h"
 #include "kitd/error.h"
 
 __thread struct kitd__hp_rec *kitd__hp_tls __attribute__((tls_model("initial-exec")));
@@ -23,7 +24,7 @@ static void hp_thread_exit(void *arg) {
 static void hp_init_key(void) { (void)pthread_key_create(&hp_key, hp_thread_exit); }
 
 static struct kitd__hp_rec *hp_new_rec(void) {
-  struct kitd__hp_rec *r = calloc(1, sizeof *r);
+  struct kitd__hp_rec *r = kitd__calloc(1, sizeof *r);
   if (!r) return NULL;
   atomic_store_explicit(&r->active, 1, memory_order_relaxed);
   struct kitd__hp_rec *head = atomic_load_explicit(&hp_head, memory_order_acquire);

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "kitd/error.h"
 #include "sd/instancer_impl.h"
 
@@ -86,7 +87,7 @@ int kitd__instancer_publish(kitd_instancer *in, char **instances, size_t count) 
 }
 
 void kitd__instancer_publish_error(kitd_instancer *in, int err, const char *detail) {
-  char *d = detail ? strdup(detail) : NULL;
+  char *d = detail ? kitd__strdup(detail) : NULL;
   pthread_mutex_lock(&in->mu);
   if (in->stopped) {
     pthread_mutex_unlock(&in->mu);
@@ -111,7 +112,7 @@ int kitd_instancer_subscribe(kitd_instancer *in, kitd_event_fn fn, void *arg) {
     if (in->subs[i].fn == fn && in->subs[i].arg == arg) rc = KITD_EEXIST;
   if (!rc && in->nsubs == in->capsubs) {
     size_t cap = in->capsubs ? in->capsubs * 2 : 4;
-    struct kitd__subscriber *n = realloc(in->subs, cap * sizeof *n);
+    struct kitd__subscriber *n = kitd__realloc(in->subs, cap * sizeof *n);
     if (!n) {
       rc = KITD_ENOMEM;
     } else {
@@ -149,10 +150,10 @@ int kitd_instancer_state(kitd_instancer *in, char ***instances, size_t *count) {
   if (!in || !instances || !count) return KITD_EINVAL;
   pthread_mutex_lock(&in->mu);
   size_t n = in->count;
-  char **v = calloc(n ? n : 1, sizeof *v);
+  char **v = kitd__calloc(n ? n : 1, sizeof *v);
   int rc = v ? 0 : KITD_ENOMEM;
   for (size_t i = 0; v && i < n; i++) {
-    v[i] = strdup(in->set[i]);
+    v[i] = kitd__strdup(in->set[i]);
     if (!v[i]) {
       kitd_strv_free(v, i);
       v = NULL;

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "kitd/error.h"
 #include "sd/instancer_impl.h"
 
@@ -13,10 +14,10 @@ static int copy_set(const char *const *instances, size_t count, char ***out) {
   if (count && !instances) return KITD_EINVAL;
   for (size_t i = 0; i < count; i++)
     if (!instances[i]) return KITD_EINVAL;
-  char **v = malloc((count ? count : 1) * sizeof *v);
+  char **v = kitd__malloc((count ? count : 1) * sizeof *v);
   if (!v) return KITD_ENOMEM;
   for (size_t i = 0; i < count; i++) {
-    v[i] = strdup(instances[i]);
+    v[i] = kitd__strdup(instances[i]);
     if (!v[i]) {
       kitd_strv_free(v, i);
       return KITD_ENOMEM;
@@ -32,7 +33,7 @@ int kitd_static_instancer_new(const char *const *instances, size_t count,
   char **v;
   int rc = copy_set(instances, count, &v);
   if (rc) return rc;
-  kitd_instancer *in = malloc(sizeof *in);
+  kitd_instancer *in = kitd__malloc(sizeof *in);
   if (!in) {
     kitd_strv_free(v, count);
     return KITD_ENOMEM;

@@ -1,0 +1,175 @@
+/* JSON shapes of Consul's answers (field order as Consul sends them; Go
+ * maps come out with sorted keys). Called with the store lock held. */
+#include "double.h"
+
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A copy of object `o` with its keys sorted, like a Go map. */
+static json_t *sorted(json_t *o)
+{
+    size_t n = json_object_size(o), i = 0;
+    const char **keys = calloc(n ? n : 1, sizeof *keys);
+    const char *k; json_t *v;
+    json_object_foreach(o, k, v) keys[i++] = k;
+    qsort(keys, n, sizeof *keys, cmp_str);
+    json_t *out = json_object();
+    for (i = 0; i < n; i++)
+        json_object_set(out, keys[i], json_object_get(o, keys[i]));
+    free(keys);
+    return out;
+}
+
+/* The service's tagged addresses: the registered ones plus, for an IP
+ * literal address, lan_/wan_ipv4 or lan_/wan_ipv6 (the agent adds them). */
+static json_t *svc_tagged(const struct service *s)
+{
+    json_t *t = s->tagged ? json_copy(s->tagged) : json_object();
+    unsigned char buf[16];
+    const char *fam[2] = {NULL, NULL};
+    if (s->address && *s->address) {
+        if (inet_pton(AF_INET, s->address, buf) == 1) { fam[0] = "lan_ipv4"; fam[1] = "wan_ipv4"; }
+        else if (inet_pton(AF_INET6, s->address, buf) == 1) { fam[0] = "lan_ipv6"; fam[1] = "wan_ipv6"; }
+    }
+    for (int i = 0; i < 2 && fam[0]; i++)
+        if (!json_object_get(t, fam[i]))
+            json_object_set_new(t, fam[i], json_pack("{s:s,s:i}", "Address", s->address, "Port", s->port));
+    json_t *out = sorted(t);
+    json_decref(t);
+    return out;
+}
+
+static json_t *weights(const struct service *s)
+{
+    return json_pack("{s:i,s:i}", "Passing", s->w_passing, "Warning", s->w_warning);
+}
+
+static json_t *proxy(void)
+{
+    return json_pack("{s:s,s:{},s:{}}", "Mode", "", "MeshGateway", "Expose");
+}
+
+json_t *render_node(void)
+{
+    const struct config *c = g_store.cfg;
+    return json_pack("{s:s,s:s,s:s,s:s,s:{s:s,s:s,s:s,s:s},s:{s:s},s:I,s:I}",
+                     "ID", c->node_id, "Node", c->node, "Address", "127.0.0.1",
+                     "Datacenter", c->dc, "TaggedAddresses", "lan", "127.0.0.1",
+                     "lan_ipv4", "127.0.0.1", "wan", "127.0.0.1", "wan_ipv4", "127.0.0.1",
+                     "Meta", "consul-network-segment", "", "CreateIndex",
+                     (json_int_t)g_store.node_index, "ModifyIndex", (json_int_t)g_store.node_index);
+}
+
+static json_t *serf_check(void)
+{
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:[],s:s,s:s,s:s,s:i,s:{},s:I,s:I}",
+                     "Node", g_store.cfg->node, "CheckID", "serfHealth",
+                     "Name", "Serf Health Status", "Status", "passing", "Notes", "",
+                     "Output", "Agent alive and reachable", "ServiceID", "", "ServiceName", "",
+                     "ServiceTags", "Type", "", "Interval", "", "Timeout", "", "ExposedPort", 0,
+                     "Definition", "CreateIndex", (json_int_t)g_store.node_index,
+                     "ModifyIndex", (json_int_t)g_store.node_index);
+}
+
+json_t *render_check(const struct check *c, bool catalog_view)
+{
+    const struct service *s = store_find(c->service_id);
+    char *iv = c->def.interval > 0 ? go_duration_format(c->def.interval) : strdup("");
+    char *to = c->def.timeout > 0 ? go_duration_format(c->def.timeout) : strdup("");
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:s,s:s,s:s,s:i,s:{},s:I,s:I}",
+                          "Node", g_store.cfg->node, "CheckID", c->def.id, "Name", c->def.name,
+                          "Status", status_name(c->status), "Notes", c->def.notes ? c->def.notes : "",
+                          "Output", catalog_view ? c->synced_output : c->output,
+                          "ServiceID", c->service_id, "ServiceName", c->service_name,
+                          "ServiceTags", s && s->tags ? json_incref(s->tags) : json_array(),
+                          "Type", c->def.type ? c->def.type : "", "Interval", iv, "Timeout", to,
+                          "ExposedPort", 0, "Definition",
+                          "CreateIndex", (json_int_t)(catalog_view ? c->create_index : 0),
+                          "ModifyIndex", (json_int_t)(catalog_view ? c->modify_index : 0));
+    free(iv);
+    free(to);
+    return o;
+}
+
+json_t *render_health_entry(const struct service *s)
+{
+    json_t *svc = json_object();
+    json_object_set_new(svc, "ID", json_string(s->id));
+    json_object_set_new(svc, "Service", json_string(s->name));
+    json_object_set(svc, "Tags", s->tags);
+    json_object_set_new(svc, "Address", json_string(s->address));
+    json_t *t = svc_tagged(s);
+    if (json_object_size(t)) json_object_set_new(svc, "TaggedAddresses", t);
+    else json_decref(t);
+    json_object_set_new(svc, "Meta", s->meta ? sorted(s->meta) : json_null());
+    if (s->port) json_object_set_new(svc, "Port", json_integer(s->port));
+    json_object_set_new(svc, "Weights", weights(s));
+    json_object_set_new(svc, "EnableTagOverride", json_boolean(s->enable_tag_override));
+    json_object_set_new(svc, "Proxy", proxy());
+    json_object_set_new(svc, "Connect", json_object());
+    json_object_set_new(svc, "PeerName", json_string(""));
+    json_object_set_new(svc, "CreateIndex", json_integer((json_int_t)s->create_index));
+    json_object_set_new(svc, "ModifyIndex", json_integer((json_int_t)s->modify_index));
+
+    json_t *checks = json_array();
+    json_array_append_new(checks, serf_check());
+    for (size_t i = 0; i < s->n_checks; i++)
+        json_array_append_new(checks, render_check(s->checks[i], true));
+    return json_pack("{s:o,s:o,s:o}", "Node", render_node(), "Service", svc, "Checks", checks);
+}
+
+json_t *render_catalog_entry(const struct service *s)
+{
+    json_t *node = render_node();
+    json_t *e = json_object();
+    json_object_set(e, "ID", json_object_get(node, "ID"));
+    json_object_set(e, "Node", json_object_get(node, "Node"));
+    json_object_set(e, "Address", json_object_get(node, "Address"));
+    json_object_set(e, "Datacenter", json_object_get(node, "Datacenter"));
+    json_object_set(e, "TaggedAddresses", json_object_get(node, "TaggedAddresses"));
+    json_object_set(e, "NodeMeta", json_object_get(node, "Meta"));
+    json_object_set_new(e, "ServiceKind", json_string(""));
+    json_object_set_new(e, "ServiceID", json_string(s->id));
+    json_object_set_new(e, "ServiceName", json_string(s->name));
+    json_object_set(e, "ServiceTags", s->tags);
+    json_object_set_new(e, "ServiceAddress", json_string(s->address));
+    json_t *t = svc_tagged(s);
+    if (json_object_size(t)) json_object_set_new(e, "ServiceTaggedAddresses", t);
+    else json_decref(t);
+    json_object_set_new(e, "ServiceWeights", weights(s));
+    json_object_set_new(e, "ServiceMeta", s->meta ? sorted(s->meta) : json_object());
+    json_object_set_new(e, "ServicePort", json_integer(s->port));
+    json_object_set_new(e, "ServiceSocketPath", json_string(""));
+    json_object_set_new(e, "ServiceEnableTagOverride", json_boolean(s->enable_tag_override));
+    json_object_set_new(e, "ServiceProxy", proxy());
+    json_object_set_new(e, "ServiceConnect", json_object());
+    json_object_set_new(e, "PeerName", json_string(""));
+    json_object_set_new(e, "CreateIndex", json_integer((json_int_t)s->create_index));
+    json_object_set_new(e, "ModifyIndex", json_integer((json_int_t)s->modify_index));
+    json_decref(node);
+    return e;
+}
+
+json_t *render_agent_service(const struct service *s)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "ID", json_string(s->id));
+    json_object_set_new(o, "Service", json_string(s->name));
+    json_object_set(o, "Tags", s->tags);
+    json_object_set_new(o, "Meta", s->meta ? sorted(s->meta) : json_object());
+    json_object_set_new(o, "Port", json_integer(s->port));
+    json_object_set_new(o, "Address", json_string(s->address));
+    json_t *t = svc_tagged(s);
+    if (json_object_size(t)) json_object_set_new(o, "TaggedAddresses", t);
+    else json_decref(t);
+    json_object_set_new(o, "Weights", weights(s));
+    json_object_set_new(o, "EnableTagOverride", json_boolean(s->enable_tag_override));
+    json_object_set_new(o, "Datacenter", json_string(g_store.cfg->dc));
+    return o;
+}

@@ -1,0 +1,251 @@
+/* Retry: success, failover without going back to a failed endpoint, max
+ * attempts, recorded attempt errors, the callback, deadlines with a hanging
+ * endpoint, cancel from another thread, backoff on an empty set. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "../test_util.h"
+#include "lb_fixture.h"
+
+static int call(kitd_endpoint *r, kitd_ctx *c, const char **out) {
+  void *resp = NULL;
+  int rc = kitd_endpoint_call(r, c, NULL, &resp);
+  if (out) *out = resp;
+  return rc;
+}
+
+static void test_success(void **st) {
+  (void)st;
+  const char *v[] = {"ok:1", "ok:2"};
+  struct fx f;
+  fx_open(&f, v, 2, 0);
+  kitd_endpoint *r;
+  assert_int_equal(kitd_retry_new(f.b, NULL, &r), 0);
+  kitd_ctx c;
+  kitd_ctx_init(&c);
+  const char *got;
+  assert_int_equal(call(r, &c, &got), 0);
+  assert_true(strncmp(got, "ok:", 3) == 0);
+  assert_int_equal(kitd_ctx_attempt_count(&c), 0);
+  kitd_endpoint_unref(r);
+  fx_close(&f);
+}
+
+static void test_failover_never_repicks_failed(void **st) {
+  (void)st;
+  const char *v[] = {"fail:1", "ok:2", "ok:3"};
+  struct fx f;
+  fx_open(&f, v, 3, 1); /* random: it would pick fail:1 again by chance */
+  kitd_retry_opts o;
+  kitd_retry_opts_init(&o);
+  o.max_attempts = 3;
+  kitd_endpoint *r;
+  kitd_retry_new(f.b, &o, &r);
+  for (int i = 0; i < 300; i++) {
+    kitd_ctx c;
+    kitd_ctx_init(&c);
+    const char *got;
+    assert_int_equal(call(r, &c, &got), 0);
+    assert_true(kitd_ctx_attempt_count(&c) <= 1);
+  }
+  /* fail:1 was tried at most once per call, and calls that hit it failed over. */
+  assert_true(fx_calls("fail:1") > 0 && fx_calls("fail:1") <= 300);
+  assert_int_equal(fx_calls("ok:2") + fx_calls("ok:3"), 300);
+  kitd_endpoint_unref(r);
+  fx_close(&f);
+}
+
+static void test_all_fail_records_attempts(void **st) {
+  (void)st;
+  const char *v[] = {"fail:1", "fail:2"};
+  struct fx f;
+  fx_open(&f, v, 2, 0);
+  kitd_retry_opts o;
+  kitd_retry_opts_init(&o);
+  o.max_attempts = 4;
+  kitd_endpoint *r;
+  kitd_retry_new(f.b, &o, &r);
+  kitd_ctx c;
+  kitd_ctx_init(&c);
+  assert_int_equal(call(r, &c, NULL), KITD_ECONNECT);
+  assert_int_equal(kitd_ctx_attempt_count(&c), 4);
+  const kitd_attempt_error *a0 = kitd_ctx_attempt(&c, 0), *a1 = kitd_ctx_attempt(&c, 1);
+  assert_int_equal(a0->err, KITD_ECONNECT);
+  assert_int_equal(a0->status, 503);
+  assert_string_not_equal(a0->instance, a1->instance); /* the other one second */
+  assert_non_null(strstr(a1->detail, a1->instance));
+  assert_int_equal(fx_calls("fail:1") + fx_calls("fail:2"), 4);
+  kitd_endpoint_unref(r);
+  fx_close(&f);
+}
+
+static int stop_after_first(void *arg, unsigned attempt, int *err, const kitd_ctx *ctx) {
+  (void)ctx;
+  int *seen = arg;
+  *seen = (int)attempt;
+  *err = KITD_EHTTP; /* replaced */
+  return 0;
+}
+
+static void test_callback_stops_and_replaces(void **st) {
+  (void)st;
+  const char *v[] = {"fail:1", "fail:2"};
+  struct fx f;
+  fx_open(&f, v, 2, 0);
+  int seen = 0;
+  kitd_retry_opts o;
+  kitd_retry_opts_init(&o);
+  o.max_attempts = 5;
+  o.should_retry = stop_after_first;
+  o.arg = &seen;
+  kitd_endpoint *r;
+  kitd_retry_new(f.b, &o, &r);
+  kitd_ctx c;
+  kitd_ctx_init(&c);
+  assert_int_equal(call(r, &c, NULL), KITD_EHTTP);
+  assert_int_equal(seen, 1);
+  assert_int_equal(kitd_ctx_attempt_count(&c), 1);
+  kitd_endpoint_unref(r);
+  fx_close(&f);
+}
+
+static void test_deadline_with_hanging_endpoint(void **st) {
+  (void)st;
+  const char *v[] = {"hang:1"};
+  struct fx f;
+  fx_open(&f, v, 1, 0);
+  kitd_retry_opts o;
+  kitd_retry_opts_init(&o);
+  o.max_attempts = 10;
+  o.timeout_ms = 100;
+  kitd_endpoint *r;
+  kitd_retry_new(f.b, &o, &r);
+  kitd_ctx c;
+  kitd_ctx_init(&c);
+  int64_t t0 = kitd_now_ns();
+  assert_int_equal(call(r, &c, NULL), KITD_ETIMEDOUT);
+  int64_t ms = (kitd_now_ns() - t0) / 1000000;
+  assert_true(ms >= 99 && ms < 100 + 100 * test_scale());
+  kitd_endpoint_unref(r);
+  fx_close(&f);
+}
+
+static void test_attempt_timeout_then_failover(void **st) {
+  (void)st;
+  const char *v[] = {"hang:1", "ok:2"};
+  struct fx f;
+  fx_open(&f, v, 2, 0);
+  kitd_balancer_set_seed(f.b, 0); /* hang:1 first */
+  kitd_retry_opts o;
+  kitd_retry_opts_init(&o);
+  o.attempt_timeout_ms = 50;
+  o.timeout_ms = 2000;
+  kitd_endpoint *r;
+  kitd_retry_new(f.b, &o, &r);
+  kitd_ctx c;
+  kitd_ctx_init(&c);
+  const char *got;
+  int64_t t0 = kitd_now_ns();
+  assert_int_equal(call(r, &c, &got), 0);
+  assert_string_equal(got, "ok:2");
+  assert_int_equal(kitd_ctx_attempt_count(&c), 1);
+  assert_int_equal(kitd_ctx_attempt(&c, 0)->err, KITD_ETIMEDOUT);
+  assert_true(kitd_ctx_attempt(&c, 0)->latency_ns >= 49 * 1000000LL);
+  assert_true((kitd_now_ns() - t0) / 1000000 < 50 + 200 * test_scale());
+  kitd_endpoint_unref(r);
+  fx_close(&f);
+}
+
+struct cancel_arg {
+  kitd_ctx *c;
+};
+static void *cancel_soon(void *arg) {
+  test_sleep_ms(40);
+  kitd_ctx_cancel(((struct cancel_arg *)arg)->c);
+  return NULL;
+}
+
+static void test_cancel_from_other_thread(void **st) {
+  (void)st;
+  const char *v[] = {"hang:1"};
+  struct fx f;
+  fx_open(&f, v, 1, 0);
+  kitd_endpoint *r;
+  kitd_retry_new(f.b, NULL, &r);
+  kitd_ctx c;
+  kitd_ctx_init(&c);
+  struct cancel_arg a = {&c};
+  pthread_t t;
+  pthread_create(&t, NULL, cancel_soon, &a);
+  int64_t t0 = kitd_now_ns();
+  assert_int_equal(call(r, &c, NULL), KITD_ECANCELED);
+  pthread_join(t, NULL);
+  assert_true((kitd_now_ns() - t0) / 1000000 < 40 + 200 * test_scale());
+  assert_int_equal(fx_calls("hang:1"), 1); /* canceled: not retried */
+  kitd_endpoint_unref(r);
+  fx_close(&f);
+}
+
+static void test_no_endpoints_waits(void **st) {
+  (void)st;
+  struct fx f;
+  fx_open(&f, NULL, 0, 0);
+  kitd_retry_opts o;
+  kitd_retry_opts_init(&o);
+  o.max_attempts = 1000;
+  o.timeout_ms = 100;
+  kitd_endpoint *r;
+  kitd_retry_new(f.b, &o, &r);
+  kitd_ctx c;
+  kitd_ctx_init(&c);
+  int rc = call(r, &c, NULL);
+  assert_true(rc == KITD_ETIMEDOUT || rc == KITD_ENOENDPOINTS);
+  /* No spinning: with a 10 ms wait, about 10 attempts fit in 100 ms. */
+  unsigned n = kitd_ctx_attempt_count(&c);
+  assert_true(n >= 2 && n <= 12);
+  assert_int_equal(kitd_ctx_attempt(&c, 0)->err, KITD_ENOENDPOINTS);
+  kitd_endpoint_unref(r);
+  fx_close(&f);
+}
+
+static void test_backoff_grows(void **st) {
+  (void)st;
+  const char *v[] = {"fail:1"};
+  struct fx f;
+  fx_open(&f, v, 1, 0);
+  kitd_retry_opts o;
+  kitd_retry_opts_init(&o);
+  o.max_attempts = 4;
+  o.backoff_base_ms = 20;
+  o.backoff_max_ms = 40;
+  kitd_endpoint *r;
+  kitd_retry_new(f.b, &o, &r);
+  kitd_ctx c;
+  kitd_ctx_init(&c);
+  int64_t t0 = kitd_now_ns();
+  assert_int_equal(call(r, &c, NULL), KITD_ECONNECT);
+  int64_t ms = (kitd_now_ns() - t0) / 1000000;
+  /* waits: [10,20] + [20,40] + [20,40] ms: between 50 and 100 */
+  assert_true(ms >= 49 && ms < 100 + 150 * test_scale());
+  assert_int_equal(fx_calls("fail:1"), 4); /* the only one: retried anyway */
+  kitd_endpoint_unref(r);
+  fx_close(&f);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_success),
+      cmocka_unit_test(test_failover_never_repicks_failed),
+      cmocka_unit_test(test_all_fail_records_attempts),
+      cmocka_unit_test(test_callback_stops_and_replaces),
+      cmocka_unit_test(test_deadline_with_hanging_endpoint),
+      cmocka_unit_test(test_attempt_timeout_then_failover),
+      cmocka_unit_test(test_cancel_from_other_thread),
+      cmocka_unit_test(test_no_endpoints_waits),
+      cmocka_unit_test(test_backoff_grows),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
