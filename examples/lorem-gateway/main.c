@@ -30,7 +30,7 @@ static int64_t g_timeout_ms;
 struct body {
   size_t len;
   int too_big;
-  char data[]; /* LOREM_BODY_MAX + 1 */
+  char data[]; /* LOREM_GWREQ_MAX + 1 */
 };
 
 static void completed(void *cls, struct MHD_Connection *c, void **state,
@@ -80,9 +80,9 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *c, const char *ur
       return MHD_YES;
     }
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl && strtoull(cl, NULL, 10) > LOREM_BODY_MAX)
+    if (cl && strtoull(cl, NULL, 10) > LOREM_GWREQ_MAX)
       return lorem_reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large", NULL);
-    struct body *b = malloc(sizeof *b + LOREM_BODY_MAX + 1);
+    struct body *b = malloc(sizeof *b + LOREM_GWREQ_MAX + 1);
     if (!b) return MHD_NO;
     b->len = 0;
     b->too_big = 0;
@@ -92,7 +92,7 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *c, const char *ur
   if (*upload_size) {
     if (*state != (void *)1) {
       struct body *b = *state;
-      if (b->len + *upload_size > LOREM_BODY_MAX) b->too_big = 1;
+      if (b->len + *upload_size > LOREM_GWREQ_MAX) b->too_big = 1;
       else memcpy(b->data + b->len, upload, *upload_size), b->len += *upload_size;
     }
     *upload_size = 0;

@@ -31,6 +31,10 @@ static int count(json_t *root, const char *key, lorem_type t, int *out, char *er
 
 int lorem_gw_parse(const char *body, size_t len, lorem_request *out, char *err, size_t cap) {
   if (cap) err[0] = '\0';
+  if (len > LOREM_GWREQ_MAX) {
+    snprintf(err, cap, "request body over %d bytes", LOREM_GWREQ_MAX);
+    return -1;
+  }
   json_error_t je;
   /* JSON_REJECT_DUPLICATES: one meaning per request; depth is capped by
    * jansson itself (2048), so a deeply nested body cannot exhaust the stack */

@@ -16,8 +16,8 @@
  *
  * Deadlines: each call's timeout is kitd_ctx_remaining_ms() of its ctx
  * (CURLOPT_TIMEOUT_MS), and the transfer checks kitd_ctx_err() at least
- * every 50 ms while it waits, so kitd_ctx_cancel() from another thread
- * stops it within 50 ms.
+ * every 10 ms while it waits, so kitd_ctx_cancel() from another thread
+ * stops it within about 10 ms.
  *
  * Errors, for retry callbacks to tell apart:
  *  KITD_ECONNECT    no connection (refused, unreachable, name not resolved)

@@ -210,7 +210,7 @@ void kitd__http_conn_put(kitd_http *h, struct kitd__http_conn *c) {
 }
 
 /* Longest wait before checking the cancel flag again. */
-#define CANCEL_POLL_MS 50
+#define CANCEL_POLL_MS 10
 
 CURLcode kitd__http_conn_perform(struct kitd__http_conn *c) {
   CURLMcode mc = curl_multi_add_handle(c->multi, c->easy);
