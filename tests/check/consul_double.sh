@@ -345,7 +345,7 @@ req PUT /v1/agent/service/register '{"Name":"web2"}' -H 'Authorization: bearer o
 req GET /v1/health/service/web "" -H 'X-Consul-Token: secret'; expect 200; py 'len(d)==1'
 req GET /v1/health/service/web "" -H 'X-Consul-Token: nope'; expect 403 "ACL not found"
 req GET /v1/health/service/web; expect 200 "[]"
-req GET /_double/stats; py 'd["last_token"]=="secret"'
+req GET /_double/stats; py 'd["last_token"]=="nope"'
 stop
 
 echo "consul double: $n checks passed"
