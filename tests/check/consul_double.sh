@@ -277,6 +277,9 @@ python3 -c "import json; json.load(open('$T/body'))" 2>/dev/null && fail "garbag
 [ -n "$(hdr X-Consul-Index)" ] || fail "garbage without X-Consul-Index"
 req PUT '/_double/fault?mode=truncated'; req GET /v1/health/service/web
 [ "$curl_rc" = 18 ] || fail "truncated: curl exit $curl_rc, want 18"; ok
+req GET /v1/health/service/web; fidx=$(hdr X-Consul-Index)
+t0=$(date +%s%N); req GET "/v1/health/service/web?index=$fidx&wait=5s"; t1=$(date +%s%N)
+[ "$curl_rc" = 18 ] && [ $(( (t1 - t0) / 1000000 )) -lt 2000 ] || fail "truncated long poll not cut at once"; ok
 req PUT '/_double/fault?mode=down'; req GET /v1/health/service/web
 [ "$curl_rc" = 52 ] || [ "$curl_rc" = 56 ] || fail "down: curl exit $curl_rc, want 52 or 56"; ok
 req PUT /v1/agent/service/register '{"Name":"x"}'

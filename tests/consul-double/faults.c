@@ -300,13 +300,6 @@ struct MHD_Response *fault_wrap(struct req *r, struct reply *rp)
     struct MHD_Response *resp = MHD_create_response_from_callback(c->len, 4096, cut_reader, c, cut_free);
     if (!resp) { cut_free(c); return NULL; }
     reply_headers(resp, rp);
-    if (rp->blocking_headers) {
-        char b[32];
-        snprintf(b, sizeof b, "%llu", (unsigned long long)(rp->index ? rp->index : 1));
-        MHD_add_response_header(resp, "X-Consul-Index", b);
-        MHD_add_response_header(resp, "X-Consul-Knownleader", "true");
-        MHD_add_response_header(resp, "X-Consul-Lastcontact", "0");
-    }
     return resp;
 }
 
