@@ -93,6 +93,15 @@ request() { # prints "<status> <upstream>"
 }
 name_of() { case "$1" in *:$portA) echo A;; *:$portB) echo B;; *) echo "-";; esac; }
 
+# The gateway's own watch follows Consul's within its rate limit: wait
+# until its answers come from both servers before showing them.
+i=0
+while [ $i -lt 100 ]; do
+  r1=$(request); r2=$(request)
+  [ "$(name_of "${r1#* }")" != "$(name_of "${r2#* }")" ] && [ "${r1% *}" = 200 ] && [ "${r2% *}" = 200 ] && break
+  sleep 0.1; i=$((i + 1))
+done
+
 # --- 4. alternation ---
 say "six requests through the gateway: the answers alternate between the servers"
 altA=0; altB=0
