@@ -8,78 +8,24 @@
 # Usage: examples/demo.sh BUILD_DIR
 set -u
 B=${1:-build}
-work=$(mktemp -d)
-pids=""
-cleanup() {
-  for p in $pids; do kill "$p" 2>/dev/null; done
-  sleep 0.3
-  for p in $pids; do kill -9 "$p" 2>/dev/null; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'echo; echo "demo: interrupted"; exit 130' INT TERM
-
-say() { printf '\n== %s\n' "$*"; }
-die() { echo "demo: $*" >&2; exit 1; }
-
-# Wait until a log file holds `pattern`; print the matching line.
-wait_log() { # file pattern seconds
-  i=0
-  while [ $i -lt $(($3 * 10)) ]; do
-    line=$(grep -m1 "$2" "$1" 2>/dev/null) && { echo "$line"; return 0; }
-    sleep 0.1; i=$((i + 1))
-  done
-  return 1
-}
-field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1; }
+. examples/demo-lib.sh
 
 # --- 1. Consul ---
-if [ -n "${CONSUL_HTTP_ADDR:-}" ]; then
-  agent=${CONSUL_HTTP_ADDR#http://}
-  say "Consul: using the agent at $agent (CONSUL_HTTP_ADDR)"
-else
-  "$B/tests/consul-double" --listen 127.0.0.1:0 > "$work/consul.out" 2> "$work/consul.log" &
-  pids="$pids $!"
-  i=0; while [ ! -s "$work/consul.out" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-  agent=$(head -n 1 "$work/consul.out")
-  [ -n "$agent" ] || die "the Consul double did not start"
-  say "Consul: no CONSUL_HTTP_ADDR, so our Consul double runs at $agent"
-fi
-chost=${agent%:*}; cport=${agent##*:}
-export CONSUL_HTTP_ADDR=$agent
+start_consul
+say "Consul: $consul_kind"
 
 # --- 2. two lorem servers ---
-start_server() { # name listen-address
-  "$B/examples/lorem-server" -listen "$2" -consul.addr "$chost" -consul.port "$cport" \
-    -check http -check.interval 1s -check.timeout 500ms > "$work/$1.out" 2> "$work/$1.log" &
-  echo $!
-}
 srvA=$(start_server a 127.0.0.1:0); pids="$pids $srvA"
 srvB=$(start_server b 127.0.0.1:0); pids="$pids $srvB"
-la=$(wait_log "$work/a.log" "action=listen" 10) || die "server a did not start: $(cat "$work/a.log")"
-lb=$(wait_log "$work/b.log" "action=listen" 10) || die "server b did not start: $(cat "$work/b.log")"
-portA=$(field "$la" port); portB=$(field "$lb" port)
+portA=$(server_port a); portB=$(server_port b)
 say "two lorem servers: A on 127.0.0.1:$portA, B on 127.0.0.1:$portB (each registers itself as 'lorem')"
 wait_log "$work/a.log" "action=register" 10 | sed 's/^/  A: /'
 wait_log "$work/b.log" "action=register" 10 | sed 's/^/  B: /'
 
 # --- 3. the gateway ---
-"$B/examples/lorem-gateway" -listen 127.0.0.1:0 -consul.addr "$chost" -consul.port "$cport" \
-  -attempts 3 -attempt.timeout 500ms -timeout 2s > "$work/gw.out" 2> "$work/gw.log" &
-gwpid=$!; pids="$pids $gwpid"
-lg=$(wait_log "$work/gw.log" "action=listen" 10) || die "the gateway did not start: $(cat "$work/gw.log")"
-gw="127.0.0.1:$(field "$lg" port)"
+start_gateway
 say "lorem-gateway on $gw: one pipeline (Consul instancer, endpointer, round robin, retry) for its whole life"
 
-passing() { "$B/examples/kitd-watch" --passing --once lorem 2>/dev/null | tr ' ' '\n' | sed -n 's/^count=//p'; }
-wait_passing() { # count seconds
-  i=0
-  while [ $i -lt $(($2 * 10)) ]; do
-    [ "$(passing)" = "$1" ] && return 0
-    sleep 0.1; i=$((i + 1))
-  done
-  return 1
-}
 wait_passing 2 15 || die "the two servers never became passing in Consul"
 echo "  Consul (kitd-watch --passing --once lorem):"
 "$B/examples/kitd-watch" --passing --once lorem | sed 's/^/    /'
@@ -92,6 +38,15 @@ request() { # prints "<status> <upstream>"
   echo "${st:-000} ${up:--}"
 }
 name_of() { case "$1" in *:$portA) echo A;; *:$portB) echo B;; *) echo "-";; esac; }
+
+# The gateway's own watch follows Consul's within its rate limit: wait
+# until its answers come from both servers before showing them.
+i=0
+while [ $i -lt 100 ]; do
+  r1=$(request); r2=$(request)
+  [ "$(name_of "${r1#* }")" != "$(name_of "${r2#* }")" ] && [ "${r1% *}" = 200 ] && [ "${r2% *}" = 200 ] && break
+  sleep 0.1; i=$((i + 1))
+done
 
 # --- 4. alternation ---
 say "six requests through the gateway: the answers alternate between the servers"

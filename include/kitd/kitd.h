@@ -28,6 +28,7 @@
 #include "endpointer.h"
 #include "balancer.h"
 #include "retry.h"
+#include "http.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -277,8 +277,18 @@ python3 -c "import json; json.load(open('$T/body'))" 2>/dev/null && fail "garbag
 [ -n "$(hdr X-Consul-Index)" ] || fail "garbage without X-Consul-Index"
 req PUT '/_double/fault?mode=truncated'; req GET /v1/health/service/web
 [ "$curl_rc" = 18 ] || fail "truncated: curl exit $curl_rc, want 18"; ok
+req GET /v1/health/service/web; fidx=$(hdr X-Consul-Index)
+t0=$(date +%s%N); req GET "/v1/health/service/web?index=$fidx&wait=5s"; t1=$(date +%s%N)
+[ "$curl_rc" = 18 ] && [ $(( (t1 - t0) / 1000000 )) -lt 2000 ] || fail "truncated long poll not cut at once"; ok
 req PUT '/_double/fault?mode=down'; req GET /v1/health/service/web
-[ "$curl_rc" = 52 ] || fail "down: curl exit $curl_rc, want 52"; ok
+[ "$curl_rc" = 52 ] || [ "$curl_rc" = 56 ] || fail "down: curl exit $curl_rc, want 52 or 56"; ok
+req PUT /v1/agent/service/register '{"Name":"x"}'
+[ "$curl_rc" = 52 ] || [ "$curl_rc" = 56 ] || fail "down (agent path): curl exit $curl_rc"; ok
+req PUT /_double/fault/clear; expect 200
+req PUT '/_double/fault/slow?value=300ms'; expect 200
+py 'd["mode"]=="slow" and d["ms"]==300'
+req PUT /_double/fault/500; req GET /v1/catalog/service/web; expect 500 "No cluster leader"
+req PUT /_double/fault/clear; req GET /v1/catalog/service/web; expect 200
 req PUT '/_double/fault?mode=stall'; req GET /v1/health/service/web "" --max-time 1
 [ "$curl_rc" = 28 ] && [ -s "$T/body" ] || fail "stall: curl exit $curl_rc, want 28 with a partial body"; ok
 req PUT '/_double/fault?mode=oversized&bytes=3000000'; req GET /v1/health/service/web; expect 200
@@ -294,7 +304,7 @@ req GET /v1/health/service/web; expect 200
 req PUT '/_double/fault?mode=none'; expect 200
 py 'd["mode"]=="none"'
 req GET /_double/stats; expect 200
-py 'd["requests"]["GET /v1/health/service/"] > 10 and d["total"] > 50'
+py 'd["requests"]["GET /v1/health/service/"] > 10 and d["paths"]["/v1/health/service/"] == d["requests"]["GET /v1/health/service/"] and d["total"] > 50'
 req PUT '/_double/stats/reset'; req GET /_double/stats; py 'd["total"]==0'
 
 # index reset (snapshot restore): the index goes backwards, data stays
@@ -338,6 +348,7 @@ req PUT /v1/agent/service/register '{"Name":"web2"}' -H 'Authorization: bearer o
 req GET /v1/health/service/web "" -H 'X-Consul-Token: secret'; expect 200; py 'len(d)==1'
 req GET /v1/health/service/web "" -H 'X-Consul-Token: nope'; expect 403 "ACL not found"
 req GET /v1/health/service/web; expect 200 "[]"
+req GET /_double/stats; py 'd["last_token"]=="nope"'
 stop
 
 echo "consul double: $n checks passed"

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *token_of(struct req *r, char *buf, size_t n)
+const char *acl_token(struct req *r, char *buf, size_t n)
 {
     const char *t = req_arg(r, "token");
     if (t && *t) return t;
@@ -37,7 +37,7 @@ enum acl_who acl_resolve(struct req *r)
     const struct config *c = g_store.cfg;
     if (!c->n_acl_tokens) return ACL_OFF;
     char buf[512];
-    const char *t = token_of(r, buf, sizeof buf);
+    const char *t = acl_token(r, buf, sizeof buf);
     if (!t || strcmp(t, "anonymous") == 0) return ACL_ANON;
     for (size_t i = 0; i < c->n_acl_tokens; i++)
         if (strcmp(c->acl_tokens[i], t) == 0) return ACL_KNOWN;

@@ -246,7 +246,9 @@ bool fault_intercept(struct req *r, struct MHD_Response **resp, unsigned *status
 struct MHD_Response *fault_wrap(struct req *r, struct reply *rp);
 bool fault_wants_wrap(struct req *r);
 void control_handle(struct req *r, struct reply *rp);
-void stats_count(const char *method, const char *route);
+void stats_count(const char *method, const char *route, const char *token);
+/* acl.c: the request's token (?token=, X-Consul-Token, Bearer) or NULL */
+const char *acl_token(struct req *r, char *buf, size_t n);
 void faults_init(void);
 void faults_free(void);
 

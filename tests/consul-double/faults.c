@@ -27,6 +27,8 @@ static struct {
     char *text;
     uint64_t epoch;
     unsigned long long applied;
+    bool default_paths;
+    char *last_token;       /* the last token a /v1/ request carried */
 } F;
 
 struct stat_entry { char *key; unsigned long long n; };
@@ -40,6 +42,7 @@ static void set_default_paths(void)
     F.n_paths = 2;
     F.paths[0] = strdup("/v1/health/");
     F.paths[1] = strdup("/v1/catalog/");
+    F.default_paths = true;
 }
 
 void faults_init(void)
@@ -56,6 +59,8 @@ void faults_free(void)
     F.n_paths = 0;
     free(F.text);
     F.text = NULL;
+    free(F.last_token);
+    F.last_token = NULL;
     for (size_t i = 0; i < g_n_stats; i++) free(g_stats[i].key);
     free(g_stats);
     g_stats = NULL;
@@ -63,12 +68,8 @@ void faults_free(void)
     pthread_mutex_destroy(&F.mu);
 }
 
-void stats_count(const char *method, const char *route)
+static void bump_key(const char *key)
 {
-    char key[256];
-    snprintf(key, sizeof key, "%s %s", method, route);
-    pthread_mutex_lock(&F.mu);
-    g_total++;
     size_t i;
     for (i = 0; i < g_n_stats; i++)
         if (strcmp(g_stats[i].key, key) == 0) break;
@@ -78,11 +79,28 @@ void stats_count(const char *method, const char *route)
         g_stats[g_n_stats++].n = 0;
     }
     g_stats[i].n++;
+}
+
+void stats_count(const char *method, const char *route, const char *token)
+{
+    char key[256];
+    snprintf(key, sizeof key, "%s %s", method, route);
+    pthread_mutex_lock(&F.mu);
+    g_total++;
+    bump_key(key);
+    bump_key(route);
+    if (token && *token) {
+        free(F.last_token);
+        F.last_token = strdup(token);
+    }
     pthread_mutex_unlock(&F.mu);
 }
 
 static bool path_in_scope(const char *path)
 {
+    /* an agent that is down is down for every endpoint, unless the
+     * fault was given its own paths */
+    if (F.mode == F_DOWN && F.default_paths) return true;
     for (int i = 0; i < F.n_paths; i++)
         if (strcmp(F.paths[i], "all") == 0 || strncmp(path, F.paths[i], strlen(F.paths[i])) == 0)
             return true;
@@ -282,13 +300,6 @@ struct MHD_Response *fault_wrap(struct req *r, struct reply *rp)
     struct MHD_Response *resp = MHD_create_response_from_callback(c->len, 4096, cut_reader, c, cut_free);
     if (!resp) { cut_free(c); return NULL; }
     reply_headers(resp, rp);
-    if (rp->blocking_headers) {
-        char b[32];
-        snprintf(b, sizeof b, "%llu", (unsigned long long)(rp->index ? rp->index : 1));
-        MHD_add_response_header(resp, "X-Consul-Index", b);
-        MHD_add_response_header(resp, "X-Consul-Knownleader", "true");
-        MHD_add_response_header(resp, "X-Consul-Lastcontact", "0");
-    }
     return resp;
 }
 
@@ -309,6 +320,51 @@ static bool is_write(struct req *r)
     return strcmp(r->method, "PUT") == 0 || strcmp(r->method, "POST") == 0;
 }
 
+/* "500ms", "2s" or a plain number of milliseconds. */
+static long long value_ms(const char *v)
+{
+    int64_t ns;
+    if (go_duration_parse(v, &ns, NULL) == 0) return ns / NS_PER_MS;
+    return atoll(v);
+}
+
+/* /_double/fault/<mode>[?value=V]: the short form. V is the delay for
+ * slow, the size for oversized, the body text for 500/503, and for down
+ * a duration of a real outage (listener closed). */
+static void control_fault_short(struct req *r, struct reply *rp, const char *mode)
+{
+    const char *v = req_arg(r, "value");
+    if (strcmp(mode, "clear") == 0) mode = "none";
+    if (strcmp(mode, "down") == 0 && v && *v) {
+        supervisor_request_down(value_ms(v));
+        reply_json(rp, r, 200, json_pack("{s:s,s:I}", "mode", "down", "down_ms", (json_int_t)value_ms(v)));
+        return;
+    }
+    if (strcmp(mode, "index-reset") == 0) {
+        pthread_mutex_lock(&g_store.mu);
+        store_index_reset();
+        pthread_mutex_unlock(&g_store.mu);
+        reply_json(rp, r, 200, json_pack("{s:s}", "mode", "index-reset"));
+        return;
+    }
+    int m = -1;
+    for (int i = 0; i < (int)(sizeof mode_names / sizeof mode_names[0]); i++)
+        if (strcmp(mode, mode_names[i]) == 0) m = i;
+    if (m < 0) { reply_text(rp, 400, "unknown mode \"%s\"", mode); return; }
+    pthread_mutex_lock(&F.mu);
+    F.mode = (enum fault_mode)m;
+    F.ms = m == F_SLOW && v ? value_ms(v) : 0;
+    F.bytes = m == F_OVERSIZED && v ? atoll(v) : 0;
+    F.count = -1;
+    free(F.text);
+    F.text = (m == F_500 || m == F_503) && v ? strdup(v) : NULL;
+    set_default_paths();
+    F.epoch++;
+    json_t *j = fault_json();
+    pthread_mutex_unlock(&F.mu);
+    reply_json(rp, r, 200, j);
+}
+
 static void control_fault(struct req *r, struct reply *rp)
 {
     if (is_write(r)) {
@@ -327,7 +383,7 @@ static void control_fault(struct req *r, struct reply *rp)
             pthread_mutex_lock(&F.mu);
             F.mode = (enum fault_mode)m;
             const char *v;
-            F.ms = (v = req_arg(r, "ms")) ? atoll(v) : 0;
+            F.ms = (v = req_arg(r, "ms")) ? value_ms(v) : 0;
             F.bytes = (v = req_arg(r, "bytes")) ? atoll(v) : 0;
             F.count = (v = req_arg(r, "count")) && atoll(v) > 0 ? atoll(v) : -1;
             free(F.text);
@@ -339,6 +395,7 @@ static void control_fault(struct req *r, struct reply *rp)
                 for (char *t = strtok_r(dup, ",", &save); t && F.n_paths < MAX_PATHS; t = strtok_r(NULL, ",", &save))
                     F.paths[F.n_paths++] = strdup(t);
                 free(dup);
+                F.default_paths = false;
             } else {
                 set_default_paths();
             }
@@ -359,12 +416,14 @@ static void control_stats(struct req *r, struct reply *rp, bool reset)
     int blocking = g_store.active_blocking;
     pthread_mutex_unlock(&g_store.mu);
     pthread_mutex_lock(&F.mu);
-    json_t *reqs = json_object();
+    json_t *reqs = json_object(), *paths = json_object();
     for (size_t i = 0; i < g_n_stats; i++)
-        json_object_set_new(reqs, g_stats[i].key, json_integer((json_int_t)g_stats[i].n));
-    json_t *j = json_pack("{s:I,s:o,s:i,s:I,s:I}", "total", (json_int_t)g_total, "requests", reqs,
-                          "blocking", blocking, "index", (json_int_t)idx,
-                          "faulted", (json_int_t)F.applied);
+        json_object_set_new(g_stats[i].key[0] == '/' || strcmp(g_stats[i].key, "unknown") == 0 ? paths : reqs,
+                            g_stats[i].key, json_integer((json_int_t)g_stats[i].n));
+    json_t *j = json_pack("{s:I,s:o,s:o,s:i,s:I,s:I,s:s?}", "total", (json_int_t)g_total,
+                          "requests", reqs, "paths", paths, "blocking", blocking,
+                          "index", (json_int_t)idx, "faulted", (json_int_t)F.applied,
+                          "last_token", F.last_token);
     if (reset) {
         for (size_t i = 0; i < g_n_stats; i++) free(g_stats[i].key);
         free(g_stats);
@@ -382,6 +441,8 @@ void control_handle(struct req *r, struct reply *rp)
     const char *p = r->path + strlen("/_double/");
     if (strcmp(p, "fault") == 0) {
         control_fault(r, rp);
+    } else if (strncmp(p, "fault/", 6) == 0 && is_write(r)) {
+        control_fault_short(r, rp, p + 6);
     } else if (strcmp(p, "stats") == 0) {
         control_stats(r, rp, strcmp(r->method, "DELETE") == 0);
     } else if (strcmp(p, "stats/reset") == 0 && is_write(r)) {

@@ -51,6 +51,8 @@ static bool parse_query(struct req *r, struct reply *rp, struct query *q)
         }
         q->min_index = v;
     }
+    /* a cut or stalled answer comes at once, not after the long poll */
+    if (r->fault == F_TRUNCATED || r->fault == F_STALL) q->min_index = 0;
     const char *dc = req_arg(r, "dc");
     if (dc && *dc && strcmp(dc, g_store.cfg->dc) != 0) {
         reply_text(rp, 500, "No path to datacenter");

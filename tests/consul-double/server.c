@@ -230,13 +230,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         goto send;
     }
     if (!rt) {
-        stats_count(method, "unknown");
+        stats_count(method, "unknown", NULL);
         reply_text(&rp, 404, "Invalid URL path: not a recognized HTTP API endpoint\n");
         goto send;
     }
     r.route = rt->pattern;
     r.rest = clean + strlen(rt->pattern);
-    stats_count(method, rt->pattern);
+    char tokbuf[512];
+    stats_count(method, rt->pattern, acl_token(&r, tokbuf, sizeof tokbuf));
     const char *allow = rt->write ? "OPTIONS,PUT" : "OPTIONS,GET";
     if (strcmp(method, "OPTIONS") == 0) {
         rp.status = 200;
@@ -258,7 +259,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     unsigned fstatus = 200;
     if (fault_intercept(&r, &fresp, &fstatus, &drop)) {
         free(clean);
-        if (drop || !fresp) return MHD_NO;
+        if (drop || !fresp) {
+            /* reset, not a clean close: the agent went away */
+            const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+            struct linger lg = {1, 0};
+            if (ci) setsockopt(ci->connect_fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+            return MHD_NO;
+        }
         ret = MHD_queue_response(conn, fstatus, fresp);
         MHD_destroy_response(fresp);
         return ret;

@@ -278,6 +278,12 @@ static void fault_case(const char *knob, const char *value, long error_within_ms
   /* Wake the watcher: a change makes its long poll return into the fault
    * (with the agent down this fails, and the 2 s wait ends the poll). */
   kitd_test_agent_register(&agent, svc, id1, "127.0.0.1", 7001, "[\"x\"]", "passing", 60);
+  /* The poll in flight when the fault was set started before it and
+   * answers well; the next one is faulted, and a faulted blocking query
+   * still answers only when its index moves: change the service again. */
+  struct timespec gap = {0, 300 * 1000000L};
+  nanosleep(&gap, NULL);
+  kitd_test_agent_register(&agent, svc, id1, "127.0.0.1", 7001, "[\"y\"]", "passing", 60);
   int64_t t0 = kitd_now_ns();
   assert_true(kitd_test_recorder_wait_error(&w.rec, errs, kitd_test_ms(error_within_ms)));
   pthread_mutex_lock(&w.rec.mu);
@@ -305,12 +311,14 @@ static void fault_case(const char *knob, const char *value, long error_within_ms
   kitd_test_agent_deregister(&agent, id1);
 }
 
-static void test_fault_down(void **s) { (void)s; fault_case("down", NULL, 3000, KITD_ECONNECT); }
+/* The agent dies: the poll in flight is cut (EPROTO or ECONNECT first),
+ * then connections are refused. */
+static void test_fault_down(void **s) { (void)s; fault_case("down", NULL, 3000, 0); }
 static void test_fault_500(void **s) { (void)s; fault_case("500", NULL, 3000, KITD_EHTTP); }
 static void test_fault_429(void **s) { (void)s; fault_case("429", NULL, 3000, KITD_EHTTP); }
 static void test_fault_garbage(void **s) { (void)s; fault_case("garbage", NULL, 3000, KITD_EPROTO); }
 static void test_fault_truncated(void **s) { (void)s; fault_case("truncated", NULL, 3000, KITD_EPROTO); }
-static void test_fault_oversized(void **s) { (void)s; fault_case("oversized", NULL, 3000, KITD_ETOOBIG); }
+static void test_fault_oversized(void **s) { (void)s; fault_case("oversized", "2097152", 3000, KITD_ETOOBIG); }
 /* A stalled agent: the poll is cut by the timeout (wait + wait/16 + 11 s). */
 static void test_fault_stall(void **s) { (void)s; fault_case("stall", NULL, 20000, KITD_ETIMEDOUT); }
 

@@ -220,8 +220,15 @@ long kitd_test_agent_requests(const kitd_test_agent *a, const char *path_prefix)
       size_t kl = (size_t)(e - p - 1);
       char *colon = e + 1;
       while (*colon == ' ') colon++;
-      if (*colon == ':' && strncmp(p + 1, path_prefix, strlen(path_prefix)) == 0 &&
-          kl >= strlen(path_prefix))
+      /* keys are "<METHOD> <path prefix>", e.g. "GET /v1/health/service/" */
+      const char *key = p + 1;
+      const char *sp = memchr(key, ' ', kl);
+      if (sp) {
+        kl -= (size_t)(sp + 1 - key);
+        key = sp + 1;
+      }
+      if (*colon == ':' && kl >= strlen(path_prefix) &&
+          strncmp(key, path_prefix, strlen(path_prefix)) == 0)
         total += strtol(colon + 1, NULL, 10);
       p = e + 1;
     }
@@ -230,15 +237,49 @@ long kitd_test_agent_requests(const kitd_test_agent *a, const char *path_prefix)
   return total;
 }
 
+/* knob: a fault mode of the double (slow, stall, 500, 429, 503, garbage,
+ * truncated, oversized, index-reset) applied to the read endpoints, or
+ * "down": the double stops listening (connections are refused) for `value`
+ * milliseconds (default 3000) and comes back with its registrations.
+ * value: a duration for slow/stall ("500ms", "2s"), a size in bytes for
+ * oversized, else unused. */
 int kitd_test_agent_fault(kitd_test_agent *a, const char *knob, const char *value) {
   if (a->real) return -1;
   char path[512];
-  snprintf(path, sizeof path, "/_double/fault/%s%s%s", knob, value ? "?value=" : "",
-           value ? value : "");
+  if (strcmp(knob, "down") == 0) {
+    snprintf(path, sizeof path, "/_double/down?ms=%s", value ? value : "3000");
+    int st = kitd_test_agent_http(a, "PUT", path, NULL, NULL);
+    /* The double goes down a moment after it answers: wait until it
+     * refuses connections, so the caller's next step sees it down. */
+    for (int i = 0; st == 200 && i < 200; i++) {
+      if (kitd_test_agent_http(a, "GET", "/v1/status/leader", NULL, NULL) == 0) break;
+      struct timespec ts = {0, 5 * 1000000L};
+      nanosleep(&ts, NULL);
+    }
+    return st;
+  }
+  int n = snprintf(path, sizeof path, "/_double/fault?mode=%s", knob);
+  if (value && (strcmp(knob, "slow") == 0 || strcmp(knob, "stall") == 0)) {
+    char *end;
+    double v = strtod(value, &end);
+    long ms = (long)(strcmp(end, "s") == 0 ? v * 1000 : v);
+    snprintf(path + n, sizeof path - (size_t)n, "&ms=%ld", ms);
+  } else if (value && strcmp(knob, "oversized") == 0) {
+    snprintf(path + n, sizeof path - (size_t)n, "&bytes=%s", value);
+  }
   return kitd_test_agent_http(a, "PUT", path, NULL, NULL);
 }
 
+/* While the double is down, the control path is down too: try for up to
+ * 10 s (scaled), so that clearing also waits for it to be back. */
 int kitd_test_agent_clear_faults(kitd_test_agent *a) {
   if (a->real) return -1;
-  return kitd_test_agent_http(a, "PUT", "/_double/fault/clear", NULL, NULL);
+  int st = 0;
+  for (long waited = 0; waited < kitd_test_ms(10000); waited += 50) {
+    st = kitd_test_agent_http(a, "PUT", "/_double/fault?mode=none", NULL, NULL);
+    if (st != 0) return st;
+    struct timespec ts = {0, 50 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+  return st;
 }

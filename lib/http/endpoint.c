@@ -1,0 +1,122 @@
+/* An HTTP endpoint: one instance's base URL; each call borrows a pooled
+ * handle, builds the URL and body into the handle's buffers, and maps the
+ * outcome. The success path allocates nothing of its own once the buffers
+ * have grown to the usual sizes. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/http_impl.h"
+#include "kitd/error.h"
+
+struct http_ep {
+  kitd_http *h;   /* a reference */
+  size_t baselen;
+  char base[];    /* "http://host:port" */
+};
+
+static void ep_close(void *state) {
+  struct http_ep *e = state;
+  kitd__http_unref(e->h);
+  free(e);
+}
+
+/* Detail for a non-2xx answer: the JSON `error` text, else the body's start. */
+static void http_error_detail(kitd_ctx *ctx, int status, const kitd_http_buf *body) {
+  char text[KITD_CTX_DETAIL_MAX];
+  if (kitd_http_error_text(body->data, body->len, text, sizeof text)) {
+    kitd_ctx_set_detail(ctx, "%s", text);
+    return;
+  }
+  size_t n = 0;
+  while (n < body->len && n < 120 && body->data[n] != '\n' && body->data[n] != '\r') n++;
+  if (n)
+    kitd_ctx_set_detail(ctx, "HTTP %d: %.*s", status, (int)n, body->data);
+  else
+    kitd_ctx_set_detail(ctx, "HTTP %d", status);
+}
+
+static int ep_call(void *state, kitd_ctx *ctx, const void *request, void **response) {
+  struct http_ep *e = state;
+  kitd_http *h = e->h;
+  int64_t ms = kitd_ctx_remaining_ms(ctx);
+  if (ms == 0) return KITD_ETIMEDOUT;
+  if (ms < 0) ms = h->o.timeout_ms > 0 ? h->o.timeout_ms : 0;
+
+  struct kitd__http_conn *c = kitd__http_conn_get(h);
+  if (!c) return KITD_ENOMEM;
+  int rc;
+  kitd__http_buf_reset(&c->url);
+  kitd__http_buf_reset(&c->body);
+  kitd__http_buf_reset(&c->resp);
+  c->too_big = 0;
+  c->errbuf[0] = '\0';
+  if ((rc = kitd_http_buf_append(&c->url, e->base, e->baselen))) goto out;
+  rc = h->o.path_fn ? h->o.path_fn(h->o.arg, request, &c->url, ctx)
+                    : kitd_http_buf_append(&c->url, h->path, strlen(h->path));
+  if (rc) goto out;
+  if (h->o.encode && (rc = h->o.encode(h->o.arg, request, &c->body, ctx))) goto out;
+  /* A response buffer that exists even when empty: decode gets "" not NULL. */
+  if ((rc = kitd_http_buf_append(&c->resp, "", 0))) goto out;
+
+  CURL *easy = c->easy;
+  c->ctx = ctx;
+  curl_easy_setopt(easy, CURLOPT_URL, c->url.data);
+  if (h->method_kind != 0 || h->o.encode) {
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, c->body.len ? c->body.data : "");
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body.len);
+  }
+  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)ms);
+  CURLcode cc = kitd__http_conn_perform(c);
+  if (cc != CURLE_OK) {
+    rc = kitd__http_curl_err(cc, c);
+    if (rc == KITD_ETOOBIG)
+      kitd_ctx_set_detail(ctx, "%s %s: answer body over %zu bytes", h->method, c->url.data,
+                          h->o.max_body);
+    else
+      kitd_ctx_set_detail(ctx, "%s %s: %s", h->method, c->url.data,
+                          c->errbuf[0] ? c->errbuf : curl_easy_strerror(cc));
+    goto out;
+  }
+  long status = 0;
+  curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+  kitd_ctx_set_status(ctx, (int)status);
+  if ((status < 200 || status > 299) && !h->o.decode_all_status) {
+    http_error_detail(ctx, (int)status, &c->resp);
+    rc = KITD_EHTTP;
+    goto out;
+  }
+  if (h->o.decode) {
+    void *resp = NULL;
+    rc = h->o.decode(h->o.arg, (int)status, c->resp.data, c->resp.len, &resp, ctx);
+    if (rc == 0 && response) *response = resp;
+  }
+out:
+  kitd__http_conn_put(h, c);
+  return rc;
+}
+
+int kitd_http_endpoint_new(kitd_http *h, const char *instance, kitd_endpoint **out) {
+  if (!h || !instance || !out) return KITD_EINVAL;
+  size_t n = strlen(instance);
+  if (n == 0 || n >= KITD_INSTANCE_MAX) return KITD_EINVAL;
+  for (size_t i = 0; i < n; i++) /* no room for a path, query or userinfo */
+    if (instance[i] <= ' ' || instance[i] >= 127 || strchr("/?#@\\", instance[i]))
+      return KITD_EINVAL;
+  size_t cap = strlen(h->scheme) + 3 + n + 1;
+  struct http_ep *e = malloc(sizeof *e + cap);
+  if (!e) return KITD_ENOMEM;
+  e->baselen = (size_t)snprintf(e->base, cap, "%s://%s", h->scheme, instance);
+  e->h = h;
+  kitd__http_ref(h);
+  int rc = kitd_endpoint_new(ep_call, ep_close, e, out);
+  if (rc) {
+    kitd__http_unref(h);
+    free(e);
+  }
+  return rc;
+}
+
+int kitd_http_factory(void *arg, const char *instance, kitd_endpoint **out) {
+  return kitd_http_endpoint_new(arg, instance, out);
+}
