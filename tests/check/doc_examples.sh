@@ -1,6 +1,7 @@
 #!/bin/sh
-# The example of each API page (the ```c block after "## Example") compiles
-# against the public headers, links with the static library, and runs.
+# The example of each API page (the ```c block after "## Example"), when it
+# is a whole program, compiles against the public headers, links with the
+# static library, and runs.
 set -eu
 B=${1:-build}
 CC=${CC:-cc}
@@ -12,7 +13,8 @@ n=0
 for page in docs/api/*.md; do
   name=$(basename "$page" .md)
   awk '/^## Example/{e=1; next} e && /^```c/{c=1; next} c && /^```/{exit} c{print}' "$page" > "$tmp/$name.c"
-  [ -s "$tmp/$name.c" ] || continue
+  # Only whole programs are built; a page may show a fragment instead.
+  grep -q 'int main(' "$tmp/$name.c" || continue
   $CC -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror $SAN -Iinclude -o "$tmp/$name" "$tmp/$name.c" \
     "$B/libkitd.a" $(pkg-config --libs libcurl jansson 2>/dev/null) -lpthread -lm ||
     { echo "$page: example does not build"; exit 1; }
