@@ -359,6 +359,19 @@ static void test_fault_index_reset(void **state) {
   watch w;
   watch_start(&w, svc, &o, NULL);
   assert_true(kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7001", kitd_test_ms(3000)));
+  /* A restore wakes the queries blocked at that moment; a query that starts
+   * later with the old, higher index blocks for its whole wait, as Consul's
+   * does. Reset only once the watcher is blocked (the rate limiter may hold
+   * its next poll back a little, more so under sanitizers). */
+  for (long t = 0; t < kitd_test_ms(5000); t += 20) {
+    char *st = NULL;
+    kitd_test_agent_http(&agent, "GET", "/_double/stats", NULL, &st);
+    int blocked = st && strstr(st, "\"blocking\":0") == NULL;
+    free(st);
+    if (blocked) break;
+    struct timespec ts = {0, 20 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
   assert_int_equal(kitd_test_agent_fault(&agent, "index-reset", NULL), 200);
   reg(svc, id1, 7005, NULL, "passing");
   assert_true(kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7005", kitd_test_ms(5000)));
