@@ -75,6 +75,7 @@ static int propagation(kitd_test_agent *a, int changes) {
   /* Let every watcher settle into its long poll. */
   sleep_ns(1200 * 1000000LL);
   int64_t *lat = calloc((size_t)changes, sizeof *lat);
+  int64_t *put = calloc((size_t)changes, sizeof *put);
   int done = 0;
   for (int i = 0; i < changes; i++) {
     int s = i % NSVC;
@@ -86,6 +87,7 @@ static int propagation(kitd_test_agent *a, int changes) {
       fprintf(stderr, "bench: TTL update failed\n");
       break;
     }
+    put[done] = kitd_now_ns() - t0;
     if (!kitd_test_recorder_wait_set(&rec[s], want, 10000)) break;
     pthread_mutex_lock(&rec[s].mu);
     lat[done++] = rec[s].last_ns - t0;
@@ -102,8 +104,11 @@ static int propagation(kitd_test_agent *a, int changes) {
     printf("bench consul/propagation/p50 %.3f ms\n", (double)lat[done / 2] / 1e6);
     printf("bench consul/propagation/p99 %.3f ms\n", (double)lat[(done * 99) / 100] / 1e6);
     printf("bench consul/propagation/changes %d count\n", done);
+    qsort(put, (size_t)done, sizeof *put, cmp64);
+    printf("bench consul/propagation/put_p50 %.3f ms\n", (double)put[done / 2] / 1e6);
   }
   free(lat);
+  free(put);
   for (int s = 0; s < NSVC; s++) {
     kitd_instancer_unsubscribe(in[s], kitd_test_recorder_fn, &rec[s]);
     kitd_instancer_free(in[s]);
