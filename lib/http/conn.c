@@ -24,6 +24,7 @@
 
 #define WAIT_SLICE_MS 10          /* longest wait before checking cancel */
 #define RBUF_MIN (16u * 1024)
+#define RBUF_KEEP (256u * 1024)  /* larger answer buffers are not kept */
 
 int kitd__h1_pool_init(struct kitd__h1_pool *p, unsigned max, atomic_uint *total_idle) {
   memset(p, 0, sizeof *p);
@@ -80,6 +81,11 @@ struct kitd__h1_conn *kitd__h1_pool_get(struct kitd__h1_pool *p) {
 
 void kitd__h1_pool_put(struct kitd__h1_pool *p, struct kitd__h1_conn *c) {
   if (c->must_close) conn_close(c);
+  if (c->rcap > RBUF_KEEP) { /* one big answer: do not keep its buffer idle */
+    free(c->rbuf);
+    c->rbuf = NULL;
+    c->rcap = c->rlen = 0;
+  }
   if (c->fd >= 0) {
     pthread_mutex_lock(&p->mu);
     if (p->nidle < p->max) {
