@@ -34,7 +34,6 @@ typedef struct kitd_pick {
   size_t count;            /* size of the snapshot picked from */
   /* private */
   void *snap_;
-  void *rec_;
   int slot_;
 } kitd_pick;
 

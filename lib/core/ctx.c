@@ -32,12 +32,14 @@ void kitd_ctx_init_child(kitd_ctx *child, const kitd_ctx *parent,
                          int64_t timeout_ms) {
   kitd_ctx_init(child);
   child->parent_ = parent;
-  int64_t d = parent ? kitd_ctx_deadline_ns(parent) : 0;
+  /* The parent's deadline is not copied: every reader walks the chain, so
+   * the child's own deadline is only the one it adds. */
   if (timeout_ms > 0) {
+    int64_t d = parent ? kitd_ctx_deadline_ns(parent) : 0;
     int64_t mine = kitd_now_ns() + timeout_ms * 1000000;
     if (d == 0 || mine < d) d = mine;
+    child->deadline_ns_ = d;
   }
-  child->deadline_ns_ = d;
 }
 
 void kitd_ctx_set_timeout_ms(kitd_ctx *c, int64_t ms) {
@@ -66,16 +68,14 @@ void kitd_ctx_cancel(kitd_ctx *c) {
   if (c) __atomic_store_n(&c->canceled_, 1, __ATOMIC_RELEASE);
 }
 
-static int ctx_canceled(const kitd_ctx *c) {
-  for (; c; c = c->parent_)
-    if (__atomic_load_n(&c->canceled_, __ATOMIC_ACQUIRE)) return 1;
-  return 0;
-}
-
+/* One walk up the chain for both checks: this runs several times per call
+ * on the request path. A cancel anywhere wins over a deadline. */
 int kitd_ctx_err(const kitd_ctx *c) {
-  if (!c) return 0;
-  if (ctx_canceled(c)) return KITD_ECANCELED;
-  int64_t d = kitd_ctx_deadline_ns(c);
+  int64_t d = 0;
+  for (; c; c = c->parent_) {
+    if (__atomic_load_n(&c->canceled_, __ATOMIC_ACQUIRE)) return KITD_ECANCELED;
+    if (c->deadline_ns_ && (d == 0 || c->deadline_ns_ < d)) d = c->deadline_ns_;
+  }
   if (d && kitd_now_ns() >= d) return KITD_ETIMEDOUT;
   return 0;
 }

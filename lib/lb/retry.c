@@ -1,4 +1,5 @@
-/* Retry: an endpoint made of a balancer (go-kit's lb.Retry). */
+/* Retry: an endpoint made of a balancer (go-kit's lb.Retry,
+ * RetryWithCallback and RetryError in one). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,11 +9,11 @@
 #include "lb/balancer_impl.h"
 #include "sd/endpointer_impl.h"
 
-/* Endpoints that failed in this call, remembered to avoid them. */
+/* Endpoints that failed in this call, remembered (on the stack) to avoid. */
 #define RETRY_AVOID_MAX 16
-/* With no endpoints and no backoff configured, wait this long between
- * attempts rather than spin on an empty set. */
-#define RETRY_EMPTY_WAIT_MS 10
+/* With no endpoints, wait at least this long between attempts, whatever the
+ * backoff says: an empty set must not become a hot loop. */
+#define RETRY_EMPTY_WAIT_NS (10 * 1000 * 1000)
 
 struct retry {
   kitd_balancer *b;
@@ -33,17 +34,18 @@ static int avoided(kitd_endpoint *const *avoid, unsigned n, const kitd_endpoint 
   return 0;
 }
 
-/* Pick, re-picking (a bounded number of times) while the pick is an
- * endpoint that already failed in this call and others exist. */
+/* Pick, re-picking (at most repick_limit times) while the pick is an
+ * endpoint that already failed in this call and the snapshot holds others. */
 static int pick_avoiding(struct retry *r, kitd_pick *p, kitd_endpoint *const *avoid,
                          unsigned navoid) {
   int rc = kitd_balancer_pick(r->b, p);
   for (unsigned t = 0; rc == 0 && navoid && t < r->o.repick_limit; t++) {
-    if (!avoided(avoid, navoid, p->endpoint) || p->count <= navoid) return 0;
-    kitd_balancer_done(r->b, p, 0, -1);
+    if (p->count <= navoid || !avoided(avoid, navoid, p->endpoint)) return 0;
+    kitd_balancer_done(r->b, p, 0, -1); /* not used: no outcome to report */
     rc = kitd_balancer_pick(r->b, p);
   }
-  if (rc != 0 || !navoid || !avoided(avoid, navoid, p->endpoint)) return rc;
+  if (rc != 0 || !navoid || p->count <= navoid || !avoided(avoid, navoid, p->endpoint))
+    return rc;
   /* The balancer kept landing on failed endpoints (a random one can): take
    * the next endpoint that has not failed from the same snapshot, which the
    * pick still protects. */
@@ -60,86 +62,84 @@ static int pick_avoiding(struct retry *r, kitd_pick *p, kitd_endpoint *const *av
   return 0;
 }
 
+/* Exponential backoff with full jitter: uniform in [0, min(max, base*2^k)]
+ * (spreads a fleet's retries best; AWS's "full jitter"). */
 static int64_t backoff_ns(const struct retry *r, unsigned attempt, int err) {
+  int64_t ns = 0;
   int64_t base = r->o.backoff_base_ms;
-  if (base <= 0) return err == KITD_ENOENDPOINTS ? (int64_t)RETRY_EMPTY_WAIT_MS * 1000000 : 0;
-  int64_t cap = r->o.backoff_max_ms > 0 ? r->o.backoff_max_ms : base;
-  int64_t d = base;
-  for (unsigned i = 1; i < attempt && d < cap; i++) d *= 2;
-  if (d > cap) d = cap;
-  /* Full jitter: uniform in [d/2, d], so attempts from many callers spread
-   * out but a backoff never collapses to nothing. */
-  int64_t ns = d * 1000000;
-  return ns / 2 + (int64_t)(kitd__rand64() % (uint64_t)(ns / 2 + 1));
+  if (base > 0) {
+    int64_t cap = r->o.backoff_max_ms > base ? r->o.backoff_max_ms : base;
+    int64_t d = base;
+    for (unsigned i = 1; i < attempt && d < cap; i++) d *= 2;
+    if (d > cap) d = cap;
+    d *= 1000000;
+    ns = (int64_t)(kitd__rand64() % (uint64_t)(d + 1));
+  }
+  if (err == KITD_ENOENDPOINTS && ns < RETRY_EMPTY_WAIT_NS) ns = RETRY_EMPTY_WAIT_NS;
+  return ns;
 }
 
 static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) {
   struct retry *r = state;
+  /* The overall deadline lives in a child of the caller's ctx, made once
+   * and only when there is one (kitd_ctx_init touches a few words, not the
+   * 6 KiB of attempt records). */
   kitd_ctx overall;
   kitd_ctx *base = ctx;
   if (r->o.timeout_ms > 0) {
     kitd_ctx_init_child(&overall, ctx, r->o.timeout_ms);
     base = &overall;
   }
-  const int timed = base != ctx || r->o.attempt_timeout_ms > 0;
+  /* The clock is read only when a timeout makes latency cheap to know, or
+   * after a failure: the success path of an untimed call reads none. */
+  int timed = base != ctx || r->o.attempt_timeout_ms > 0;
   kitd_endpoint *avoid[RETRY_AVOID_MAX];
   unsigned navoid = 0;
   int last = KITD_ENOENDPOINTS;
   for (unsigned attempt = 1;; attempt++) {
-    int e = kitd_ctx_err(base);
-    if (e) {
-      last = e;
-      break;
-    }
+    /* No kitd_ctx_err(base) here: the caller's kitd_endpoint_call checked
+     * before the first attempt, the failure path and the backoff sleep
+     * check before the others, and the attempt's own call checks again. */
+    int e;
     kitd_pick p;
     int rc = pick_avoiding(r, &p, avoid, navoid);
     if (rc == 0) {
       kitd_ctx actx;
-      kitd_ctx *use = ctx;
-      kitd_ctx_set_status(ctx, 0);
-      if (timed) {
-        kitd_ctx_init_child(&actx, base, r->o.attempt_timeout_ms);
-        use = &actx;
-      }
-      /* The success path reads no clock unless a timeout is set: the clock
-       * read costs about as much as the whole pick. */
+      kitd_ctx_init_child(&actx, base, r->o.attempt_timeout_ms);
       int64_t t0 = timed ? kitd_now_ns() : 0;
-      rc = kitd_endpoint_call(p.endpoint, use, req, resp);
+      rc = kitd_endpoint_call(p.endpoint, &actx, req, resp);
+      int64_t lat = timed ? kitd_now_ns() - t0 : -1;
+      kitd_ctx_set_status(ctx, kitd_ctx_status(&actx));
       if (rc == 0) {
-        kitd_balancer_done(r->b, &p, 0, timed ? kitd_now_ns() - t0 : -1);
-        if (use != ctx) kitd_ctx_set_status(ctx, kitd_ctx_status(use));
+        kitd_balancer_done(r->b, &p, 0, lat);
+        if (actx.detail_[0]) kitd_ctx_set_detail(ctx, "%s", actx.detail_);
         return 0;
       }
-      int64_t lat = timed ? kitd_now_ns() - t0 : -1;
-      if (use != ctx) {
-        kitd_ctx_set_status(ctx, kitd_ctx_status(use));
-        kitd_ctx_set_detail(ctx, "%s", kitd_ctx_detail(use));
-      }
-      kitd_ctx_add_attempt(ctx, rc, kitd_ctx_status(ctx), lat, p.instance, kitd_ctx_detail(ctx));
-      if (navoid < RETRY_AVOID_MAX) avoid[navoid++] = p.endpoint;
+      const char *detail = kitd_ctx_detail(&actx);
+      if (!detail[0]) detail = kitd_strerror(rc);
+      kitd_ctx_add_attempt(ctx, rc, kitd_ctx_status(&actx), lat, p.instance, detail);
+      kitd_ctx_set_detail(ctx, "%s", detail);
+      if (navoid < RETRY_AVOID_MAX && !avoided(avoid, navoid, p.endpoint))
+        avoid[navoid++] = p.endpoint;
       kitd_balancer_done(r->b, &p, rc, lat);
     } else {
+      kitd_ctx_set_status(ctx, 0);
+      kitd_ctx_add_attempt(ctx, rc, 0, -1, NULL, kitd_strerror(rc));
       kitd_ctx_set_detail(ctx, "%s", kitd_strerror(rc));
-      kitd_ctx_add_attempt(ctx, rc, 0, -1, NULL, "no endpoints available");
     }
+    timed = 1; /* past the first failure, latencies are worth a clock read */
     last = rc;
+    /* The deadline or a cancel ended the call: say so, whatever the attempt
+     * returned (an endpoint may report a timeout in its own words). */
     e = kitd_ctx_err(base);
-    if (e) {
-      last = e;
-      break;
-    }
-    if (attempt >= r->o.max_attempts) break;
-    int keep = r->o.should_retry ? r->o.should_retry(r->o.arg, attempt, &last, ctx)
-                                 : rc != KITD_ECANCELED;
-    if (!keep) break;
-    kitd_ctx_set_detail(ctx, "%s", ""); /* the next attempt's detail is its own */
+    if (e) return e;
+    int again = r->o.should_retry ? r->o.should_retry(r->o.arg, attempt, &last, ctx)
+                                  : last != KITD_ECANCELED;
+    if (!again || attempt >= r->o.max_attempts) break;
     int64_t wait = backoff_ns(r, attempt, rc);
     if (wait > 0) {
       e = kitd_ctx_sleep_ns(base, wait);
-      if (e) {
-        last = e;
-        break;
-      }
+      if (e) return e;
     }
   }
   return last;

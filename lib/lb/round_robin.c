@@ -1,28 +1,24 @@
 /* Round robin: a strict global rotation (one shared counter) or a
- * per-thread rotation (no shared write). Both start at a random position. */
+ * per-thread rotation (no shared write). Both start at a random position,
+ * or at seed % n once kitd_balancer_set_seed() is called. The per-pick code
+ * is inline in balancer_impl.h. */
 #include "kitd/error.h"
 #include "lb/balancer_impl.h"
 
-/* Per-thread positions, one per balancer slot (balancers beyond 64 share
- * slots: still a rotation, a little less even). 0 means "not started". */
-#define RR_TLS_SLOTS 64
-static __thread uint32_t rr_pos[RR_TLS_SLOTS] __attribute__((tls_model("initial-exec")));
+__thread struct kitd__rr_pos kitd__rr_tls[KITD__RR_TLS_SLOTS]
+    __attribute__((tls_model("initial-exec")));
 
-static size_t rr_global_next(kitd_balancer *b, size_t n) {
-  uint64_t c = atomic_fetch_add_explicit(&b->counter, 1, memory_order_relaxed);
-  return (size_t)(((uint32_t)c + b->start) % (uint32_t)n);
+/* A thread's first pick from this balancer (or its slot was another's). */
+size_t kitd__rr_thread_start(kitd_balancer *b, struct kitd__rr_pos *e, size_t n) {
+  /* Seeded: seed % n on every thread. Otherwise each thread starts at its
+   * own random place, so threads do not march in step. */
+  uint64_t start = b->seeded ? b->start : b->start ^ kitd__mix64((uintptr_t)e);
+  e->id = b->id;
+  return (size_t)(start % (uint64_t)n);
 }
 
-static size_t rr_thread_next(kitd_balancer *b, size_t n) {
-  uint32_t *pos = &rr_pos[b->tls_index % RR_TLS_SLOTS];
-  uint32_t p = *pos;
-  /* Stored one past the index, so a fresh thread starts at the balancer's
-   * random start instead of at 0. */
-  size_t i = p == 0 ? (size_t)(b->start % (uint32_t)n) : (size_t)(p - 1);
-  if (i >= n) i %= n; /* the set shrank */
-  *pos = (uint32_t)(i + 1 == n ? 0 : i + 1) + 1;
-  return i;
-}
+static size_t rr_global_next(kitd_balancer *b, size_t n) { return kitd__rr_global_next(b, n); }
+static size_t rr_thread_next(kitd_balancer *b, size_t n) { return kitd__rr_thread_next(b, n); }
 
 static const struct kitd__balancer_ops rr_global_ops = {"round_robin", rr_global_next, NULL};
 static const struct kitd__balancer_ops rr_thread_ops = {"round_robin_per_thread",
@@ -30,6 +26,7 @@ static const struct kitd__balancer_ops rr_thread_ops = {"round_robin_per_thread"
 
 int kitd_balancer_round_robin_new(kitd_endpointer *ep, unsigned flags, kitd_balancer **out) {
   if (flags & ~(unsigned)KITD_RR_PER_THREAD) return KITD_EINVAL;
-  return kitd__balancer_new(ep, (flags & KITD_RR_PER_THREAD) ? &rr_thread_ops : &rr_global_ops,
-                            flags, out);
+  if (flags & KITD_RR_PER_THREAD)
+    return kitd__balancer_new(ep, &rr_thread_ops, KITD__LB_RR_THREAD, flags, out);
+  return kitd__balancer_new(ep, &rr_global_ops, KITD__LB_RR_GLOBAL, flags, out);
 }

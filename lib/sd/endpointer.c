@@ -16,43 +16,42 @@ void kitd_endpointer_opts_init(kitd_endpointer_opts *o) {
   o->logger = NULL;
 }
 
-static struct kitd__snap *snap_new(size_t cap) {
-  struct kitd__snap *s = kitd__calloc(1, sizeof *s);
+/* One allocation: header, endpoint array, instance array. */
+static struct kitd__snap *snap_new(size_t n) {
+  struct kitd__snap *s =
+      kitd__aligned_alloc(_Alignof(struct kitd__snap), sizeof *s + 2 * n * sizeof(void *));
   if (!s) return NULL;
-  if (cap) {
-    s->eps = kitd__malloc(cap * sizeof *s->eps);
-    s->inst = kitd__malloc(cap * sizeof *s->inst);
-    if (!s->eps || !s->inst) {
-      free(s->eps);
-      free(s->inst);
-      free(s);
-      return NULL;
-    }
-  }
+  s->count = 0;
+  s->eps = (kitd_endpoint **)(s + 1);
+  s->inst = (char **)(s->eps + n);
+  atomic_init(&s->retired, 0);
+  s->next = NULL;
+  s->drop = NULL;
+  s->ndrop = 0;
+  atomic_init(&s->refs, 0);
   return s;
 }
 
-/* Free a snapshot and what it was handed to drop. Its live entries belong
- * to the endpointer (or to a newer snapshot) and are left alone. */
+/* Free a snapshot and release what it was handed to drop. Its live entries
+ * belong to the endpointer (or to a newer snapshot) and are left alone. */
 static void snap_free(struct kitd__snap *s) {
   for (size_t i = 0; i < s->ndrop; i++) {
-    kitd_endpoint_unref(s->drop_eps[i]);
-    free(s->drop_inst[i]);
+    kitd_endpoint_unref(s->drop[i].ep);
+    free(s->drop[i].inst);
   }
-  free(s->drop_eps);
-  free(s->drop_inst);
-  free(s->eps);
-  free(s->inst);
+  free(s->drop);
   free(s);
 }
 
 /* Free retired snapshots oldest first, stopping at the first one a picker
- * still holds: an endpoint dropped at update k may still be in use through
- * any snapshot up to k, so none of them may go before the older ones. */
+ * still holds. An endpoint dropped at update k is reachable through every
+ * snapshot from the one that added it up to k, but sits only in k's drop
+ * list; freeing in order makes "k is free" imply "all of them are". */
 static void reclaim_locked(kitd_endpointer *ep) {
   struct kitd__snap *h;
+  if (ep->retired_head) kitd__hp_scan_begin();
   while ((h = ep->retired_head) != NULL) {
-    if (kitd__hp_in_use(h)) break;
+    if (atomic_load_explicit(&h->refs, memory_order_acquire) != 0 || kitd__hp_in_use(h)) break;
     ep->retired_head = h->next;
     if (!ep->retired_head) ep->retired_tail = NULL;
     snap_free(h);
@@ -60,32 +59,45 @@ static void reclaim_locked(kitd_endpointer *ep) {
 }
 
 void kitd__endpointer_try_reclaim(kitd_endpointer *ep) {
-  if (pthread_mutex_trylock(&ep->mu) != 0) return; /* the holder reclaims */
+  if (pthread_mutex_trylock(&ep->mu) != 0) return;
   reclaim_locked(ep);
   pthread_mutex_unlock(&ep->mu);
 }
 
+struct kitd__snap *kitd__endpointer_ref_snap(kitd_endpointer *ep) {
+  /* Under the lock, so the reclaimer (also under it) never sees a count
+   * that is about to rise from 0. */
+  pthread_mutex_lock(&ep->mu);
+  struct kitd__snap *s = atomic_load_explicit(&ep->snap, memory_order_relaxed);
+  atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+  pthread_mutex_unlock(&ep->mu);
+  return s;
+}
+
+void kitd__endpointer_unref_snap(kitd_endpointer *ep, struct kitd__snap *s) {
+  int retired = atomic_load_explicit(&s->retired, memory_order_relaxed);
+  if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_release) == 1 && retired)
+    kitd__endpointer_try_reclaim(ep);
+}
+
 /* Replace the live set by `in` (sorted, unique). Called with ep->mu held.
- * Cost: one merge over both sets plus the factory for new instances only. */
+ * Cost: one merge over both sets, the factory for new instances only, and
+ * one pointer copy per kept endpoint: no refcount traffic on those. */
 static int update_locked(kitd_endpointer *ep, const char *const *in, size_t n) {
   struct kitd__snap *old = atomic_load_explicit(&ep->snap, memory_order_relaxed);
   struct kitd__snap *s = snap_new(n);
   if (!s) return KITD_ENOMEM;
   /* Room for every old entry to be dropped, reserved up front so that the
    * merge below cannot fail half-way. */
+  struct kitd__drop *drop = NULL;
   if (old->count) {
-    old->drop_eps = kitd__malloc(old->count * sizeof *old->drop_eps);
-    old->drop_inst = kitd__malloc(old->count * sizeof *old->drop_inst);
-    if (!old->drop_eps || !old->drop_inst) {
-      free(old->drop_eps);
-      free(old->drop_inst);
-      old->drop_eps = NULL;
-      old->drop_inst = NULL;
-      snap_free(s);
+    drop = kitd__malloc(old->count * sizeof *drop);
+    if (!drop) {
+      free(s);
       return KITD_ENOMEM;
     }
   }
-  size_t i = 0, j = 0, k = 0, added = 0;
+  size_t i = 0, j = 0, k = 0, added = 0, ndrop = 0;
   while (i < n || j < old->count) {
     int c = i < n && j < old->count ? strcmp(in[i], old->inst[j]) : (i < n ? -1 : 1);
     if (c == 0) {
@@ -105,6 +117,8 @@ static int update_locked(kitd_endpointer *ep, const char *const *in, size_t n) {
           kitd_endpoint_unref(e);
           rc = e ? KITD_ENOMEM : KITD_EINTERNAL;
         }
+        /* Skipped, not fatal: the instance is tried again on the next event
+         * that still lists it (it is not in the live set, so it is "new"). */
         char q[KITD_INSTANCE_MAX + 8];
         kitd_log(ep->opts.logger, KITD_LOG_WARN, "endpointer",
                  "msg=\"factory failed; instance skipped\" instance=%s err=%s",
@@ -112,24 +126,22 @@ static int update_locked(kitd_endpointer *ep, const char *const *in, size_t n) {
       }
       i++;
     } else {
-      old->drop_eps[old->ndrop] = old->eps[j];
-      old->drop_inst[old->ndrop] = old->inst[j];
-      old->ndrop++;
+      drop[ndrop].ep = old->eps[j];
+      drop[ndrop].inst = old->inst[j];
+      ndrop++;
       j++;
     }
   }
-  s->count = k;
-  if (added == 0 && old->ndrop == 0) {
-    snap_free(s); /* nothing changed */
-    free(old->drop_eps);
-    free(old->drop_inst);
-    old->drop_eps = NULL;
-    old->drop_inst = NULL;
+  if (added == 0 && ndrop == 0) { /* nothing changed */
+    free(s);
+    free(drop);
     return 0;
   }
-  size_t removed = old->ndrop; /* `old` may be freed by the reclaim below */
+  s->count = k;
+  old->drop = drop;
+  old->ndrop = ndrop;
   atomic_store_explicit(&ep->snap, s, memory_order_seq_cst);
-  atomic_store_explicit(&old->retired, 1, memory_order_release);
+  atomic_store_explicit(&old->retired, 1, memory_order_relaxed);
   if (ep->retired_tail)
     ep->retired_tail->next = old;
   else
@@ -137,36 +149,58 @@ static int update_locked(kitd_endpointer *ep, const char *const *in, size_t n) {
   ep->retired_tail = old;
   reclaim_locked(ep);
   kitd_log(ep->opts.logger, KITD_LOG_DEBUG, "endpointer", "endpoints=%zu added=%zu removed=%zu",
-           k, added, removed);
+           k, added, ndrop);
   return 0;
+}
+
+/* go-kit's InvalidateOnError: close every endpoint as if the set were
+ * empty. Called with ep->mu held. */
+static int invalidate_locked(kitd_endpointer *ep) {
+  int rc = update_locked(ep, NULL, 0);
+  if (rc == 0) {
+    ep->invalidated = true;
+    kitd_log(ep->opts.logger, KITD_LOG_WARN, "endpointer",
+             "msg=\"registry error outlasted invalidate_on_error; endpoints closed\" "
+             "invalidate_on_error_ms=%lld",
+             (long long)ep->opts.invalidate_on_error_ms);
+  }
+  return rc;
 }
 
 static void on_event(void *arg, const kitd_event *ev) {
   kitd_endpointer *ep = arg;
   pthread_mutex_lock(&ep->mu);
+  int rc = 0;
   if (ev->err) {
     if (ep->opts.invalidate_on_error_ms >= 0 && !ep->erroring) {
       ep->erroring = true;
-      ep->invalidate_at_ns = kitd_now_ns() + ep->opts.invalidate_on_error_ms * 1000000;
-      pthread_cond_signal(&ep->cond);
+      if (ep->opts.invalidate_on_error_ms == 0) {
+        /* Out of memory: the next error event tries again. */
+        if (invalidate_locked(ep) != 0) ep->erroring = false;
+      } else {
+        ep->invalidate_at_ns = kitd_now_ns() + ep->opts.invalidate_on_error_ms * 1000000;
+        pthread_cond_signal(&ep->cond);
+      }
     }
-    /* An error event carries the last good set: a late subscriber serves it,
-     * unless the error has lasted long enough to invalidate it. */
-    if (!ep->invalidated) update_locked(ep, ev->instances, ev->count);
+    /* An error event carries the last good set: a late subscriber serves it
+     * (and instances a factory skipped get another try), unless the error
+     * has lasted long enough to invalidate it. */
+    if (!ep->invalidated) rc = update_locked(ep, ev->instances, ev->count);
   } else {
     ep->erroring = false;
     ep->invalidated = false;
-    pthread_cond_signal(&ep->cond);
-    int rc = update_locked(ep, ev->instances, ev->count);
-    if (rc)
-      kitd_log(ep->opts.logger, KITD_LOG_ERROR, "endpointer",
-               "msg=\"update failed; previous endpoints kept\" err=%s", kitd_err_name(rc));
+    if (ep->timer_running) pthread_cond_signal(&ep->cond);
+    rc = update_locked(ep, ev->instances, ev->count);
   }
+  if (rc)
+    kitd_log(ep->opts.logger, KITD_LOG_ERROR, "endpointer",
+             "msg=\"update failed; previous endpoints kept\" err=%s", kitd_err_name(rc));
   pthread_mutex_unlock(&ep->mu);
 }
 
-/* go-kit's InvalidateOnError, on time: a thread that empties the set when an
- * error has lasted invalidate_on_error_ms without a good event. */
+/* The invalidate-on-error timer: sleeps on the condition variable until the
+ * error deadline (or a change of plan), so invalidation happens on time and
+ * not at the next event, which in an outage may never come. */
 static void *invalidate_thread(void *arg) {
   kitd_endpointer *ep = arg;
   pthread_mutex_lock(&ep->mu);
@@ -177,13 +211,7 @@ static void *invalidate_thread(void *arg) {
     }
     int64_t now = kitd_now_ns();
     if (now >= ep->invalidate_at_ns) {
-      if (update_locked(ep, NULL, 0) == 0) {
-        ep->invalidated = true;
-        kitd_log(ep->opts.logger, KITD_LOG_WARN, "endpointer",
-                 "msg=\"registry errors outlasted invalidate_on_error; endpoints closed\"");
-      } else {
-        ep->invalidate_at_ns = now + 100 * 1000000; /* out of memory: try again */
-      }
+      if (invalidate_locked(ep) != 0) ep->invalidate_at_ns = now + 100 * 1000000;
       continue;
     }
     struct timespec ts = {(time_t)(ep->invalidate_at_ns / 1000000000),
@@ -195,13 +223,13 @@ static void *invalidate_thread(void *arg) {
 }
 
 static void release_all(kitd_endpointer *ep) {
-  struct kitd__snap *s = atomic_load_explicit(&ep->snap, memory_order_relaxed);
   while (ep->retired_head) {
     struct kitd__snap *h = ep->retired_head;
     ep->retired_head = h->next;
     snap_free(h);
   }
   ep->retired_tail = NULL;
+  struct kitd__snap *s = atomic_load_explicit(&ep->snap, memory_order_relaxed);
   if (s) {
     for (size_t i = 0; i < s->count; i++) {
       kitd_endpoint_unref(s->eps[i]);
@@ -211,70 +239,78 @@ static void release_all(kitd_endpointer *ep) {
   }
 }
 
+static void stop_timer(kitd_endpointer *ep) {
+  if (!ep->timer_running) return;
+  pthread_mutex_lock(&ep->mu);
+  ep->closing = true;
+  pthread_cond_signal(&ep->cond);
+  pthread_mutex_unlock(&ep->mu);
+  pthread_join(ep->timer, NULL);
+  ep->timer_running = false;
+}
+
+static void destroy(kitd_endpointer *ep) {
+  stop_timer(ep);
+  release_all(ep);
+  if (ep->cond_ok) pthread_cond_destroy(&ep->cond);
+  pthread_mutex_destroy(&ep->mu);
+  free(ep);
+}
+
 int kitd_endpointer_new(kitd_instancer *src, kitd_factory_fn factory, void *arg,
                         const kitd_endpointer_opts *opts, kitd_endpointer **out) {
   if (!src || !factory || !out) return KITD_EINVAL;
-  kitd_endpointer *ep = kitd__calloc(1, sizeof *ep);
+  kitd_endpointer *ep = kitd__aligned_alloc(_Alignof(kitd_endpointer), sizeof *ep);
   if (!ep) return KITD_ENOMEM;
+  memset(ep, 0, sizeof *ep);
   if (opts)
     ep->opts = *opts;
   else
     kitd_endpointer_opts_init(&ep->opts);
+  kitd__hp_init(); /* before any pick or reclaim can involve this endpointer */
   ep->src = src;
   ep->factory = factory;
   ep->arg = arg;
+  if (pthread_mutex_init(&ep->mu, NULL) != 0) {
+    free(ep);
+    return KITD_ENOMEM;
+  }
   struct kitd__snap *empty = snap_new(0);
-  pthread_condattr_t ca;
-  int rc = KITD_ENOMEM;
-  if (!empty) goto fail_alloc;
-  atomic_store_explicit(&ep->snap, empty, memory_order_relaxed);
-  if (pthread_mutex_init(&ep->mu, NULL) != 0) goto fail_alloc;
-  if (pthread_condattr_init(&ca) != 0) goto fail_mutex;
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  int crc = pthread_cond_init(&ep->cond, &ca);
-  pthread_condattr_destroy(&ca);
-  if (crc != 0) goto fail_mutex;
-  if (ep->opts.invalidate_on_error_ms >= 0) {
-    if (pthread_create(&ep->timer, NULL, invalidate_thread, ep) != 0) goto fail_cond;
+  atomic_init(&ep->snap, empty);
+  if (!empty) {
+    destroy(ep);
+    return KITD_ENOMEM;
+  }
+  if (ep->opts.invalidate_on_error_ms > 0) {
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) != 0) {
+      destroy(ep);
+      return KITD_ENOMEM;
+    }
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    ep->cond_ok = pthread_cond_init(&ep->cond, &ca) == 0;
+    pthread_condattr_destroy(&ca);
+    if (!ep->cond_ok || pthread_create(&ep->timer, NULL, invalidate_thread, ep) != 0) {
+      destroy(ep);
+      return KITD_ENOMEM;
+    }
     ep->timer_running = true;
   }
-  rc = kitd_instancer_subscribe(src, on_event, ep);
-  if (rc) goto fail_timer;
+  int rc = kitd_instancer_subscribe(src, on_event, ep);
+  if (rc) {
+    destroy(ep);
+    return rc;
+  }
   *out = ep;
   return 0;
-
-fail_timer:
-  if (ep->timer_running) {
-    pthread_mutex_lock(&ep->mu);
-    ep->closing = true;
-    pthread_cond_signal(&ep->cond);
-    pthread_mutex_unlock(&ep->mu);
-    pthread_join(ep->timer, NULL);
-  }
-fail_cond:
-  pthread_cond_destroy(&ep->cond);
-fail_mutex:
-  pthread_mutex_destroy(&ep->mu);
-fail_alloc:
-  release_all(ep);
-  free(ep);
-  return rc;
 }
 
 void kitd_endpointer_free(kitd_endpointer *ep) {
   if (!ep) return;
+  /* After this no event arrives: the instancer guarantees the callback is
+   * not running and never runs again. */
   kitd_instancer_unsubscribe(ep->src, on_event, ep);
-  if (ep->timer_running) {
-    pthread_mutex_lock(&ep->mu);
-    ep->closing = true;
-    pthread_cond_signal(&ep->cond);
-    pthread_mutex_unlock(&ep->mu);
-    pthread_join(ep->timer, NULL);
-  }
-  release_all(ep);
-  pthread_cond_destroy(&ep->cond);
-  pthread_mutex_destroy(&ep->mu);
-  free(ep);
+  destroy(ep);
 }
 
 int kitd_endpointer_endpoints(kitd_endpointer *ep, kitd_endpoint ***out, size_t *count) {

@@ -9,7 +9,10 @@
  *
  * Records live in one process-wide list that only grows; a thread takes a
  * free record on its first pick and gives it back when it exits, so the list
- * is as long as the largest number of threads that ever picked at once. */
+ * is as long as the largest number of threads that ever picked at once.
+ * Which slots are busy is a thread-local bitmask: only the owner touches it.
+ * A thread holding all KITD_PICK_FAST slots (or one that could not get a
+ * record) falls back to a refcount on the snapshot (see balancer.c). */
 #ifndef KITD_SD_HAZARD_H
 #define KITD_SD_HAZARD_H
 
@@ -21,55 +24,77 @@
 #define KITD__HP_SLOTS KITD_PICK_FAST
 #define KITD__HP_FULL ((1u << KITD__HP_SLOTS) - 1)
 
+/* 128-byte aligned: the slots are written on every pick, so two threads'
+ * records must not share a cache line (nor an adjacent-line prefetch pair). */
 struct kitd__hp_rec {
-  _Atomic(void *) slot[KITD__HP_SLOTS];
-  atomic_int active;               /* owned by a live thread */
-  struct kitd__hp_rec *next;       /* in the global list; set before publication */
-  struct kitd__hp_rec *overflow;   /* more slots for the same thread, or NULL */
-  unsigned used;                   /* bit i: slot i in use (owner thread only) */
+  _Alignas(128) _Atomic(void *) slot[KITD__HP_SLOTS];
+  struct kitd__hp_rec *next; /* in the global list; set before publication */
+  atomic_int active;         /* owned by a live thread */
 };
 
-/* The calling thread's first record; NULL when it has none yet. */
+/* The calling thread's record (NULL before its first pick) and which of its
+ * slots are busy. */
 extern __thread struct kitd__hp_rec *kitd__hp_tls __attribute__((tls_model("initial-exec")));
+extern __thread unsigned kitd__hp_used __attribute__((tls_model("initial-exec")));
 
 /* Get (or make) the calling thread's record. NULL on allocation failure. */
 struct kitd__hp_rec *kitd__hp_self_slow(void);
 
-/* A free slot for the calling thread: *rec (the first record, or one of its
- * overflow records) and the slot index in it, marked used.
- * Returns 0, or KITD_ENOMEM. */
-int kitd__hp_acquire_slow(struct kitd__hp_rec **rec, int *slot);
-
-static inline int kitd__hp_acquire(struct kitd__hp_rec **rec, int *slot) {
-  struct kitd__hp_rec *r = kitd__hp_tls;
-  if (__builtin_expect(r != NULL && r->used != KITD__HP_FULL, 1)) {
-    int s = __builtin_ctz(~r->used);
-    r->used |= 1u << s;
-    *rec = r;
-    *slot = s;
-    return 0;
-  }
-  return kitd__hp_acquire_slow(rec, slot);
+/* A free slot of the calling thread, marked busy; -1 if there is none (all
+ * busy, or no record could be made). */
+static inline int kitd__hp_acquire(void) {
+  unsigned used = kitd__hp_used;
+  if (__builtin_expect(kitd__hp_tls == NULL, 0) && kitd__hp_self_slow() == NULL) return -1;
+  if (__builtin_expect(used == KITD__HP_FULL, 0)) return -1;
+  int s = __builtin_ctz(~used);
+  kitd__hp_used = used | (1u << s);
+  return s;
 }
 
-/* Protect the pointer currently in *src: returns it, published in the slot. */
-static inline void *kitd__hp_protect(struct kitd__hp_rec *r, int slot, void *_Atomic *src) {
+/* 1 once kitd__hp_init() registered the process for expedited
+ * membarrier: readers then order "publish slot, re-read pointer" with a
+ * compiler fence only, and the reclaimer pays a membarrier() instead (an
+ * asymmetric fence, as folly's hazptr does). The seq_cst store it replaces
+ * is an xchg, about 2 ns of a 3 ns slot protocol on our machines. 0 (no
+ * membarrier, or a TSan build, which cannot see the syscall's ordering):
+ * readers use the seq_cst store. Set before any endpointer exists and
+ * never cleared, so every reader and reclaimer of an endpointer agrees. */
+extern int kitd__hp_asym;
+
+/* Register for membarrier (once per process); called by kitd_endpointer_new
+ * before any pick or reclaim can involve the new endpointer. */
+void kitd__hp_init(void);
+
+/* Protect the pointer currently in *src in slot `slot`; returns it. */
+static inline void *kitd__hp_protect(int slot, void *_Atomic *src) {
+  struct kitd__hp_rec *r = kitd__hp_tls;
   void *p = atomic_load_explicit(src, memory_order_acquire);
   for (;;) {
-    atomic_store_explicit(&r->slot[slot], p, memory_order_seq_cst);
+    if (__builtin_expect(kitd__hp_asym, 1)) {
+      atomic_store_explicit(&r->slot[slot], p, memory_order_relaxed);
+      atomic_signal_fence(memory_order_seq_cst); /* paired with kitd__hp_scan_begin */
+    } else {
+      atomic_store_explicit(&r->slot[slot], p, memory_order_seq_cst);
+    }
     void *again = atomic_load_explicit(src, memory_order_seq_cst);
-    if (again == p) return p;
+    if (__builtin_expect(again == p, 1)) return p;
     p = again;
   }
 }
 
 /* Clear the slot and give it back. */
-static inline void kitd__hp_release(struct kitd__hp_rec *r, int slot) {
-  atomic_store_explicit(&r->slot[slot], NULL, memory_order_release);
-  r->used &= ~(1u << slot);
+static inline void kitd__hp_release(int slot) {
+  atomic_store_explicit(&kitd__hp_tls->slot[slot], NULL, memory_order_release);
+  kitd__hp_used &= ~(1u << slot);
 }
 
-/* Is `p` published in any slot of any thread? (writers only) */
+/* Before a scan: the reclaimer's half of the fence pair (after it stored
+ * the new pointer). Makes every slot a reader published before its
+ * re-read visible to kitd__hp_in_use(). */
+void kitd__hp_scan_begin(void);
+
+/* Is `p` published in any slot of any thread? (reclaimers only, after
+ * kitd__hp_scan_begin) */
 int kitd__hp_in_use(const void *p);
 
 #endif

@@ -60,6 +60,8 @@ static int same_set(char **a, size_t na, char **b, size_t nb) {
 
 int kitd__instancer_publish(kitd_instancer *in, char **instances, size_t count) {
   if (count && !instances) return KITD_EINVAL;
+  /* Sorting happens outside the lock: subscribers and the state readers
+   * never wait for a qsort of a large answer. */
   count = kitd__strv_sort_unique(instances, count);
   pthread_mutex_lock(&in->mu);
   if (in->stopped) {
@@ -107,8 +109,8 @@ void kitd__instancer_publish_error(kitd_instancer *in, int err, const char *deta
 int kitd_instancer_subscribe(kitd_instancer *in, kitd_event_fn fn, void *arg) {
   if (!in || !fn) return KITD_EINVAL;
   pthread_mutex_lock(&in->mu);
-  int rc = 0;
-  for (size_t i = 0; i < in->nsubs; i++)
+  int rc = in->stopped ? KITD_ESTOPPED : 0;
+  for (size_t i = 0; !rc && i < in->nsubs; i++)
     if (in->subs[i].fn == fn && in->subs[i].arg == arg) rc = KITD_EEXIST;
   if (!rc && in->nsubs == in->capsubs) {
     size_t cap = in->capsubs ? in->capsubs * 2 : 4;

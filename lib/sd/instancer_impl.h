@@ -46,7 +46,8 @@ int kitd__instancer_init(kitd_instancer *in, const struct kitd__instancer_ops *o
 /* Publish a good answer. Takes `instances` (an array of `count` malloc'd
  * strings, itself malloc'd; any order, duplicates allowed) on every path.
  * Sorts and de-duplicates; tells subscribers if the set changed or if the
- * previous state was an error. Returns 0 or KITD_ENOMEM (old state kept). */
+ * previous state was an error. Returns 0, KITD_EINVAL (count > 0 with a NULL
+ * array) or KITD_ESTOPPED (after kitd_instancer_stop(): nothing delivered). */
 int kitd__instancer_publish(kitd_instancer *in, char **instances, size_t count);
 
 /* Publish a failed watch: subscribers get an error event that carries the

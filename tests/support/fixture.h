@@ -1,0 +1,64 @@
+/* Test helper for the sd/lb/core unit tests: a factory whose endpoints count
+ * their calls and closes and stay readable after close (freed only by
+ * kt_factory_destroy), so a test can assert that nothing it holds was closed
+ * without touching freed memory; plus time scaling and small utilities. */
+#ifndef KITD_TEST_FIXTURE_H
+#define KITD_TEST_FIXTURE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "kitd/endpoint.h"
+#include "kitd/instancer.h"
+
+#define KT_ALIVE 0xA11CE5u
+#define KT_DEAD 0xDEADu
+
+enum kt_mode { KT_OK = 0, KT_FAIL = 1, KT_HANG = 2, KT_FACTORY_FAIL = 3 };
+
+typedef struct kt_ep {
+  atomic_uint magic;       /* KT_ALIVE until closed */
+  atomic_int closed;       /* times closed: must end at exactly 1 */
+  atomic_long calls;
+  char inst[128];
+  struct kt_factory *f;
+  struct kt_ep *next;
+} kt_ep;
+
+typedef struct kt_factory {
+  pthread_mutex_t mu;
+  kt_ep *all;
+  atomic_long made, closes, factory_calls;
+  /* Per-instance behaviour: instances whose name contains `fail` (and so
+   * on) behave so; "" matches none. */
+  char fail[64], hang[64], factory_fail[64];
+  int fail_err;            /* code a failing call returns (default ECONNECT) */
+} kt_factory;
+
+void kt_factory_init(kt_factory *f);
+/* Checks every endpoint was closed at most once, then frees them all. */
+void kt_factory_destroy(kt_factory *f);
+/* The kitd_factory_fn; arg is the kt_factory. */
+int kt_factory_fn(void *arg, const char *instance, kitd_endpoint **out);
+/* The newest endpoint state made for `instance`, or NULL. */
+kt_ep *kt_find(kt_factory *f, const char *instance);
+/* Endpoints made and not closed. */
+long kt_live(kt_factory *f);
+
+/* KITD_TEST_TIMEOUT_SCALE (default 1). */
+long kt_scale(void);
+/* Replace a static instancer's set with a comma-separated list ("" empty). */
+int kt_set(kitd_instancer *in, const char *csv);
+/* A static instancer over a comma-separated list. */
+kitd_instancer *kt_static(const char *csv);
+/* Milliseconds since an arbitrary start (monotonic). */
+int64_t kt_ms(void);
+void kt_sleep_ms(long ms);
+
+/* From lib/core/alloc.h (linked from the static library). */
+long kitd__alloc_fail_after(long n);
+int kitd__alloc_failed(void);
+unsigned long kitd__alloc_count(void);
+
+#endif

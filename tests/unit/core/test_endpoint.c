@@ -1,0 +1,96 @@
+/* kitd_endpoint: refcount, close once, call checks. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <pthread.h>
+
+#include <cmocka.h>
+
+#include "../../support/fixture.h"
+#include "kitd/endpoint.h"
+#include "kitd/error.h"
+
+static int closes;
+static void close_fn(void *st) { (void)st; closes++; }
+static int echo(void *st, kitd_ctx *ctx, const void *req, void **resp) {
+  (void)ctx;
+  *resp = (void *)req;
+  return st ? 0 : KITD_EIO;
+}
+
+static void test_ref_close_once(void **s) {
+  (void)s;
+  closes = 0;
+  kitd_endpoint *ep = NULL;
+  int state = 1;
+  assert_int_equal(kitd_endpoint_new(echo, close_fn, &state, &ep), 0);
+  assert_ptr_equal(kitd_endpoint_state(ep), &state);
+  assert_ptr_equal(kitd_endpoint_ref(ep), ep);
+  kitd_endpoint_unref(ep);
+  assert_int_equal(closes, 0);
+  kitd_endpoint_unref(ep);
+  assert_int_equal(closes, 1);
+  kitd_endpoint_unref(NULL);
+  assert_null(kitd_endpoint_state(NULL));
+}
+
+static void test_call(void **s) {
+  (void)s;
+  kitd_endpoint *ep = NULL;
+  int state = 1;
+  assert_int_equal(kitd_endpoint_new(echo, NULL, &state, &ep), 0);
+  kitd_ctx c;
+  kitd_ctx_init(&c);
+  void *resp = NULL;
+  assert_int_equal(kitd_endpoint_call(ep, &c, "req", &resp), 0);
+  assert_string_equal(resp, "req");
+  assert_int_equal(kitd_endpoint_call(ep, &c, "req", NULL), 0);
+  assert_int_equal(kitd_endpoint_call(ep, NULL, "req", &resp), KITD_EINVAL);
+  assert_int_equal(kitd_endpoint_call(NULL, &c, "req", &resp), KITD_EINVAL);
+  kitd_ctx_cancel(&c);
+  assert_int_equal(kitd_endpoint_call(ep, &c, "req", &resp), KITD_ECANCELED);
+  kitd_endpoint_unref(ep);
+}
+
+static void test_invalid_and_alloc(void **s) {
+  (void)s;
+  kitd_endpoint *ep = NULL;
+  assert_int_equal(kitd_endpoint_new(NULL, NULL, NULL, &ep), KITD_EINVAL);
+  assert_int_equal(kitd_endpoint_new(echo, NULL, NULL, NULL), KITD_EINVAL);
+  closes = 0;
+  kitd__alloc_fail_after(0);
+  assert_int_equal(kitd_endpoint_new(echo, close_fn, NULL, &ep), KITD_ENOMEM);
+  kitd__alloc_fail_after(-1);
+  assert_null(ep);
+  assert_int_equal(closes, 0); /* on failure the caller keeps state */
+}
+
+static kitd_endpoint *shared;
+static void *churn(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 100000; i++) kitd_endpoint_unref(kitd_endpoint_ref(shared));
+  return NULL;
+}
+
+static void test_threads(void **s) {
+  (void)s;
+  closes = 0;
+  assert_int_equal(kitd_endpoint_new(echo, close_fn, NULL, &shared), 0);
+  pthread_t t[4];
+  for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, churn, NULL);
+  for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+  assert_int_equal(closes, 0);
+  kitd_endpoint_unref(shared);
+  assert_int_equal(closes, 1);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_ref_close_once),
+      cmocka_unit_test(test_call),
+      cmocka_unit_test(test_invalid_and_alloc),
+      cmocka_unit_test(test_threads),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,129 @@
+/* Random: even distribution, seeded determinism, one handle many threads. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../../support/fixture.h"
+#include "kitd/balancer.h"
+#include "kitd/error.h"
+
+#define N 8
+
+typedef struct env {
+  kt_factory f;
+  kitd_instancer *in;
+  kitd_endpointer *ep;
+} env;
+
+static int setup(void **state) {
+  env *e = calloc(1, sizeof *e);
+  kt_factory_init(&e->f);
+  e->in = kt_static("h0:1,h1:1,h2:1,h3:1,h4:1,h5:1,h6:1,h7:1");
+  if (kitd_endpointer_new(e->in, kt_factory_fn, &e->f, NULL, &e->ep)) return -1;
+  *state = e;
+  return 0;
+}
+
+static int teardown(void **state) {
+  env *e = *state;
+  kitd_endpointer_free(e->ep);
+  kitd_instancer_free(e->in);
+  kt_factory_destroy(&e->f);
+  free(e);
+  return 0;
+}
+
+static size_t pick_index(kitd_balancer *b) {
+  kitd_pick p;
+  assert_int_equal(kitd_balancer_pick(b, &p), 0);
+  size_t i = p.index;
+  assert_true(i < N);
+  kitd_balancer_done(b, &p, 0, -1);
+  return i;
+}
+
+/* 80,000 picks over 8: each count within 5% of 10,000 (about 10 standard
+ * deviations, so a correct generator never fails), and chi-square sane. */
+static void test_distribution(void **state) {
+  env *e = *state;
+  kitd_balancer *b;
+  assert_int_equal(kitd_balancer_random_new(e->ep, &b), 0);
+  long c[N] = {0};
+  for (int k = 0; k < 80000; k++) c[pick_index(b)]++;
+  double chi = 0;
+  for (int i = 0; i < N; i++) {
+    assert_true(c[i] > 9500 && c[i] < 10500);
+    chi += (c[i] - 10000.0) * (c[i] - 10000.0) / 10000.0;
+  }
+  assert_true(chi < 40.0); /* 7 degrees of freedom: p < 1e-5 */
+  kitd_balancer_free(b);
+}
+
+static void test_seed_determinism(void **state) {
+  env *e = *state;
+  kitd_balancer *a, *b, *c;
+  assert_int_equal(kitd_balancer_random_new(e->ep, &a), 0);
+  assert_int_equal(kitd_balancer_random_new(e->ep, &b), 0);
+  assert_int_equal(kitd_balancer_random_new(e->ep, &c), 0);
+  kitd_balancer_set_seed(a, 42);
+  kitd_balancer_set_seed(b, 42);
+  kitd_balancer_set_seed(c, 43);
+  int differ = 0;
+  for (int k = 0; k < 200; k++) {
+    size_t x = pick_index(a);
+    assert_int_equal(x, pick_index(b));
+    differ += x != pick_index(c);
+  }
+  assert_true(differ > 100);
+  kitd_balancer_free(a);
+  kitd_balancer_free(b);
+  kitd_balancer_free(c);
+}
+
+static kitd_balancer *shared;
+static void *picker(void *arg) {
+  long *c = arg;
+  for (int k = 0; k < 20000; k++) c[pick_index(shared)]++;
+  return NULL;
+}
+
+/* One unseeded handle from 4 threads: every thread sees an even spread. */
+static void test_shared_handle(void **state) {
+  env *e = *state;
+  assert_int_equal(kitd_balancer_random_new(e->ep, &shared), 0);
+  long c[4][N];
+  memset(c, 0, sizeof c);
+  pthread_t t[4];
+  for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, picker, c[i]);
+  for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+  for (int i = 0; i < 4; i++)
+    for (int j = 0; j < N; j++) assert_true(c[i][j] > 2000 && c[i][j] < 3000);
+  kitd_balancer_free(shared);
+}
+
+static void test_empty(void **state) {
+  env *e = *state;
+  kitd_balancer *b;
+  assert_int_equal(kitd_balancer_random_new(e->ep, &b), 0);
+  kt_set(e->in, "");
+  kitd_pick p;
+  assert_int_equal(kitd_balancer_pick(b, &p), KITD_ENOENDPOINTS);
+  assert_int_equal(kitd_balancer_random_new(NULL, &b), KITD_EINVAL);
+  kitd_balancer_free(b);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_distribution, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_seed_determinism, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_shared_handle, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_empty, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

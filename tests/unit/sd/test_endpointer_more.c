@@ -1,0 +1,323 @@
+/* The endpointer: diffing, factory calls, closing, invalidate-on-error. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../../support/fixture.h"
+#include "kitd/balancer.h"
+#include "kitd/endpointer.h"
+#include "kitd/error.h"
+
+static kitd_endpointer *new_ep(kitd_instancer *in, kt_factory *f, int64_t inval_ms,
+                               kitd_logger *lg) {
+  kitd_endpointer_opts o;
+  kitd_endpointer_opts_init(&o);
+  assert_int_equal(o.invalidate_on_error_ms, -1);
+  o.invalidate_on_error_ms = inval_ms;
+  o.logger = lg;
+  kitd_endpointer *ep = NULL;
+  assert_int_equal(kitd_endpointer_new(in, kt_factory_fn, f, &o, &ep), 0);
+  return ep;
+}
+
+static void test_factory_only_for_new(void **s) {
+  (void)s;
+  kt_factory f;
+  kt_factory_init(&f);
+  kitd_instancer *in = kt_static("a:1,b:1,c:1");
+  kitd_endpointer *ep = new_ep(in, &f, -1, NULL);
+  assert_int_equal(atomic_load(&f.factory_calls), 3); /* subscribed: at once */
+  assert_int_equal(kitd_endpointer_count(ep), 3);
+  kitd_endpoint **l1, **l2;
+  size_t n1, n2;
+  assert_int_equal(kitd_endpointer_endpoints(ep, &l1, &n1), 0);
+  assert_int_equal(kt_set(in, "b:1,c:1,d:1"), 0);
+  assert_int_equal(atomic_load(&f.factory_calls), 4); /* only d */
+  assert_int_equal(kitd_endpointer_endpoints(ep, &l2, &n2), 0);
+  assert_int_equal(n2, 3);
+  /* b and c are the same endpoint objects, in instance order. */
+  assert_ptr_equal(l2[0], l1[1]);
+  assert_ptr_equal(l2[1], l1[2]);
+  assert_ptr_equal(kitd_endpoint_state(l2[2]), kt_find(&f, "d:1"));
+  /* a was removed; our list reference keeps it open. */
+  assert_int_equal(atomic_load(&kt_find(&f, "a:1")->closed), 0);
+  kitd_endpoint_list_free(l1, n1);
+  assert_int_equal(atomic_load(&kt_find(&f, "a:1")->closed), 1);
+  kitd_endpoint_list_free(l2, n2);
+  kitd_endpoint_list_free(NULL, 0);
+  kitd_endpointer_free(ep);
+  assert_int_equal(kt_live(&f), 0);
+  kitd_instancer_free(in);
+  kt_factory_destroy(&f);
+}
+
+static char logbuf[4096];
+static void log_fn(void *arg, kitd_log_level lv, const char *line) {
+  (void)arg;
+  (void)lv;
+  size_t n = strlen(logbuf);
+  snprintf(logbuf + n, sizeof logbuf - n, "%s\n", line);
+}
+
+static void test_factory_error_skipped_logged_retried(void **s) {
+  (void)s;
+  kt_factory f;
+  kt_factory_init(&f);
+  strcpy(f.factory_fail, "bad");
+  kitd_logger *lg;
+  assert_int_equal(kitd_logger_new(KITD_LOG_INFO, log_fn, NULL, &lg), 0);
+  logbuf[0] = '\0';
+  kitd_instancer *in = kt_static("a:1,bad:1");
+  kitd_endpointer *ep = new_ep(in, &f, -1, lg);
+  assert_int_equal(kitd_endpointer_count(ep), 1);
+  assert_non_null(strstr(logbuf, "level=warn component=endpointer"));
+  assert_non_null(strstr(logbuf, "instance=bad:1"));
+  assert_non_null(strstr(logbuf, "err=ECONNECT"));
+  /* A later event that still has it: tried again, and now it works. */
+  f.factory_fail[0] = '\0';
+  long before = atomic_load(&f.factory_calls);
+  assert_int_equal(kt_set(in, "a:1,bad:1,c:1"), 0);
+  assert_int_equal(atomic_load(&f.factory_calls), before + 2); /* bad and c */
+  assert_int_equal(kitd_endpointer_count(ep), 3);
+  kitd_endpointer_free(ep);
+  kitd_instancer_free(in);
+  kitd_logger_free(lg);
+  assert_int_equal(kt_live(&f), 0);
+  kt_factory_destroy(&f);
+}
+
+/* Many updates, then free: every endpoint made is closed exactly once
+ * (kt_factory_destroy aborts on a double close). */
+static void test_every_endpoint_closed_once(void **s) {
+  (void)s;
+  kt_factory f;
+  kt_factory_init(&f);
+  kitd_instancer *in = kt_static("a:1,b:1");
+  kitd_endpointer *ep = new_ep(in, &f, -1, NULL);
+  const char *sets[] = {"a:1,c:1", "", "d:1,e:1,f:1", "a:1,d:1", "a:1,b:1,c:1,d:1", "z:9"};
+  for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++) kt_set(in, sets[i]);
+  assert_int_equal(kt_live(&f), 1); /* only z:9 */
+  kitd_endpointer_free(ep);
+  assert_int_equal(atomic_load(&f.closes), atomic_load(&f.made));
+  for (kt_ep *e = f.all; e; e = e->next) assert_int_equal(atomic_load(&e->closed), 1);
+  kitd_instancer_free(in);
+  kt_factory_destroy(&f);
+}
+
+static void test_removed_not_closed_while_picked(void **s) {
+  (void)s;
+  kt_factory f;
+  kt_factory_init(&f);
+  kitd_instancer *in = kt_static("a:1");
+  kitd_endpointer *ep = new_ep(in, &f, -1, NULL);
+  kitd_balancer *b;
+  assert_int_equal(kitd_balancer_round_robin_new(ep, 0, &b), 0);
+  kitd_pick p;
+  assert_int_equal(kitd_balancer_pick(b, &p), 0);
+  assert_string_equal(p.instance, "a:1");
+  kt_ep *a = kt_find(&f, "a:1");
+  kt_set(in, "b:1");
+  kt_set(in, "c:1"); /* another update: a still held through the old snapshot */
+  assert_int_equal(atomic_load(&a->closed), 0);
+  assert_int_equal(atomic_load(&kt_find(&f, "b:1")->closed), 0); /* newer, but FIFO */
+  void *resp = NULL;
+  kitd_ctx ctx;
+  kitd_ctx_init(&ctx);
+  assert_int_equal(kitd_endpoint_call(p.endpoint, &ctx, NULL, &resp), 0);
+  assert_string_equal(resp, "a:1");
+  kitd_balancer_done(b, &p, 0, -1);
+  /* done saw the snapshot retired and reclaimed at once. */
+  assert_int_equal(atomic_load(&a->closed), 1);
+  assert_int_equal(atomic_load(&kt_find(&f, "b:1")->closed), 1);
+  assert_int_equal(atomic_load(&kt_find(&f, "c:1")->closed), 0);
+  kitd_balancer_free(b);
+  kitd_endpointer_free(ep);
+  kitd_instancer_free(in);
+  kt_factory_destroy(&f);
+}
+
+/* More picks than hazard slots: the extra ones hold the snapshot by count,
+ * and still keep a removed endpoint open until done. */
+static void test_more_picks_than_slots(void **s) {
+  (void)s;
+  kt_factory f;
+  kt_factory_init(&f);
+  kitd_instancer *in = kt_static("a:1");
+  kitd_endpointer *ep = new_ep(in, &f, -1, NULL);
+  kitd_balancer *b;
+  assert_int_equal(kitd_balancer_random_new(ep, &b), 0);
+  kitd_pick p[KITD_PICK_FAST + 4];
+  for (int i = 0; i < KITD_PICK_FAST + 4; i++) assert_int_equal(kitd_balancer_pick(b, &p[i]), 0);
+  kt_set(in, "b:1");
+  kt_ep *a = kt_find(&f, "a:1");
+  for (int i = 0; i < KITD_PICK_FAST + 4; i++) {
+    assert_int_equal(atomic_load(&a->closed), 0);
+    kitd_balancer_done(b, &p[KITD_PICK_FAST + 3 - i], 0, -1);
+  }
+  assert_int_equal(atomic_load(&a->closed), 1);
+  /* The slots are all free again. */
+  for (int i = 0; i < KITD_PICK_FAST; i++) assert_int_equal(kitd_balancer_pick(b, &p[i]), 0);
+  for (int i = 0; i < KITD_PICK_FAST; i++) kitd_balancer_done(b, &p[i], 0, -1);
+  kitd_balancer_free(b);
+  kitd_endpointer_free(ep);
+  kitd_instancer_free(in);
+  kt_factory_destroy(&f);
+}
+
+static void test_error_keeps_endpoints(void **s) {
+  (void)s;
+  kt_factory f;
+  kt_factory_init(&f);
+  kitd_instancer *in = kt_static("a:1,b:1");
+  kitd_endpointer *ep = new_ep(in, &f, -1, NULL);
+  for (int i = 0; i < 5; i++) kitd_static_instancer_fail(in, KITD_ECONNECT, "down");
+  assert_int_equal(kitd_endpointer_count(ep), 2);
+  assert_int_equal(kt_live(&f), 2);
+  kitd_endpointer_free(ep);
+  kitd_instancer_free(in);
+  kt_factory_destroy(&f);
+}
+
+static void test_invalidate_on_error_timeout(void **s) {
+  (void)s;
+  long ms = 150 * kt_scale();
+  kt_factory f;
+  kt_factory_init(&f);
+  kitd_instancer *in = kt_static("a:1,b:1");
+  kitd_endpointer *ep = new_ep(in, &f, ms, NULL);
+  int64_t t0 = kt_ms();
+  kitd_static_instancer_fail(in, KITD_ECONNECT, "down");
+  kitd_static_instancer_fail(in, KITD_ECONNECT, "still down"); /* no restart */
+  kt_sleep_ms(ms / 2);
+  assert_int_equal(kitd_endpointer_count(ep), 2); /* not before */
+  while (kitd_endpointer_count(ep) != 0 && kt_ms() - t0 < ms * 4) kt_sleep_ms(2);
+  int64_t took = kt_ms() - t0;
+  assert_int_equal(kitd_endpointer_count(ep), 0);
+  assert_true(took >= ms);
+  assert_true(took < ms + 100 * kt_scale()); /* on time, not at the next event */
+  assert_int_equal(kt_live(&f), 0);
+  /* A later error keeps it empty; a good event brings the set back. */
+  kitd_static_instancer_fail(in, KITD_ECONNECT, "down");
+  assert_int_equal(kitd_endpointer_count(ep), 0);
+  kt_set(in, "a:1");
+  assert_int_equal(kitd_endpointer_count(ep), 1);
+  kitd_endpointer_free(ep);
+  kitd_instancer_free(in);
+  kt_factory_destroy(&f);
+}
+
+static void test_good_event_cancels_invalidation(void **s) {
+  (void)s;
+  long ms = 100 * kt_scale();
+  kt_factory f;
+  kt_factory_init(&f);
+  kitd_instancer *in = kt_static("a:1,b:1");
+  kitd_endpointer *ep = new_ep(in, &f, ms, NULL);
+  kitd_static_instancer_fail(in, KITD_ECONNECT, "down");
+  kt_sleep_ms(ms / 3);
+  kt_set(in, "a:1,b:1"); /* same set, but good: the error is over */
+  kt_sleep_ms(ms * 2);
+  assert_int_equal(kitd_endpointer_count(ep), 2);
+  /* A new error starts a new, full deadline. */
+  int64_t t0 = kt_ms();
+  kitd_static_instancer_fail(in, KITD_ECONNECT, "down");
+  while (kitd_endpointer_count(ep) != 0 && kt_ms() - t0 < ms * 4) kt_sleep_ms(2);
+  assert_true(kt_ms() - t0 >= ms);
+  assert_int_equal(kitd_endpointer_count(ep), 0);
+  kitd_endpointer_free(ep);
+  kitd_instancer_free(in);
+  kt_factory_destroy(&f);
+}
+
+static void test_invalidate_zero_is_at_once(void **s) {
+  (void)s;
+  kt_factory f;
+  kt_factory_init(&f);
+  kitd_instancer *in = kt_static("a:1");
+  kitd_endpointer *ep = new_ep(in, &f, 0, NULL);
+  kitd_static_instancer_fail(in, KITD_EIO, NULL);
+  assert_int_equal(kitd_endpointer_count(ep), 0);
+  assert_int_equal(kt_live(&f), 0);
+  kitd_endpointer_free(ep);
+  kitd_instancer_free(in);
+  kt_factory_destroy(&f);
+}
+
+static void test_invalid(void **s) {
+  (void)s;
+  kitd_instancer *in = kt_static("a:1");
+  kitd_endpointer *ep = NULL;
+  assert_int_equal(kitd_endpointer_new(NULL, kt_factory_fn, NULL, NULL, &ep), KITD_EINVAL);
+  assert_int_equal(kitd_endpointer_new(in, NULL, NULL, NULL, &ep), KITD_EINVAL);
+  assert_int_equal(kitd_endpointer_new(in, kt_factory_fn, NULL, NULL, NULL), KITD_EINVAL);
+  assert_null(ep);
+  kitd_instancer_stop(in);
+  kt_factory f;
+  kt_factory_init(&f);
+  assert_int_equal(kitd_endpointer_new(in, kt_factory_fn, &f, NULL, &ep), KITD_ESTOPPED);
+  assert_int_equal(kitd_endpointer_count(NULL), 0);
+  kitd_endpointer_free(NULL);
+  kitd_instancer_free(in);
+  kt_factory_destroy(&f);
+}
+
+/* Each allocation of kitd_endpointer_new and of an update fails in turn:
+ * ENOMEM (or a skipped instance), no leak, no crash, and a later update
+ * converges. */
+static void test_alloc_failures(void **s) {
+  (void)s;
+  kt_factory f;
+  kt_factory_init(&f);
+  kitd_instancer *in = kt_static("a:1,b:1,c:1");
+  for (long k = 0;; k++) {
+    kitd_endpointer *ep = NULL;
+    kitd__alloc_fail_after(k);
+    int rc = kitd_endpointer_new(in, kt_factory_fn, &f, NULL, &ep);
+    int fired = kitd__alloc_failed();
+    kitd__alloc_fail_after(-1);
+    if (rc) {
+      assert_int_equal(rc, KITD_ENOMEM);
+      assert_null(ep);
+      continue;
+    }
+    kitd_endpointer_free(ep);
+    if (!fired) break;
+  }
+  assert_int_equal(kt_live(&f), 0);
+  kitd_endpointer *ep = new_ep(in, &f, 50, NULL);
+  for (long k = 0; k < 40; k++) {
+    kitd__alloc_fail_after(k);
+    kt_set(in, (k & 1) ? "a:1,d:1,e:1" : "b:1,c:1,f:1");
+    kitd__alloc_fail_after(-1);
+  }
+  kt_set(in, "x:1,y:1");
+  assert_int_equal(kitd_endpointer_count(ep), 2);
+  assert_int_equal(kt_live(&f), 2);
+  kitd_endpointer_free(ep);
+  assert_int_equal(kt_live(&f), 0);
+  kitd_instancer_free(in);
+  kt_factory_destroy(&f);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_factory_only_for_new),
+      cmocka_unit_test(test_factory_error_skipped_logged_retried),
+      cmocka_unit_test(test_every_endpoint_closed_once),
+      cmocka_unit_test(test_removed_not_closed_while_picked),
+      cmocka_unit_test(test_more_picks_than_slots),
+      cmocka_unit_test(test_error_keeps_endpoints),
+      cmocka_unit_test(test_invalidate_on_error_timeout),
+      cmocka_unit_test(test_good_event_cancels_invalidation),
+      cmocka_unit_test(test_invalidate_zero_is_at_once),
+      cmocka_unit_test(test_invalid),
+      cmocka_unit_test(test_alloc_failures),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
