@@ -17,30 +17,73 @@ void kitd_endpointer_opts_init(kitd_endpointer_opts *o) {
 }
 
 /* One allocation: header, endpoint array, instance array. */
-static struct kitd__snap *snap_new(size_t n) {
+static struct kitd__snap *snap_alloc(size_t n) {
   struct kitd__snap *s =
       kitd__aligned_alloc(_Alignof(struct kitd__snap), sizeof *s + 2 * n * sizeof(void *));
-  if (!s) return NULL;
-  s->count = 0;
-  s->eps = (kitd_endpoint **)(s + 1);
-  s->inst = (char **)(s->eps + n);
-  atomic_init(&s->retired, 0);
-  s->next = NULL;
-  s->drop = NULL;
-  s->ndrop = 0;
-  atomic_init(&s->refs, 0);
+  if (s) s->cap = n;
   return s;
 }
 
-/* Free a snapshot and release what it was handed to drop. Its live entries
- * belong to the endpointer (or to a newer snapshot) and are left alone. */
-static void snap_free(struct kitd__snap *s) {
+static void snap_reset(struct kitd__snap *s) {
+  s->count = 0;
+  s->eps = (kitd_endpoint **)(s + 1);
+  s->inst = (char **)(s->eps + s->cap);
+  atomic_init(&s->retired, 0);
+  s->next = NULL;
+  s->drop = NULL;
+  s->ndrop = s->capdrop = 0;
+  atomic_init(&s->refs, 0);
+}
+
+/* A block for n entries: the spare one if it fits and is not much larger
+ * (a set that shrank for good should not pin its old size), else new. */
+static struct kitd__snap *snap_new(kitd_endpointer *ep, size_t n) {
+  struct kitd__snap *s = ep->spare;
+  if (s && s->cap >= n && s->cap <= 2 * n + 64)
+    ep->spare = NULL;
+  else
+    s = snap_alloc(n);
+  if (s) snap_reset(s);
+  return s;
+}
+
+static struct kitd__drop *drop_new(kitd_endpointer *ep, size_t n, size_t *cap) {
+  if (ep->spare_drop && ep->spare_drop_cap >= n && ep->spare_drop_cap <= 2 * n + 64) {
+    struct kitd__drop *d = ep->spare_drop;
+    *cap = ep->spare_drop_cap;
+    ep->spare_drop = NULL;
+    return d;
+  }
+  *cap = n;
+  return kitd__malloc(n * sizeof(struct kitd__drop));
+}
+
+static void drop_keep(kitd_endpointer *ep, struct kitd__drop *d, size_t cap) {
+  if (!d) return;
+  if (ep->spare_drop && ep->spare_drop_cap >= cap) {
+    free(d);
+    return;
+  }
+  free(ep->spare_drop);
+  ep->spare_drop = d;
+  ep->spare_drop_cap = cap;
+}
+
+/* Release what a snapshot was handed to drop, then keep the block as the
+ * spare (the larger of the two) or free it. Its live entries belong to the
+ * endpointer (or to a newer snapshot) and are left alone. */
+static void snap_free(kitd_endpointer *ep, struct kitd__snap *s) {
   for (size_t i = 0; i < s->ndrop; i++) {
     kitd_endpoint_unref(s->drop[i].ep);
     free(s->drop[i].inst);
   }
-  free(s->drop);
-  free(s);
+  drop_keep(ep, s->drop, s->capdrop);
+  if (ep->spare && ep->spare->cap >= s->cap) {
+    free(s);
+    return;
+  }
+  free(ep->spare);
+  ep->spare = s;
 }
 
 /* Free retired snapshots oldest first, stopping at the first one a picker
@@ -54,7 +97,7 @@ static void reclaim_locked(kitd_endpointer *ep) {
     if (atomic_load_explicit(&h->refs, memory_order_acquire) != 0 || kitd__hp_in_use(h)) break;
     ep->retired_head = h->next;
     if (!ep->retired_head) ep->retired_tail = NULL;
-    snap_free(h);
+    snap_free(ep, h);
   }
 }
 
@@ -85,15 +128,16 @@ void kitd__endpointer_unref_snap(kitd_endpointer *ep, struct kitd__snap *s) {
  * one pointer copy per kept endpoint: no refcount traffic on those. */
 static int update_locked(kitd_endpointer *ep, const char *const *in, size_t n) {
   struct kitd__snap *old = atomic_load_explicit(&ep->snap, memory_order_relaxed);
-  struct kitd__snap *s = snap_new(n);
+  struct kitd__snap *s = snap_new(ep, n);
   if (!s) return KITD_ENOMEM;
   /* Room for every old entry to be dropped, reserved up front so that the
    * merge below cannot fail half-way. */
   struct kitd__drop *drop = NULL;
+  size_t capdrop = 0;
   if (old->count) {
-    drop = kitd__malloc(old->count * sizeof *drop);
+    drop = drop_new(ep, old->count, &capdrop);
     if (!drop) {
-      free(s);
+      snap_free(ep, s);
       return KITD_ENOMEM;
     }
   }
@@ -133,13 +177,14 @@ static int update_locked(kitd_endpointer *ep, const char *const *in, size_t n) {
     }
   }
   if (added == 0 && ndrop == 0) { /* nothing changed */
-    free(s);
-    free(drop);
+    snap_free(ep, s);
+    drop_keep(ep, drop, capdrop);
     return 0;
   }
   s->count = k;
   old->drop = drop;
   old->ndrop = ndrop;
+  old->capdrop = capdrop;
   atomic_store_explicit(&ep->snap, s, memory_order_seq_cst);
   atomic_store_explicit(&old->retired, 1, memory_order_relaxed);
   if (ep->retired_tail)
@@ -226,7 +271,7 @@ static void release_all(kitd_endpointer *ep) {
   while (ep->retired_head) {
     struct kitd__snap *h = ep->retired_head;
     ep->retired_head = h->next;
-    snap_free(h);
+    snap_free(ep, h);
   }
   ep->retired_tail = NULL;
   struct kitd__snap *s = atomic_load_explicit(&ep->snap, memory_order_relaxed);
@@ -235,8 +280,12 @@ static void release_all(kitd_endpointer *ep) {
       kitd_endpoint_unref(s->eps[i]);
       free(s->inst[i]);
     }
-    snap_free(s);
+    snap_free(ep, s);
   }
+  free(ep->spare);
+  free(ep->spare_drop);
+  ep->spare = NULL;
+  ep->spare_drop = NULL;
 }
 
 static void stop_timer(kitd_endpointer *ep) {
@@ -275,7 +324,7 @@ int kitd_endpointer_new(kitd_instancer *src, kitd_factory_fn factory, void *arg,
     free(ep);
     return KITD_ENOMEM;
   }
-  struct kitd__snap *empty = snap_new(0);
+  struct kitd__snap *empty = snap_new(ep, 0);
   atomic_init(&ep->snap, empty);
   if (!empty) {
     destroy(ep);

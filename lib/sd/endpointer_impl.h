@@ -30,7 +30,8 @@ struct kitd__snap {
   atomic_int retired;       /* set once replaced: done() then tries a reclaim */
   struct kitd__snap *next;  /* retire FIFO */
   struct kitd__drop *drop;  /* to release when this snapshot is freed */
-  size_t ndrop;
+  size_t ndrop, capdrop;
+  size_t cap;               /* room in eps/inst (a reused block may be larger) */
   /* Pickers that found no free hazard slot hold the snapshot by this count
    * (taken under the endpointer's lock). On its own cache line: the line
    * above is read by every pick. */
@@ -46,6 +47,12 @@ struct kitd_endpointer {
   void *arg;
   kitd_endpointer_opts opts;
   struct kitd__snap *retired_head, *retired_tail; /* oldest first */
+  /* One freed snapshot block and one drop array kept for the next update:
+   * allocating them anew (160 KB each for 10,000 instances) made glibc
+   * consolidate every small chunk the update had just freed. */
+  struct kitd__snap *spare;
+  struct kitd__drop *spare_drop;
+  size_t spare_drop_cap;
   /* invalidate-on-error */
   pthread_t timer;
   pthread_cond_t cond; /* CLOCK_MONOTONIC */

@@ -69,12 +69,13 @@ static void stress(unsigned flags, int use_random) {
   pthread_t t[4];
   for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, picker, NULL);
   /* The changer: a new set every iteration, sometimes empty, for 200 ms
-   * (scaled) or 20,000 updates. */
-  int64_t end = kt_ms() + 200 * kt_scale();
+   * (scaled) or 20,000 updates, and at least 200 updates (within 5 s,
+   * scaled: on a loaded machine the changer may get little CPU). */
+  int64_t t0 = kt_ms(), end = t0 + 200 * kt_scale(), hard = t0 + 5000 * kt_scale();
   unsigned long x = 88172645463325252ul;
   long updates = 0;
   char set[256];
-  while (kt_ms() < end && updates < 20000) {
+  while (((kt_ms() < end || updates < 200) && kt_ms() < hard) && updates < 20000) {
     x ^= x << 13, x ^= x >> 7, x ^= x << 17;
     set[0] = '\0';
     for (int i = 0; i < 10; i++)
