@@ -1,4 +1,4 @@
-/* libkitd: the HTTP transport (go-kit's transport/http client), over libcurl.
+/* libkitd: the HTTP transport (go-kit's transport/http client).
  *
  * A kitd_http holds what every call to a service has in common: the method,
  * the path (fixed, or built from the request), how a request becomes a body
@@ -6,18 +6,27 @@
  * into a kitd_factory_fn: give it to kitd_endpointer_new() and every
  * instance "host:port" becomes an HTTP endpoint.
  *
- * Connections: a kitd_http keeps a pool of libcurl handles (an easy handle
- * driven by its own multi handle), each with its own cache of keep-alive
- * connections. A call borrows one handle (LIFO,
- * so a busy thread keeps finding the same warm one) and gives it back; in a
- * steady state no call creates a handle or opens a connection. Bodies are
- * built into and read from buffers that stay with the handle, so a call
- * allocates only what the callbacks allocate.
+ * Two ways to the instance, chosen per endpoint when it is made:
+ *  - the fast path: scheme "http", an instance that is an IP literal
+ *    ("10.0.0.5:8080", "[::1]:8080"), no proxy in the environment
+ *    (http_proxy, all_proxy, ALL_PROXY), not a GET with an encoder, and
+ *    KITD_HTTP_FAST not "0". libkitd's own HTTP/1.1 client writes the
+ *    request and parses the answer (Content-Length or chunked) over a
+ *    per-endpoint LIFO stack of keep-alive connections (TCP_NODELAY); a
+ *    kept-alive connection the server had closed is replaced and the
+ *    request sent again once, transparently, when no answer byte had come.
+ *    Answer heads are bounded to 16 KiB.
+ *  - libcurl for everything else (https, host names, proxies): a pool of
+ *    easy handles (each driven by its own multi handle, with its own cache
+ *    of keep-alive connections), borrowed LIFO by each call.
+ * Either way, in a steady state no call opens a connection, and bodies are
+ * built into and read from buffers that stay with the connection or
+ * handle, so a call allocates only what the callbacks allocate.
  *
  * Deadlines: each call's timeout is kitd_ctx_remaining_ms() of its ctx
- * (CURLOPT_TIMEOUT_MS), and the transfer checks kitd_ctx_err() at least
- * every 10 ms while it waits, so kitd_ctx_cancel() from another thread
- * stops it within about 10 ms.
+ * (poll() with the time left; CURLOPT_TIMEOUT_MS for libcurl), and the
+ * transfer checks kitd_ctx_err() at least every 10 ms while it waits, so
+ * kitd_ctx_cancel() from another thread stops it within about 10 ms.
  *
  * Errors, for retry callbacks to tell apart:
  *  KITD_ECONNECT    no connection (refused, unreachable, name not resolved)
@@ -31,7 +40,9 @@
  *  KITD_EIO         the connection broke after it was made (reset, empty
  *                   reply)
  *  KITD_ETLS        a TLS failure
- *  KITD_EPROTO      not HTTP, or the decode callback rejected the body
+ *  KITD_EPROTO      not HTTP, a malformed or truncated answer, or the decode
+ *                   callback rejected the body
+ *  KITD_EINVAL      (fast path) the path is not '/' then visible ASCII
  *  or whatever the encode/path/decode callback returned.
  * The status of every answer is stored with kitd_ctx_set_status(). */
 #ifndef KITD_HTTP_H
@@ -106,7 +117,9 @@ typedef struct kitd_http_opts {
   int64_t connect_timeout_ms;  /* default 1000; <= 0: libcurl's (300 s) */
   int64_t timeout_ms;          /* used only when the ctx has no deadline;
                                   default 0: none */
-  unsigned max_idle_handles;   /* pooled easy handles kept; default 64 */
+  unsigned max_idle_handles;   /* pooled easy handles kept, and idle
+                                  fast-path connections kept per endpoint;
+                                  default 64 */
   unsigned max_conns_per_handle; /* keep-alive connections each handle
                                     caches (one per instance talked to);
                                     default 16 */
@@ -144,8 +157,9 @@ KITD_API int kitd_http_endpoint_new(kitd_http *h, const char *instance,
 KITD_API int kitd_http_factory(void *arg, const char *instance,
                                kitd_endpoint **out);
 
-/* Pool statistics, for tests and tuning: easy handles created so far, and
- * handles idle in the pool. Either pointer may be NULL.
+/* Pool statistics, for tests and tuning: easy handles created so far plus
+ * fast-path connections opened so far, and handles plus fast-path
+ * connections idle in the pools. Either pointer may be NULL.
  * Thread-safety: any thread. */
 KITD_API void kitd_http_stats(kitd_http *h, unsigned long *handles_created,
                               unsigned *handles_idle);

@@ -61,6 +61,23 @@ static void destroy(kitd_http *h) {
   curl_global_cleanup(); /* balances the curl_global_init() of kitd_http_new */
 }
 
+static int env_set(const char *name) {
+  const char *v = getenv(name);
+  return v && *v;
+}
+
+/* The fast path (fast.c) speaks plain HTTP/1.1 itself. It is not used for
+ * https, when libcurl would go through a proxy (http_proxy, all_proxy in
+ * the environment: libcurl then also applies no_proxy), for a GET with a
+ * body (libcurl turns that into a POST), or when KITD_HTTP_FAST=0. */
+static int fast_allowed(const kitd_http *h) {
+  if (strcmp(h->scheme, "http")) return 0;
+  if (h->method_kind == 0 && h->o.encode) return 0;
+  if (env_set("http_proxy") || env_set("all_proxy") || env_set("ALL_PROXY")) return 0;
+  const char *f = getenv("KITD_HTTP_FAST");
+  return !(f && !strcmp(f, "0"));
+}
+
 int kitd_http_new(const kitd_http_opts *o, kitd_http **out) {
   kitd_http_opts d;
   if (!out) return KITD_EINVAL;
@@ -91,6 +108,9 @@ int kitd_http_new(const kitd_http_opts *o, kitd_http **out) {
   if (!h->o.max_conns_per_handle) h->o.max_conns_per_handle = 16;
   if (!h->o.max_idle_handles) h->o.max_idle_handles = 64;
   h->method_kind = !strcmp(method, "GET") ? 0 : !strcmp(method, "POST") ? 1 : 2;
+  h->fast = fast_allowed(h);
+  atomic_init(&h->fast_opened, 0);
+  atomic_init(&h->fast_idle, 0);
 
   char ct[256];
   snprintf(ct, sizeof ct, "Content-Type: %s", h->content_type);
@@ -251,7 +271,12 @@ CURLcode kitd__http_conn_perform(struct kitd__http_conn *c) {
 void kitd_http_stats(kitd_http *h, unsigned long *handles_created, unsigned *handles_idle) {
   if (!h) return;
   pthread_mutex_lock(&h->mu);
-  if (handles_created) *handles_created = h->created;
-  if (handles_idle) *handles_idle = h->nidle;
+  unsigned long created = h->created;
+  unsigned idle = h->nidle;
   pthread_mutex_unlock(&h->mu);
+  /* Fast-path connections count as handles: each is one connection. */
+  created += atomic_load_explicit(&h->fast_opened, memory_order_relaxed);
+  idle += atomic_load_explicit(&h->fast_idle, memory_order_relaxed);
+  if (handles_created) *handles_created = created;
+  if (handles_idle) *handles_idle = idle;
 }

@@ -6,38 +6,37 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "http/http_impl.h"
 #include "kitd/error.h"
 
-struct http_ep {
-  kitd_http *h;   /* a reference */
-  size_t baselen;
-  char base[];    /* "http://host:port" */
-};
+typedef struct kitd__http_ep http_ep_t;
 
 static void ep_close(void *state) {
-  struct http_ep *e = state;
+  http_ep_t *e = state;
+  kitd__http_fast_close(e);
   kitd__http_unref(e->h);
   free(e);
 }
 
 /* Detail for a non-2xx answer: the JSON `error` text, else the body's start. */
-static void http_error_detail(kitd_ctx *ctx, int status, const kitd_http_buf *body) {
+void kitd__http_error_detail(kitd_ctx *ctx, int status, const char *body, size_t len) {
   char text[KITD_CTX_DETAIL_MAX];
-  if (kitd_http_error_text(body->data, body->len, text, sizeof text)) {
+  if (kitd_http_error_text(body, len, text, sizeof text)) {
     kitd_ctx_set_detail(ctx, "%s", text);
     return;
   }
   size_t n = 0;
-  while (n < body->len && n < 120 && body->data[n] != '\n' && body->data[n] != '\r') n++;
+  while (n < len && n < 120 && body[n] != '\n' && body[n] != '\r') n++;
   if (n)
-    kitd_ctx_set_detail(ctx, "HTTP %d: %.*s", status, (int)n, body->data);
+    kitd_ctx_set_detail(ctx, "HTTP %d: %.*s", status, (int)n, body);
   else
     kitd_ctx_set_detail(ctx, "HTTP %d", status);
 }
 
 static int ep_call(void *state, kitd_ctx *ctx, const void *request, void **response) {
-  struct http_ep *e = state;
+  http_ep_t *e = state;
+  if (e->pool) return kitd__http_fast_call(e, ctx, request, response);
   kitd_http *h = e->h;
   int64_t ms = kitd_ctx_remaining_ms(ctx);
   if (ms == 0) return KITD_ETIMEDOUT;
@@ -82,7 +81,7 @@ static int ep_call(void *state, kitd_ctx *ctx, const void *request, void **respo
   curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
   kitd_ctx_set_status(ctx, (int)status);
   if ((status < 200 || status > 299) && !h->o.decode_all_status) {
-    http_error_detail(ctx, (int)status, &c->resp);
+    kitd__http_error_detail(ctx, (int)status, c->resp.data, c->resp.len);
     rc = KITD_EHTTP;
     goto out;
   }
@@ -104,13 +103,15 @@ int kitd_http_endpoint_new(kitd_http *h, const char *instance, kitd_endpoint **o
     if (instance[i] <= ' ' || instance[i] >= 127 || strchr("/?#@\\", instance[i]))
       return KITD_EINVAL;
   size_t cap = strlen(h->scheme) + 3 + n + 1;
-  struct http_ep *e = malloc(sizeof *e + cap);
+  http_ep_t *e = kitd__calloc(1, sizeof *e + cap);
   if (!e) return KITD_ENOMEM;
   e->baselen = (size_t)snprintf(e->base, cap, "%s://%s", h->scheme, instance);
   e->h = h;
   kitd__http_ref(h);
-  int rc = kitd_endpoint_new(ep_call, ep_close, e, out);
+  int rc = kitd__http_fast_init(e, instance);
+  if (!rc) rc = kitd_endpoint_new(ep_call, ep_close, e, out);
   if (rc) {
+    kitd__http_fast_close(e);
     kitd__http_unref(h);
     free(e);
   }

@@ -5,6 +5,7 @@
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
 
 #include "kitd/http.h"
 
@@ -42,7 +43,41 @@ struct kitd_http {
   struct kitd__http_conn *idle;
   unsigned nidle;
   unsigned long created;
+  int fast;                     /* plain-http endpoints may use the fast path */
+  atomic_ulong fast_opened;     /* fast-path connections made */
+  atomic_uint fast_idle;        /* fast-path connections idle in the pools */
 };
+
+/* An endpoint: one instance. Plain http:// to an IP literal goes through
+ * the fast path (fast.c, conn.c, h1.c) with its own pool of keep-alive
+ * connections; anything else through libcurl (endpoint.c). */
+struct kitd__h1_pool;
+struct kitd__http_ep {
+  kitd_http *h;                 /* a reference */
+  struct kitd__h1_pool *pool;   /* NULL: libcurl */
+  struct sockaddr_storage addr;
+  socklen_t addrlen;
+  char *prefix;                 /* "METHOD " */
+  char *suffix;                 /* " HTTP/1.1\r\nHost: ...\r\n...": up to the
+                                   Content-Length line */
+  size_t prefixlen, suffixlen;
+  int send_body;                /* Content-Length (and the body) are sent */
+  int head;                     /* HEAD: the answer has no body */
+  size_t baselen;
+  char base[];                  /* "http://host:port" */
+};
+
+/* Set up the fast path for `e` if its instance and the client allow it
+ * (0 and e->pool NULL otherwise). Returns 0 or KITD_ENOMEM. */
+int kitd__http_fast_init(struct kitd__http_ep *e, const char *instance);
+void kitd__http_fast_close(struct kitd__http_ep *e);
+/* One call over the fast path. */
+int kitd__http_fast_call(struct kitd__http_ep *e, kitd_ctx *ctx, const void *request,
+                         void **response);
+
+/* The detail of a non-2xx answer: the JSON `error` text, else the body's
+ * first line, else "HTTP <status>". */
+void kitd__http_error_detail(kitd_ctx *ctx, int status, const char *body, size_t len);
 
 void kitd__http_ref(kitd_http *h);
 void kitd__http_unref(kitd_http *h);

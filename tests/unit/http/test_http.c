@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include "kitd/kitd.h"
@@ -401,6 +402,218 @@ static void test_bad_args(void **s) {
   kitd_http_free(NULL);
 }
 
+/* --- the plain-http fast path against a raw socket server that answers
+ * exactly what a test asks for (stale keep-alive, chunked, Connection:
+ * close, malformed and truncated answers) --- */
+
+static const char *volatile g_raw_answer; /* what to write for each request */
+static volatile int g_raw_close;          /* close the connection after it */
+static atomic_int g_raw_conns, g_raw_stop;
+static int g_raw_port;
+
+static void *raw_server(void *arg) {
+  int ls = *(int *)arg;
+  while (!atomic_load(&g_raw_stop)) {
+    struct pollfd pf = {.fd = ls, .events = POLLIN};
+    if (poll(&pf, 1, 20) <= 0) continue;
+    int fd = accept(ls, NULL, NULL);
+    if (fd < 0) continue;
+    atomic_fetch_add(&g_raw_conns, 1);
+    char buf[8192];
+    size_t len = 0;
+    for (;;) {
+      struct pollfd cf = {.fd = fd, .events = POLLIN};
+      if (atomic_load(&g_raw_stop)) break;
+      if (poll(&cf, 1, 20) <= 0) continue;
+      ssize_t n = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+      if (n <= 0) break;
+      len += (size_t)n;
+      buf[len] = '\0';
+      char *end = strstr(buf, "\r\n\r\n");
+      if (!end) continue;
+      size_t used = (size_t)(end + 4 - buf); /* GET: no request body */
+      memmove(buf, buf + used, len - used);
+      len -= used;
+      const char *a = g_raw_answer;
+      if (a && send(fd, a, strlen(a), MSG_NOSIGNAL) < 0) break;
+      if (g_raw_close || !a) break;
+    }
+    close(fd);
+  }
+  return NULL;
+}
+
+static pthread_t g_raw_thread;
+static int g_raw_ls;
+
+static void raw_start(void) {
+  g_raw_ls = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t al = sizeof a;
+  assert_int_equal(bind(g_raw_ls, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(listen(g_raw_ls, 16), 0);
+  getsockname(g_raw_ls, (struct sockaddr *)&a, &al);
+  g_raw_port = ntohs(a.sin_port);
+  atomic_store(&g_raw_stop, 0);
+  atomic_store(&g_raw_conns, 0);
+  pthread_create(&g_raw_thread, NULL, raw_server, &g_raw_ls);
+}
+
+static void raw_stop(void) {
+  atomic_store(&g_raw_stop, 1);
+  pthread_join(g_raw_thread, NULL);
+  close(g_raw_ls);
+}
+
+static int fast_active(void) {
+  const char *f = getenv("KITD_HTTP_FAST");
+  const char *p = getenv("http_proxy"), *ap = getenv("all_proxy"), *AP = getenv("ALL_PROXY");
+  return !(f && !strcmp(f, "0")) && !(p && *p) && !(ap && *ap) && !(AP && *AP);
+}
+
+static kitd_endpoint *raw_ep(kitd_http **hp) {
+  kitd_http_opts o;
+  kitd_http_opts_init(&o);
+  o.path = "/x";
+  o.decode = dec_str;
+  kitd_http *h;
+  assert_int_equal(kitd_http_new(&o, &h), 0);
+  char in[64];
+  snprintf(in, sizeof in, "127.0.0.1:%d", g_raw_port);
+  kitd_endpoint *ep;
+  assert_int_equal(kitd_http_endpoint_new(h, in, &ep), 0);
+  *hp = h;
+  return ep;
+}
+
+static void test_fast_stale_keepalive(void **s) {
+  (void)s;
+  if (!fast_active()) skip();
+  /* A server that closes every connection after one answer, without
+   * saying so: each call after the first finds its kept-alive connection
+   * closed, and is retried once on a fresh one, unseen by the caller. */
+  g_raw_answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  g_raw_close = 1;
+  raw_start();
+  kitd_http *h;
+  kitd_endpoint *ep = raw_ep(&h);
+  for (int i = 0; i < 20; i++) {
+    kitd_ctx ctx;
+    char *out = NULL;
+    assert_int_equal(call(ep, 2000, &ctx, &out), 0);
+    assert_string_equal(out, "ok");
+    free(out);
+  }
+  assert_int_equal(atomic_load(&g_raw_conns), 20);
+  kitd_endpoint_unref(ep);
+  kitd_http_free(h);
+  raw_stop();
+}
+
+static void test_fast_chunked_keepalive(void **s) {
+  (void)s;
+  if (!fast_active()) skip();
+  g_raw_answer = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "4\r\n{\"v\"\r\n6\r\n:\"ok\"}\r\n0\r\n\r\n";
+  g_raw_close = 0;
+  raw_start();
+  kitd_http *h;
+  kitd_endpoint *ep = raw_ep(&h);
+  for (int i = 0; i < 50; i++) {
+    kitd_ctx ctx;
+    char *out = NULL;
+    assert_int_equal(call(ep, 2000, &ctx, &out), 0);
+    assert_string_equal(out, "{\"v\":\"ok\"}");
+    free(out);
+  }
+  assert_int_equal(atomic_load(&g_raw_conns), 1);
+  unsigned long created;
+  unsigned idle;
+  kitd_http_stats(h, &created, &idle);
+  assert_int_equal(created, 1);
+  assert_int_equal(idle, 1);
+  kitd_endpoint_unref(ep);
+  kitd_http_free(h);
+  raw_stop();
+}
+
+static void test_fast_connection_close(void **s) {
+  (void)s;
+  if (!fast_active()) skip();
+  g_raw_answer = "HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 16\r\n\r\n"
+                 "{\"error\":\"gone\"}";
+  g_raw_close = 1;
+  raw_start();
+  kitd_http *h;
+  kitd_endpoint *ep = raw_ep(&h);
+  for (int i = 0; i < 3; i++) {
+    kitd_ctx ctx;
+    assert_int_equal(call(ep, 2000, &ctx, NULL), KITD_EHTTP);
+    assert_int_equal(kitd_ctx_status(&ctx), 404);
+    assert_string_equal(kitd_ctx_detail(&ctx), "gone");
+    unsigned idle;
+    kitd_http_stats(h, NULL, &idle);
+    assert_int_equal(idle, 0); /* honoured: not kept */
+  }
+  assert_int_equal(atomic_load(&g_raw_conns), 3);
+  kitd_endpoint_unref(ep);
+  kitd_http_free(h);
+  raw_stop();
+}
+
+static void test_fast_malformed(void **s) {
+  (void)s;
+  if (!fast_active()) skip();
+  static const struct {
+    const char *answer;
+    int close, want;
+  } cases[] = {
+      {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab", 1, KITD_EPROTO},  /* truncated */
+      {"SSH-2.0-OpenSSH_9.2\r\n", 1, KITD_EPROTO},                        /* not HTTP */
+      {"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", 0, KITD_EPROTO},    /* bad number */
+      {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nq\r\n", 0, KITD_EPROTO},
+      {"HTTP/1.1 200 OK\r\nContent-Length: 2000000\r\n\r\n", 0, KITD_ETOOBIG},
+      {NULL, 1, KITD_EIO}, /* closed without a byte, on a fresh connection */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    g_raw_answer = cases[i].answer;
+    g_raw_close = cases[i].close;
+    raw_start();
+    kitd_http *h;
+    kitd_endpoint *ep = raw_ep(&h);
+    kitd_ctx ctx;
+    void *out = (void *)"untouched";
+    kitd_ctx_init(&ctx);
+    kitd_ctx_set_timeout_ms(&ctx, 2000);
+    int rc = kitd_endpoint_call(ep, &ctx, NULL, &out);
+    if (rc != cases[i].want) fail_msg("case %zu: %d, want %d (%s)", i, rc, cases[i].want, kitd_ctx_detail(&ctx));
+    assert_string_equal(out, "untouched");
+    assert_non_null(strstr(kitd_ctx_detail(&ctx), "GET http://127.0.0.1:"));
+    kitd_endpoint_unref(ep);
+    kitd_http_free(h);
+    raw_stop();
+  }
+}
+
+static void test_fast_header_bound(void **s) {
+  (void)s;
+  if (!fast_active()) skip();
+  /* a head that never ends: refused once it passes 16 KiB */
+  static char big[40000];
+  strcpy(big, "HTTP/1.1 200 OK\r\nX: ");
+  memset(big + strlen(big), 'a', sizeof big - 1 - strlen(big));
+  g_raw_answer = big;
+  g_raw_close = 0;
+  raw_start();
+  kitd_http *h;
+  kitd_endpoint *ep = raw_ep(&h);
+  kitd_ctx ctx;
+  assert_int_equal(call(ep, 2000, &ctx, NULL), KITD_EPROTO);
+  kitd_endpoint_unref(ep);
+  kitd_http_free(h);
+  raw_stop();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_reuse),         cmocka_unit_test(test_post_callbacks),
@@ -409,6 +622,9 @@ int main(void) {
       cmocka_unit_test(test_cancel),        cmocka_unit_test(test_body_cap),
       cmocka_unit_test(test_threads),       cmocka_unit_test(test_error_text),
       cmocka_unit_test(test_bad_args),
+      cmocka_unit_test(test_fast_stale_keepalive), cmocka_unit_test(test_fast_chunked_keepalive),
+      cmocka_unit_test(test_fast_connection_close), cmocka_unit_test(test_fast_malformed),
+      cmocka_unit_test(test_fast_header_bound),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
