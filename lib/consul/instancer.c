@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "core/alloc.h"
+#include "core/rand.h"
 #include "consul/consul_impl.h"
 #include "kitd/error.h"
 #include "sd/instancer_impl.h"
@@ -48,16 +49,6 @@ void kitd_consul_instancer_opts_init(kitd_consul_instancer_opts *o) {
   o->min_interval_ms = 1000;
   o->backoff_min_ms = 50;
   o->backoff_max_ms = 10000;
-}
-
-static uint64_t next_rand(uint64_t *s) {
-  /* xorshift64*: jitter only, no need for more. */
-  uint64_t x = *s;
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
-  *s = x;
-  return x * 2685821657736338717ULL;
 }
 
 static bool is_stopped(struct consul_instancer *ci) {
@@ -128,7 +119,7 @@ static void watch_failed(struct consul_instancer *ci, int err, const char *detai
   if (d > ci->backoff_max_ms) d = ci->backoff_max_ms;
   /* Jitter in [d/2, d]: many watchers that failed together spread out. */
   int64_t half = d / 2;
-  int64_t delay = half + (half > 0 ? (int64_t)(next_rand(&ci->rng) % (uint64_t)(half + 1)) : 0);
+  int64_t delay = half + (half > 0 ? (int64_t)(kitd__xorshift64s(&ci->rng) % (uint64_t)(half + 1)) : 0);
   kitd__instancer_publish_error(&ci->base, err, detail);
   char dq[600];
   log_service(ci, *fails == 1 ? KITD_LOG_ERROR : KITD_LOG_WARN,

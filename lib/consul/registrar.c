@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "core/rand.h"
 #include "consul/consul_impl.h"
 #include "kitd/error.h"
 #include "kitd/registrar.h"
@@ -67,20 +68,11 @@ static void nap(kitd_registrar *r, int64_t ms) {
   pthread_mutex_unlock(&r->mu);
 }
 
-static uint64_t next_rand(uint64_t *s) {
-  uint64_t x = *s;
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
-  *s = x;
-  return x * 2685821657736338717ULL;
-}
-
 static int64_t backoff(kitd_registrar *r, unsigned fails) {
   int64_t d = BACKOFF_MIN_MS;
   for (unsigned i = 1; i < fails && d < BACKOFF_MAX_MS; i++) d *= 2;
   if (d > BACKOFF_MAX_MS) d = BACKOFF_MAX_MS;
-  return d / 2 + (int64_t)(next_rand(&r->rng) % (uint64_t)(d / 2 + 1));
+  return d / 2 + (int64_t)(kitd__xorshift64s(&r->rng) % (uint64_t)(d / 2 + 1));
 }
 
 static void set_state(kitd_registrar *r, bool registered, int err) {

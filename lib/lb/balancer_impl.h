@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "core/rand.h"
 #include "kitd/balancer.h"
 
 struct kitd__balancer_ops {
@@ -55,13 +56,8 @@ static inline uint64_t kitd__mix64(uint64_t z) {
 extern __thread uint64_t kitd__rand_state __attribute__((tls_model("initial-exec")));
 uint64_t kitd__rand_seed_thread(void);
 static inline uint64_t kitd__rand64(void) {
-  uint64_t x = kitd__rand_state;
-  if (__builtin_expect(x == 0, 0)) x = kitd__rand_seed_thread();
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
-  kitd__rand_state = x;
-  return x * 0x2545f4914f6cdd1dull;
+  if (__builtin_expect(kitd__rand_state == 0, 0)) kitd__rand_state = kitd__rand_seed_thread();
+  return kitd__xorshift64s(&kitd__rand_state);
 }
 
 /* Map a 32-bit random value onto [0, n) without a divide (Lemire). */
