@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "http/http_impl.h"
 #include "kitd/error.h"
 
@@ -13,7 +14,7 @@ static int reserve(kitd_http_buf *b, size_t extra) {
   if (need <= b->cap) return 0;
   size_t cap = b->cap ? b->cap : 256;
   while (cap < need) cap *= 2;
-  char *d = realloc(b->data, cap);
+  char *d = kitd__realloc(b->data, cap);
   if (!d) return KITD_ENOMEM;
   b->data = d;
   b->cap = cap;

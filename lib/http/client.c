@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/alloc.h"
 #include "http/http_impl.h"
 #include "kitd/error.h"
 
@@ -31,7 +32,7 @@ void kitd_http_opts_init(kitd_http_opts *o) {
 }
 
 static char *dup_or(const char *s, const char *dflt) {
-  return strdup(s && *s ? s : dflt);
+  return kitd__strdup(s && *s ? s : dflt);
 }
 
 void kitd__http_conn_free(struct kitd__http_conn *c) {
@@ -92,13 +93,13 @@ int kitd_http_new(const kitd_http_opts *o, kitd_http **out) {
     if (*p <= ' ' || *p >= 127) return KITD_EINVAL;
   if (o->path && o->path[0] != '/' && o->path[0]) return KITD_EINVAL;
 
-  kitd_http *h = calloc(1, sizeof *h);
+  kitd_http *h = kitd__calloc(1, sizeof *h);
   if (!h) return KITD_ENOMEM;
   h->o = *o;
-  h->method = strdup(method);
+  h->method = kitd__strdup(method);
   h->path = dup_or(o->path, "/");
   h->content_type = dup_or(o->content_type, "application/json");
-  h->scheme = strdup(scheme);
+  h->scheme = kitd__strdup(scheme);
   if (!h->method || !h->path || !h->content_type || !h->scheme) goto nomem;
   h->o.method = h->method;
   h->o.path = h->path;
@@ -164,7 +165,7 @@ static size_t on_write(char *data, size_t size, size_t n, void *arg) {
 }
 
 static struct kitd__http_conn *conn_new(kitd_http *h) {
-  struct kitd__http_conn *c = calloc(1, sizeof *c);
+  struct kitd__http_conn *c = kitd__calloc(1, sizeof *c);
   if (!c) return NULL;
   c->easy = curl_easy_init();
   c->multi = curl_multi_init();
