@@ -7,7 +7,12 @@
  * pick is handed back with kitd_balancer_done(), which also reports how the
  * call went (for least-loaded and outlier-ejecting balancers; round robin
  * and random ignore it). Each thread may hold up to KITD_PICK_FAST picks at
- * once on the fast path; more still work, on a slower path. */
+ * once on the fast path; more still work, on a slower path. A pick that is
+ * never handed back pins the endpoints of its own snapshot (they are not
+ * closed), never those of later updates.
+ *
+ * Lifetime: a balancer holds a reference on its endpointer; a retry
+ * endpoint holds one on its balancer. */
 #ifndef KITD_BALANCER_H
 #define KITD_BALANCER_H
 
@@ -17,6 +22,7 @@
 #include "endpoint.h"
 #include "endpointer.h"
 #include "export.h"
+#include "instance.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -29,7 +35,8 @@ typedef struct kitd_balancer kitd_balancer;
 /* A pick: a value the caller keeps on its stack between pick and done. */
 typedef struct kitd_pick {
   kitd_endpoint *endpoint; /* borrowed until kitd_balancer_done() */
-  const char *instance;    /* its "host:port"; borrowed likewise */
+  const kitd_instance *instance; /* its record (address, weight, zone...);
+                                    borrowed likewise */
   size_t index;            /* position in the snapshot */
   size_t count;            /* size of the snapshot picked from */
   /* private */
@@ -47,14 +54,14 @@ enum {
   KITD_RR_PER_THREAD = 1
 };
 
-/* A round-robin balancer over `ep` (borrowed: it must outlive the balancer),
+/* A round-robin balancer over `ep` (the balancer takes a reference on it),
  * starting at a random position unless kitd_balancer_set_seed() is called.
  * Caller frees with kitd_balancer_free(). Returns 0, KITD_EINVAL or
  * KITD_ENOMEM. Thread-safety: any thread. */
 KITD_API int kitd_balancer_round_robin_new(kitd_endpointer *ep, unsigned flags,
                                            kitd_balancer **out);
 
-/* A random balancer over `ep` (borrowed). Thread-safe on one handle, unlike
+/* A random balancer over `ep` (a reference is taken). Thread-safe on one handle, unlike
  * go-kit's. Returns 0, KITD_EINVAL or KITD_ENOMEM.
  * Thread-safety: any thread. */
 KITD_API int kitd_balancer_random_new(kitd_endpointer *ep, kitd_balancer **out);
@@ -79,11 +86,17 @@ KITD_API int kitd_balancer_pick(kitd_balancer *b, kitd_pick *out);
 KITD_API void kitd_balancer_done(kitd_balancer *b, kitd_pick *p, int result,
                                  int64_t latency_ns);
 
+/* Add a reference; returns `b`. Thread-safety: any thread. */
+KITD_API kitd_balancer *kitd_balancer_ref(kitd_balancer *b);
+
 /* The endpointer the balancer reads. Borrowed. Thread-safety: any thread. */
 KITD_API kitd_endpointer *kitd_balancer_endpointer(kitd_balancer *b);
 
-/* Release the balancer; no pick may be outstanding. NULL is allowed.
- * Thread-safety: one thread at a time per handle. */
+/* Drop the caller's reference; the last one releases the balancer and its
+ * reference on the endpointer. A retry endpoint built on the balancer
+ * holds its own reference, so any free order is safe. Picks not yet
+ * handed back must be handed back before the last reference goes.
+ * NULL is allowed. Thread-safety: any thread (one call per reference). */
 KITD_API void kitd_balancer_free(kitd_balancer *b);
 
 #ifdef __cplusplus

@@ -123,8 +123,12 @@ typedef struct kitd_consul_instancer_opts {
 KITD_API void kitd_consul_instancer_opts_init(kitd_consul_instancer_opts *o);
 
 /* A new instancer watching `service` through blocking queries on
- * /v1/health/service/<service>, on its own thread. Instances are
- * "host:port": Service.Address, else Node.Address; IPv6 in brackets.
+ * /v1/health/service/<service>, on its own thread. Each instance is a
+ * record (instance.h): its address is Service.Address, else Node.Address,
+ * with the port (IPv6 in brackets); its status the worst of its checks;
+ * its weight Service.Weights.Passing or .Warning by status (an instance
+ * whose weight is 0 is left out); its tags, service meta, node, node meta
+ * and datacenter as Consul gives them.
  * A failed watch (agent down, error status, bad answer) becomes an error
  * event carrying the last good set, and the watch retries with backoff.
  * `o` may be NULL (defaults). `c` and `o` are copied; `lg` is borrowed (may
@@ -137,8 +141,8 @@ KITD_API int kitd_consul_instancer_new(const kitd_consul *c, const char *service
                                        kitd_logger *lg, kitd_instancer **out);
 
 /* One non-blocking lookup of `service` (for command-line tools): the
- * sorted, de-duplicated set in *instances (*count strings; caller frees
- * with kitd_strv_free()). `o` may be NULL; only passing_only, tags,
+ * set sorted by address, one record per address, in *instances (*count
+ * records; caller frees with kitd_instance_list_free()). `o` may be NULL; only passing_only, tags,
  * datacenter and max_body are used. `ctx` may be NULL; its deadline
  * (default 30 s) and cancel flag are honoured and it receives the detail of
  * a failure. Returns 0, KITD_EINVAL, KITD_ENOMEM, KITD_ECONNECT, KITD_EHTTP,
@@ -146,7 +150,8 @@ KITD_API int kitd_consul_instancer_new(const kitd_consul *c, const char *service
  * KITD_ECANCELED. Thread-safety: any thread. */
 KITD_API int kitd_consul_lookup(const kitd_consul *c, const char *service,
                                 const kitd_consul_instancer_opts *o,
-                                kitd_ctx *ctx, char ***instances, size_t *count);
+                                kitd_ctx *ctx, kitd_instance ***instances,
+                                size_t *count);
 
 #ifdef __cplusplus
 }

@@ -9,6 +9,7 @@
 
 #include "ctx.h"
 #include "export.h"
+#include "instance.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -28,12 +29,33 @@ typedef int (*kitd_endpoint_fn)(void *state, kitd_ctx *ctx,
 typedef void (*kitd_endpoint_close_fn)(void *state);
 
 /* A new endpoint with one reference (release with kitd_endpoint_unref()).
- * `state` is taken on success: `close` (may be NULL) receives it. On failure
- * (KITD_EINVAL if fn is NULL, KITD_ENOMEM) `close` is not called and the
- * caller keeps `state`; *out is untouched.
+ * `state` is taken on every path: `close` (may be NULL) receives it when
+ * the last reference goes, or at once on failure (KITD_EINVAL if fn or out
+ * is NULL, KITD_ENOMEM; *out is then untouched). So
+ * kitd_endpoint_new(fn, free, strdup(x), &e) cannot leak.
  * Thread-safety: any thread. */
 KITD_API int kitd_endpoint_new(kitd_endpoint_fn fn, kitd_endpoint_close_fn close,
                                void *state, kitd_endpoint **out);
+
+/* Make an endpoint for `instance` (borrowed for the call; take
+ * kitd_instance_ref() to keep it). Returns 0 and a new endpoint in *out
+ * (the endpointer takes that reference), or a negative code: the instance
+ * is then skipped and logged (to the endpointer's logger, or to stderr if
+ * it has none), and tried again when a later set still holds it.
+ * Thread-safety: watch thread (the instancer's, or the subscribing thread).
+ * kitd_endpointer_new() takes a kitd_factory. */
+typedef int (*kitd_factory_fn)(void *arg, const kitd_instance *instance,
+                               kitd_endpoint **out);
+
+/* A factory: its function, its argument, and what releases the argument. */
+typedef struct kitd_factory {
+  kitd_factory_fn fn;
+  void *arg;
+  /* NULL, or called once with `arg` when the endpointer no longer needs it
+   * (also when kitd_endpointer_new() fails): the endpointer takes over one
+   * reference on `arg`. kitd_http_factory() fills it. */
+  void (*release)(void *arg);
+} kitd_factory;
 
 /* Add a reference; returns `ep`. Thread-safety: any thread. */
 KITD_API kitd_endpoint *kitd_endpoint_ref(kitd_endpoint *ep);

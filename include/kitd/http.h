@@ -152,10 +152,16 @@ KITD_API void kitd_http_free(kitd_http *h);
 KITD_API int kitd_http_endpoint_new(kitd_http *h, const char *instance,
                                     kitd_endpoint **out);
 
-/* A kitd_factory_fn: `arg` is a kitd_http*. Same as kitd_http_endpoint_new.
- * Thread-safety: any thread. */
-KITD_API int kitd_http_factory(void *arg, const char *instance,
-                               kitd_endpoint **out);
+/* A factory for kitd_endpointer_new(): endpoints of `h` for each
+ * instance's address. It carries a new reference on `h`, which the
+ * endpointer takes over (and drops when it is freed, or at once if
+ * kitd_endpointer_new() fails), so `h` may be freed right after:
+ *   kitd_factory f = kitd_http_factory(h);
+ *   kitd_endpointer_new(instancer, &f, NULL, &ep);
+ *   kitd_http_free(h);
+ * Pass it to kitd_endpointer_new() exactly once. Thread-safety: any
+ * thread. */
+KITD_API kitd_factory kitd_http_factory(kitd_http *h);
 
 /* Pool statistics, for tests and tuning: easy handles created so far plus
  * fast-path connections opened so far, and handles plus fast-path

@@ -34,8 +34,13 @@ extern "C" {
 typedef int (*kitd_retry_fn)(void *arg, unsigned attempt, int *err,
                              const kitd_ctx *ctx);
 
+/* The most attempts one call may make. */
+#define KITD_RETRY_MAX_ATTEMPTS 1000
+
 typedef struct kitd_retry_opts {
-  unsigned max_attempts;      /* default 3; at least 1 */
+  size_t size;                /* sizeof(kitd_retry_opts), set by _init */
+  int max_attempts;           /* default 3; 1 to KITD_RETRY_MAX_ATTEMPTS,
+                                 else kitd_retry_new() says KITD_EINVAL */
   int64_t timeout_ms;         /* overall, across attempts; <= 0: only ctx's */
   int64_t attempt_timeout_ms; /* per attempt; <= 0: none */
   int64_t backoff_base_ms;    /* first backoff; <= 0: retry at once (default) */
@@ -43,18 +48,34 @@ typedef struct kitd_retry_opts {
   unsigned repick_limit;      /* re-picks to avoid a failed endpoint; default 4 */
   kitd_retry_fn should_retry; /* NULL: retry every error but ECANCELED */
   void *arg;                  /* for should_retry */
+  /* Frees a response that came too late: an endpoint that ignores its ctx
+   * may succeed after the overall deadline; the call then returns
+   * KITD_ETIMEDOUT and hands the answer here (NULL: it is left in
+   * *response, for the caller to free as after a success). */
+  void (*free_response)(void *response);
 } kitd_retry_opts;
 
 /* Fill `o` with the defaults above. Thread-safety: any thread. */
 KITD_API void kitd_retry_opts_init(kitd_retry_opts *o);
 
 /* A new endpoint (release with kitd_endpoint_unref()) that calls through
- * `b` (borrowed: it must outlive the endpoint) with retries. `opts` is
- * copied; NULL means defaults. The endpoint's call returns 0 and the
- * successful attempt's response, or the last attempt's error (as possibly
- * replaced by should_retry), KITD_ENOENDPOINTS if no attempt found an
- * endpoint, KITD_ETIMEDOUT or KITD_ECANCELED. The success path reads no
- * clock unless a timeout is set, and allocates nothing.
+ * `b` (the endpoint takes a reference on it: free them in any order) with
+ * retries. `opts` is copied; NULL means defaults; an opts whose size field
+ * this library does not know, or max_attempts out of range, gives
+ * KITD_EINVAL. The endpoint's call returns 0 and the successful attempt's
+ * response, or:
+ * - the error should_retry set, when it stopped the call;
+ * - else the last attempt's raw error, when the attempts ran out (every
+ *   attempt is in the ctx's attempt log);
+ * - KITD_ENOENDPOINTS if no attempt found an endpoint, with the reason in
+ *   the ctx detail (the registry's error and the age of its last good
+ *   answer, or "0 passing instances of 'users' with tags [v2]");
+ * - KITD_ETIMEDOUT once the overall deadline (or the ctx's) has passed,
+ *   even if an endpoint that ignored its ctx succeeded late;
+ * - KITD_ECANCELED.
+ * On success the ctx's last attempt record is not written; the instance
+ * that served the call is kitd_ctx_instance(ctx). The success path reads
+ * no clock unless a timeout is set, and allocates nothing.
  * Returns 0, KITD_EINVAL or KITD_ENOMEM. Thread-safety: any thread. */
 KITD_API int kitd_retry_new(kitd_balancer *b, const kitd_retry_opts *opts,
                             kitd_endpoint **out);

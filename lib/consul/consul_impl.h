@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "kitd/consul.h"
+#include "kitd/instance.h"
 
 #define KITD__CONSUL_DEFAULT_MAX_BODY ((size_t)64 << 20)
 
@@ -83,13 +84,17 @@ int kitd__consul_escape(char *buf, size_t cap, const char *s);
 /* Parse an answer of /v1/health/service/<name>: a JSON array of entries.
  * Keeps entries carrying every tag in `tags` (case-insensitive) and, when
  * `passing`, whose checks are all passing. On success returns 0 with a
- * malloc'd array of malloc'd "host:port" strings in *out (unsorted; count
- * may be 0 and *out NULL). On a bad answer returns KITD_EPROTO (or
- * KITD_ENOMEM) with the reason in detail and *out untouched. */
+ * malloc'd array of instance records in *out (unsorted; count may be 0 and
+ * *out NULL): address, status (the worst check), weight (Weights.Passing
+ * or .Warning by status; an entry whose weight is 0 is left out), tags,
+ * service meta, node, node meta, datacenter, and the zone read from
+ * `zone_key` (node meta, then service meta; NULL: the record's default).
+ * On a bad answer returns KITD_EPROTO (or KITD_ENOMEM) with the reason in
+ * detail and *out untouched. */
 int kitd__consul_parse_health(const char *body, size_t len,
                               const char *const *tags, size_t ntags,
-                              bool passing, char ***out, size_t *count,
-                              char *detail, size_t detail_cap);
+                              bool passing, const char *zone_key, kitd_instance ***out,
+                              size_t *count, char *detail, size_t detail_cap);
 
 /* Format host and port as an instance string ("h:p" or "[v6]:p"). Returns
  * 0, or KITD_EPROTO if it does not fit. */

@@ -178,11 +178,11 @@ static void *watch(void *arg) {
       rc = KITD_EPROTO;
       snprintf(r.detail, sizeof r.detail, "answer without X-Consul-Index");
     }
-    char **set = NULL;
+    kitd_instance **set = NULL;
     size_t count = 0;
     if (!rc)
       rc = kitd__consul_parse_health(r.body, r.len, (const char *const *)ci->tags,
-                                     ci->ntags, ci->passing, &set, &count, r.detail,
+                                     ci->ntags, ci->passing, NULL, &set, &count, r.detail,
                                      sizeof r.detail);
     if (rc) {
       /* Keep the last good set (the base does), and ask without an index
@@ -349,7 +349,7 @@ int kitd_consul_instancer_new(const kitd_consul *c, const char *service,
 
 int kitd_consul_lookup(const kitd_consul *c, const char *service,
                        const kitd_consul_instancer_opts *o, kitd_ctx *ctx,
-                       char ***instances, size_t *count) {
+                       kitd_instance ***instances, size_t *count) {
   if (!c || !service || !*service || !instances || !count) return KITD_EINVAL;
   kitd_consul_instancer_opts ro;
   resolve_opts(o, &ro);
@@ -377,17 +377,17 @@ int kitd_consul_lookup(const kitd_consul *c, const char *service,
   q.ctx = ctx;
   kitd__consul_resp r;
   e = kitd__consul_http_do(h, &q, &r);
-  char **set = NULL;
+  kitd_instance **set = NULL;
   size_t n = 0;
   if (!e)
     e = kitd__consul_parse_health(r.body, r.len, (const char *const *)tags, ntags,
-                                  ro.passing_only != 0, &set, &n, r.detail,
+                                  ro.passing_only != 0, NULL, &set, &n, r.detail,
                                   sizeof r.detail);
   if (e) {
     kitd_ctx_set_detail(ctx, "%s", r.detail);
     if (r.status) kitd_ctx_set_status(ctx, r.status);
   } else {
-    n = n ? kitd__strv_sort_unique(set, n) : 0;
+    n = n ? kitd__instance_sort_unique(set, n) : 0;
     *instances = set;
     *count = n;
   }

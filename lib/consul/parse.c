@@ -1,4 +1,4 @@
-/* The health answer parser: /v1/health/service/<name> → "host:port" strings.
+/* The health answer parser: /v1/health/service/<name> → instance records.
  * Kept apart from the watch loop so that it can be fuzzed on its own. */
 #include <jansson.h>
 #include <stdio.h>
@@ -10,12 +10,13 @@
 #include "consul/consul_impl.h"
 #include "kitd/ctx.h"
 #include "kitd/error.h"
+#include "kitd/instance.h"
 
 int kitd__consul_instance(char *buf, size_t cap, const char *host, long port) {
   size_t hl = strlen(host);
   bool v6 = memchr(host, ':', hl) != NULL && host[0] != '[';
   /* A host name is at most 253 bytes; with brackets and port this fits
-   * KITD_INSTANCE_MAX. */
+   * KITD_ADDRESS_MAX. */
   if (hl == 0 || hl > 253) return KITD_EPROTO;
   for (size_t i = 0; i < hl; i++) {
     unsigned char ch = (unsigned char)host[i];
@@ -71,10 +72,79 @@ static int entry_matches(json_t *svc, json_t *checks, const char *const *tags,
   return 1;
 }
 
+/* The worst status of the checks (Consul's own aggregation: critical over
+ * warning over passing; an unknown status counts as critical). */
+static kitd_health worst_status(json_t *checks) {
+  kitd_health w = KITD_HEALTH_PASSING;
+  size_t i;
+  json_t *ch;
+  if (!json_is_array(checks)) return w;
+  json_array_foreach(checks, i, ch) {
+    const char *st = json_string_value(json_object_get(ch, "Status"));
+    kitd_health h = KITD_HEALTH_CRITICAL;
+    if (st && strcmp(st, "passing") == 0) h = KITD_HEALTH_PASSING;
+    else if (st && strcmp(st, "warning") == 0) h = KITD_HEALTH_WARNING;
+    if (h > w) w = h;
+  }
+  return w;
+}
+
+/* Weights.Passing or .Warning by status (default 1; critical: Passing's,
+ * for a caller that asked for every instance). -1: not a weight. */
+static long entry_weight(json_t *svc, kitd_health st) {
+  json_t *w = json_object_get(svc, "Weights");
+  if (!json_is_object(w)) return 1;
+  json_t *v = json_object_get(w, st == KITD_HEALTH_WARNING ? "Warning" : "Passing");
+  if (!v || json_is_null(v)) return 1;
+  if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 65535) return -1;
+  return (long)json_integer_value(v);
+}
+
+/* Copy a JSON object of strings into meta through `set`; non-string values
+ * are skipped (Consul's meta values are strings). */
+static int copy_meta(kitd_instance *r, json_t *obj,
+                     int (*set)(kitd_instance *, const char *, const char *)) {
+  const char *k;
+  json_t *v;
+  if (!json_is_object(obj)) return 0;
+  json_object_foreach(obj, k, v) {
+    const char *sv = json_string_value(v);
+    if (sv && set(r, k, sv) != 0) return KITD_ENOMEM;
+  }
+  return 0;
+}
+
+/* Fill the attributes of a record from one health entry. */
+static int fill_record(kitd_instance *r, json_t *svc, json_t *node, json_t *checks,
+                       kitd_health st, long weight, const char *zone_key) {
+  int rc = kitd_instance_set_status(r, st);
+  if (!rc && weight > 0) rc = kitd_instance_set_weight(r, (uint32_t)weight);
+  json_t *tags = json_object_get(svc, "Tags");
+  size_t i;
+  json_t *t;
+  if (json_is_array(tags))
+    json_array_foreach(tags, i, t) {
+      if (!rc && json_is_string(t)) rc = kitd_instance_add_tag(r, json_string_value(t));
+    }
+  if (!rc) rc = copy_meta(r, json_object_get(svc, "Meta"), kitd_instance_set_meta);
+  if (!rc && node) rc = copy_meta(r, json_object_get(node, "Meta"), kitd_instance_set_node_meta);
+  const char *nn = node ? json_string_value(json_object_get(node, "Node")) : NULL;
+  if (!rc && nn) rc = kitd_instance_set_node(r, nn);
+  const char *dc = node ? json_string_value(json_object_get(node, "Datacenter")) : NULL;
+  if (!rc && dc) rc = kitd_instance_set_datacenter(r, dc);
+  if (!rc && zone_key) { /* the user's key: node meta first, then service meta */
+    const char *z = kitd_instance_node_meta(r, zone_key);
+    if (!z) z = kitd_instance_meta(r, zone_key);
+    if (z) rc = kitd_instance_set_zone(r, z);
+  }
+  (void)checks;
+  return rc ? KITD_ENOMEM : 0;
+}
+
 int kitd__consul_parse_health(const char *body, size_t len,
                               const char *const *tags, size_t ntags,
-                              bool passing, char ***out, size_t *count,
-                              char *detail, size_t detail_cap) {
+                              bool passing, const char *zone_key, kitd_instance ***out,
+                              size_t *count, char *detail, size_t detail_cap) {
   json_error_t jerr;
   json_t *root = json_loadb(body ? body : "", body ? len : 0, JSON_DECODE_ANY, &jerr);
   if (!root) {
@@ -90,7 +160,7 @@ int kitd__consul_parse_health(const char *body, size_t len,
     return KITD_EPROTO;
   }
   size_t n = json_array_size(root), kept = 0;
-  char **v = n ? kitd__calloc(n, sizeof *v) : NULL;
+  kitd_instance **v = n ? kitd__calloc(n, sizeof *v) : NULL;
   int rc = 0;
   if (n && !v) rc = KITD_ENOMEM;
   for (size_t i = 0; i < n && !rc; i++) {
@@ -150,18 +220,32 @@ int kitd__consul_parse_health(const char *body, size_t len,
     }
     /* An entry with no usable address is skipped, not fatal: one odd
      * registration must not hide every other instance. */
-    char buf[KITD_INSTANCE_MAX];
+    char buf[KITD_ADDRESS_MAX + 1];
     if (!addr || !*addr || kitd__consul_instance(buf, sizeof buf, addr, port)) continue;
-    if (!(v[kept] = kitd__strdup(buf))) {
+    json_t *checks = json_object_get(ent, "Checks");
+    kitd_health st = worst_status(checks);
+    long weight = entry_weight(svc, st);
+    if (weight < 0) {
+      rc = bad(detail, detail_cap, i, "Service.Weights is not a pair of counts");
+      break;
+    }
+    /* Weight 0 (Weights.Warning may be 0): the registration asks for no
+     * traffic in this state, so the instance is left out of the set. */
+    if (weight == 0) continue;
+    kitd_instance *r;
+    int e = kitd_instance_new(buf, &r);
+    if (e == KITD_EINVAL) continue; /* unusable address: skipped, as above */
+    if (!e) e = fill_record(r, svc, node, checks, st, weight, zone_key);
+    if (e) {
+      kitd_instance_unref(r);
       rc = KITD_ENOMEM;
       break;
     }
-    kept++;
+    v[kept++] = r;
   }
   json_decref(root);
   if (rc) {
-    for (size_t i = 0; i < kept; i++) free(v[i]);
-    free(v);
+    kitd_instance_list_free(v, kept);
     if (rc == KITD_ENOMEM && detail && detail_cap) snprintf(detail, detail_cap, "out of memory");
     return rc;
   }

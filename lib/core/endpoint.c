@@ -15,9 +15,13 @@ struct kitd_endpoint {
 
 int kitd_endpoint_new(kitd_endpoint_fn fn, kitd_endpoint_close_fn close,
                       void *state, kitd_endpoint **out) {
-  if (!fn || !out) return KITD_EINVAL;
-  kitd_endpoint *ep = kitd__malloc(sizeof *ep);
-  if (!ep) return KITD_ENOMEM;
+  /* `state` is taken on every path (jansson's rule): a caller may write
+   * kitd_endpoint_new(f, free, strdup(x), &e) and leak nothing. */
+  kitd_endpoint *ep = fn && out ? kitd__malloc(sizeof *ep) : NULL;
+  if (!ep) {
+    if (close && state) close(state);
+    return fn && out ? KITD_ENOMEM : KITD_EINVAL;
+  }
   ep->fn = fn;
   ep->close = close;
   ep->state = state;

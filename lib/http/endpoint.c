@@ -98,7 +98,7 @@ out:
 int kitd_http_endpoint_new(kitd_http *h, const char *instance, kitd_endpoint **out) {
   if (!h || !instance || !out) return KITD_EINVAL;
   size_t n = strlen(instance);
-  if (n == 0 || n >= KITD_INSTANCE_MAX) return KITD_EINVAL;
+  if (n == 0 || n > KITD_ADDRESS_MAX) return KITD_EINVAL;
   for (size_t i = 0; i < n; i++) /* no room for a path, query or userinfo */
     if (instance[i] <= ' ' || instance[i] >= 127 || strchr("/?#@\\", instance[i]))
       return KITD_EINVAL;
@@ -109,15 +109,27 @@ int kitd_http_endpoint_new(kitd_http *h, const char *instance, kitd_endpoint **o
   e->h = h;
   kitd__http_ref(h);
   int rc = kitd__http_fast_init(e, instance);
-  if (!rc) rc = kitd_endpoint_new(ep_call, ep_close, e, out);
   if (rc) {
     kitd__http_fast_close(e);
     kitd__http_unref(h);
     free(e);
+    return rc;
   }
-  return rc;
+  /* ep_close releases e (and its reference on h) if this fails. */
+  return kitd_endpoint_new(ep_call, ep_close, e, out);
 }
 
-int kitd_http_factory(void *arg, const char *instance, kitd_endpoint **out) {
-  return kitd_http_endpoint_new(arg, instance, out);
+static int http_make(void *arg, const kitd_instance *instance, kitd_endpoint **out) {
+  return kitd_http_endpoint_new(arg, kitd_instance_address(instance), out);
+}
+
+static void http_release(void *arg) { kitd__http_unref(arg); }
+
+kitd_factory kitd_http_factory(kitd_http *h) {
+  kitd_factory f = {http_make, h, NULL};
+  if (h) {
+    kitd__http_ref(h);
+    f.release = http_release;
+  }
+  return f;
 }

@@ -1,48 +1,29 @@
-/* Balancers: the shared pick and done, over the endpointer's snapshot. */
+/* Balancers: what every strategy shares (set-up, the slow path of a pick,
+ * done, references). The strategies are round_robin.c and random.c. */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/alloc.h"
 #include "kitd/error.h"
 #include "lb/balancer_impl.h"
-#include "sd/endpointer_impl.h"
-#include "sd/hazard.h"
 
 /* A pick that holds its snapshot by refcount, not by a hazard slot. */
 #define PICK_REF (-2)
 
-__thread uint64_t kitd__rand_state __attribute__((tls_model("initial-exec")));
-
-uint64_t kitd__seed64(const void *salt) {
-  static atomic_uint_fast64_t calls;
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  uint64_t c = atomic_fetch_add_explicit(&calls, 1, memory_order_relaxed);
-  return kitd__mix64((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^
-                     (uint64_t)(uintptr_t)salt ^ (c << 48) ^
-                     (uint64_t)(uintptr_t)&kitd__rand_state);
-}
-
-uint64_t kitd__rand_seed_thread(void) {
-  uint64_t x = kitd__seed64(&x);
-  return x ? x : 0x2545f4914f6cdd1dull;
-}
-
 int kitd__balancer_new(kitd_endpointer *ep, const struct kitd__balancer_ops *ops,
-                       int kind, unsigned flags, kitd_balancer **out) {
+                       unsigned flags, kitd_balancer **out) {
   static atomic_uint ids;
   if (!ep || !out) return KITD_EINVAL;
   kitd_balancer *b = kitd__aligned_alloc(_Alignof(kitd_balancer), sizeof *b);
   if (!b) return KITD_ENOMEM;
   memset(b, 0, sizeof *b);
   b->ops = ops;
-  b->kind = kind;
-  b->ep = ep;
+  b->ep = kitd__endpointer_ref(ep);
   b->flags = flags;
+  atomic_init(&b->refs, 1);
   /* A random start: a fleet of short-lived clients (or one-shot ones) must
    * not all send their first request to the first instance. */
-  b->start = kitd__seed64(b) >> 32; /* 32 bits: see kitd__rr_global_next */
+  b->start = kitd__seed64(b) >> 32; /* 32 bits: see round_robin.c */
   do {
     b->id = atomic_fetch_add_explicit(&ids, 1, memory_order_relaxed) + 1;
   } while (b->id == 0);
@@ -58,42 +39,17 @@ void kitd_balancer_set_seed(kitd_balancer *b, uint64_t seed) {
   atomic_store_explicit(&b->counter, 0, memory_order_relaxed);
 }
 
-static void fill(kitd_pick *out, struct kitd__snap *s, size_t i, size_t n, int slot) {
-  out->endpoint = s->eps[i];
-  out->instance = s->inst[i];
-  out->index = i;
-  out->count = n;
-  out->snap_ = s;
-  out->slot_ = slot;
-}
-
-static int empty(kitd_endpointer *ep, kitd_pick *out, struct kitd__snap *s, int slot) {
+int kitd__pick_empty(kitd_balancer *b, kitd_pick *out, struct kitd__snap *s, int slot) {
   if (slot >= 0)
     kitd__hp_release(slot);
   else
-    kitd__endpointer_unref_snap(ep, s);
+    kitd__endpointer_unref_snap(b->ep, s);
   memset(out, 0, sizeof *out);
   out->slot_ = -1;
   return KITD_ENOENDPOINTS;
 }
 
-/* The choice of index when it needs a call: another strategy's ops->next, a
- * thread's first round-robin pick, a thread's first random draw. */
-static __attribute__((noinline)) int pick_next_slow(kitd_balancer *b, kitd_pick *out,
-                                                   struct kitd__snap *s, int slot, size_t n) {
-  size_t i;
-  switch (b->kind) {
-    case KITD__LB_RR_GLOBAL: i = kitd__rr_global_next(b, n); break;
-    case KITD__LB_RR_THREAD: i = kitd__rr_thread_next(b, n); break;
-    case KITD__LB_RANDOM: i = kitd__random_next(b, n); break;
-    default: i = b->ops->next(b, n); break;
-  }
-  fill(out, s, i, n, slot);
-  return 0;
-}
-
-/* No free hazard slot (or no record yet). */
-static __attribute__((noinline)) int pick_slow(kitd_balancer *b, kitd_pick *out) {
+int kitd__pick_slow(kitd_balancer *b, kitd_pick *out) {
   kitd_endpointer *ep = b->ep;
   struct kitd__snap *s;
   int slot = kitd__hp_acquire();
@@ -106,36 +62,15 @@ static __attribute__((noinline)) int pick_slow(kitd_balancer *b, kitd_pick *out)
     s = kitd__endpointer_ref_snap(ep);
   }
   size_t n = s->count;
-  if (n == 0) return empty(ep, out, s, slot);
-  return pick_next_slow(b, out, s, slot, n);
+  if (n == 0) return kitd__pick_empty(b, out, s, slot);
+  kitd__pick_fill(out, s, b->ops->next(b, n), n, slot);
+  return 0;
 }
 
-/* The fast path makes no call but a tail call, so it saves no registers:
- * an indirect call here used to cost a third of the pick. */
+/* A tail call into the strategy: no register is saved on the way. */
 int kitd_balancer_pick(kitd_balancer *b, kitd_pick *out) {
   if (__builtin_expect(!b || !out, 0)) return KITD_EINVAL;
-  unsigned used = kitd__hp_used;
-  if (__builtin_expect(kitd__hp_tls == NULL || used == KITD__HP_FULL, 0)) return pick_slow(b, out);
-  int slot = __builtin_ctz(~used);
-  kitd__hp_used = used | (1u << slot);
-  struct kitd__snap *s = kitd__hp_protect(slot, (void *_Atomic *)&b->ep->snap);
-  size_t n = s->count;
-  if (__builtin_expect(n == 0, 0)) return empty(b->ep, out, s, slot);
-  size_t i;
-  if (b->kind == KITD__LB_RR_GLOBAL) {
-    i = kitd__rr_global_next(b, n);
-  } else if (b->kind == KITD__LB_RR_THREAD) {
-    struct kitd__rr_pos *e = &kitd__rr_tls[b->id % KITD__RR_TLS_SLOTS];
-    if (__builtin_expect(e->id != b->id || e->pos >= n, 0)) return pick_next_slow(b, out, s, slot, n);
-    i = e->pos;
-    e->pos = (uint32_t)(i + 1 == n ? 0 : i + 1);
-  } else if (b->kind == KITD__LB_RANDOM && !b->seeded && kitd__rand_state != 0) {
-    i = kitd__random_next(b, n);
-  } else {
-    return pick_next_slow(b, out, s, slot, n);
-  }
-  fill(out, s, i, n, slot);
-  return 0;
+  return b->ops->pick(b, out);
 }
 
 void kitd_balancer_done(kitd_balancer *b, kitd_pick *p, int result, int64_t latency_ns) {
@@ -162,4 +97,13 @@ void kitd_balancer_done(kitd_balancer *b, kitd_pick *p, int result, int64_t late
 
 kitd_endpointer *kitd_balancer_endpointer(kitd_balancer *b) { return b ? b->ep : NULL; }
 
-void kitd_balancer_free(kitd_balancer *b) { free(b); }
+kitd_balancer *kitd_balancer_ref(kitd_balancer *b) {
+  if (b) atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+  return b;
+}
+
+void kitd_balancer_free(kitd_balancer *b) {
+  if (!b || atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1) return;
+  kitd_endpointer_free(b->ep);
+  free(b);
+}

@@ -1,14 +1,32 @@
 /* Random: safe on one shared handle (go-kit's is not). Each thread draws
  * from its own generator, so picks share no written word; a seeded balancer
- * draws from one reproducible sequence instead (a shared counter). The
- * per-pick code is inline in balancer_impl.h. */
+ * draws from one reproducible sequence instead (a shared counter). */
 #include "kitd/error.h"
 #include "lb/balancer_impl.h"
 
-static size_t random_next(kitd_balancer *b, size_t n) { return kitd__random_next(b, n); }
+static inline size_t random_next(kitd_balancer *b, size_t n) {
+  uint64_t x;
+  if (__builtin_expect(b->seeded, 0))
+    x = kitd__mix64(b->start + atomic_fetch_add_explicit(&b->counter, 1, memory_order_relaxed));
+  else
+    x = kitd__rand64();
+  return kitd__reduce((uint32_t)(x >> 32), n);
+}
 
-static const struct kitd__balancer_ops random_ops = {"random", random_next, NULL};
+static size_t random_next_fn(kitd_balancer *b, size_t n) { return random_next(b, n); }
+
+static int random_pick(kitd_balancer *b, kitd_pick *out) {
+  int slot;
+  struct kitd__snap *s = kitd__pick_protect(b, &slot);
+  if (__builtin_expect(!s, 0)) return kitd__pick_slow(b, out);
+  size_t n = s->count;
+  if (__builtin_expect(n == 0, 0)) return kitd__pick_empty(b, out, s, slot);
+  kitd__pick_fill(out, s, random_next(b, n), n, slot);
+  return 0;
+}
+
+static const struct kitd__balancer_ops random_ops = {"random", random_pick, random_next_fn, NULL};
 
 int kitd_balancer_random_new(kitd_endpointer *ep, kitd_balancer **out) {
-  return kitd__balancer_new(ep, &random_ops, KITD__LB_RANDOM, 0, out);
+  return kitd__balancer_new(ep, &random_ops, 0, out);
 }

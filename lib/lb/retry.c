@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/backoff.h"
 #include "kitd/error.h"
 #include "kitd/retry.h"
 #include "lb/balancer_impl.h"
@@ -23,6 +24,7 @@ struct retry {
 void kitd_retry_opts_init(kitd_retry_opts *o) {
   if (!o) return;
   memset(o, 0, sizeof *o);
+  o->size = sizeof *o;
   o->max_attempts = 3;
   o->backoff_max_ms = 1000;
   o->repick_limit = 4;
@@ -55,7 +57,7 @@ static int pick_avoiding(struct retry *r, kitd_pick *p, kitd_endpoint *const *av
     if (!avoided(avoid, navoid, s->eps[i])) {
       p->index = i;
       p->endpoint = s->eps[i];
-      p->instance = s->inst[i];
+      p->instance = s->rec[i];
       break;
     }
   }
@@ -63,18 +65,10 @@ static int pick_avoiding(struct retry *r, kitd_pick *p, kitd_endpoint *const *av
 }
 
 /* Exponential backoff with full jitter: uniform in [0, min(max, base*2^k)]
- * (spreads a fleet's retries best; AWS's "full jitter"). */
+ * (spreads a fleet's retries best). */
 static int64_t backoff_ns(const struct retry *r, unsigned attempt, int err) {
-  int64_t ns = 0;
-  int64_t base = r->o.backoff_base_ms;
-  if (base > 0) {
-    int64_t cap = r->o.backoff_max_ms > base ? r->o.backoff_max_ms : base;
-    int64_t d = base;
-    for (unsigned i = 1; i < attempt && d < cap; i++) d *= 2;
-    if (d > cap) d = cap;
-    d *= 1000000;
-    ns = (int64_t)(kitd__rand64() % (uint64_t)(d + 1));
-  }
+  int64_t ns = kitd__backoff_ns(r->o.backoff_base_ms * 1000000, r->o.backoff_max_ms * 1000000,
+                                attempt, KITD__JITTER_FULL);
   if (err == KITD_ENOENDPOINTS && ns < RETRY_EMPTY_WAIT_NS) ns = RETRY_EMPTY_WAIT_NS;
   return ns;
 }
@@ -113,29 +107,57 @@ static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) 
       if (rc == 0) {
         kitd_balancer_done(r->b, &p, 0, lat);
         if (actx.detail_[0]) kitd_ctx_set_detail(ctx, "%s", actx.detail_);
+        /* An endpoint that ignored its ctx and answered after the overall
+         * deadline: the caller asked for an answer by then, so the call
+         * fails, and the late answer goes to free_response. */
+        e = base != ctx || kitd_ctx_deadline_ns(ctx) ? kitd_ctx_err(base) : 0;
+        if (__builtin_expect(e != 0, 0)) {
+          if (r->o.free_response && resp && *resp) {
+            r->o.free_response(*resp);
+            *resp = NULL;
+          }
+          kitd_ctx_add_attempt(ctx, e, kitd_ctx_status(&actx), lat,
+                               kitd_instance_address(p.instance),
+                               "answered after the deadline");
+          return e;
+        }
         return 0;
       }
       const char *detail = kitd_ctx_detail(&actx);
       if (!detail[0]) detail = kitd_strerror(rc);
-      kitd_ctx_add_attempt(ctx, rc, kitd_ctx_status(&actx), lat, p.instance, detail);
+      kitd_ctx_add_attempt(ctx, rc, kitd_ctx_status(&actx), lat,
+                           kitd_instance_address(p.instance), detail);
       kitd_ctx_set_detail(ctx, "%s", detail);
       if (navoid < RETRY_AVOID_MAX && !avoided(avoid, navoid, p.endpoint))
         avoid[navoid++] = p.endpoint;
       kitd_balancer_done(r->b, &p, rc, lat);
     } else {
+      /* Say why there is nothing to call: the registry's error, or what
+       * was looked for and matched nothing. */
+      char why[KITD_CTX_DETAIL_MAX];
+      kitd_endpointer_explain(r->b->ep, why, sizeof why);
       kitd_ctx_set_status(ctx, 0);
-      kitd_ctx_add_attempt(ctx, rc, 0, -1, NULL, kitd_strerror(rc));
-      kitd_ctx_set_detail(ctx, "%s", kitd_strerror(rc));
+      kitd_ctx_add_attempt(ctx, rc, 0, -1, NULL, why);
+      kitd_ctx_set_detail(ctx, "%s", why);
     }
     timed = 1; /* past the first failure, latencies are worth a clock read */
-    last = rc;
     /* The deadline or a cancel ended the call: say so, whatever the attempt
      * returned (an endpoint may report a timeout in its own words). */
     e = kitd_ctx_err(base);
     if (e) return e;
-    int again = r->o.should_retry ? r->o.should_retry(r->o.arg, attempt, &last, ctx)
-                                  : last != KITD_ECANCELED;
-    if (!again || attempt >= r->o.max_attempts) break;
+    /* The callback may replace the error it is shown; the replacement is
+     * the call's result only if the callback stops here. When the attempts
+     * run out instead, the result is the raw last error, as in go-kit
+     * (every earlier one is in the ctx's attempt log). */
+    int replaced = rc;
+    int again = r->o.should_retry ? r->o.should_retry(r->o.arg, attempt, &replaced, ctx)
+                                  : rc != KITD_ECANCELED;
+    if (!again) {
+      last = replaced;
+      break;
+    }
+    last = rc;
+    if (attempt >= (unsigned)r->o.max_attempts) break;
     int64_t wait = backoff_ns(r, attempt, rc);
     if (wait > 0) {
       e = kitd_ctx_sleep_ns(base, wait);
@@ -145,17 +167,25 @@ static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) 
   return last;
 }
 
+static void retry_close(void *state) {
+  struct retry *r = state;
+  kitd_balancer_free(r->b);
+  free(r);
+}
+
 int kitd_retry_new(kitd_balancer *b, const kitd_retry_opts *opts, kitd_endpoint **out) {
   if (!b || !out) return KITD_EINVAL;
+  if (opts && (opts->size != sizeof *opts || opts->max_attempts < 1 ||
+               opts->max_attempts > KITD_RETRY_MAX_ATTEMPTS))
+    return KITD_EINVAL;
   struct retry *r = kitd__malloc(sizeof *r);
   if (!r) return KITD_ENOMEM;
-  r->b = b;
+  r->b = kitd_balancer_ref(b);
   if (opts)
     r->o = *opts;
   else
     kitd_retry_opts_init(&r->o);
-  if (r->o.max_attempts == 0) r->o.max_attempts = 1;
-  int rc = kitd_endpoint_new(retry_call, free, r, out);
-  if (rc) free(r);
-  return rc;
+  /* The endpoint takes its state on every path: retry_close releases the
+   * balancer reference and the state if this fails. */
+  return kitd_endpoint_new(retry_call, retry_close, r, out);
 }

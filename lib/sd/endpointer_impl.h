@@ -11,27 +11,29 @@
 #include "kitd/endpointer.h"
 #include "kitd/log.h"
 
-/* What an update removed: released when the snapshot that last held it is
- * freed (and every older one before it). */
+/* What an update removed (an endpoint and its record, or only a record
+ * replaced by a newer one of the same address): it is reachable through
+ * the snapshots of generations born..died, and released once no picker
+ * holds any of them. */
 struct kitd__drop {
-  kitd_endpoint *ep;
-  char *inst;
+  kitd_endpoint *ep; /* NULL when only the record was replaced */
+  kitd_instance *rec;
+  uint64_t born, died;
 };
 
-/* An immutable view of the endpoints, sorted by instance, in one block:
- * the header, then eps[count], then inst[count]. Endpoints and instance
- * strings belong to the endpointer's live set while they are in the current
- * snapshot; those removed by an update go to the drop list of the snapshot
- * being retired and are released when it is freed. */
+/* An immutable view of the endpoints, sorted by address, in one block: the
+ * header, then eps[cap], rec[cap], born[cap]. Entries belong to the
+ * endpointer's live set while they are in the current snapshot; an update
+ * moves those it removes to the endpointer's limbo list. */
 struct kitd__snap {
   size_t count;
   kitd_endpoint **eps;
-  char **inst;
+  kitd_instance **rec;
+  uint64_t *born;           /* generation each entry first appeared in */
+  uint64_t gen;
   atomic_int retired;       /* set once replaced: done() then tries a reclaim */
-  struct kitd__snap *next;  /* retire FIFO */
-  struct kitd__drop *drop;  /* to release when this snapshot is freed */
-  size_t ndrop, capdrop;
-  size_t cap;               /* room in eps/inst (a reused block may be larger) */
+  struct kitd__snap *next;  /* retired list */
+  size_t cap;               /* room in the arrays (a reused block may be larger) */
   /* Pickers that found no free hazard slot hold the snapshot by this count
    * (taken under the endpointer's lock). On its own cache line: the line
    * above is read by every pick. */
@@ -42,23 +44,34 @@ struct kitd_endpointer {
   /* The only word pickers read, on a line of its own. */
   _Alignas(64) _Atomic(struct kitd__snap *) snap;
   _Alignas(64) pthread_mutex_t mu; /* guards all below and reclamation */
+  atomic_long refs;
   kitd_instancer *src;
-  kitd_factory_fn factory;
-  void *arg;
+  kitd_factory factory;
   kitd_endpointer_opts opts;
-  struct kitd__snap *retired_head, *retired_tail; /* oldest first */
-  /* One freed snapshot block and one drop array kept for the next update:
-   * allocating them anew (160 KB each for 10,000 instances) made glibc
-   * consolidate every small chunk the update had just freed. */
+  uint64_t gen;                   /* of the current snapshot */
+  struct kitd__snap *retired;     /* replaced snapshots not yet freed */
+  struct kitd__drop *limbo;       /* removed entries not yet released */
+  size_t nlimbo, caplimbo;
+  /* One freed snapshot block kept for the next update: allocating it anew
+   * (240 KB for 10,000 instances) made glibc consolidate every small chunk
+   * the update had just freed. */
   struct kitd__snap *spare;
-  struct kitd__drop *spare_drop;
-  size_t spare_drop_cap;
+  /* What the last event said, to explain an empty snapshot. */
+  bool seen;
+  int last_err;
+  char *last_detail;
+  int64_t last_good_ns;
+  size_t last_count, factory_failed;
+  int factory_err;
   /* invalidate-on-error */
   pthread_t timer;
   pthread_cond_t cond; /* CLOCK_MONOTONIC */
   bool cond_ok, timer_running, closing, erroring, invalidated;
   int64_t invalidate_at_ns;
 };
+
+/* Add a reference (what a balancer takes). */
+kitd_endpointer *kitd__endpointer_ref(kitd_endpointer *ep);
 
 /* The current snapshot with a reference (the pickers' slow path; takes the
  * lock), and its release. */

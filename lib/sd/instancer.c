@@ -1,114 +1,241 @@
-/* The instancer base: subscribers, the last good set, the last error. */
+/* The instancer base: subscribers, the last good set, the last error,
+ * references, readiness, and calls made from inside a callback. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/alloc.h"
+#include "kitd/ctx.h"
 #include "kitd/error.h"
 #include "sd/instancer_impl.h"
 
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
+/* The instancers delivering an event on this thread, innermost first: a
+ * call from inside a callback finds its instancer here and does not take
+ * the lock it already holds. */
+struct deliv {
+  const kitd_instancer *in;
+  struct deliv *up;
+};
+static __thread struct deliv *tls_deliv;
+
+static int in_callback(const kitd_instancer *in) {
+  for (struct deliv *d = tls_deliv; d; d = d->up)
+    if (d->in == in) return 1;
+  return 0;
 }
 
-size_t kitd__strv_sort_unique(char **v, size_t count) {
-  if (count < 2) return count;
-  qsort(v, count, sizeof *v, cmp_str);
-  size_t o = 1;
-  for (size_t i = 1; i < count; i++) {
-    if (strcmp(v[i], v[o - 1]) == 0) {
-      free(v[i]);
-    } else {
-      v[o++] = v[i];
-    }
-  }
-  return o;
+/* Lock unless this thread already holds the lock in a delivery. Returns
+ * whether it locked (pass it to unlock_maybe). */
+static int lock_maybe(kitd_instancer *in) {
+  if (in_callback(in)) return 0;
+  pthread_mutex_lock(&in->mu);
+  return 1;
 }
-
-void kitd_strv_free(char **v, size_t count) {
-  if (!v) return;
-  for (size_t i = 0; i < count; i++) free(v[i]);
-  free(v);
+static void unlock_maybe(kitd_instancer *in, int locked) {
+  if (locked) pthread_mutex_unlock(&in->mu);
 }
 
 int kitd__instancer_init(kitd_instancer *in, const struct kitd__instancer_ops *ops) {
   memset(in, 0, sizeof *in);
   in->ops = ops;
+  atomic_init(&in->refs, 1);
   if (pthread_mutex_init(&in->mu, NULL) != 0) return KITD_ENOMEM;
+  pthread_condattr_t ca;
+  if (pthread_condattr_init(&ca) != 0) {
+    pthread_mutex_destroy(&in->mu);
+    return KITD_ENOMEM;
+  }
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  in->cond_ok = pthread_cond_init(&in->ready, &ca) == 0;
+  pthread_condattr_destroy(&ca);
+  if (!in->cond_ok) {
+    pthread_mutex_destroy(&in->mu);
+    return KITD_ENOMEM;
+  }
   return 0;
 }
+
+int kitd__instancer_set_what(kitd_instancer *in, const char *what) {
+  char *w = kitd__strdup(what);
+  if (!w) return KITD_ENOMEM;
+  free(in->what);
+  in->what = w;
+  return 0;
+}
+
+const char *kitd_instancer_describe(const kitd_instancer *in) {
+  if (!in) return "";
+  return in->what ? in->what : "instances";
+}
+
+kitd_instancer *kitd__instancer_ref(kitd_instancer *in) {
+  atomic_fetch_add_explicit(&in->refs, 1, memory_order_relaxed);
+  return in;
+}
+
+static void set_free(kitd_instance **v, size_t n) { kitd_instance_list_free(v, n); }
 
 /* Deliver the current state to one subscriber; called with in->mu held. */
 static void deliver(kitd_instancer *in, const struct kitd__subscriber *s) {
   kitd_event ev;
   ev.err = in->err;
   ev.detail = in->detail ? in->detail : "";
-  ev.instances = (const char *const *)in->set;
+  ev.instances = (const kitd_instance *const *)in->set;
   ev.count = in->count;
+  ev.last_good_ns = in->last_good_ns;
+  struct deliv d = {in, tls_deliv};
+  tls_deliv = &d;
+  in->delivering++;
   s->fn(s->arg, &ev);
+  in->delivering--;
+  tls_deliv = d.up;
 }
 
+static void compact(kitd_instancer *in) {
+  size_t o = 0;
+  for (size_t i = 0; i < in->nsubs; i++)
+    if (in->subs[i].fn) in->subs[o++] = in->subs[i];
+  in->nsubs = o;
+  in->compact = false;
+}
+
+static void apply_good(kitd_instancer *in, kitd_instance **v, size_t n);
+static void apply_error(kitd_instancer *in, int err, char *detail);
+
+/* Tell every subscriber (those subscribed during this delivery already got
+ * the state), then any state a callback published meanwhile. */
 static void deliver_all(kitd_instancer *in) {
-  for (size_t i = 0; i < in->nsubs; i++) deliver(in, &in->subs[i]);
+  for (;;) {
+    size_t n = in->nsubs;
+    for (size_t i = 0; i < n && !in->stopped; i++) {
+      struct kitd__subscriber s = in->subs[i];
+      if (s.fn) deliver(in, &s);
+    }
+    if (in->delivering == 0 && in->compact) compact(in);
+    if (!in->pending || in->delivering) break;
+    in->pending = false;
+    if (in->pend_err) {
+      int e = in->pend_err;
+      in->pend_err = 0;
+      apply_error(in, e, in->pend_detail);
+      in->pend_detail = NULL;
+    } else {
+      apply_good(in, in->pend_set, in->pend_count);
+      in->pend_set = NULL;
+      in->pend_count = 0;
+    }
+    if (in->stopped) break;
+  }
+  if (in->cond_ok) pthread_cond_broadcast(&in->ready);
 }
 
-static int same_set(char **a, size_t na, char **b, size_t nb) {
+static int same_set(kitd_instance **a, size_t na, kitd_instance **b, size_t nb) {
   if (na != nb) return 0;
   for (size_t i = 0; i < na; i++)
-    if (strcmp(a[i], b[i]) != 0) return 0;
+    if (!kitd_instance_equal(a[i], b[i])) return 0;
   return 1;
 }
 
-int kitd__instancer_publish(kitd_instancer *in, char **instances, size_t count) {
-  if (count && !instances) return KITD_EINVAL;
-  /* Sorting happens outside the lock: subscribers and the state readers
-   * never wait for a qsort of a large answer. */
-  count = kitd__strv_sort_unique(instances, count);
-  pthread_mutex_lock(&in->mu);
-  if (in->stopped) {
-    pthread_mutex_unlock(&in->mu);
-    kitd_strv_free(instances, count);
-    return KITD_ESTOPPED;
-  }
-  int changed = !in->has_state || in->err != 0 ||
-                !same_set(in->set, in->count, instances, count);
+/* Install a good set (taken) unless nothing changed; mu held, not in a
+ * delivery of `in`. Returns whether subscribers must be told. */
+static int install_good(kitd_instancer *in, kitd_instance **v, size_t n) {
+  in->last_good_ns = kitd_now_ns();
+  int changed = !in->has_state || in->err != 0 || !same_set(in->set, in->count, v, n);
+  in->has_good = true;
   if (!changed) {
-    pthread_mutex_unlock(&in->mu);
-    kitd_strv_free(instances, count);
+    set_free(v, n);
     return 0;
   }
-  kitd_strv_free(in->set, in->count);
-  in->set = instances;
-  in->count = count;
+  set_free(in->set, in->count);
+  in->set = v;
+  in->count = n;
   in->err = 0;
   free(in->detail);
   in->detail = NULL;
   in->has_state = true;
+  return 1;
+}
+
+static void apply_good(kitd_instancer *in, kitd_instance **v, size_t n) {
+  if (install_good(in, v, n)) deliver_all(in);
+  else if (in->cond_ok) pthread_cond_broadcast(&in->ready);
+}
+
+static void apply_error(kitd_instancer *in, int err, char *detail) {
+  /* Keep the last good set on an error: a registry outage or a half-read
+   * answer must never empty the pool while the servers are healthy. */
+  free(in->detail);
+  in->detail = detail;
+  in->err = err ? err : KITD_EINTERNAL;
+  in->last_err = in->err;
+  in->has_state = true;
   deliver_all(in);
+}
+
+static void drop_pending(kitd_instancer *in) {
+  set_free(in->pend_set, in->pend_count);
+  in->pend_set = NULL;
+  in->pend_count = 0;
+  free(in->pend_detail);
+  in->pend_detail = NULL;
+  in->pend_err = 0;
+  in->pending = false;
+}
+
+int kitd__instancer_publish(kitd_instancer *in, kitd_instance **instances, size_t count) {
+  if (count && !instances) return KITD_EINVAL;
+  for (size_t i = 0; i < count; i++) kitd__instance_freeze(instances[i]);
+  /* Sorting happens outside the lock: subscribers and the state readers
+   * never wait for a qsort of a large answer. */
+  count = kitd__instance_sort_unique(instances, count);
+  int locked = lock_maybe(in);
+  if (in->stopped) {
+    unlock_maybe(in, locked);
+    set_free(instances, count);
+    return KITD_ESTOPPED;
+  }
+  if (!locked) { /* from a callback: after the current event */
+    drop_pending(in);
+    in->pending = true;
+    in->pend_set = instances;
+    in->pend_count = count;
+    return 0;
+  }
+  apply_good(in, instances, count);
   pthread_mutex_unlock(&in->mu);
   return 0;
 }
 
 void kitd__instancer_publish_error(kitd_instancer *in, int err, const char *detail) {
   char *d = detail ? kitd__strdup(detail) : NULL;
-  pthread_mutex_lock(&in->mu);
+  int locked = lock_maybe(in);
   if (in->stopped) {
-    pthread_mutex_unlock(&in->mu);
+    unlock_maybe(in, locked);
     free(d);
     return;
   }
-  /* Keep the last good set on an error: a registry outage or a half-read
-   * answer must never empty the pool while the servers are healthy. */
-  free(in->detail);
-  in->detail = d;
-  in->err = err ? err : KITD_EINTERNAL;
-  in->has_state = true;
-  deliver_all(in);
+  if (!locked) {
+    drop_pending(in);
+    in->pending = true;
+    in->pend_err = err ? err : KITD_EINTERNAL;
+    in->pend_detail = d;
+    return;
+  }
+  apply_error(in, err, d);
   pthread_mutex_unlock(&in->mu);
+}
+
+int kitd__instancer_stopped(kitd_instancer *in) {
+  int locked = lock_maybe(in);
+  int s = in->stopped;
+  unlock_maybe(in, locked);
+  return s;
 }
 
 int kitd_instancer_subscribe(kitd_instancer *in, kitd_event_fn fn, void *arg) {
   if (!in || !fn) return KITD_EINVAL;
-  pthread_mutex_lock(&in->mu);
+  int locked = lock_maybe(in);
   int rc = in->stopped ? KITD_ESTOPPED : 0;
   for (size_t i = 0; !rc && i < in->nsubs; i++)
     if (in->subs[i].fn == fn && in->subs[i].arg == arg) rc = KITD_EEXIST;
@@ -123,68 +250,105 @@ int kitd_instancer_subscribe(kitd_instancer *in, kitd_event_fn fn, void *arg) {
     }
   }
   if (!rc) {
-    struct kitd__subscriber *s = &in->subs[in->nsubs++];
-    s->fn = fn;
-    s->arg = arg;
-    if (in->has_state) deliver(in, s);
+    struct kitd__subscriber s = {fn, arg};
+    in->subs[in->nsubs++] = s;
+    if (in->has_state) deliver(in, &s);
   }
-  pthread_mutex_unlock(&in->mu);
+  unlock_maybe(in, locked);
   return rc;
 }
 
 int kitd_instancer_unsubscribe(kitd_instancer *in, kitd_event_fn fn, void *arg) {
   if (!in || !fn) return KITD_EINVAL;
   int rc = KITD_ENOTFOUND;
-  pthread_mutex_lock(&in->mu);
+  int locked = lock_maybe(in);
   for (size_t i = 0; i < in->nsubs; i++) {
     if (in->subs[i].fn == fn && in->subs[i].arg == arg) {
-      memmove(&in->subs[i], &in->subs[i + 1], (in->nsubs - i - 1) * sizeof *in->subs);
-      in->nsubs--;
+      if (in->delivering) { /* a loop is walking the array: mark it */
+        in->subs[i].fn = NULL;
+        in->compact = true;
+      } else {
+        memmove(&in->subs[i], &in->subs[i + 1], (in->nsubs - i - 1) * sizeof *in->subs);
+        in->nsubs--;
+      }
       rc = 0;
       break;
     }
   }
-  pthread_mutex_unlock(&in->mu);
+  unlock_maybe(in, locked);
   return rc;
 }
 
-int kitd_instancer_state(kitd_instancer *in, char ***instances, size_t *count) {
+int kitd_instancer_state(kitd_instancer *in, kitd_instance ***instances, size_t *count) {
   if (!in || !instances || !count) return KITD_EINVAL;
-  pthread_mutex_lock(&in->mu);
+  int locked = lock_maybe(in);
   size_t n = in->count;
-  char **v = kitd__calloc(n ? n : 1, sizeof *v);
-  int rc = v ? 0 : KITD_ENOMEM;
-  for (size_t i = 0; v && i < n; i++) {
-    v[i] = kitd__strdup(in->set[i]);
-    if (!v[i]) {
-      kitd_strv_free(v, i);
-      v = NULL;
-      rc = KITD_ENOMEM;
-    }
+  kitd_instance **v = kitd__malloc((n ? n : 1) * sizeof *v);
+  int rc = KITD_ENOMEM;
+  if (v) {
+    for (size_t i = 0; i < n; i++) v[i] = kitd_instance_ref(in->set[i]);
+    rc = in->has_state ? in->err : KITD_ENOTFOUND;
   }
-  if (!rc) rc = in->has_state ? in->err : KITD_ENOTFOUND;
-  pthread_mutex_unlock(&in->mu);
+  unlock_maybe(in, locked);
   if (!v) return rc;
   *instances = v;
   *count = n;
   return rc;
 }
 
+int kitd_instancer_wait_ready(kitd_instancer *in, int64_t timeout_ms) {
+  if (!in || in_callback(in)) return KITD_EINVAL;
+  int64_t deadline = timeout_ms >= 0 ? kitd_now_ns() + timeout_ms * 1000000 : 0;
+  pthread_mutex_lock(&in->mu);
+  int rc = 0;
+  while (!in->has_good) {
+    if (in->stopped) {
+      rc = KITD_ESTOPPED;
+      break;
+    }
+    if (timeout_ms < 0) {
+      pthread_cond_wait(&in->ready, &in->mu);
+      continue;
+    }
+    if (kitd_now_ns() >= deadline) {
+      rc = in->last_err ? in->last_err : KITD_ETIMEDOUT;
+      break;
+    }
+    struct timespec ts = {(time_t)(deadline / 1000000000), (long)(deadline % 1000000000)};
+    pthread_cond_timedwait(&in->ready, &in->mu, &ts);
+  }
+  pthread_mutex_unlock(&in->mu);
+  return rc;
+}
+
 void kitd_instancer_stop(kitd_instancer *in) {
   if (!in) return;
-  pthread_mutex_lock(&in->mu);
-  bool was = in->stopped;
+  int cb = in_callback(in);
+  int locked = lock_maybe(in);
   in->stopped = true;
-  pthread_mutex_unlock(&in->mu);
-  if (!was && in->ops && in->ops->stop) in->ops->stop(in);
+  drop_pending(in);
+  if (in->cond_ok) pthread_cond_broadcast(&in->ready);
+  /* From a callback the watch thread may be this very thread: joining it
+   * here would never return. It is stopped by the next call from outside,
+   * or by the last unref; meanwhile nothing is delivered. */
+  bool run = !cb && !in->stop_done;
+  if (run) in->stop_done = true;
+  unlock_maybe(in, locked);
+  if (run && in->ops && in->ops->stop) in->ops->stop(in);
 }
 
 void kitd_instancer_free(kitd_instancer *in) {
   if (!in) return;
+  if (atomic_fetch_sub_explicit(&in->refs, 1, memory_order_acq_rel) != 1) return;
+  /* The last reference: nobody else can reach `in` any more, so no callback
+   * of it runs (a subscriber holds a reference while subscribed). */
   kitd_instancer_stop(in);
-  kitd_strv_free(in->set, in->count);
+  set_free(in->set, in->count);
+  drop_pending(in);
   free(in->detail);
   free(in->subs);
+  free(in->what);
+  if (in->cond_ok) pthread_cond_destroy(&in->ready);
   pthread_mutex_destroy(&in->mu);
   if (in->ops && in->ops->destroy) in->ops->destroy(in);
 }

@@ -1,5 +1,5 @@
 /* Per-thread hazard slots (see hazard.h). */
-#include "sd/hazard.h"
+#include "core/hazard.h"
 
 #include <linux/membarrier.h>
 #include <pthread.h>

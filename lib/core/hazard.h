@@ -13,15 +13,17 @@
  * Which slots are busy is a thread-local bitmask: only the owner touches it.
  * A thread holding all KITD_PICK_FAST slots (or one that could not get a
  * record) falls back to a refcount on the snapshot (see balancer.c). */
-#ifndef KITD_SD_HAZARD_H
-#define KITD_SD_HAZARD_H
+#ifndef KITD_CORE_HAZARD_H
+#define KITD_CORE_HAZARD_H
 
 #include <stdatomic.h>
 #include <stddef.h>
 
-#include "kitd/balancer.h"
 
-#define KITD__HP_SLOTS KITD_PICK_FAST
+
+/* Slots per thread: how many picks a thread may hold on the fast path
+ * (balancer.h exports the same number as KITD_PICK_FAST). */
+#define KITD__HP_SLOTS 8
 #define KITD__HP_FULL ((1u << KITD__HP_SLOTS) - 1)
 
 /* 128-byte aligned: the slots are written on every pick, so two threads'

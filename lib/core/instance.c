@@ -1,0 +1,276 @@
+/* Instance records: an address and the attributes a registry gives it. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "kitd/error.h"
+#include "core/instance_impl.h"
+
+static int valid_address(const char *a) {
+  size_t n = 0;
+  for (; a[n]; n++) {
+    unsigned char c = (unsigned char)a[n];
+    if (c <= ' ' || c == 0x7f || n >= KITD_ADDRESS_MAX) return 0;
+  }
+  return n > 0;
+}
+
+int kitd_instance_new(const char *address, kitd_instance **out) {
+  if (!address || !out || !valid_address(address)) return KITD_EINVAL;
+  kitd_instance *i = kitd__calloc(1, sizeof *i);
+  if (!i) return KITD_ENOMEM;
+  i->address = kitd__strdup(address);
+  if (!i->address) {
+    free(i);
+    return KITD_ENOMEM;
+  }
+  atomic_init(&i->refs, 1);
+  i->status = KITD_HEALTH_PASSING;
+  i->weight = 1;
+  *out = i;
+  return 0;
+}
+
+static void kv_free(struct kitd__kv *v, size_t n) {
+  for (size_t k = 0; k < n; k++) {
+    free(v[k].key);
+    free(v[k].value);
+  }
+  free(v);
+}
+
+static void instance_free(kitd_instance *i) {
+  free(i->address);
+  for (size_t k = 0; k < i->ntags; k++) free(i->tags[k]);
+  free(i->tags);
+  kv_free(i->meta, i->nmeta);
+  kv_free(i->node_meta, i->nnode_meta);
+  free(i->node);
+  free(i->datacenter);
+  free(i->zone);
+  free(i);
+}
+
+kitd_instance *kitd_instance_ref(const kitd_instance *ci) {
+  kitd_instance *i = (kitd_instance *)ci;
+  if (i) atomic_fetch_add_explicit(&i->refs, 1, memory_order_relaxed);
+  return i;
+}
+
+void kitd_instance_unref(const kitd_instance *ci) {
+  kitd_instance *i = (kitd_instance *)ci;
+  if (i && atomic_fetch_sub_explicit(&i->refs, 1, memory_order_acq_rel) == 1) instance_free(i);
+}
+
+void kitd_instance_list_free(kitd_instance **list, size_t count) {
+  if (!list) return;
+  for (size_t k = 0; k < count; k++) kitd_instance_unref(list[k]);
+  free(list);
+}
+
+static int writable(const kitd_instance *i) { return i && !i->frozen; }
+
+int kitd_instance_set_status(kitd_instance *i, kitd_health status) {
+  if (!writable(i) || (unsigned)status > KITD_HEALTH_CRITICAL) return KITD_EINVAL;
+  i->status = status;
+  return 0;
+}
+
+int kitd_instance_set_weight(kitd_instance *i, uint32_t weight) {
+  if (!writable(i) || weight == 0) return KITD_EINVAL;
+  i->weight = weight;
+  return 0;
+}
+
+int kitd_instance_add_tag(kitd_instance *i, const char *tag) {
+  if (!writable(i) || !tag) return KITD_EINVAL;
+  char *t = kitd__strdup(tag);
+  if (!t) return KITD_ENOMEM;
+  char **v = kitd__realloc(i->tags, (i->ntags + 1) * sizeof *v);
+  if (!v) {
+    free(t);
+    return KITD_ENOMEM;
+  }
+  v[i->ntags++] = t;
+  i->tags = v;
+  return 0;
+}
+
+/* Set key=value in a sorted array, replacing an existing key. */
+static int kv_set(struct kitd__kv **pv, size_t *pn, const char *key, const char *value) {
+  size_t lo = 0, hi = *pn;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    int c = strcmp((*pv)[mid].key, key);
+    if (c == 0) {
+      char *nv = kitd__strdup(value);
+      if (!nv) return KITD_ENOMEM;
+      free((*pv)[mid].value);
+      (*pv)[mid].value = nv;
+      return 0;
+    }
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  char *k = kitd__strdup(key), *val = kitd__strdup(value);
+  struct kitd__kv *v = k && val ? kitd__realloc(*pv, (*pn + 1) * sizeof *v) : NULL;
+  if (!v) {
+    free(k);
+    free(val);
+    return KITD_ENOMEM;
+  }
+  memmove(&v[lo + 1], &v[lo], (*pn - lo) * sizeof *v);
+  v[lo].key = k;
+  v[lo].value = val;
+  *pv = v;
+  (*pn)++;
+  return 0;
+}
+
+static const char *kv_get(const struct kitd__kv *v, size_t n, const char *key) {
+  size_t lo = 0, hi = n;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    int c = strcmp(v[mid].key, key);
+    if (c == 0) return v[mid].value;
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return NULL;
+}
+
+int kitd_instance_set_meta(kitd_instance *i, const char *key, const char *value) {
+  if (!writable(i) || !key || !value) return KITD_EINVAL;
+  return kv_set(&i->meta, &i->nmeta, key, value);
+}
+
+int kitd_instance_set_node_meta(kitd_instance *i, const char *key, const char *value) {
+  if (!writable(i) || !key || !value) return KITD_EINVAL;
+  return kv_set(&i->node_meta, &i->nnode_meta, key, value);
+}
+
+static int set_str(kitd_instance *i, char **field, const char *value) {
+  if (!writable(i) || !value) return KITD_EINVAL;
+  char *v = kitd__strdup(value);
+  if (!v) return KITD_ENOMEM;
+  free(*field);
+  *field = v;
+  return 0;
+}
+
+int kitd_instance_set_node(kitd_instance *i, const char *node) {
+  return set_str(i, i ? &i->node : NULL, node);
+}
+int kitd_instance_set_datacenter(kitd_instance *i, const char *dc) {
+  return set_str(i, i ? &i->datacenter : NULL, dc);
+}
+int kitd_instance_set_zone(kitd_instance *i, const char *zone) {
+  return set_str(i, i ? &i->zone : NULL, zone);
+}
+
+const char *kitd_instance_address(const kitd_instance *i) { return i ? i->address : ""; }
+kitd_health kitd_instance_status(const kitd_instance *i) {
+  return i ? i->status : KITD_HEALTH_CRITICAL;
+}
+uint32_t kitd_instance_weight(const kitd_instance *i) { return i ? i->weight : 0; }
+size_t kitd_instance_tag_count(const kitd_instance *i) { return i ? i->ntags : 0; }
+const char *kitd_instance_tag(const kitd_instance *i, size_t k) {
+  return i && k < i->ntags ? i->tags[k] : NULL;
+}
+int kitd_instance_has_tag(const kitd_instance *i, const char *tag) {
+  if (!i || !tag) return 0;
+  for (size_t k = 0; k < i->ntags; k++)
+    if (strcmp(i->tags[k], tag) == 0) return 1;
+  return 0;
+}
+const char *kitd_instance_meta(const kitd_instance *i, const char *key) {
+  return i && key ? kv_get(i->meta, i->nmeta, key) : NULL;
+}
+size_t kitd_instance_meta_count(const kitd_instance *i) { return i ? i->nmeta : 0; }
+static int kv_at(const struct kitd__kv *v, size_t n, size_t k, const char **key,
+                 const char **value) {
+  if (k >= n) return KITD_ENOTFOUND;
+  if (key) *key = v[k].key;
+  if (value) *value = v[k].value;
+  return 0;
+}
+int kitd_instance_meta_at(const kitd_instance *i, size_t k, const char **key,
+                          const char **value) {
+  return i ? kv_at(i->meta, i->nmeta, k, key, value) : KITD_EINVAL;
+}
+const char *kitd_instance_node(const kitd_instance *i) {
+  return i && i->node ? i->node : "";
+}
+const char *kitd_instance_node_meta(const kitd_instance *i, const char *key) {
+  return i && key ? kv_get(i->node_meta, i->nnode_meta, key) : NULL;
+}
+size_t kitd_instance_node_meta_count(const kitd_instance *i) { return i ? i->nnode_meta : 0; }
+int kitd_instance_node_meta_at(const kitd_instance *i, size_t k, const char **key,
+                               const char **value) {
+  return i ? kv_at(i->node_meta, i->nnode_meta, k, key, value) : KITD_EINVAL;
+}
+const char *kitd_instance_datacenter(const kitd_instance *i) {
+  return i && i->datacenter ? i->datacenter : "";
+}
+const char *kitd_instance_zone(const kitd_instance *i) {
+  if (!i) return "";
+  if (i->zone) return i->zone;
+  const char *z = kv_get(i->node_meta, i->nnode_meta, "zone");
+  if (!z) z = kv_get(i->meta, i->nmeta, "zone");
+  return z ? z : "";
+}
+
+const char *kitd_health_name(kitd_health s) {
+  switch (s) {
+    case KITD_HEALTH_PASSING: return "passing";
+    case KITD_HEALTH_WARNING: return "warning";
+    case KITD_HEALTH_CRITICAL: return "critical";
+  }
+  return "unknown";
+}
+
+static int str_eq(const char *a, const char *b) {
+  return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static int kv_eq(const struct kitd__kv *a, size_t na, const struct kitd__kv *b, size_t nb) {
+  if (na != nb) return 0;
+  for (size_t k = 0; k < na; k++)
+    if (strcmp(a[k].key, b[k].key) != 0 || strcmp(a[k].value, b[k].value) != 0) return 0;
+  return 1;
+}
+
+int kitd_instance_equal(const kitd_instance *a, const kitd_instance *b) {
+  if (a == b) return 1;
+  if (!a || !b) return 0;
+  if (a->status != b->status || a->weight != b->weight || a->ntags != b->ntags) return 0;
+  if (strcmp(a->address, b->address) != 0) return 0;
+  for (size_t k = 0; k < a->ntags; k++)
+    if (strcmp(a->tags[k], b->tags[k]) != 0) return 0;
+  return kv_eq(a->meta, a->nmeta, b->meta, b->nmeta) &&
+         kv_eq(a->node_meta, a->nnode_meta, b->node_meta, b->nnode_meta) &&
+         str_eq(a->node, b->node) && str_eq(a->datacenter, b->datacenter) &&
+         str_eq(a->zone, b->zone);
+}
+
+static int cmp_addr(const void *x, const void *y) {
+  const kitd_instance *a = *(kitd_instance *const *)x, *b = *(kitd_instance *const *)y;
+  return strcmp(a->address, b->address);
+}
+
+size_t kitd__instance_sort_unique(kitd_instance **v, size_t count) {
+  if (count < 2) return count;
+  qsort(v, count, sizeof *v, cmp_addr);
+  size_t o = 1;
+  for (size_t k = 1; k < count; k++) {
+    if (strcmp(v[k]->address, v[o - 1]->address) == 0)
+      kitd_instance_unref(v[k]);
+    else
+      v[o++] = v[k];
+  }
+  return o;
+}
