@@ -8,6 +8,7 @@
 
 #include "core/alloc.h"
 #include "core/hazard.h"
+#include "core/instance_impl.h"
 #include "kitd/error.h"
 #include "sd/endpointer_impl.h"
 #include "sd/instancer_impl.h"
@@ -26,10 +27,11 @@ static kitd_logger *warn_logger(const kitd_endpointer *ep) {
   return ep->opts.logger ? ep->opts.logger : kitd_logger_stderr();
 }
 
-/* One allocation: header, then the endpoint, record and birth arrays. */
+/* One allocation: header, then the endpoint, record, state and birth
+ * arrays. */
 static struct kitd__snap *snap_alloc(size_t n) {
   struct kitd__snap *s = kitd__aligned_alloc(
-      _Alignof(struct kitd__snap), sizeof *s + n * (2 * sizeof(void *) + sizeof(uint64_t)));
+      _Alignof(struct kitd__snap), sizeof *s + n * (3 * sizeof(void *) + sizeof(uint64_t)));
   if (s) s->cap = n;
   return s;
 }
@@ -38,7 +40,10 @@ static void snap_reset(struct kitd__snap *s) {
   s->count = 0;
   s->eps = (kitd_endpoint **)(s + 1);
   s->rec = (kitd_instance **)(s->eps + s->cap);
-  s->born = (uint64_t *)(s->rec + s->cap);
+  s->st = (struct kitd__ist **)(s->rec + s->cap);
+  s->born = (uint64_t *)(s->st + s->cap);
+  s->order = NULL;
+  s->healthy = 0;
   s->gen = 0;
   atomic_init(&s->retired, 0);
   s->next = NULL;
@@ -60,6 +65,8 @@ static struct kitd__snap *snap_new(kitd_endpointer *ep, size_t n) {
 /* Keep a freed block as the spare (the larger of the two) or free it. Its
  * entries belong to the live set or to limbo and are left alone. */
 static void snap_free(kitd_endpointer *ep, struct kitd__snap *s) {
+  free(s->order);
+  s->order = NULL;
   if (ep->spare && ep->spare->cap >= s->cap) {
     free(s);
     return;
@@ -68,7 +75,42 @@ static void snap_free(kitd_endpointer *ep, struct kitd__snap *s) {
   ep->spare = s;
 }
 
-static void drop_release(struct kitd__drop *d) {
+/* Outcome states: from the pool, refilled a chunk at a time. */
+#define IST_CHUNK 256
+static struct kitd__ist *ist_new(kitd_endpointer *ep, int64_t now) {
+  if (!ep->ist_free) {
+    /* The chunk's first line links the chunks; states follow, aligned. */
+    struct kitd__ist *c = kitd__aligned_alloc(_Alignof(struct kitd__ist),
+                                              (IST_CHUNK + 1) * sizeof *c);
+    if (!c) return NULL;
+    *(void **)c = ep->ist_chunks;
+    ep->ist_chunks = c;
+    for (size_t i = IST_CHUNK; i >= 1; i--) {
+      c[i].next_free = ep->ist_free;
+      ep->ist_free = &c[i];
+    }
+  }
+  struct kitd__ist *st = ep->ist_free;
+  ep->ist_free = st->next_free;
+  atomic_init(&st->pending, 0);
+  atomic_init(&st->fails, 0);
+  atomic_init(&st->ejections, 0);
+  atomic_init(&st->eject_until, 0);
+  atomic_init(&st->ewma, 0);
+  atomic_init(&st->stamp, 0);
+  st->joined = now;
+  st->next_free = NULL;
+  return st;
+}
+
+static void ist_free(kitd_endpointer *ep, struct kitd__ist *st) {
+  if (!st) return;
+  st->next_free = ep->ist_free;
+  ep->ist_free = st;
+}
+
+static void drop_release(kitd_endpointer *ep, struct kitd__drop *d) {
+  ist_free(ep, d->st);
   kitd_endpoint_unref(d->ep);
   kitd_instance_unref(d->rec);
 }
@@ -124,7 +166,7 @@ static void reclaim_locked(kitd_endpointer *ep) {
     if ((h.n || h.overflow) && held_in(&h, d->born, d->died))
       ep->limbo[o++] = *d;
     else
-      drop_release(d);
+      drop_release(ep, d);
   }
   ep->nlimbo = o;
 }
@@ -164,11 +206,14 @@ static int limbo_reserve(kitd_endpointer *ep, size_t n) {
   return 0;
 }
 
-static void limbo_add(kitd_endpointer *ep, kitd_endpoint *e, kitd_instance *r, uint64_t born,
-                      uint64_t died) {
+static void limbo_add(kitd_endpointer *ep, kitd_endpoint *e, kitd_instance *r,
+                      struct kitd__ist *st, uint64_t born, uint64_t died) {
   struct kitd__drop *d = &ep->limbo[ep->nlimbo++];
+  if (st && atomic_exchange_explicit(&st->eject_until, 0, memory_order_relaxed) != 0)
+    atomic_fetch_sub_explicit(&ep->ejected, 1, memory_order_relaxed); /* leaves ejected */
   d->ep = e;
   d->rec = r;
+  d->st = st;
   d->born = born;
   d->died = died;
 }
@@ -200,46 +245,69 @@ static int update_locked(kitd_endpointer *ep, const kitd_instance *const *in, si
   struct kitd__snap *s = snap_new(ep, n);
   if (!s) return KITD_ENOMEM;
   uint64_t gen = ep->gen + 1;
+  int64_t now = kitd_now_ns();
   size_t i = 0, j = 0, k = 0, added = 0, ndrop = 0, nrec = 0;
   ep->factory_failed = 0;
+  /* Short waits only: an ejection decision is a few loads and stores. */
+  while (atomic_flag_test_and_set_explicit(&ep->ejecting, memory_order_acquire)) {
+  }
   while (i < n || j < old->count) {
     int c = i < n && j < old->count
                 ? strcmp(in[i]->address, old->rec[j]->address)
                 : (i < n ? -1 : 1);
     if (c == 0) {
       s->eps[k] = old->eps[j];
+      s->st[k] = old->st[j];
       s->born[k] = old->born[j];
       if (old->rec[j] == in[i] || kitd_instance_equal(old->rec[j], in[i])) {
         s->rec[k] = old->rec[j];
       } else { /* same address, new attributes: same endpoint */
         s->rec[k] = kitd_instance_ref(in[i]);
-        limbo_add(ep, NULL, old->rec[j], old->born[j], old->gen);
+        limbo_add(ep, NULL, old->rec[j], NULL, old->born[j], old->gen);
         nrec++;
       }
       k++, i++, j++;
     } else if (c < 0) {
-      kitd_endpoint *e = make_endpoint(ep, in[i]);
+      struct kitd__ist *st = ist_new(ep, now);
+      kitd_endpoint *e = st ? make_endpoint(ep, in[i]) : NULL;
+      if (!st) ep->factory_failed++, ep->factory_err = KITD_ENOMEM;
+      if (!e) ist_free(ep, st);
       if (e) {
         s->eps[k] = e;
+        s->st[k] = st;
         s->rec[k] = kitd_instance_ref(in[i]);
         s->born[k] = gen;
         k++, added++;
       }
       i++;
     } else {
-      limbo_add(ep, old->eps[j], old->rec[j], old->born[j], old->gen);
+      limbo_add(ep, old->eps[j], old->rec[j], old->st[j], old->born[j], old->gen);
       ndrop++;
       j++;
     }
   }
   if (added == 0 && ndrop == 0 && nrec == 0) { /* nothing changed */
+    atomic_flag_clear_explicit(&ep->ejecting, memory_order_release);
     snap_free(ep, s);
     return 0;
   }
   s->count = k;
   s->gen = gen;
+  /* One pass over the records (fields read in place: this runs on every
+   * update): how many are passing, and whether the weights differ. */
+  int weighted = 0;
+  for (size_t x = 0; x < k; x++) {
+    s->healthy += s->rec[x]->status == KITD_HEALTH_PASSING;
+    weighted |= s->rec[x]->weight != s->rec[0]->weight;
+  }
+  /* Out of memory for the weighted order: the set is still right, and a
+   * weighted balancer rotates evenly over it until the next update. */
+  if (weighted && kitd__worder_build(s) != 0)
+    kitd_log(warn_logger(ep), KITD_LOG_WARN, "endpointer",
+             "msg=\"no memory for the weighted order; equal weights used\"");
   ep->gen = gen;
   atomic_store_explicit(&ep->snap, s, memory_order_seq_cst);
+  atomic_flag_clear_explicit(&ep->ejecting, memory_order_release);
   atomic_store_explicit(&old->retired, 1, memory_order_relaxed);
   old->next = ep->retired;
   ep->retired = old;
@@ -337,7 +405,7 @@ static void release_all(kitd_endpointer *ep) {
     ep->retired = h->next;
     snap_free(ep, h);
   }
-  for (size_t i = 0; i < ep->nlimbo; i++) drop_release(&ep->limbo[i]);
+  for (size_t i = 0; i < ep->nlimbo; i++) drop_release(ep, &ep->limbo[i]);
   free(ep->limbo);
   ep->limbo = NULL;
   ep->nlimbo = ep->caplimbo = 0;
@@ -351,6 +419,12 @@ static void release_all(kitd_endpointer *ep) {
   }
   free(ep->spare);
   ep->spare = NULL;
+  while (ep->ist_chunks) {
+    void *c = ep->ist_chunks;
+    ep->ist_chunks = *(void **)c;
+    free(c);
+  }
+  ep->ist_free = NULL;
 }
 
 static void stop_timer(kitd_endpointer *ep) {

@@ -18,17 +18,46 @@
 struct kitd__drop {
   kitd_endpoint *ep; /* NULL when only the record was replaced */
   kitd_instance *rec;
+  struct kitd__ist *st; /* with ep (NULL when only the record was replaced) */
   uint64_t born, died;
 };
 
+/* What the calls on one instance taught the balancers: written from
+ * kitd_balancer_done() (and the pick, for `pending`) without a lock, by
+ * every balancer of the endpointer. One per instance, made when the
+ * instance joins, handed from snapshot to snapshot like its endpoint, and
+ * released with it through limbo. A cache line of its own: it is written by
+ * every call, and two instances' states must not share a line. */
+struct kitd__ist {
+  _Alignas(64) atomic_int pending;    /* picks not handed back yet */
+  atomic_int fails;                   /* consecutive failed calls */
+  atomic_int ejections;               /* times ejected (decays on success) */
+  atomic_int_least64_t eject_until;   /* kitd_now_ns() end of the ejection; 0: none */
+  atomic_int_least64_t ewma;          /* peak-EWMA latency, ns; 0: no sample yet */
+  atomic_int_least64_t stamp;         /* coarse-clock ns of the last ewma sample */
+  int64_t joined;                     /* kitd_now_ns() when the instance joined */
+  struct kitd__ist *next_free;        /* in the endpointer's pool, when unused */
+};
+
+/* A smooth weighted order of a snapshot's entries, made by the update when
+ * the weights are not all equal (lib/sd/weights.c): entry i appears in
+ * order[] in proportion to its weight, spread evenly. */
+struct kitd__worder {
+  size_t len;
+  uint32_t idx[];
+};
+
 /* An immutable view of the endpoints, sorted by address, in one block: the
- * header, then eps[cap], rec[cap], born[cap]. Entries belong to the
+ * header, then eps[cap], rec[cap], st[cap], born[cap]. Entries belong to the
  * endpointer's live set while they are in the current snapshot; an update
  * moves those it removes to the endpointer's limbo list. */
 struct kitd__snap {
   size_t count;
   kitd_endpoint **eps;
   kitd_instance **rec;
+  struct kitd__ist **st;    /* outcome state, beside each endpoint */
+  struct kitd__worder *order; /* NULL: equal weights (plain rotation) */
+  size_t healthy;           /* entries whose record says passing */
   uint64_t *born;           /* generation each entry first appeared in */
   uint64_t gen;
   atomic_int retired;       /* set once replaced: done() then tries a reclaim */
@@ -56,6 +85,11 @@ struct kitd_endpointer {
    * (240 KB for 10,000 instances) made glibc consolidate every small chunk
    * the update had just freed. */
   struct kitd__snap *spare;
+  /* Outcome states are carved from chunks and recycled through this list
+   * (a state per joining instance made a full update of 10,000 three times
+   * slower). The chunks are freed with the endpointer. */
+  struct kitd__ist *ist_free;
+  void *ist_chunks;
   /* What the last event said, to explain an empty snapshot. */
   bool seen;
   int last_err;
@@ -68,7 +102,21 @@ struct kitd_endpointer {
   pthread_cond_t cond; /* CLOCK_MONOTONIC */
   bool cond_ok, timer_running, closing, erroring, invalidated;
   int64_t invalidate_at_ns;
+  /* Instances currently ejected by outlier detection (lib/lb/outlier.c),
+   * kept with the set: whoever clears an instance's eject_until (a picker
+   * that sees the time is up, or the update that drops it) decrements. */
+  _Alignas(64) atomic_int ejected;
+  /* One ejection decision at a time (a try-lock); an update holds it
+   * while it publishes, so an ejection never lands on a dropped entry. */
+  atomic_flag ejecting;
+  /* The coarse clock as the last done() with a latency read it: how old
+   * each latency estimate is, for picks that read no clock (p2c). */
+  atomic_int_least64_t clock;
 };
+
+/* Build the weighted order of s (its rec[] and count set; called when the
+ * weights are not all equal). KITD_ENOMEM on failure (s->order NULL). */
+int kitd__worder_build(struct kitd__snap *s);
 
 /* Add a reference (what a balancer takes). */
 kitd_endpointer *kitd__endpointer_ref(kitd_endpointer *ep);
