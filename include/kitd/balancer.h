@@ -1,4 +1,5 @@
-/* libkitd: balancers (go-kit's lb.Balancer), round robin and random.
+/* libkitd: balancers (go-kit's lb.Balancer): round robin, random,
+ * smooth weighted round robin, and P2C least loaded.
  *
  * A balancer picks one endpoint from its endpointer's current snapshot. The
  * pick path takes no lock and allocates nothing; any number of threads may
@@ -65,6 +66,51 @@ KITD_API int kitd_balancer_round_robin_new(kitd_endpointer *ep, unsigned flags,
  * go-kit's. Returns 0, KITD_EINVAL or KITD_ENOMEM.
  * Thread-safety: any thread. */
 KITD_API int kitd_balancer_random_new(kitd_endpointer *ep, kitd_balancer **out);
+
+/* Settings of the balancers that learn from outcomes (weighted, p2c): which
+ * instances they avoid, and when they stop avoiding any. */
+typedef struct kitd_balancer_opts {
+  size_t size;             /* sizeof(kitd_balancer_opts), set by _init */
+  /* Outlier ejection: after this many consecutive failed calls (reported
+   * to kitd_balancer_done()) an instance is left out for eject_base_ms
+   * times the number of times it was ejected (at most 10 times the base).
+   * Default 5; 0 turns ejection off. */
+  int eject_consecutive;
+  int64_t eject_base_ms;   /* default 30000 */
+  int eject_max_percent;   /* at most this share ejected at once (at least
+                              one instance); default 10 */
+  /* Panic: when fewer than this percentage of the instances are healthy
+   * (status passing and not ejected), balance over all of them, as if all
+   * were healthy. Default 50; 0: never panic (unhealthy instances are
+   * then used only when no healthy one is left). */
+  int panic_percent;
+} kitd_balancer_opts;
+
+/* Fill `o` with the defaults above. Thread-safety: any thread. */
+KITD_API void kitd_balancer_opts_init(kitd_balancer_opts *o);
+
+/* Smooth weighted round robin over `ep` (a reference is taken): each
+ * instance gets a share of picks proportional to kitd_instance_weight(),
+ * spread evenly (1:2:7 gives C C B C A C C B C C, not runs). All weights
+ * equal: plain round robin.
+ * Avoids unhealthy and ejected instances as `opts` says (NULL: defaults).
+ * One shared position, as KITD_RR_GLOBAL. Caller frees with
+ * kitd_balancer_free(). Returns 0, KITD_EINVAL (opts of unknown size or a
+ * value out of range) or KITD_ENOMEM. Thread-safety: any thread. */
+KITD_API int kitd_balancer_weighted_new(kitd_endpointer *ep, const kitd_balancer_opts *opts,
+                                        kitd_balancer **out);
+
+/* Least loaded by the power of two choices (Finagle's P2C with peak EWMA):
+ * each pick draws two instances at random and takes the one with the lower
+ * latency estimate (a peak-sensitive moving average of the latencies given
+ * to kitd_balancer_done(), decaying with a 10 s time constant) times its
+ * calls in flight. A slow instance quickly gets few calls; an idle one is
+ * tried again as its estimate decays. Calls reported with latency -1 update
+ * the load count only. Avoids unhealthy and ejected instances as `opts`
+ * says (NULL: defaults). Returns 0, KITD_EINVAL or KITD_ENOMEM.
+ * Thread-safety: any thread. */
+KITD_API int kitd_balancer_p2c_new(kitd_endpointer *ep, const kitd_balancer_opts *opts,
+                                   kitd_balancer **out);
 
 /* Make the balancer deterministic: round robin starts at seed % n, random
  * draws from a sequence seeded with `seed` (shared by all threads, so it is

@@ -1,5 +1,6 @@
 /* Balancers: what every strategy shares (set-up, the slow path of a pick,
- * done, references). The strategies are round_robin.c and random.c. */
+ * done, references). The strategies are round_robin.c, random.c,
+ * weighted.c and p2c.c; outlier.c holds their shared health rules. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,18 +50,31 @@ int kitd__pick_empty(kitd_balancer *b, kitd_pick *out, struct kitd__snap *s, int
   return KITD_ENOENDPOINTS;
 }
 
-int kitd__pick_slow(kitd_balancer *b, kitd_pick *out) {
+struct kitd__snap *kitd__pick_hold(kitd_balancer *b, int *slot) {
   kitd_endpointer *ep = b->ep;
-  struct kitd__snap *s;
-  int slot = kitd__hp_acquire();
-  if (slot >= 0) {
-    s = kitd__hp_protect(slot, (void *_Atomic *)&ep->snap);
-  } else {
-    /* All of this thread's slots are busy (or it has no record): hold the
-     * snapshot by a count instead. Slower, still correct. */
-    slot = PICK_REF;
-    s = kitd__endpointer_ref_snap(ep);
+  int s = kitd__hp_acquire();
+  *slot = s;
+  if (s >= 0) return kitd__hp_protect(s, (void *_Atomic *)&ep->snap);
+  /* All of this thread's slots are busy (or it has no record): hold the
+   * snapshot by a count instead. Slower, still correct. */
+  *slot = PICK_REF;
+  return kitd__endpointer_ref_snap(ep);
+}
+
+void kitd__pick_move(kitd_balancer *b, kitd_pick *p, size_t i) {
+  struct kitd__snap *s = p->snap_;
+  if (b->ops->tracks_load) {
+    atomic_fetch_sub_explicit(&s->st[p->index]->pending, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->st[i]->pending, 1, memory_order_relaxed);
   }
+  p->index = i;
+  p->endpoint = s->eps[i];
+  p->instance = s->rec[i];
+}
+
+int kitd__pick_slow(kitd_balancer *b, kitd_pick *out) {
+  int slot;
+  struct kitd__snap *s = kitd__pick_hold(b, &slot);
   size_t n = s->count;
   if (n == 0) return kitd__pick_empty(b, out, s, slot);
   kitd__pick_fill(out, s, b->ops->next(b, n), n, slot);

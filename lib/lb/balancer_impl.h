@@ -26,7 +26,14 @@ struct kitd__balancer_ops {
   /* Outcome of a call on the picked endpoint (may be NULL). Runs on the
    * picking thread before the pick is released. */
   void (*feedback)(kitd_balancer *b, const kitd_pick *p, int result, int64_t latency_ns);
+  /* Nonzero: the pick counts calls in flight (st->pending), and latencies
+   * are worth a clock read to the caller (kitd_retry reads one). */
+  int tracks_load;
 };
+
+/* The result a caller gives done() for a pick it did not call (a retry's
+ * re-pick): no outcome, only the pick handed back. */
+#define KITD__RESULT_UNUSED 1
 
 struct kitd_balancer {
   /* Read-only after set-up: every pick reads this line. */
@@ -37,10 +44,23 @@ struct kitd_balancer {
   unsigned flags;
   int seeded;
   atomic_long refs;
+  /* Health settings of the weighted and p2c balancers (kitd_balancer_opts),
+   * read only when a set is not all healthy, and by done. */
+  int eject_consecutive, eject_max_percent, panic_percent;
+  int64_t eject_base_ns;
   /* The shared counter of the global rotation, or of the seeded random
    * sequence, on a cache line of its own: the only word pickers write. */
   _Alignas(64) atomic_uint_fast64_t counter;
 };
+
+/* A strict global rotation over [0, n): the shared counter plus the start. */
+static inline size_t kitd__rr_global_next(kitd_balancer *b, size_t n) {
+  uint64_t x = atomic_fetch_add_explicit(&b->counter, 1, memory_order_relaxed) + b->start;
+  /* A 32-bit divide while the sum fits (an unseeded start is 32 bits, so
+   * for the first 4 billion picks), the exact 64-bit one otherwise. */
+  if (__builtin_expect(x >> 32 == 0 && n >> 32 == 0, 1)) return (uint32_t)x % (uint32_t)n;
+  return (size_t)(x % (uint64_t)n);
+}
 
 /* Allocate and fill the common part (takes a reference on ep). */
 int kitd__balancer_new(kitd_endpointer *ep, const struct kitd__balancer_ops *ops,
@@ -80,5 +100,36 @@ int kitd__pick_empty(kitd_balancer *b, kitd_pick *out, struct kitd__snap *s, int
 
 /* The slow path: a slot (or a counted reference) and ops->next. */
 int kitd__pick_slow(kitd_balancer *b, kitd_pick *out);
+
+/* The slow path's half of kitd__pick_protect: the current snapshot held in
+ * a slot, or by a count when none is free (never NULL). */
+struct kitd__snap *kitd__pick_hold(kitd_balancer *b, int *slot);
+
+/* Point a held pick at entry i of its snapshot instead (a retry that
+ * avoids a failed endpoint), moving its load count along. */
+void kitd__pick_move(kitd_balancer *b, kitd_pick *p, size_t i);
+
+/* --- health: outlier ejection and panic (outlier.c) --- */
+
+/* Every entry passing and none ejected: the picks' fast check. */
+static inline int kitd__all_healthy(const kitd_balancer *b, const struct kitd__snap *s) {
+  return s->healthy == s->count &&
+         atomic_load_explicit(&b->ep->ejected, memory_order_relaxed) == 0;
+}
+
+/* Fewer healthy entries than panic_percent: balance over all. */
+int kitd__panic(const kitd_balancer *b, const struct kitd__snap *s);
+
+/* Entry i is passing and not ejected (an ejection whose time is up ends
+ * here). *now is read from the clock on first need (0: not yet). */
+int kitd__usable(const kitd_balancer *b, const struct kitd__snap *s, size_t i, int64_t *now);
+
+/* kitd__balancer_new plus the health settings of opts (NULL: defaults);
+ * KITD_EINVAL if one is out of range. */
+int kitd__balancer_new_health(kitd_endpointer *ep, const struct kitd__balancer_ops *ops,
+                              const kitd_balancer_opts *opts, kitd_balancer **out);
+
+/* Count a call's outcome toward ejecting its instance. */
+void kitd__outcome(kitd_balancer *b, const kitd_pick *p, int result);
 
 #endif

@@ -25,7 +25,7 @@ static int random_pick(kitd_balancer *b, kitd_pick *out) {
   return 0;
 }
 
-static const struct kitd__balancer_ops random_ops = {"random", random_pick, random_next_fn, NULL};
+static const struct kitd__balancer_ops random_ops = {"random", random_pick, random_next_fn, NULL, 0};
 
 int kitd_balancer_random_new(kitd_endpointer *ep, kitd_balancer **out) {
   return kitd__balancer_new(ep, &random_ops, 0, out);

@@ -43,7 +43,7 @@ static int pick_avoiding(struct retry *r, kitd_pick *p, kitd_endpoint *const *av
   int rc = kitd_balancer_pick(r->b, p);
   for (unsigned t = 0; rc == 0 && navoid && t < r->o.repick_limit; t++) {
     if (p->count <= navoid || !avoided(avoid, navoid, p->endpoint)) return 0;
-    kitd_balancer_done(r->b, p, 0, -1); /* not used: no outcome to report */
+    kitd_balancer_done(r->b, p, KITD__RESULT_UNUSED, -1); /* not used: no outcome */
     rc = kitd_balancer_pick(r->b, p);
   }
   if (rc != 0 || !navoid || p->count <= navoid || !avoided(avoid, navoid, p->endpoint))
@@ -55,9 +55,7 @@ static int pick_avoiding(struct retry *r, kitd_pick *p, kitd_endpoint *const *av
   for (size_t k = 1; k < s->count; k++) {
     size_t i = (p->index + k) % s->count;
     if (!avoided(avoid, navoid, s->eps[i])) {
-      p->index = i;
-      p->endpoint = s->eps[i];
-      p->instance = s->rec[i];
+      kitd__pick_move(r->b, p, i);
       break;
     }
   }
@@ -84,9 +82,10 @@ static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) 
     kitd_ctx_init_child(&overall, ctx, r->o.timeout_ms);
     base = &overall;
   }
-  /* The clock is read only when a timeout makes latency cheap to know, or
-   * after a failure: the success path of an untimed call reads none. */
-  int timed = base != ctx || r->o.attempt_timeout_ms > 0;
+  /* The clock is read only when a timeout makes latency cheap to know, the
+   * balancer learns from latencies, or after a failure: the success path
+   * of an untimed call through round robin reads none. */
+  int timed = base != ctx || r->o.attempt_timeout_ms > 0 || r->b->ops->tracks_load;
   kitd_endpoint *avoid[RETRY_AVOID_MAX];
   unsigned navoid = 0;
   int last = KITD_ENOENDPOINTS;

@@ -4,13 +4,7 @@
 #include "kitd/error.h"
 #include "lb/balancer_impl.h"
 
-static inline size_t global_next(kitd_balancer *b, size_t n) {
-  uint64_t x = atomic_fetch_add_explicit(&b->counter, 1, memory_order_relaxed) + b->start;
-  /* A 32-bit divide while the sum fits (an unseeded start is 32 bits, so
-   * for the first 4 billion picks), the exact 64-bit one otherwise. */
-  if (__builtin_expect(x >> 32 == 0 && n >> 32 == 0, 1)) return (uint32_t)x % (uint32_t)n;
-  return (size_t)(x % (uint64_t)n);
-}
+static inline size_t global_next(kitd_balancer *b, size_t n) { return kitd__rr_global_next(b, n); }
 
 /* Per-thread positions: a small table indexed by the balancer's id. An
  * entry belongs to the balancer whose id it carries; a balancer meeting an
@@ -69,9 +63,9 @@ static int rr_thread_pick(kitd_balancer *b, kitd_pick *out) {
 }
 
 static const struct kitd__balancer_ops rr_global_ops = {"round_robin", rr_global_pick,
-                                                        rr_global_next, NULL};
+                                                        rr_global_next, NULL, 0};
 static const struct kitd__balancer_ops rr_thread_ops = {"round_robin_per_thread", rr_thread_pick,
-                                                        rr_thread_next, NULL};
+                                                        rr_thread_next, NULL, 0};
 
 int kitd_balancer_round_robin_new(kitd_endpointer *ep, unsigned flags, kitd_balancer **out) {
   if (flags & ~(unsigned)KITD_RR_PER_THREAD) return KITD_EINVAL;

@@ -1,0 +1,138 @@
+/* Least loaded by the power of two choices over peak-EWMA latency (the
+ * balancer Finagle defaults to). A pick draws two distinct entries and
+ * takes the one whose cost, latency estimate × (calls in flight + 1), is
+ * lower; only the chosen entry's in-flight count is written.
+ *
+ * The estimate is "peak" EWMA: a latency above it replaces it at once (a
+ * slowing instance is avoided within one call), a lower one pulls it down
+ * gradually. It ages with time: a pick divides it by 1 + age / TAU, where
+ * age is how long ago it was last fed, so an instance that P2C stopped
+ * choosing gets tried again after a while and can prove it has recovered.
+ * Picks read no clock (25 ns): the age comes from the coarse clock that
+ * done() reads when it has a latency, published in the endpointer. */
+#include <time.h>
+
+#include "kitd/error.h"
+#include "lb/balancer_impl.h"
+
+#define TAU_NS 10000000000.0 /* 10 s, Finagle's decay time */
+/* A failed call counts as a latency of twice the estimate, and at least
+ * this: a refusing instance answers fast and must not look fastest. */
+#define FAIL_PENALTY_NS (10 * 1000 * 1000)
+
+static inline int64_t coarse_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The better of entries a and c. */
+static inline size_t p2c_better(const kitd_balancer *b, const struct kitd__snap *s, size_t a,
+                                size_t c) {
+  struct kitd__ist *x = s->st[a], *y = s->st[c];
+  int64_t ex = atomic_load_explicit(&x->ewma, memory_order_relaxed);
+  int64_t ey = atomic_load_explicit(&y->ewma, memory_order_relaxed);
+  int px = atomic_load_explicit(&x->pending, memory_order_relaxed);
+  int py = atomic_load_explicit(&y->pending, memory_order_relaxed);
+  /* An entry with no latency yet (just joined) is taken to be as fast as
+   * the other, so load alone decides: it is tried, not flooded. */
+  if (ex == 0 || ey == 0) return px <= py ? a : c;
+  int64_t now = atomic_load_explicit(&b->ep->clock, memory_order_relaxed);
+  int64_t ax = now - atomic_load_explicit(&x->stamp, memory_order_relaxed);
+  int64_t ay = now - atomic_load_explicit(&y->stamp, memory_order_relaxed);
+  double dx = TAU_NS + (double)(ax > 0 ? ax : 0), dy = TAU_NS + (double)(ay > 0 ? ay : 0);
+  /* ex (px+1) / dx <= ey (py+1) / dy, without a divide. */
+  return (double)ex * (px + 1) * dy <= (double)ey * (py + 1) * dx ? a : c;
+}
+
+/* Two distinct entries at random (n >= 2). */
+static inline void p2c_draw(size_t n, size_t *a, size_t *c) {
+  uint64_t r = kitd__rand64();
+  *a = kitd__reduce((uint32_t)(r >> 32), n);
+  *c = kitd__reduce((uint32_t)r, n - 1);
+  if (*c >= *a) (*c)++;
+}
+
+/* Not all healthy: draw again (a few times) for usable candidates; a
+ * usable one always beats an unusable one. */
+static size_t p2c_healthy(const kitd_balancer *b, const struct kitd__snap *s, size_t n,
+                          size_t a, size_t c) {
+  if (kitd__panic(b, s)) return p2c_better(b, s, a, c);
+  int64_t now = 0;
+  for (int t = 0; t < 8; t++) {
+    int ua = kitd__usable(b, s, a, &now), uc = kitd__usable(b, s, c, &now);
+    if (ua && uc) return p2c_better(b, s, a, c);
+    if (ua) return a;
+    if (uc) return c;
+    p2c_draw(n, &a, &c);
+  }
+  for (size_t k = 0; k < n; k++)
+    if (kitd__usable(b, s, (a + k) % n, &now)) return (a + k) % n;
+  return a;
+}
+
+static size_t p2c_next_fn(kitd_balancer *b, size_t n) {
+  (void)b;
+  return kitd__reduce((uint32_t)(kitd__rand64() >> 32), n);
+}
+
+static int p2c_pick(kitd_balancer *b, kitd_pick *out) {
+  int slot;
+  struct kitd__snap *s = kitd__pick_protect(b, &slot);
+  if (__builtin_expect(!s, 0)) s = kitd__pick_hold(b, &slot);
+  size_t n = s->count, i = 0;
+  if (__builtin_expect(n < 2, 0)) {
+    if (n == 0) return kitd__pick_empty(b, out, s, slot);
+  } else {
+    size_t a, c;
+    p2c_draw(n, &a, &c);
+    if (__builtin_expect(kitd__all_healthy(b, s), 1))
+      i = p2c_better(b, s, a, c);
+    else
+      i = p2c_healthy(b, s, n, a, c);
+  }
+  atomic_fetch_add_explicit(&s->st[i]->pending, 1, memory_order_relaxed);
+  kitd__pick_fill(out, s, i, n, slot);
+  return 0;
+}
+
+/* Feed one latency into the estimate. Concurrent feeds of one instance may
+ * lose a sample (plain loads and stores): an estimate, not an account. */
+static void ewma_feed(kitd_endpointer *ep, struct kitd__ist *st, int result, int64_t lat) {
+  int64_t now = coarse_now();
+  if (atomic_load_explicit(&ep->clock, memory_order_relaxed) < now)
+    atomic_store_explicit(&ep->clock, now, memory_order_relaxed);
+  int64_t old = atomic_load_explicit(&st->ewma, memory_order_relaxed);
+  if (result != 0) {
+    int64_t pen = 2 * old > FAIL_PENALTY_NS ? 2 * old : FAIL_PENALTY_NS;
+    if (lat < pen) lat = pen;
+  }
+  if (lat < 1) lat = 1; /* 0 means "no sample" */
+  int64_t v = lat;
+  if (old != 0 && lat < old) {
+    /* Move toward the sample by 1/16 per call, or by age / (age + TAU)
+     * when that is more (an estimate not fed for long counts for less). */
+    double age = (double)(now - atomic_load_explicit(&st->stamp, memory_order_relaxed));
+    double w = age > 0 ? age / (age + TAU_NS) : 0;
+    if (w < 1.0 / 16) w = 1.0 / 16;
+    v = old + (int64_t)((double)(lat - old) * w);
+  }
+  atomic_store_explicit(&st->ewma, v, memory_order_relaxed);
+  atomic_store_explicit(&st->stamp, now, memory_order_relaxed);
+}
+
+static void p2c_feedback(kitd_balancer *b, const kitd_pick *p, int result, int64_t latency_ns) {
+  struct kitd__snap *s = p->snap_;
+  struct kitd__ist *st = s->st[p->index];
+  atomic_fetch_sub_explicit(&st->pending, 1, memory_order_relaxed);
+  if (result == KITD__RESULT_UNUSED) return;
+  if (latency_ns >= 0 && result != KITD_ECANCELED) ewma_feed(b->ep, st, result, latency_ns);
+  kitd__outcome(b, p, result);
+}
+
+static const struct kitd__balancer_ops p2c_ops = {"p2c", p2c_pick, p2c_next_fn, p2c_feedback, 1};
+
+int kitd_balancer_p2c_new(kitd_endpointer *ep, const kitd_balancer_opts *opts,
+                          kitd_balancer **out) {
+  return kitd__balancer_new_health(ep, &p2c_ops, opts, out);
+}

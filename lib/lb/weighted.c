@@ -1,0 +1,56 @@
+/* Smooth weighted round robin: one shared position walks the snapshot's
+ * weighted order (lib/sd/weights.c, made by the update when the weights
+ * differ; plain rotation when they are equal). The pick is round robin's
+ * plus one load: no lock, no allocation, no clock. Unhealthy and ejected
+ * instances are skipped unless the set is in panic (outlier.c). */
+#include "kitd/error.h"
+#include "lb/balancer_impl.h"
+
+static inline size_t wrr_next(kitd_balancer *b, const struct kitd__snap *s, size_t n) {
+  const struct kitd__worder *o = s->order;
+  if (o) return o->idx[kitd__rr_global_next(b, o->len)];
+  return kitd__rr_global_next(b, n);
+}
+
+/* Not all healthy: walk on to a usable entry. With at least panic_percent
+ * healthy, a few steps find one; the walk is bounded, and a set with none
+ * usable gets the first candidate. */
+static size_t wrr_healthy(kitd_balancer *b, const struct kitd__snap *s, size_t n, size_t i) {
+  if (kitd__panic(b, s)) return i;
+  int64_t now = 0;
+  size_t len = s->order ? s->order->len : n;
+  for (size_t t = 0; t < len && t < 2 * n + 16; t++) {
+    if (kitd__usable(b, s, i, &now)) return i;
+    i = wrr_next(b, s, n);
+  }
+  for (size_t k = 0; k < n; k++)
+    if (kitd__usable(b, s, (i + k) % n, &now)) return (i + k) % n;
+  return i;
+}
+
+static size_t wrr_next_fn(kitd_balancer *b, size_t n) { return kitd__rr_global_next(b, n); }
+
+static int wrr_pick(kitd_balancer *b, kitd_pick *out) {
+  int slot;
+  struct kitd__snap *s = kitd__pick_protect(b, &slot);
+  if (__builtin_expect(!s, 0)) s = kitd__pick_hold(b, &slot);
+  size_t n = s->count;
+  if (__builtin_expect(n == 0, 0)) return kitd__pick_empty(b, out, s, slot);
+  size_t i = wrr_next(b, s, n);
+  if (__builtin_expect(!kitd__all_healthy(b, s), 0)) i = wrr_healthy(b, s, n, i);
+  kitd__pick_fill(out, s, i, n, slot);
+  return 0;
+}
+
+static void wrr_feedback(kitd_balancer *b, const kitd_pick *p, int result, int64_t latency_ns) {
+  (void)latency_ns;
+  if (result != KITD__RESULT_UNUSED) kitd__outcome(b, p, result);
+}
+
+static const struct kitd__balancer_ops wrr_ops = {"weighted", wrr_pick, wrr_next_fn, wrr_feedback,
+                                                  0};
+
+int kitd_balancer_weighted_new(kitd_endpointer *ep, const kitd_balancer_opts *opts,
+                               kitd_balancer **out) {
+  return kitd__balancer_new_health(ep, &wrr_ops, opts, out);
+}
