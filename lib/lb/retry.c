@@ -8,6 +8,7 @@
 #include "kitd/error.h"
 #include "kitd/retry.h"
 #include "lb/balancer_impl.h"
+#include "lb/budget.h"
 #include "sd/endpointer_impl.h"
 
 /* Endpoints that failed in this call, remembered (on the stack) to avoid. */
@@ -19,6 +20,7 @@
 struct retry {
   kitd_balancer *b;
   kitd_retry_opts o;
+  struct kitd__budget budget;
 };
 
 void kitd_retry_opts_init(kitd_retry_opts *o) {
@@ -28,6 +30,8 @@ void kitd_retry_opts_init(kitd_retry_opts *o) {
   o->max_attempts = 3;
   o->backoff_max_ms = 1000;
   o->repick_limit = 4;
+  o->budget_percent = 20;
+  o->budget_min_per_sec = 10;
 }
 
 static int avoided(kitd_endpoint *const *avoid, unsigned n, const kitd_endpoint *e) {
@@ -88,6 +92,7 @@ static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) 
   int timed = base != ctx || r->o.attempt_timeout_ms > 0 || r->b->ops->tracks_load;
   kitd_endpoint *avoid[RETRY_AVOID_MAX];
   unsigned navoid = 0;
+  kitd__budget_deposit(&r->budget);
   int last = KITD_ENOENDPOINTS;
   for (unsigned attempt = 1;; attempt++) {
     /* No kitd_ctx_err(base) here: the caller's kitd_endpoint_call checked
@@ -157,6 +162,9 @@ static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) 
     }
     last = rc;
     if (attempt >= (unsigned)r->o.max_attempts) break;
+    /* Retries that would reach a backend spend the budget; waiting for an
+     * empty set to fill does not. */
+    if (rc != KITD_ENOENDPOINTS && !kitd__budget_withdraw(&r->budget)) break;
     int64_t wait = backoff_ns(r, attempt, rc);
     if (wait > 0) {
       e = kitd_ctx_sleep_ns(base, wait);
@@ -175,15 +183,18 @@ static void retry_close(void *state) {
 int kitd_retry_new(kitd_balancer *b, const kitd_retry_opts *opts, kitd_endpoint **out) {
   if (!b || !out) return KITD_EINVAL;
   if (opts && (opts->size != sizeof *opts || opts->max_attempts < 1 ||
-               opts->max_attempts > KITD_RETRY_MAX_ATTEMPTS))
+               opts->max_attempts > KITD_RETRY_MAX_ATTEMPTS || opts->budget_percent < -1 ||
+               opts->budget_percent > 1000 || opts->budget_min_per_sec < 0 ||
+               opts->budget_min_per_sec > 1000000))
     return KITD_EINVAL;
-  struct retry *r = kitd__malloc(sizeof *r);
+  struct retry *r = kitd__aligned_alloc(_Alignof(struct retry), sizeof *r);
   if (!r) return KITD_ENOMEM;
   r->b = kitd_balancer_ref(b);
   if (opts)
     r->o = *opts;
   else
     kitd_retry_opts_init(&r->o);
+  kitd__budget_init(&r->budget, r->o.budget_percent, r->o.budget_min_per_sec);
   /* The endpoint takes its state on every path: retry_close releases the
    * balancer reference and the state if this fails. */
   return kitd_endpoint_new(retry_call, retry_close, r, out);

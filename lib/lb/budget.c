@@ -1,0 +1,74 @@
+/* The retry budget (see budget.h). Every call deposits percent/100 of a
+ * token, every retry withdraws one; when the deposits are spent, a reserve
+ * of min_per_sec tokens a second (a GCRA limiter with one second of burst)
+ * still lets a quiet client retry. Deposits are counted per thread and
+ * added to the shared balance every DEPOSIT_BATCH calls, so the success
+ * path writes no shared cache line; at most DEPOSIT_BATCH - 1 calls per
+ * thread go uncounted, which only errs toward fewer retries. */
+#include "lb/budget.h"
+
+#include "kitd/ctx.h"
+
+#define DEPOSIT_BATCH 16
+/* The balance saved up in good times is capped at this many retries, so a
+ * long healthy period cannot fund a storm when the backend goes down. */
+#define BALANCE_CAP_TOKENS 100
+#define TLS_SLOTS 32
+
+struct calls {
+  uint32_t id;
+  uint32_t n;
+};
+static __thread struct calls budget_tls[TLS_SLOTS] __attribute__((tls_model("initial-exec")));
+
+void kitd__budget_init(struct kitd__budget *g, int percent, int min_per_sec) {
+  static atomic_uint ids;
+  g->deposit = percent < 0 ? -1 : (int64_t)percent * 10;
+  g->interval_ns = min_per_sec > 0 ? 1000000000 / min_per_sec : 0;
+  do {
+    g->id = atomic_fetch_add_explicit(&ids, 1, memory_order_relaxed) + 1;
+  } while (g->id == 0);
+  atomic_init(&g->balance, 0);
+  atomic_init(&g->tat, 0);
+}
+
+void kitd__budget_deposit(struct kitd__budget *g) {
+  if (g->deposit <= 0) return;
+  struct calls *c = &budget_tls[g->id % TLS_SLOTS];
+  if (__builtin_expect(c->id != g->id, 0)) {
+    c->id = g->id; /* another budget's slot: its few uncounted calls are lost */
+    c->n = 0;
+  }
+  if (__builtin_expect(++c->n < DEPOSIT_BATCH, 1)) return;
+  c->n = 0;
+  int64_t add = g->deposit * DEPOSIT_BATCH, cap = BALANCE_CAP_TOKENS * 1000;
+  int64_t b = atomic_load_explicit(&g->balance, memory_order_relaxed);
+  for (;;) {
+    int64_t nb = b + add > cap ? cap : b + add;
+    if (nb <= b) return;
+    if (atomic_compare_exchange_weak_explicit(&g->balance, &b, nb, memory_order_relaxed,
+                                              memory_order_relaxed))
+      return;
+  }
+}
+
+int kitd__budget_withdraw(struct kitd__budget *g) {
+  if (g->deposit < 0) return 1;
+  int64_t b = atomic_load_explicit(&g->balance, memory_order_relaxed);
+  while (b >= 1000)
+    if (atomic_compare_exchange_weak_explicit(&g->balance, &b, b - 1000, memory_order_relaxed,
+                                              memory_order_relaxed))
+      return 1;
+  if (!g->interval_ns) return 0;
+  /* The reserve: one token every interval, up to one second's worth
+   * banked (tat may run ahead of now by at most 1 s). */
+  int64_t now = kitd_now_ns();
+  int64_t t = atomic_load_explicit(&g->tat, memory_order_relaxed);
+  for (;;) {
+    int64_t nt = (t > now ? t : now) + g->interval_ns;
+    if (nt - now > 1000000000) return 0;
+    if (atomic_compare_exchange_weak_explicit(&g->tat, &t, nt, memory_order_relaxed,
+                                              memory_order_relaxed))
+      return 1;
+  }
+}

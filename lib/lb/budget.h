@@ -1,0 +1,32 @@
+/* Internal: the retry budget of a kitd_retry endpoint (Finagle's
+ * RetryBudget): retries may add at most `percent` % to the calls, plus
+ * `min_per_sec` per second so that a client with little traffic can still
+ * retry. Against a backend that fails every call, a naive retry(3) triples
+ * the load; with the budget the attempts stay under
+ * (1 + percent/100) × calls + min_per_sec × seconds (+ one second's
+ * reserve at start). */
+#ifndef KITD_LB_BUDGET_H
+#define KITD_LB_BUDGET_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+struct kitd__budget {
+  int64_t deposit;       /* milli-tokens per call: 10 × percent; < 0: no budget */
+  int64_t interval_ns;   /* of the reserve: 1 s / min_per_sec; 0: no reserve */
+  uint32_t id;           /* tags per-thread call counts */
+  /* Milli-tokens the calls deposited (capped); a retry takes 1000. */
+  _Alignas(64) atomic_int_least64_t balance;
+  /* The reserve as a GCRA rate limiter: its theoretical arrival time. */
+  _Alignas(64) atomic_int_least64_t tat;
+};
+
+void kitd__budget_init(struct kitd__budget *g, int percent, int min_per_sec);
+
+/* Count one call (a few thread-local adds; a shared add every 16 calls). */
+void kitd__budget_deposit(struct kitd__budget *g);
+
+/* May this call retry once more? 1 (a token taken) or 0. */
+int kitd__budget_withdraw(struct kitd__budget *g);
+
+#endif
