@@ -1,6 +1,8 @@
 /* Benchmarks of the request path and of endpointer updates.
  *
  *   pick/<balancer>/<threads>        pick + done over 8 endpoints, ns/op
+ *                                    (wrr: weights 1..8; p2c: done
+ *                                    without a latency, as the others)
  *                                    (per thread: wall time / picks of one
  *                                    thread, both threads picking at once)
  *   retry/success                    a retry endpoint's call that succeeds
@@ -222,6 +224,29 @@ int main(int argc, char **argv) {
   bench_pick("round_robin_per_thread", rrt, 2);
   bench_pick("random", rnd, 1);
   bench_pick("random", rnd, 2);
+
+  /* The balancers that learn from outcomes, on a set of weights 1..8. */
+  kitd_instancer *win;
+  kitd_endpointer *wep;
+  kitd_balancer *wrr, *p2c;
+  kitd_instance *wrec[8];
+  for (int i = 0; i < 8; i++) {
+    if (kitd_instance_new(insts[i], &wrec[i]) || kitd_instance_set_weight(wrec[i], (uint32_t)i + 1))
+      abort();
+  }
+  if (kitd_static_instancer_new(NULL, 0, &win) || kitd_static_instancer_set_records(win, wrec, 8) ||
+      kitd_endpointer_new(win, &(kitd_factory){factory, NULL, NULL}, NULL, &wep) ||
+      kitd_balancer_weighted_new(wep, NULL, &wrr) || kitd_balancer_p2c_new(wep, NULL, &p2c))
+    abort();
+  for (int i = 0; i < 8; i++) kitd_instance_unref(wrec[i]);
+  bench_pick("wrr", wrr, 1);
+  bench_pick("wrr", wrr, 2);
+  bench_pick("p2c", p2c, 1);
+  bench_pick("p2c", p2c, 2);
+  kitd_balancer_free(wrr);
+  kitd_balancer_free(p2c);
+  kitd_endpointer_free(wep);
+  kitd_instancer_free(win);
 
   kitd_endpoint *retry;
   if (kitd_retry_new(rr, NULL, &retry)) abort();
