@@ -259,7 +259,7 @@ static int update_locked(kitd_endpointer *ep, const kitd_instance *const *in, si
       s->eps[k] = old->eps[j];
       s->st[k] = old->st[j];
       s->born[k] = old->born[j];
-      if (old->rec[j] == in[i] || kitd_instance_equal(old->rec[j], in[i])) {
+      if (kitd__instance_same_attrs(old->rec[j], in[i])) {
         s->rec[k] = old->rec[j];
       } else { /* same address, new attributes: same endpoint */
         s->rec[k] = kitd_instance_ref(in[i]);
