@@ -44,6 +44,7 @@ static void snap_reset(struct kitd__snap *s) {
   s->born = (uint64_t *)(s->st + s->cap);
   s->order = NULL;
   s->healthy = 0;
+  s->weight1 = 0;
   s->gen = 0;
   atomic_init(&s->retired, 0);
   s->next = NULL;
@@ -218,6 +219,12 @@ static void limbo_add(kitd_endpointer *ep, kitd_endpoint *e, kitd_instance *r,
   d->died = died;
 }
 
+/* Count a record into (d = 1) or out of (d = -1) the snapshot's tallies. */
+static inline void tally(struct kitd__snap *s, const kitd_instance *r, int d) {
+  s->healthy += (size_t)(d * (r->status == KITD_HEALTH_PASSING));
+  s->weight1 += (size_t)(d * (r->weight == 1));
+}
+
 /* A new endpoint for in, or NULL (logged). */
 static kitd_endpoint *make_endpoint(kitd_endpointer *ep, const kitd_instance *in) {
   kitd_endpoint *e = NULL;
@@ -245,9 +252,13 @@ static int update_locked(kitd_endpointer *ep, const kitd_instance *const *in, si
   struct kitd__snap *s = snap_new(ep, n);
   if (!s) return KITD_ENOMEM;
   uint64_t gen = ep->gen + 1;
-  int64_t now = kitd_now_ns();
+  const bool ws = ep->want_state;
+  int64_t now = ws ? kitd_now_ns() : 0;
   size_t i = 0, j = 0, k = 0, added = 0, ndrop = 0, nrec = 0;
   ep->factory_failed = 0;
+  /* The counts change by what changes: kept records are not read again. */
+  s->healthy = old->healthy;
+  s->weight1 = old->weight1;
   /* Short waits only: an ejection decision is a few loads and stores. */
   while (atomic_flag_test_and_set_explicit(&ep->ejecting, memory_order_acquire)) {
   }
@@ -257,31 +268,35 @@ static int update_locked(kitd_endpointer *ep, const kitd_instance *const *in, si
                 : (i < n ? -1 : 1);
     if (c == 0) {
       s->eps[k] = old->eps[j];
-      s->st[k] = old->st[j];
+      if (ws) s->st[k] = old->st[j]; /* else st[] is not read: left unset */
       s->born[k] = old->born[j];
       if (kitd__instance_same_attrs(old->rec[j], in[i])) {
         s->rec[k] = old->rec[j];
       } else { /* same address, new attributes: same endpoint */
         s->rec[k] = kitd_instance_ref(in[i]);
+        tally(s, in[i], 1);
+        tally(s, old->rec[j], -1);
         limbo_add(ep, NULL, old->rec[j], NULL, old->born[j], old->gen);
         nrec++;
       }
       k++, i++, j++;
     } else if (c < 0) {
-      struct kitd__ist *st = ist_new(ep, now);
-      kitd_endpoint *e = st ? make_endpoint(ep, in[i]) : NULL;
-      if (!st) ep->factory_failed++, ep->factory_err = KITD_ENOMEM;
+      struct kitd__ist *st = ws ? ist_new(ep, now) : NULL;
+      kitd_endpoint *e = st || !ws ? make_endpoint(ep, in[i]) : NULL;
+      if (!st && ws) ep->factory_failed++, ep->factory_err = KITD_ENOMEM;
       if (!e) ist_free(ep, st);
       if (e) {
         s->eps[k] = e;
         s->st[k] = st;
         s->rec[k] = kitd_instance_ref(in[i]);
+        tally(s, in[i], 1);
         s->born[k] = gen;
         k++, added++;
       }
       i++;
     } else {
-      limbo_add(ep, old->eps[j], old->rec[j], old->st[j], old->born[j], old->gen);
+      limbo_add(ep, old->eps[j], old->rec[j], ws ? old->st[j] : NULL, old->born[j], old->gen);
+      tally(s, old->rec[j], -1);
       ndrop++;
       j++;
     }
@@ -293,16 +308,9 @@ static int update_locked(kitd_endpointer *ep, const kitd_instance *const *in, si
   }
   s->count = k;
   s->gen = gen;
-  /* One pass over the records (fields read in place: this runs on every
-   * update): how many are passing, and whether the weights differ. */
-  int weighted = 0;
-  for (size_t x = 0; x < k; x++) {
-    s->healthy += s->rec[x]->status == KITD_HEALTH_PASSING;
-    weighted |= s->rec[x]->weight != s->rec[0]->weight;
-  }
   /* Out of memory for the weighted order: the set is still right, and a
    * weighted balancer rotates evenly over it until the next update. */
-  if (weighted && kitd__worder_build(s) != 0)
+  if (s->weight1 != k && kitd__worder_build(s) != 0)
     kitd_log(warn_logger(ep), KITD_LOG_WARN, "endpointer",
              "msg=\"no memory for the weighted order; equal weights used\"");
   ep->gen = gen;
@@ -492,6 +500,28 @@ int kitd_endpointer_new(kitd_instancer *src, const kitd_factory *factory,
   }
   *out = ep;
   return 0;
+}
+
+int kitd__endpointer_want_state(kitd_endpointer *ep) {
+  int rc = 0;
+  pthread_mutex_lock(&ep->mu);
+  if (!ep->want_state) {
+    /* Fill the current snapshot's states in place: no picker reads st[]
+     * yet (only balancers that asked for states do, and this one picks
+     * only after we return); the snapshots after it get them as they are
+     * made. Instances already there are not young (joined 0). */
+    struct kitd__snap *s = atomic_load_explicit(&ep->snap, memory_order_relaxed);
+    size_t i = 0;
+    for (; i < s->count; i++)
+      if (!(s->st[i] = ist_new(ep, 0))) break;
+    if (i < s->count) { /* no memory: as before, try again next time */
+      while (i-- > 0) ist_free(ep, s->st[i]);
+      rc = KITD_ENOMEM;
+    }
+    ep->want_state = rc == 0;
+  }
+  pthread_mutex_unlock(&ep->mu);
+  return rc;
 }
 
 kitd_endpointer *kitd__endpointer_ref(kitd_endpointer *ep) {

@@ -58,6 +58,7 @@ struct kitd__snap {
   struct kitd__ist **st;    /* outcome state, beside each endpoint */
   struct kitd__worder *order; /* NULL: equal weights (plain rotation) */
   size_t healthy;           /* entries whose record says passing */
+  size_t weight1;           /* entries of weight 1: all of them, no order */
   uint64_t *born;           /* generation each entry first appeared in */
   uint64_t gen;
   atomic_int retired;       /* set once replaced: done() then tries a reclaim */
@@ -90,6 +91,12 @@ struct kitd_endpointer {
    * slower). The chunks are freed with the endpointer. */
   struct kitd__ist *ist_free;
   void *ist_chunks;
+  /* Set once a balancer that learns from outcomes is made on this
+   * endpointer: only then do instances get a state (st[] entries are NULL
+   * before). Writing a fresh cache line per joining instance made a full
+   * update of 10,000 several times slower, a cost round robin and random
+   * need not pay. */
+  bool want_state;
   /* What the last event said, to explain an empty snapshot. */
   bool seen;
   int last_err;
@@ -114,9 +121,13 @@ struct kitd_endpointer {
   atomic_int_least64_t clock;
 };
 
-/* Build the weighted order of s (its rec[] and count set; called when the
- * weights are not all equal). KITD_ENOMEM on failure (s->order NULL). */
+/* Build the weighted order of s (its rec[] and count set; called when not
+ * every weight is 1). KITD_ENOMEM on failure (s->order NULL). */
 int kitd__worder_build(struct kitd__snap *s);
+
+/* Give every instance an outcome state, from now on (what a balancer that
+ * learns from outcomes calls before its first pick). 0 or KITD_ENOMEM. */
+int kitd__endpointer_want_state(kitd_endpointer *ep);
 
 /* Add a reference (what a balancer takes). */
 kitd_endpointer *kitd__endpointer_ref(kitd_endpointer *ep);
