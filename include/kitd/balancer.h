@@ -84,6 +84,11 @@ typedef struct kitd_balancer_opts {
    * were healthy. Default 50; 0: never panic (unhealthy instances are
    * then used only when no healthy one is left). */
   int panic_percent;
+  /* Zone-aware: the caller's zone (copied; NULL or "": no preference).
+   * Picks stay among the healthy instances whose kitd_instance_zone() is
+   * this one while there is any, and spill to all zones when there is
+   * none. */
+  const char *zone;
 } kitd_balancer_opts;
 
 /* Fill `o` with the defaults above. Thread-safety: any thread. */

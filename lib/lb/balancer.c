@@ -119,5 +119,6 @@ kitd_balancer *kitd_balancer_ref(kitd_balancer *b) {
 void kitd_balancer_free(kitd_balancer *b) {
   if (!b || atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1) return;
   kitd_endpointer_free(b->ep);
+  free(b->zone);
   free(b);
 }

@@ -48,6 +48,10 @@ struct kitd_balancer {
    * read only when a set is not all healthy, and by done. */
   int eject_consecutive, eject_max_percent, panic_percent;
   int64_t eject_base_ns;
+  char *zone;                   /* local zone (owned), or NULL */
+  /* Healthy instances in the local zone, for the snapshot of generation
+   * gen: (gen << 24) | count, computed by the first pick that needs it. */
+  atomic_uint_least64_t zone_cache;
   /* The shared counter of the global rotation, or of the seeded random
    * sequence, on a cache line of its own: the only word pickers write. */
   _Alignas(64) atomic_uint_fast64_t counter;
@@ -111,9 +115,13 @@ void kitd__pick_move(kitd_balancer *b, kitd_pick *p, size_t i);
 
 /* --- health: outlier ejection and panic (outlier.c) --- */
 
-/* Every entry passing and none ejected: the picks' fast check. */
+/* b->flags: the balancer prefers a zone (the fast check then fails). */
+#define KITD__B_ZONE 0x100
+
+/* Every entry passing, none ejected, no zone preference: the picks' fast
+ * check. */
 static inline int kitd__all_healthy(const kitd_balancer *b, const struct kitd__snap *s) {
-  return s->healthy == s->count &&
+  return !(b->flags & KITD__B_ZONE) && s->healthy == s->count &&
          atomic_load_explicit(&b->ep->ejected, memory_order_relaxed) == 0;
 }
 
@@ -121,8 +129,14 @@ static inline int kitd__all_healthy(const kitd_balancer *b, const struct kitd__s
 int kitd__panic(const kitd_balancer *b, const struct kitd__snap *s);
 
 /* Entry i is passing and not ejected (an ejection whose time is up ends
- * here). *now is read from the clock on first need (0: not yet). */
-int kitd__usable(const kitd_balancer *b, const struct kitd__snap *s, size_t i, int64_t *now);
+ * here), and in the local zone if `local`. *now is read from the clock on
+ * first need (0: not yet). */
+int kitd__usable(const kitd_balancer *b, const struct kitd__snap *s, size_t i, int64_t *now,
+                 int local);
+
+/* 1 if picks from s should stay in the local zone (a zone is set and s
+ * has a passing instance there), else 0. */
+int kitd__zone_local(kitd_balancer *b, const struct kitd__snap *s);
 
 /* kitd__balancer_new plus the health settings of opts (NULL: defaults);
  * KITD_EINVAL if one is out of range. */
@@ -131,5 +145,17 @@ int kitd__balancer_new_health(kitd_endpointer *ep, const struct kitd__balancer_o
 
 /* Count a call's outcome toward ejecting its instance. */
 void kitd__outcome(kitd_balancer *b, const kitd_pick *p, int result);
+
+/* The same, with the common case inline: a success on an instance with no
+ * failures to forget reads one word and writes nothing. */
+static inline void kitd__outcome_inline(kitd_balancer *b, const kitd_pick *p, int result) {
+  if (__builtin_expect(result == 0, 1)) {
+    const struct kitd__snap *s = p->snap_;
+    if (!b->eject_consecutive ||
+        !atomic_load_explicit(&s->st[p->index]->fails, memory_order_relaxed))
+      return;
+  }
+  kitd__outcome(b, p, result);
+}
 
 #endif

@@ -2,24 +2,19 @@
  * token, every retry withdraws one; when the deposits are spent, a reserve
  * of min_per_sec tokens a second (a GCRA limiter with one second of burst)
  * still lets a quiet client retry. Deposits are counted per thread and
- * added to the shared balance every DEPOSIT_BATCH calls, so the success
- * path writes no shared cache line; at most DEPOSIT_BATCH - 1 calls per
+ * added to the shared balance every KITD__BUDGET_BATCH calls, so the success
+ * path writes no shared cache line; at most KITD__BUDGET_BATCH - 1 calls per
  * thread go uncounted, which only errs toward fewer retries. */
 #include "lb/budget.h"
 
 #include "kitd/ctx.h"
 
-#define DEPOSIT_BATCH 16
 /* The balance saved up in good times is capped at this many retries, so a
  * long healthy period cannot fund a storm when the backend goes down. */
 #define BALANCE_CAP_TOKENS 100
-#define TLS_SLOTS 32
 
-struct calls {
-  uint32_t id;
-  uint32_t n;
-};
-static __thread struct calls budget_tls[TLS_SLOTS] __attribute__((tls_model("initial-exec")));
+__thread struct kitd__budget_calls kitd__budget_tls[KITD__BUDGET_TLS]
+    __attribute__((tls_model("initial-exec")));
 
 void kitd__budget_init(struct kitd__budget *g, int percent, int min_per_sec) {
   static atomic_uint ids;
@@ -32,16 +27,14 @@ void kitd__budget_init(struct kitd__budget *g, int percent, int min_per_sec) {
   atomic_init(&g->tat, 0);
 }
 
-void kitd__budget_deposit(struct kitd__budget *g) {
-  if (g->deposit <= 0) return;
-  struct calls *c = &budget_tls[g->id % TLS_SLOTS];
-  if (__builtin_expect(c->id != g->id, 0)) {
-    c->id = g->id; /* another budget's slot: its few uncounted calls are lost */
-    c->n = 0;
+void kitd__budget_deposit_slow(struct kitd__budget *g, struct kitd__budget_calls *c) {
+  if (c->id != g->id) {
+    c->id = g->id; /* another budget's entry: its few uncounted calls are lost */
+    c->n = 1;
+    return;
   }
-  if (__builtin_expect(++c->n < DEPOSIT_BATCH, 1)) return;
   c->n = 0;
-  int64_t add = g->deposit * DEPOSIT_BATCH, cap = BALANCE_CAP_TOKENS * 1000;
+  int64_t add = g->deposit * KITD__BUDGET_BATCH, cap = BALANCE_CAP_TOKENS * 1000;
   int64_t b = atomic_load_explicit(&g->balance, memory_order_relaxed);
   for (;;) {
     int64_t nb = b + add > cap ? cap : b + add;

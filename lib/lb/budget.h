@@ -23,8 +23,27 @@ struct kitd__budget {
 
 void kitd__budget_init(struct kitd__budget *g, int percent, int min_per_sec);
 
-/* Count one call (a few thread-local adds; a shared add every 16 calls). */
-void kitd__budget_deposit(struct kitd__budget *g);
+/* Calls counted by this thread, per budget (a small table indexed by the
+ * budget's id; a budget meeting another's entry starts it afresh). */
+#define KITD__BUDGET_TLS 32
+#define KITD__BUDGET_BATCH 16
+struct kitd__budget_calls {
+  uint32_t id;
+  uint32_t n;
+};
+extern __thread struct kitd__budget_calls kitd__budget_tls[KITD__BUDGET_TLS]
+    __attribute__((tls_model("initial-exec")));
+
+void kitd__budget_deposit_slow(struct kitd__budget *g, struct kitd__budget_calls *c);
+
+/* Count one call: a thread-local add, and a shared one every
+ * KITD__BUDGET_BATCH calls (inline: the success path of every call). */
+static inline void kitd__budget_deposit(struct kitd__budget *g) {
+  if (g->deposit <= 0) return;
+  struct kitd__budget_calls *c = &kitd__budget_tls[g->id % KITD__BUDGET_TLS];
+  if (__builtin_expect(c->id == g->id && ++c->n < KITD__BUDGET_BATCH, 1)) return;
+  kitd__budget_deposit_slow(g, c);
+}
 
 /* May this call retry once more? 1 (a token taken) or 0. */
 int kitd__budget_withdraw(struct kitd__budget *g);

@@ -7,6 +7,7 @@
  * endpointer counts the instances ejected now; every rule here is a few
  * atomic loads and stores, no lock: an ejection decision takes a try-lock
  * (a flag), and whoever loses the race simply does not eject this time. */
+#include "core/alloc.h"
 #include "kitd/error.h"
 #include "lb/balancer_impl.h"
 
@@ -38,6 +39,11 @@ static int health_setup(kitd_balancer *b, const kitd_balancer_opts *o) {
   b->eject_base_ns = o->eject_base_ms * 1000000;
   b->eject_max_percent = o->eject_max_percent;
   b->panic_percent = o->panic_percent;
+  if (o->zone && o->zone[0]) {
+    b->zone = kitd__strdup(o->zone);
+    if (!b->zone) return KITD_ENOMEM;
+    b->flags |= KITD__B_ZONE;
+  }
   return 0;
 }
 
@@ -48,6 +54,7 @@ int kitd__balancer_new_health(kitd_endpointer *ep, const struct kitd__balancer_o
   int rc = kitd__balancer_new(ep, ops, 0, &b);
   if (rc) return rc;
   rc = health_setup(b, opts);
+  if (!rc) rc = kitd__endpointer_want_state(ep);
   if (rc) {
     kitd_balancer_free(b);
     return rc;
@@ -63,8 +70,27 @@ static void uneject(kitd_endpointer *ep, struct kitd__ist *st, int64_t until) {
     atomic_fetch_sub_explicit(&ep->ejected, 1, memory_order_relaxed);
 }
 
-int kitd__usable(const kitd_balancer *b, const struct kitd__snap *s, size_t i, int64_t *now) {
+static int in_zone(const kitd_balancer *b, const kitd_instance *r) {
+  return strcmp(kitd_instance_zone(r), b->zone) == 0;
+}
+
+int kitd__zone_local(kitd_balancer *b, const struct kitd__snap *s) {
+  if (!(b->flags & KITD__B_ZONE)) return 0;
+  uint64_t c = atomic_load_explicit(&b->zone_cache, memory_order_relaxed);
+  if (c >> 24 == (s->gen & ((UINT64_C(1) << 40) - 1))) return (c & 0xffffff) != 0;
+  /* First pick from this snapshot: count once (no allocation, no lock; two
+   * pickers racing store the same value). */
+  uint64_t k = 0;
+  for (size_t i = 0; i < s->count && k < 0xffffff; i++)
+    k += kitd_instance_status(s->rec[i]) == KITD_HEALTH_PASSING && in_zone(b, s->rec[i]);
+  atomic_store_explicit(&b->zone_cache, (s->gen << 24) | k, memory_order_relaxed);
+  return k != 0;
+}
+
+int kitd__usable(const kitd_balancer *b, const struct kitd__snap *s, size_t i, int64_t *now,
+                 int local) {
   if (kitd_instance_status(s->rec[i]) != KITD_HEALTH_PASSING) return 0;
+  if (local && !in_zone(b, s->rec[i])) return 0;
   struct kitd__ist *st = s->st[i];
   int64_t until = atomic_load_explicit(&st->eject_until, memory_order_relaxed);
   if (!until) return 1;

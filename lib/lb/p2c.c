@@ -53,21 +53,24 @@ static inline void p2c_draw(size_t n, size_t *a, size_t *c) {
   if (*c >= *a) (*c)++;
 }
 
-/* Not all healthy: draw again (a few times) for usable candidates; a
- * usable one always beats an unusable one. */
-static size_t p2c_healthy(const kitd_balancer *b, const struct kitd__snap *s, size_t n,
-                          size_t a, size_t c) {
+/* Not all healthy, or a zone preferred: draw again (a few times) for
+ * usable candidates, in the local zone first if it has any; a usable one
+ * always beats an unusable one. */
+static size_t p2c_healthy(kitd_balancer *b, const struct kitd__snap *s, size_t n, size_t a,
+                          size_t c) {
   if (kitd__panic(b, s)) return p2c_better(b, s, a, c);
   int64_t now = 0;
-  for (int t = 0; t < 8; t++) {
-    int ua = kitd__usable(b, s, a, &now), uc = kitd__usable(b, s, c, &now);
-    if (ua && uc) return p2c_better(b, s, a, c);
-    if (ua) return a;
-    if (uc) return c;
-    p2c_draw(n, &a, &c);
+  for (int local = kitd__zone_local(b, s); local >= 0; local--) {
+    for (int t = 0; t < 8; t++) {
+      int ua = kitd__usable(b, s, a, &now, local), uc = kitd__usable(b, s, c, &now, local);
+      if (ua && uc) return p2c_better(b, s, a, c);
+      if (ua) return a;
+      if (uc) return c;
+      p2c_draw(n, &a, &c);
+    }
+    for (size_t k = 0; k < n; k++)
+      if (kitd__usable(b, s, (a + k) % n, &now, local)) return (a + k) % n;
   }
-  for (size_t k = 0; k < n; k++)
-    if (kitd__usable(b, s, (a + k) % n, &now)) return (a + k) % n;
   return a;
 }
 
@@ -127,7 +130,7 @@ static void p2c_feedback(kitd_balancer *b, const kitd_pick *p, int result, int64
   atomic_fetch_sub_explicit(&st->pending, 1, memory_order_relaxed);
   if (result == KITD__RESULT_UNUSED) return;
   if (latency_ns >= 0 && result != KITD_ECANCELED) ewma_feed(b->ep, st, result, latency_ns);
-  kitd__outcome(b, p, result);
+  kitd__outcome_inline(b, p, result);
 }
 
 static const struct kitd__balancer_ops p2c_ops = {"p2c", p2c_pick, p2c_next_fn, p2c_feedback, 1};

@@ -12,19 +12,22 @@ static inline size_t wrr_next(kitd_balancer *b, const struct kitd__snap *s, size
   return kitd__rr_global_next(b, n);
 }
 
-/* Not all healthy: walk on to a usable entry. With at least panic_percent
- * healthy, a few steps find one; the walk is bounded, and a set with none
- * usable gets the first candidate. */
+/* Not all healthy, or a zone preferred: walk on to a usable entry (in the
+ * local zone first, if it has any). With at least panic_percent healthy, a
+ * few steps find one; the walk is bounded, and a set with none usable gets
+ * the first candidate. */
 static size_t wrr_healthy(kitd_balancer *b, const struct kitd__snap *s, size_t n, size_t i) {
   if (kitd__panic(b, s)) return i;
   int64_t now = 0;
   size_t len = s->order ? s->order->len : n;
-  for (size_t t = 0; t < len && t < 2 * n + 16; t++) {
-    if (kitd__usable(b, s, i, &now)) return i;
-    i = wrr_next(b, s, n);
+  for (int local = kitd__zone_local(b, s); local >= 0; local--) {
+    for (size_t t = 0; t < len && t < 2 * n + 16; t++) {
+      if (kitd__usable(b, s, i, &now, local)) return i;
+      i = wrr_next(b, s, n);
+    }
+    for (size_t k = 0; k < n; k++)
+      if (kitd__usable(b, s, (i + k) % n, &now, local)) return (i + k) % n;
   }
-  for (size_t k = 0; k < n; k++)
-    if (kitd__usable(b, s, (i + k) % n, &now)) return (i + k) % n;
   return i;
 }
 
@@ -44,7 +47,7 @@ static int wrr_pick(kitd_balancer *b, kitd_pick *out) {
 
 static void wrr_feedback(kitd_balancer *b, const kitd_pick *p, int result, int64_t latency_ns) {
   (void)latency_ns;
-  if (result != KITD__RESULT_UNUSED) kitd__outcome(b, p, result);
+  if (result != KITD__RESULT_UNUSED) kitd__outcome_inline(b, p, result);
 }
 
 static const struct kitd__balancer_ops wrr_ops = {"weighted", wrr_pick, wrr_next_fn, wrr_feedback,

@@ -46,9 +46,10 @@ static inline int sc_factory(void *arg, const kitd_instance *rec, kitd_endpoint 
   return kitd_endpoint_new(sc_call, NULL, &s->eps[k], out);
 }
 
-/* n instances 10.0.0.0:80..., with weights w (NULL: 1) and statuses st
- * (NULL: passing). */
-static inline void sc_open(struct sc *s, int n, const uint32_t *w, const kitd_health *st) {
+/* n instances 10.0.0.0:80..., with weights w (NULL: 1), statuses st
+ * (NULL: passing) and zones z (NULL: none). */
+static inline void sc_open_z(struct sc *s, int n, const uint32_t *w, const kitd_health *st,
+                             const char *const *z) {
   memset(s, 0, sizeof *s);
   s->n = n;
   kitd_instance *r[16];
@@ -58,11 +59,16 @@ static inline void sc_open(struct sc *s, int n, const uint32_t *w, const kitd_he
     kitd_instance_new(a, &r[i]);
     if (w) kitd_instance_set_weight(r[i], w[i]);
     if (st) kitd_instance_set_status(r[i], st[i]);
+    if (z) kitd_instance_set_zone(r[i], z[i]);
   }
   kitd_static_instancer_new(NULL, 0, &s->in);
   kitd_static_instancer_set_records(s->in, r, (size_t)n);
   for (int i = 0; i < n; i++) kitd_instance_unref(r[i]);
   kitd_endpointer_new(s->in, &(kitd_factory){sc_factory, s, NULL}, NULL, &s->ep);
+}
+
+static inline void sc_open(struct sc *s, int n, const uint32_t *w, const kitd_health *st) {
+  sc_open_z(s, n, w, st, NULL);
 }
 
 static inline void sc_close(struct sc *s) {
