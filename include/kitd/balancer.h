@@ -89,6 +89,11 @@ typedef struct kitd_balancer_opts {
    * this one while there is any, and spill to all zones when there is
    * none. */
   const char *zone;
+  /* Slow start: an instance that joins a running set gets a share of the
+   * picks that grows linearly from 0 to its full share over this window
+   * (Envoy's slow start), so a cold cache or JIT is not flooded. Default
+   * 30000; 0: off. */
+  int64_t slow_start_ms;
 } kitd_balancer_opts;
 
 /* Fill `o` with the defaults above. Thread-safety: any thread. */

@@ -49,6 +49,10 @@ struct kitd_balancer {
   int eject_consecutive, eject_max_percent, panic_percent;
   int64_t eject_base_ns;
   char *zone;                   /* local zone (owned), or NULL */
+  int64_t slow_start_ns;        /* the window, 0: off */
+  /* The generation of a snapshot whose youngest instance is past the
+   * window: its picks skip the slow-start check. */
+  atomic_uint_least64_t warm_gen;
   /* Healthy instances in the local zone, for the snapshot of generation
    * gen: (gen << 24) | count, computed by the first pick that needs it. */
   atomic_uint_least64_t zone_cache;
@@ -117,6 +121,23 @@ void kitd__pick_move(kitd_balancer *b, kitd_pick *p, size_t i);
 
 /* b->flags: the balancer prefers a zone (the fast check then fails). */
 #define KITD__B_ZONE 0x100
+/* b->flags: slow start is on. */
+#define KITD__B_SLOW 0x200
+
+/* No instance of s is in its slow-start window (or slow start is off), as
+ * far as the snapshot header and b's flags tell without a clock. */
+static inline int kitd__settled(const kitd_balancer *b, const struct kitd__snap *s) {
+  return !s->newest_join || !(b->flags & KITD__B_SLOW) ||
+         atomic_load_explicit(&b->warm_gen, memory_order_relaxed) == s->gen;
+}
+
+/* Slow start is running for s: reads the clock into *now (once); records
+ * the generation as settled when the window is over. */
+int kitd__warming(kitd_balancer *b, const struct kitd__snap *s, int64_t *now);
+
+/* Whether a pick may take entry i now: always once it is out of its
+ * window, else with probability age / window. */
+int kitd__warm_accept(const kitd_balancer *b, const struct kitd__snap *s, size_t i, int64_t now);
 
 /* Every entry passing, none ejected, no zone preference: the picks' fast
  * check. */

@@ -23,6 +23,7 @@ void kitd_balancer_opts_init(kitd_balancer_opts *o) {
   o->eject_base_ms = 30000;
   o->eject_max_percent = 10;
   o->panic_percent = 50;
+  o->slow_start_ms = 30000;
 }
 
 static int health_setup(kitd_balancer *b, const kitd_balancer_opts *o) {
@@ -33,8 +34,11 @@ static int health_setup(kitd_balancer *b, const kitd_balancer_opts *o) {
   }
   if (o->size != sizeof *o || o->eject_consecutive < 0 || o->eject_base_ms < 0 ||
       o->eject_base_ms > INT64_MAX / 1000000 / EJECT_MAX_TIMES || o->eject_max_percent < 0 ||
-      o->eject_max_percent > 100 || o->panic_percent < 0 || o->panic_percent > 100)
+      o->eject_max_percent > 100 || o->panic_percent < 0 || o->panic_percent > 100 ||
+      o->slow_start_ms < 0 || o->slow_start_ms > INT64_MAX / 1000000)
     return KITD_EINVAL;
+  b->slow_start_ns = o->slow_start_ms * 1000000;
+  if (b->slow_start_ns) b->flags |= KITD__B_SLOW;
   b->eject_consecutive = o->eject_consecutive;
   b->eject_base_ns = o->eject_base_ms * 1000000;
   b->eject_max_percent = o->eject_max_percent;
@@ -104,6 +108,23 @@ int kitd__panic(const kitd_balancer *b, const struct kitd__snap *s) {
   long ej = atomic_load_explicit(&b->ep->ejected, memory_order_relaxed);
   long healthy = (long)s->healthy - (ej > 0 ? ej : 0);
   return (double)healthy * 100.0 < (double)b->panic_percent * (double)s->count;
+}
+
+int kitd__warming(kitd_balancer *b, const struct kitd__snap *s, int64_t *now) {
+  if (kitd__settled(b, s)) return 0;
+  if (!*now) *now = kitd_now_ns();
+  if (*now - s->newest_join < b->slow_start_ns) return 1;
+  atomic_store_explicit(&b->warm_gen, s->gen, memory_order_relaxed);
+  return 0;
+}
+
+int kitd__warm_accept(const kitd_balancer *b, const struct kitd__snap *s, size_t i, int64_t now) {
+  int64_t j = s->st[i]->joined, age = now - j;
+  if (!j || age >= b->slow_start_ns) return 1;
+  if (age <= 0) return 0;
+  /* age / window against a uniform draw, in 32-bit fixed point. */
+  uint64_t f = (uint64_t)((double)age / (double)b->slow_start_ns * 4294967296.0);
+  return (kitd__rand64() >> 32) < f;
 }
 
 /* Eject entry i of s if the cap allows (called with ep->ejecting held). */

@@ -53,17 +53,40 @@ static inline void p2c_draw(size_t n, size_t *a, size_t *c) {
   if (*c >= *a) (*c)++;
 }
 
-/* Not all healthy, or a zone preferred: draw again (a few times) for
- * usable candidates, in the local zone first if it has any; a usable one
- * always beats an unusable one. */
-static size_t p2c_healthy(kitd_balancer *b, const struct kitd__snap *s, size_t n, size_t a,
-                          size_t c) {
-  if (kitd__panic(b, s)) return p2c_better(b, s, a, c);
+/* The better of a and c, with slow start: a candidate in its window is
+ * replaced by another draw with probability 1 - age / window (not simply
+ * beaten by the other: that would hand a slow instance the young one's
+ * share). */
+static size_t p2c_choose(const kitd_balancer *b, const struct kitd__snap *s, size_t a, size_t c,
+                         int warm, int64_t now) {
+  size_t n = s->count;
+  for (int t = 0; warm && t < 4; t++) {
+    int ka = kitd__warm_accept(b, s, a, now), kc = kitd__warm_accept(b, s, c, now);
+    if (ka && kc) break;
+    if (!ka) {
+      a = kitd__reduce((uint32_t)(kitd__rand64() >> 32), n - 1);
+      if (a >= c) a++;
+    }
+    if (!kc) {
+      c = kitd__reduce((uint32_t)(kitd__rand64() >> 32), n - 1);
+      if (c >= a) c++;
+    }
+  }
+  return p2c_better(b, s, a, c);
+}
+
+/* Not all healthy, a zone preferred, or an instance in slow start: draw
+ * again (a few times) for usable candidates, in the local zone first if it
+ * has any; a usable one always beats an unusable one. */
+static size_t p2c_slow(kitd_balancer *b, const struct kitd__snap *s, size_t n, size_t a,
+                       size_t c) {
   int64_t now = 0;
+  int warm = kitd__warming(b, s, &now);
+  if (kitd__all_healthy(b, s) || kitd__panic(b, s)) return p2c_choose(b, s, a, c, warm, now);
   for (int local = kitd__zone_local(b, s); local >= 0; local--) {
     for (int t = 0; t < 8; t++) {
       int ua = kitd__usable(b, s, a, &now, local), uc = kitd__usable(b, s, c, &now, local);
-      if (ua && uc) return p2c_better(b, s, a, c);
+      if (ua && uc) return p2c_choose(b, s, a, c, warm, now);
       if (ua) return a;
       if (uc) return c;
       p2c_draw(n, &a, &c);
@@ -89,10 +112,10 @@ static int p2c_pick(kitd_balancer *b, kitd_pick *out) {
   } else {
     size_t a, c;
     p2c_draw(n, &a, &c);
-    if (__builtin_expect(kitd__all_healthy(b, s), 1))
+    if (__builtin_expect(kitd__all_healthy(b, s) && kitd__settled(b, s), 1))
       i = p2c_better(b, s, a, c);
     else
-      i = p2c_healthy(b, s, n, a, c);
+      i = p2c_slow(b, s, n, a, c);
   }
   atomic_fetch_add_explicit(&s->st[i]->pending, 1, memory_order_relaxed);
   kitd__pick_fill(out, s, i, n, slot);

@@ -12,21 +12,26 @@ static inline size_t wrr_next(kitd_balancer *b, const struct kitd__snap *s, size
   return kitd__rr_global_next(b, n);
 }
 
-/* Not all healthy, or a zone preferred: walk on to a usable entry (in the
- * local zone first, if it has any). With at least panic_percent healthy, a
- * few steps find one; the walk is bounded, and a set with none usable gets
- * the first candidate. */
-static size_t wrr_healthy(kitd_balancer *b, const struct kitd__snap *s, size_t n, size_t i) {
-  if (kitd__panic(b, s)) return i;
+/* Not all healthy, a zone preferred, or an instance in slow start: walk on
+ * to an entry that is usable (in the local zone first, if it has any) and
+ * that slow start lets through. With at least panic_percent healthy, a few
+ * steps find one; the walk is bounded, and a set with none usable gets the
+ * first candidate. */
+static size_t wrr_slow(kitd_balancer *b, const struct kitd__snap *s, size_t n, size_t i) {
   int64_t now = 0;
+  int health = !kitd__all_healthy(b, s) && !kitd__panic(b, s);
+  int warm = kitd__warming(b, s, &now);
+  if (!health && !warm) return i;
   size_t len = s->order ? s->order->len : n;
-  for (int local = kitd__zone_local(b, s); local >= 0; local--) {
+  for (int local = health ? kitd__zone_local(b, s) : 0; local >= 0; local--) {
     for (size_t t = 0; t < len && t < 2 * n + 16; t++) {
-      if (kitd__usable(b, s, i, &now, local)) return i;
+      if ((!health || kitd__usable(b, s, i, &now, local)) &&
+          (!warm || kitd__warm_accept(b, s, i, now)))
+        return i;
       i = wrr_next(b, s, n);
     }
     for (size_t k = 0; k < n; k++)
-      if (kitd__usable(b, s, (i + k) % n, &now, local)) return (i + k) % n;
+      if (!health || kitd__usable(b, s, (i + k) % n, &now, local)) return (i + k) % n;
   }
   return i;
 }
@@ -40,7 +45,8 @@ static int wrr_pick(kitd_balancer *b, kitd_pick *out) {
   size_t n = s->count;
   if (__builtin_expect(n == 0, 0)) return kitd__pick_empty(b, out, s, slot);
   size_t i = wrr_next(b, s, n);
-  if (__builtin_expect(!kitd__all_healthy(b, s), 0)) i = wrr_healthy(b, s, n, i);
+  if (__builtin_expect(!kitd__all_healthy(b, s) || !kitd__settled(b, s), 0))
+    i = wrr_slow(b, s, n, i);
   kitd__pick_fill(out, s, i, n, slot);
   return 0;
 }

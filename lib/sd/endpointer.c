@@ -45,6 +45,7 @@ static void snap_reset(struct kitd__snap *s) {
   s->order = NULL;
   s->healthy = 0;
   s->weight1 = 0;
+  s->newest_join = 0;
   s->gen = 0;
   atomic_init(&s->retired, 0);
   s->next = NULL;
@@ -259,6 +260,10 @@ static int update_locked(kitd_endpointer *ep, const kitd_instance *const *in, si
   /* The counts change by what changes: kept records are not read again. */
   s->healthy = old->healthy;
   s->weight1 = old->weight1;
+  s->newest_join = old->newest_join;
+  /* Instances of the first set are not "joining" (slow start would hold
+   * all of them back alike): their joined time is 0. */
+  int64_t joined = old->count ? now : 0;
   /* Short waits only: an ejection decision is a few loads and stores. */
   while (atomic_flag_test_and_set_explicit(&ep->ejecting, memory_order_acquire)) {
   }
@@ -281,13 +286,14 @@ static int update_locked(kitd_endpointer *ep, const kitd_instance *const *in, si
       }
       k++, i++, j++;
     } else if (c < 0) {
-      struct kitd__ist *st = ws ? ist_new(ep, now) : NULL;
+      struct kitd__ist *st = ws ? ist_new(ep, joined) : NULL;
       kitd_endpoint *e = st || !ws ? make_endpoint(ep, in[i]) : NULL;
       if (!st && ws) ep->factory_failed++, ep->factory_err = KITD_ENOMEM;
       if (!e) ist_free(ep, st);
       if (e) {
         s->eps[k] = e;
         s->st[k] = st;
+        if (st && joined) s->newest_join = joined;
         s->rec[k] = kitd_instance_ref(in[i]);
         tally(s, in[i], 1);
         s->born[k] = gen;

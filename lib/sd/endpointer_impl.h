@@ -59,6 +59,7 @@ struct kitd__snap {
   struct kitd__worder *order; /* NULL: equal weights (plain rotation) */
   size_t healthy;           /* entries whose record says passing */
   size_t weight1;           /* entries of weight 1: all of them, no order */
+  int64_t newest_join;      /* latest st->joined of its entries; 0: none */
   uint64_t *born;           /* generation each entry first appeared in */
   uint64_t gen;
   atomic_int retired;       /* set once replaced: done() then tries a reclaim */
