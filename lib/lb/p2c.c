@@ -16,9 +16,12 @@
 #include "lb/balancer_impl.h"
 
 #define TAU_NS 10000000000.0 /* 10 s, Finagle's decay time */
-/* A failed call counts as a latency of twice the estimate, and at least
- * this: a refusing instance answers fast and must not look fastest. */
+/* A failed call counts as a latency of at least the estimate and at least
+ * this: a refusing instance answers fast and must not look fastest (and a
+ * failure never makes an instance look faster). */
 #define FAIL_PENALTY_NS (10 * 1000 * 1000)
+/* Latencies are clamped to this (an hour): the cost products stay finite. */
+#define LATENCY_MAX_NS (3600LL * 1000000000)
 
 static inline int64_t coarse_now(void) {
   struct timespec ts;
@@ -130,10 +133,11 @@ static void ewma_feed(kitd_endpointer *ep, struct kitd__ist *st, int result, int
     atomic_store_explicit(&ep->clock, now, memory_order_relaxed);
   int64_t old = atomic_load_explicit(&st->ewma, memory_order_relaxed);
   if (result != 0) {
-    int64_t pen = 2 * old > FAIL_PENALTY_NS ? 2 * old : FAIL_PENALTY_NS;
+    int64_t pen = old > FAIL_PENALTY_NS ? old : FAIL_PENALTY_NS;
     if (lat < pen) lat = pen;
   }
   if (lat < 1) lat = 1; /* 0 means "no sample" */
+  if (lat > LATENCY_MAX_NS) lat = LATENCY_MAX_NS;
   int64_t v = lat;
   if (old != 0 && lat < old) {
     /* Move toward the sample by 1/16 per call, or by age / (age + TAU)
