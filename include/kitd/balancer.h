@@ -52,7 +52,13 @@ enum {
   KITD_RR_GLOBAL = 0,
   /* Each thread rotates on its own: no shared write on the pick path; as even
    * over many picks, but two threads may pick the same endpoint in a row. */
-  KITD_RR_PER_THREAD = 1
+  KITD_RR_PER_THREAD = 1,
+  /* The global rotation claimed in blocks: each thread takes 16 positions
+   * of the shared counter at a time and walks them, so the shared line
+   * moves once per 16 picks. As even as KITD_RR_GLOBAL over many picks
+   * (every position is used once), and one thread's consecutive picks
+   * rotate; picks of different threads interleave by blocks. */
+  KITD_RR_BLOCKS = 2
 };
 
 /* A round-robin balancer over `ep` (the balancer takes a reference on it),

@@ -1,5 +1,5 @@
-/* Round robin: a strict global rotation (one shared counter) or a
- * per-thread rotation (no shared write). Both start at a random position,
+/* Round robin: a strict global rotation (one shared counter), the same
+ * rotation claimed in blocks, or a per-thread rotation (no shared write). Both start at a random position,
  * or at seed % n once kitd_balancer_set_seed() is called. */
 #include "kitd/error.h"
 #include "lb/balancer_impl.h"
@@ -39,7 +39,31 @@ static inline size_t thread_next(kitd_balancer *b, size_t n) {
   return i;
 }
 
+/* Blocks of the global rotation: a thread claims RR_BLOCK positions with
+ * one atomic add and walks them from its own table (indexed like rr_tls). */
+#define RR_BLOCK 16
+struct rr_blk {
+  uint32_t id;
+  uint32_t left;
+  uint64_t pos;
+};
+static __thread struct rr_blk rr_btls[TLS_SLOTS] __attribute__((tls_model("initial-exec")));
+
+static inline size_t block_next(kitd_balancer *b, size_t n) {
+  struct rr_blk *e = &rr_btls[b->id % TLS_SLOTS];
+  if (__builtin_expect(e->id != b->id || e->left == 0, 0)) {
+    e->id = b->id;
+    e->pos = atomic_fetch_add_explicit(&b->counter, RR_BLOCK, memory_order_relaxed) + b->start;
+    e->left = RR_BLOCK;
+  }
+  uint64_t x = e->pos++;
+  e->left--;
+  if (__builtin_expect(x >> 32 == 0 && n >> 32 == 0, 1)) return (uint32_t)x % (uint32_t)n;
+  return (size_t)(x % (uint64_t)n);
+}
+
 static size_t rr_global_next(kitd_balancer *b, size_t n) { return global_next(b, n); }
+static size_t rr_block_next(kitd_balancer *b, size_t n) { return block_next(b, n); }
 static size_t rr_thread_next(kitd_balancer *b, size_t n) { return thread_next(b, n); }
 
 static int rr_global_pick(kitd_balancer *b, kitd_pick *out) {
@@ -62,13 +86,28 @@ static int rr_thread_pick(kitd_balancer *b, kitd_pick *out) {
   return 0;
 }
 
+static int rr_block_pick(kitd_balancer *b, kitd_pick *out) {
+  int slot;
+  struct kitd__snap *s = kitd__pick_protect(b, &slot);
+  if (__builtin_expect(!s, 0)) return kitd__pick_slow(b, out);
+  size_t n = s->count;
+  if (__builtin_expect(n == 0, 0)) return kitd__pick_empty(b, out, s, slot);
+  kitd__pick_fill(out, s, block_next(b, n), n, slot);
+  return 0;
+}
+
+static const struct kitd__balancer_ops rr_block_ops = {"round_robin_blocks", rr_block_pick,
+                                                       rr_block_next, NULL, 0};
 static const struct kitd__balancer_ops rr_global_ops = {"round_robin", rr_global_pick,
                                                         rr_global_next, NULL, 0};
 static const struct kitd__balancer_ops rr_thread_ops = {"round_robin_per_thread", rr_thread_pick,
                                                         rr_thread_next, NULL, 0};
 
 int kitd_balancer_round_robin_new(kitd_endpointer *ep, unsigned flags, kitd_balancer **out) {
-  if (flags & ~(unsigned)KITD_RR_PER_THREAD) return KITD_EINVAL;
-  return kitd__balancer_new(ep, flags & KITD_RR_PER_THREAD ? &rr_thread_ops : &rr_global_ops,
-                            flags, out);
+  const struct kitd__balancer_ops *ops = flags == KITD_RR_PER_THREAD ? &rr_thread_ops
+                                         : flags == KITD_RR_BLOCKS   ? &rr_block_ops
+                                         : flags == KITD_RR_GLOBAL   ? &rr_global_ops
+                                                                     : NULL;
+  if (!ops) return KITD_EINVAL;
+  return kitd__balancer_new(ep, ops, flags, out);
 }

@@ -225,6 +225,11 @@ int main(int argc, char **argv) {
   bench_pick("round_robin_per_thread", rrt, 2);
   bench_pick("random", rnd, 1);
   bench_pick("random", rnd, 2);
+  kitd_balancer *rrb;
+  if (kitd_balancer_round_robin_new(ep, KITD_RR_BLOCKS, &rrb)) abort();
+  bench_pick("round_robin_blocks", rrb, 1);
+  bench_pick("round_robin_blocks", rrb, 2);
+  kitd_balancer_free(rrb);
 
   /* The balancers that learn from outcomes, on a set of weights 1..8. */
   kitd_instancer *win;

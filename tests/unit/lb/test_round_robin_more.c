@@ -54,7 +54,7 @@ static void check_rotation(kitd_balancer *b) {
 
 static void test_order_seeded(void **state) {
   env *e = *state;
-  for (unsigned flags = 0; flags <= KITD_RR_PER_THREAD; flags++) {
+  for (unsigned flags = 0; flags <= KITD_RR_BLOCKS; flags++) {
     kitd_balancer *b;
     assert_int_equal(kitd_balancer_round_robin_new(e->ep, flags, &b), 0);
     kitd_balancer_set_seed(b, 7); /* 7 % 5 == 2 */
@@ -81,7 +81,7 @@ static void test_large_seed_mod_n(void **state) {
  * the first pick is not always the same instance (go-kit's always is). */
 static void test_random_start(void **state) {
   env *e = *state;
-  for (unsigned flags = 0; flags <= KITD_RR_PER_THREAD; flags++) {
+  for (unsigned flags = 0; flags <= KITD_RR_BLOCKS; flags++) {
     int seen[5] = {0}, distinct = 0;
     for (int k = 0; k < 40; k++) {
       kitd_balancer *b;
