@@ -76,8 +76,16 @@ int kitd__consul_http_do(kitd__consul_http *h, const kitd__consul_req *q,
                          kitd__consul_resp *r);
 void kitd__consul_resp_clear(kitd__consul_resp *r);
 
-/* Append `s` percent-encoded as a path segment or query value to buf. */
+/* Append `s` percent-encoded as a path segment or query value to buf.
+ * Returns 0, or KITD_EINVAL when it does not fit (buf then holds a cut
+ * prefix: never send it). */
 int kitd__consul_escape(char *buf, size_t cap, const char *s);
+
+/* `prefix` followed by `s` percent-encoded, in a new string of exactly the
+ * size needed (caller frees), or NULL when out of memory. Used for every
+ * path that carries an ID or a name: a fixed buffer would cut a long ID and
+ * send the agent a path it answers with 404. */
+char *kitd__consul_path(const char *prefix, const char *s);
 
 /* --- the health answer parser (parse.c) --- */
 

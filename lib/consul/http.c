@@ -120,11 +120,25 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg) {
   return len;
 }
 
+static bool plain_byte(unsigned char c) {
+  return isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~';
+}
+
+char *kitd__consul_path(const char *prefix, const char *s) {
+  size_t n = strlen(prefix) + 1;
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) n += plain_byte(*p) ? 1 : 3;
+  char *out = kitd__malloc(n);
+  if (!out) return NULL;
+  strcpy(out, prefix);
+  kitd__consul_escape(out, n, s); /* fits: n counted every byte */
+  return out;
+}
+
 int kitd__consul_escape(char *buf, size_t cap, const char *s) {
   size_t o = strlen(buf);
   static const char hex[] = "0123456789ABCDEF";
   for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    bool plain = isalnum(*p) || *p == '-' || *p == '_' || *p == '.' || *p == '~';
+    bool plain = plain_byte(*p);
     if (o + (plain ? 1 : 3) + 1 > cap) return KITD_EINVAL;
     if (plain) {
       buf[o++] = (char)*p;
