@@ -39,18 +39,23 @@ int kitd__consul_parse_bool(const char *s) {
 
 /* Rebuild the display address after a change. */
 static int update_display(kitd_consul *c) {
-  char buf[1024];
-  if (c->unix_path) {
-    snprintf(buf, sizeof buf, "unix://%s", c->unix_path);
-  } else {
-    const char *scheme = c->tls ? "https" : "http";
-    bool v6 = strchr(c->host, ':') != NULL;
-    char port[16] = "";
-    if (c->port) snprintf(port, sizeof port, ":%d", c->port);
-    snprintf(buf, sizeof buf, "%s://%s%s%s%s%s", scheme, v6 ? "[" : "", c->host,
-             v6 ? "]" : "", port, c->prefix);
-  }
-  return set_str(&c->display, buf);
+  const char *scheme = c->tls ? "https" : "http";
+  bool v6 = !c->unix_path && strchr(c->host, ':') != NULL;
+  char port[16] = "";
+  if (!c->unix_path && c->port) snprintf(port, sizeof port, ":%d", c->port);
+  /* Sized to fit: a long unix path or host must not be cut. */
+  size_t cap = 32 + (c->unix_path ? strlen(c->unix_path)
+                                  : strlen(c->host) + strlen(port) + strlen(c->prefix));
+  char *buf = kitd__malloc(cap);
+  if (!buf) return KITD_ENOMEM;
+  if (c->unix_path)
+    snprintf(buf, cap, "unix://%s", c->unix_path);
+  else
+    snprintf(buf, cap, "%s://%s%s%s%s%s", scheme, v6 ? "[" : "", c->host, v6 ? "]" : "", port,
+             c->prefix);
+  free(c->display);
+  c->display = buf;
+  return 0;
 }
 
 /* Parse "host[:port]" (host may be "[v6]") into *host / *port. */
@@ -158,6 +163,15 @@ static int set_address(kitd_consul *c, const char *addr, kitd_ctx *ctx,
   return update_display(c);
 }
 
+/* Wipe a secret (token, password) before its memory goes back: a plain
+ * memset before free may be optimised away. */
+static void free_secret(char *s) {
+  if (s) {
+    explicit_bzero(s, strlen(s));
+    free(s);
+  }
+}
+
 static int read_token_file(const char *path, char **out, kitd_ctx *ctx,
                            const char *what) {
   FILE *f = fopen(path, "r");
@@ -184,19 +198,13 @@ static int read_token_file(const char *path, char **out, kitd_ctx *ctx,
   }
   char *t = kitd__strndup(s, l);
   /* The file's bytes held the token: wipe the stack copy. */
-  memset(buf, 0, sizeof buf);
+  explicit_bzero(buf, sizeof buf);
   if (!t) return KITD_ENOMEM;
-  free(*out);
+  free_secret(*out);
   *out = t;
   return 0;
 }
 
-static void free_secret(char *s) {
-  if (s) {
-    memset(s, 0, strlen(s));
-    free(s);
-  }
-}
 
 static int set_auth(kitd_consul *c, const char *userpass) {
   char *u = NULL, *p = NULL;
