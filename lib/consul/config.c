@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/alloc.h"
 #include "consul/consul_impl.h"
@@ -24,6 +25,19 @@ static int set_str(char **dst, const char *s) {
 static int econfig(kitd_ctx *ctx, const char *fmt, const char *a) {
   kitd_ctx_set_detail(ctx, fmt, a ? a : "");
   return KITD_ECONFIG;
+}
+
+int kitd__consul_sync_init(pthread_mutex_t *mu, pthread_cond_t *cv) {
+  pthread_condattr_t ca;
+  if (pthread_condattr_init(&ca) != 0) return KITD_ENOMEM;
+  int e = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) ? KITD_EINTERNAL : 0;
+  if (!e && pthread_cond_init(cv, &ca) != 0) e = KITD_ENOMEM;
+  pthread_condattr_destroy(&ca);
+  if (!e && pthread_mutex_init(mu, NULL) != 0) {
+    pthread_cond_destroy(cv);
+    e = KITD_ENOMEM;
+  }
+  return e;
 }
 
 int kitd__consul_parse_bool(const char *s) {

@@ -2,6 +2,7 @@
 #ifndef KITD_CONSUL_IMPL_H
 #define KITD_CONSUL_IMPL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,6 +30,11 @@ struct kitd_consul {
 
 /* A deep copy of `c` (for objects that outlive the caller's config). */
 int kitd__consul_dup(const kitd_consul *c, kitd_consul **out);
+
+/* A mutex and a CLOCK_MONOTONIC condition variable (for interruptible
+ * sleeps). Returns 0, or KITD_ENOMEM / KITD_EINTERNAL with nothing left
+ * initialised. */
+int kitd__consul_sync_init(pthread_mutex_t *mu, pthread_cond_t *cv);
 
 /* Go's strconv.ParseBool: 1 true, 0 false, -1 not a boolean. */
 int kitd__consul_parse_bool(const char *s);

@@ -154,9 +154,9 @@ int kitd__consul_escape(char *buf, size_t cap, const char *s) {
 
 /* Copy Consul's plain-text error into detail: printable bytes only, the
  * token (should an answer ever echo it) replaced. */
-static void error_detail(char *dst, size_t cap, int status, const char *body,
-                         size_t len, const char *token) {
-  int n = snprintf(dst, cap, "HTTP %d", status);
+static void error_detail(char *dst, size_t cap, const char *agent, int status,
+                         const char *body, size_t len, const char *token) {
+  int n = snprintf(dst, cap, "consul: %s: HTTP %d", agent, status);
   if (n < 0 || (size_t)n >= cap) return;
   size_t o = (size_t)n;
   if (!body || len == 0) return;
@@ -185,16 +185,35 @@ static void error_detail(char *dst, size_t cap, int status, const char *body,
   }
 }
 
-static int curl_err(CURLcode cc, struct xfer *x, kitd__consul_resp *r) {
+/* The agent as an error text names it: "127.0.0.1:8500", "[::1]:8500",
+ * "unix:///run/consul.sock". Cut to fit `cap` (it is only shown). */
+static void agent_name(const kitd_consul *c, char *buf, size_t cap) {
+  if (c->unix_path) {
+    snprintf(buf, cap, "unix://%s", c->unix_path);
+    return;
+  }
+  bool v6 = strchr(c->host, ':') != NULL;
+  int port = c->port ? c->port : c->tls ? 443 : 80;
+  snprintf(buf, cap, "%s%s%s:%d", v6 ? "[" : "", c->host, v6 ? "]" : "", port);
+}
+
+/* Every detail starts with "consul: " and names the agent, so that the
+ * text explains itself wherever it ends up (an event, a call's ctx, a log
+ * line): "consul: connect 127.0.0.1:8500 refused". */
+static int curl_err(CURLcode cc, const char *agent, struct xfer *x, kitd__consul_resp *r) {
   const char *what = curl_easy_strerror(cc);
+  char *d = r->detail;
+  size_t n = sizeof r->detail;
   switch (cc) {
     case CURLE_COULDNT_CONNECT:
+      snprintf(d, n, "consul: connect %s refused", agent);
+      return KITD_ECONNECT;
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
-      snprintf(r->detail, sizeof r->detail, "cannot connect to the agent: %s", what);
+      snprintf(d, n, "consul: cannot resolve %s: %s", agent, what);
       return KITD_ECONNECT;
     case CURLE_OPERATION_TIMEDOUT:
-      snprintf(r->detail, sizeof r->detail, "agent did not answer in time: %s", what);
+      snprintf(d, n, "consul: %s did not answer in time", agent);
       return KITD_ETIMEDOUT;
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
@@ -203,30 +222,30 @@ static int curl_err(CURLcode cc, struct xfer *x, kitd__consul_resp *r) {
     case CURLE_SSL_CACERT_BADFILE:
     case CURLE_SSL_ISSUER_ERROR:
     case CURLE_SSL_ENGINE_NOTFOUND:
-      snprintf(r->detail, sizeof r->detail, "TLS: %s", what);
+      snprintf(d, n, "consul: %s: TLS: %s", agent, what);
       return KITD_ETLS;
     case CURLE_WRITE_ERROR:
       if (x->too_big) {
-        snprintf(r->detail, sizeof r->detail, "answer larger than %zu bytes", x->max);
+        snprintf(d, n, "consul: %s: answer larger than %zu bytes", agent, x->max);
         return KITD_ETOOBIG;
       }
-      snprintf(r->detail, sizeof r->detail, "out of memory reading the answer");
+      snprintf(d, n, "consul: out of memory reading the answer of %s", agent);
       return KITD_ENOMEM;
     case CURLE_OUT_OF_MEMORY:
-      snprintf(r->detail, sizeof r->detail, "out of memory");
+      snprintf(d, n, "consul: out of memory");
       return KITD_ENOMEM;
     case CURLE_PARTIAL_FILE:
-      snprintf(r->detail, sizeof r->detail, "answer cut short: %s", what);
+      snprintf(d, n, "consul: %s: answer cut short: %s", agent, what);
       return KITD_EPROTO;
     case CURLE_GOT_NOTHING:
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
     case CURLE_BAD_CONTENT_ENCODING:
     case CURLE_WEIRD_SERVER_REPLY:
-      snprintf(r->detail, sizeof r->detail, "bad or cut answer: %s", what);
+      snprintf(d, n, "consul: %s: bad or cut answer: %s", agent, what);
       return KITD_EPROTO;
     default:
-      snprintf(r->detail, sizeof r->detail, "request failed: %s", what);
+      snprintf(d, n, "consul: %s: request failed: %s", agent, what);
       return KITD_EIO;
   }
 }
@@ -313,15 +332,21 @@ int kitd__consul_http_do(kitd__consul_http *h, const kitd__consul_req *q,
   curl_easy_setopt(ez, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(ez, CURLOPT_TCP_KEEPALIVE, 1L);
   if (c->unix_path) curl_easy_setopt(ez, CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
-  char connect_to[1024];
   struct curl_slist *cto = NULL;
+  bool cto_oom = false;
   if (c->server_name && !c->unix_path) {
     /* Verify (and send as SNI) the server name, connect to the real host. */
     bool v6 = strchr(c->host, ':') != NULL;
-    snprintf(connect_to, sizeof connect_to, "%s::%s%s%s:", c->server_name, v6 ? "[" : "",
-             c->host, v6 ? "]" : "");
-    cto = curl_slist_append(NULL, connect_to);
-    curl_easy_setopt(ez, CURLOPT_CONNECT_TO, cto);
+    size_t cl = strlen(c->server_name) + strlen(c->host) + 8;
+    char *connect_to = kitd__malloc(cl);
+    if (connect_to) {
+      snprintf(connect_to, cl, "%s::%s%s%s:", c->server_name, v6 ? "[" : "", c->host,
+               v6 ? "]" : "");
+      cto = curl_slist_append(NULL, connect_to);
+      free(connect_to);
+    }
+    if (cto) curl_easy_setopt(ez, CURLOPT_CONNECT_TO, cto);
+    else cto_oom = true;
   }
   if (c->tls) {
     curl_easy_setopt(ez, CURLOPT_SSL_VERIFYPEER, c->tls_verify ? 1L : 0L);
@@ -338,7 +363,7 @@ int kitd__consul_http_do(kitd__consul_http *h, const kitd__consul_req *q,
   }
   struct curl_slist *hdrs = NULL, *tmp;
   char *tokhdr = NULL;
-  bool oom = false;
+  bool oom = cto_oom;
   if (c->token) {
     size_t tl = strlen(c->token) + 32;
     tokhdr = kitd__malloc(tl);
@@ -420,16 +445,20 @@ int kitd__consul_http_do(kitd__consul_http *h, const kitd__consul_req *q,
   curl_easy_getinfo(ez, CURLINFO_RESPONSE_CODE, &status);
   r->status = (int)status;
   if (cc != CURLE_OK) {
-    rc = curl_err(cc, &x, r);
+    char agent[200];
+    agent_name(c, agent, sizeof agent);
+    rc = curl_err(cc, agent, &x, r);
     goto out;
   }
   r->has_index = x.has_index;
   r->index = x.index;
   if (status < 200 || status > 299) {
-    error_detail(r->detail, sizeof r->detail, (int)status, x.buf, x.len, c->token);
+    char agent[200];
+    agent_name(c, agent, sizeof agent);
+    error_detail(r->detail, sizeof r->detail, agent, (int)status, x.buf, x.len, c->token);
     rc = status == 403 ? KITD_EACL : KITD_EHTTP;
   } else if (x.bad_index) {
-    snprintf(r->detail, sizeof r->detail, "X-Consul-Index is not a decimal number");
+    snprintf(r->detail, sizeof r->detail, "consul: X-Consul-Index is not a decimal number");
     rc = KITD_EPROTO;
   }
   r->body = x.buf;
@@ -439,7 +468,7 @@ out:
   free(x.buf);
   free(url);
   if (tokhdr) {
-    memset(tokhdr, 0, strlen(tokhdr));
+    explicit_bzero(tokhdr, strlen(tokhdr));
     free(tokhdr);
   }
   curl_slist_free_all(hdrs);

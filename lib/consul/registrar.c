@@ -362,22 +362,6 @@ static void reg_free_fields(kitd_registrar *r) {
   free(r);
 }
 
-/* A monotonic condition variable and its mutex. Returns 0 or KITD_ENOMEM
- * (what pthread reports is a lack of resources), leaving nothing behind. */
-static int init_sync(kitd_registrar *r) {
-  pthread_condattr_t ca;
-  if (pthread_condattr_init(&ca) != 0) return KITD_ENOMEM;
-  int e = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) ? KITD_EINTERNAL : 0;
-  if (!e && pthread_cond_init(&r->cv, &ca) != 0) e = KITD_ENOMEM;
-  pthread_condattr_destroy(&ca);
-  if (!e && pthread_mutex_init(&r->mu, NULL) != 0) {
-    pthread_cond_destroy(&r->cv);
-    e = KITD_ENOMEM;
-  }
-  r->sync_ok = !e;
-  return e;
-}
-
 /* "<name>-<address or host name>-<port>", allocated to size. */
 static char *default_id(const kitd_registration *reg) {
   char host[256] = "";
@@ -429,7 +413,8 @@ int kitd_registrar_new(const kitd_consul *c, const kitd_registration *reg,
   kitd_registrar *r = kitd__calloc(1, sizeof *r);
   if (!r) return KITD_ENOMEM;
   r->lg = lg;
-  e = init_sync(r);
+  e = kitd__consul_sync_init(&r->mu, &r->cv);
+  r->sync_ok = !e;
   if (!e) e = fill(r, reg);
   if (!e) e = kitd__consul_dup(c, &r->c);
   if (!e) e = kitd__consul_http_new(r->c, &r->stop, &r->http);
