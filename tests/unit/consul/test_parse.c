@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "consul/consul_impl.h"
+#include "core/instance_impl.h"
 #include "kitd/error.h"
 #include "kitd/instance.h"
 #include "sd/instancer_impl.h"
