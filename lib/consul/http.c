@@ -399,7 +399,11 @@ int kitd__consul_http_do(kitd__consul_http *h, const kitd__consul_req *q,
     goto out;
   }
 
-  curl_multi_add_handle(h->multi, ez);
+  if (curl_multi_add_handle(h->multi, ez) != CURLM_OK) {
+    rc = KITD_ENOMEM; /* what it reports besides misuse: no memory */
+    snprintf(r->detail, sizeof r->detail, "consul: cannot start the request (out of memory)");
+    goto out;
+  }
   CURLcode cc = CURLE_OK;
   bool done = false, aborted = false;
   int ctx_err = 0;
