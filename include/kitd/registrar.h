@@ -42,6 +42,10 @@ typedef struct kitd_check {
 } kitd_check;
 
 typedef struct kitd_registration {
+  size_t size;                   /* sizeof the struct, set by
+                                  * kitd_registration_init(): fields can be
+                                  * added later without breaking callers;
+                                  * another value is KITD_EINVAL */
   const char *name;              /* required */
   const char *id;                /* NULL: "<name>-<address>-<port>" */
   const char *const *tags;
@@ -55,6 +59,10 @@ typedef struct kitd_registration {
   kitd_check check;              /* kind NONE: no check */
 } kitd_registration;
 
+/* Zero `g` and set its size: call it before filling a registration.
+ * Since 0.1. Thread-safety: any thread. */
+KITD_API void kitd_registration_init(kitd_registration *g);
+
 /* Register `reg` (copied) with the agent of `c` (copied) and keep it
  * registered on a thread of its own. The check gets the ID
  * "service:<id>". IDs of any length and bytes are percent-encoded in the
@@ -62,7 +70,8 @@ typedef struct kitd_registration {
  * registers again after a jittered backoff that grows while the agent
  * keeps forgetting (100 ms doubling up to 10 s), as after a failure. `lg` is borrowed (may be NULL) and must outlive the
  * registrar. Returns 0 and a new registrar in *out (free with
- * kitd_registrar_free()), KITD_EINVAL (no name, a bad check), KITD_ENOMEM
+ * kitd_registrar_free()), KITD_EINVAL (no name, a bad check, a `reg` not
+ * set up by kitd_registration_init()), KITD_ENOMEM
  * or KITD_EINTERNAL. The first registration happens in the background:
  * wait for it with kitd_registrar_wait_registered().
  * Thread-safety: any thread. */

@@ -328,8 +328,16 @@ static bool valid_status(const char *s) {
                strcmp(s, "critical") == 0);
 }
 
+void kitd_registration_init(kitd_registration *g) {
+  if (!g) return;
+  memset(g, 0, sizeof *g);
+  g->size = sizeof *g;
+}
+
 static int validate(const kitd_registration *g) {
-  if (!g || !g->name || !*g->name) return KITD_EINVAL;
+  /* A size this build does not know: the caller's struct may lack fields
+   * we would read (or skipped _init and left it 0). */
+  if (!g || g->size != sizeof *g || !g->name || !*g->name) return KITD_EINVAL;
   if (g->port < 0 || g->port > 65535) return KITD_EINVAL;
   if ((g->ntags && !g->tags) || (g->nmeta && !g->meta)) return KITD_EINVAL;
   if (g->weight_passing < 0 || g->weight_passing > 65535 || g->weight_warning < 0 ||

@@ -98,7 +98,7 @@ static int teardown(void **state) {
 }
 
 static void ttl_reg(kitd_registration *g, const char *svc, int port, int64_t ttl_ms) {
-  memset(g, 0, sizeof *g);
+  kitd_registration_init(g);
   g->name = svc;
   g->address = "127.0.0.1";
   g->port = port;
@@ -220,7 +220,7 @@ static void test_http_and_tcp_checks(void **state) {
   snprintf(svc, sizeof svc, "kitd-chk-%d-%d", (int)getpid(), ++seq);
   kitd_consul *c = client();
   kitd_registration g;
-  memset(&g, 0, sizeof g);
+  kitd_registration_init(&g);
   g.name = svc;
   g.id = "chk-http";
   g.address = "127.0.0.1";
@@ -257,6 +257,16 @@ static void test_invalid(void **state) {
   kitd_registration g;
   kitd_registrar *r = NULL;
   memset(&g, 0, sizeof g);
+  g.name = "x";
+  /* Not set up by kitd_registration_init(): the size is unknown. */
+  assert_int_equal(kitd_registrar_new(c, &g, NULL, &r), KITD_EINVAL);
+  kitd_registration_init(&g);
+  assert_int_equal(g.size, sizeof g);
+  g.name = "x";
+  assert_int_equal(kitd_registrar_new(c, &g, NULL, &r), 0); /* valid: proves the above */
+  kitd_registrar_free(r);
+  r = NULL;
+  kitd_registration_init(&g);
   assert_int_equal(kitd_registrar_new(c, &g, NULL, &r), KITD_EINVAL); /* no name */
   g.name = "x";
   g.check.kind = KITD_CHECK_TTL;
