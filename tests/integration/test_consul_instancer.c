@@ -79,7 +79,10 @@ static bool have_agent;
 static int setup(void **state) {
   (void)state;
   kitd_global_init();
-  int rc = kitd_test_agent_start(&agent, NULL);
+  /* A node meta "rack" (the zone tests read it; "zone" stays free so that
+   * the default still comes from service meta). */
+  static const char *const extra[] = {"--node-meta", "rack:r7", NULL};
+  int rc = kitd_test_agent_start(&agent, extra);
   have_agent = rc == 0;
   return rc < 0 ? -1 : 0;
 }
@@ -532,6 +535,7 @@ static void test_instance_attributes(void **state) {
   assert_string_equal(kitd_instance_datacenter(i), "dc1");
   assert_non_null(kitd_instance_node(i));
   assert_string_equal(kitd_instance_node(i), "consul-double");
+  assert_string_equal(kitd_instance_node_meta(i, "rack"), "r7");
   kitd_instance_list_free(set, n);
   /* Passing: Weights.Passing. */
   assert_int_equal(kitd_test_agent_ttl(&agent, id, "pass"), 200);
@@ -581,12 +585,17 @@ static void test_zone_key_and_opts_size(void **state) {
   kitd_consul_instancer_opts o;
   kitd_consul_instancer_opts_init(&o);
   assert_int_equal(o.size, sizeof o);
-  o.zone_meta_key = "version";
+  o.zone_meta_key = "version"; /* service meta */
   kitd_instance **set = NULL;
   size_t n = 0;
   assert_int_equal(kitd_consul_lookup(c, svc, &o, NULL, &set, &n), 0);
   assert_int_equal(n, 1);
   assert_string_equal(kitd_instance_zone(set[0]), "2.1");
+  kitd_instance_list_free(set, n);
+  o.zone_meta_key = "rack"; /* node meta */
+  assert_int_equal(kitd_consul_lookup(c, svc, &o, NULL, &set, &n), 0);
+  assert_int_equal(n, 1);
+  assert_string_equal(kitd_instance_zone(set[0]), "r7");
   kitd_instance_list_free(set, n);
   kitd_consul_instancer_opts bad;
   memset(&bad, 0, sizeof bad);
