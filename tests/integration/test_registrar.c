@@ -291,7 +291,9 @@ static void test_long_escaped_id(void **state) {
   char svc[64];
   snprintf(svc, sizeof svc, "kitd-longid-%d-%d", (int)getpid(), ++seq);
   char id[651];
-  for (size_t i = 0; i < 650; i++) id[i] = i % 10 == 9 ? ' ' : (char)('a' + i % 26);
+  /* Every other byte a space: ~1,300 bytes once escaped, past the old
+   * 1 KiB buffer. */
+  for (size_t i = 0; i < 650; i++) id[i] = i % 2 ? ' ' : (char)('a' + i % 26);
   id[650] = '\0';
   kitd_consul *c = client();
   kitd_registration g;
