@@ -39,20 +39,25 @@ static char *xprintf(const char *fmt, ...) {
   return s;
 }
 
-/* A port free for UDP and TCP on 127.0.0.1 (the kernel's pick). */
+/* A port free for UDP and TCP on 127.0.0.1 (the kernel's pick for UDP,
+ * checked for TCP: dnsmasq listens on both and exits if either is taken). */
 static int free_port(void) {
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  if (fd < 0) return -1;
-  struct sockaddr_in a = {0};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t l = sizeof a;
-  int port = -1;
-  if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-      getsockname(fd, (struct sockaddr *)&a, &l) == 0)
-    port = ntohs(a.sin_port);
-  close(fd);
-  return port;
+  for (int attempt = 0; attempt < 20; attempt++) {
+    int u = socket(AF_INET, SOCK_DGRAM, 0), t = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t l = sizeof a;
+    int port = -1;
+    if (u >= 0 && t >= 0 && bind(u, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(u, (struct sockaddr *)&a, &l) == 0 &&
+        bind(t, (struct sockaddr *)&a, sizeof a) == 0)
+      port = ntohs(a.sin_port);
+    if (u >= 0) close(u);
+    if (t >= 0) close(t);
+    if (port > 0) return port;
+  }
+  return -1;
 }
 
 /* One A query for probe.test; true if any answer came within 200 ms. */
