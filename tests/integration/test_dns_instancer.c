@@ -2,6 +2,7 @@
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -126,6 +127,27 @@ static void test_zero_weight_and_lookup(void **state) {
   assert_string_equal(kitd_instance_meta(set[0], "srv_weight"), "0");
   assert_string_equal(kitd_instance_meta(set[0], "priority"), "3");
   kitd_instance_list_free(set, n);
+  watch_stop(&W);
+}
+
+/* A target whose address the SRV answer does not carry (dnsmasq forwards
+ * its zone to a second dnsmasq) is resolved by an A/AAAA query of its own. */
+static void test_target_lookup(void **state) {
+  (void)state;
+  static const char *const second[] = {"--host-record=x.other.test,127.0.0.5", NULL};
+  kitd_test_dnsmasq dm2;
+  assert_int_equal(kitd_test_dnsmasq_start(&dm2, second), 0);
+  char fwd[64];
+  snprintf(fwd, sizeof fwd, "--server=/other.test/127.0.0.1#%d", dm2.port);
+  const char *const first[] = {"--srv-host=_lorem._tcp.test,x.other.test,9000,0,1", fwd, NULL};
+  watch_start(&W, first, "_lorem._tcp.test", NULL);
+  bool ok = kitd_test_recorder_wait_set(&W.rec, "127.0.0.5:9000", T(5000));
+  long a = kitd_test_dnsmasq_count(&W.dm, "query[A] x.other.test");
+  long aaaa = kitd_test_dnsmasq_count(&W.dm, "query[AAAA] x.other.test");
+  kitd_test_dnsmasq_free(&dm2);
+  assert_true(ok);
+  assert_true(a >= 1);
+  assert_true(aaaa >= 1);
   watch_stop(&W);
 }
 
@@ -315,6 +337,7 @@ int main(void) {
       cmocka_unit_test(test_prompt_stop),
       cmocka_unit_test_teardown(test_records, teardown),
       cmocka_unit_test_teardown(test_zero_weight_and_lookup, teardown),
+      cmocka_unit_test_teardown(test_target_lookup, teardown),
       cmocka_unit_test_teardown(test_refresh, teardown),
       cmocka_unit_test_teardown(test_issue892, teardown),
       cmocka_unit_test_teardown(test_nxdomain, teardown),
