@@ -54,8 +54,8 @@ typedef struct kitd_retry_opts {
    * *response, for the caller to free as after a success). */
   void (*free_response)(void *response);
   /* Retry budget (Finagle's default): retries may add at most
-   * budget_percent % to the calls, plus budget_min_per_sec retries a second
-   * (one second of it may be used at once). A call whose retry the budget
+   * budget_percent % to the calls of the last 10 to 20 s, plus
+   * budget_min_per_sec retries a second (10 s of it may be used at once). A call whose retry the budget
    * refuses returns its last error. Retries while the set is empty are not
    * charged. Defaults 20 and 10; budget_percent -1: no budget (0 to 1000,
    * min_per_sec 0 to 1000000, else KITD_EINVAL). */

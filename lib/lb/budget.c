@@ -1,6 +1,6 @@
 /* The retry budget (see budget.h). Every call deposits percent/100 of a
  * token, every retry withdraws one; when the deposits are spent, a reserve
- * of min_per_sec tokens a second (a GCRA limiter with one second of burst)
+ * of min_per_sec tokens a second (a GCRA limiter with 10 s of burst)
  * still lets a quiet client retry. Deposits are counted per thread and
  * added to the shared balance every KITD__BUDGET_BATCH calls, so the success
  * path writes no shared cache line; at most KITD__BUDGET_BATCH - 1 calls per
@@ -9,9 +9,9 @@
 
 #include "kitd/ctx.h"
 
-/* The balance saved up in good times is capped at this many retries, so a
- * long healthy period cannot fund a storm when the backend goes down. */
-#define BALANCE_CAP_TOKENS 100
+/* The window of deposits (Finagle's ttl), and the reserve's burst: 10 s of
+ * min_per_sec. */
+#define WINDOW_NS (10LL * 1000000000)
 
 __thread struct kitd__budget_calls kitd__budget_tls[KITD__BUDGET_TLS]
     __attribute__((tls_model("initial-exec")));
@@ -24,6 +24,9 @@ void kitd__budget_init(struct kitd__budget *g, int percent, int min_per_sec) {
     g->id = atomic_fetch_add_explicit(&ids, 1, memory_order_relaxed) + 1;
   } while (g->id == 0);
   atomic_init(&g->balance, 0);
+  atomic_init(&g->win, 0);
+  atomic_init(&g->win_cur, 0);
+  atomic_init(&g->win_prev, 0);
   atomic_init(&g->tat, 0);
 }
 
@@ -34,7 +37,17 @@ void kitd__budget_deposit_slow(struct kitd__budget *g, struct kitd__budget_calls
     return;
   }
   c->n = 0;
-  int64_t add = g->deposit * KITD__BUDGET_BATCH, cap = BALANCE_CAP_TOKENS * 1000;
+  int64_t add = g->deposit * KITD__BUDGET_BATCH;
+  /* Deposits per window: whoever sees a new window first moves the count
+   * along (approximate under races: a cap, not an account). */
+  int64_t w = kitd_now_ns() / WINDOW_NS, cw = atomic_load_explicit(&g->win, memory_order_relaxed);
+  if (w != cw && atomic_compare_exchange_strong_explicit(&g->win, &cw, w, memory_order_relaxed,
+                                                         memory_order_relaxed)) {
+    int64_t last = atomic_exchange_explicit(&g->win_cur, 0, memory_order_relaxed);
+    atomic_store_explicit(&g->win_prev, w == cw + 1 ? last : 0, memory_order_relaxed);
+  }
+  int64_t cap = atomic_fetch_add_explicit(&g->win_cur, add, memory_order_relaxed) + add +
+                atomic_load_explicit(&g->win_prev, memory_order_relaxed);
   int64_t b = atomic_load_explicit(&g->balance, memory_order_relaxed);
   for (;;) {
     int64_t nb = b + add > cap ? cap : b + add;
@@ -53,13 +66,13 @@ int kitd__budget_withdraw(struct kitd__budget *g) {
                                               memory_order_relaxed))
       return 1;
   if (!g->interval_ns) return 0;
-  /* The reserve: one token every interval, up to one second's worth
-   * banked (tat may run ahead of now by at most 1 s). */
+  /* The reserve: one token every interval, up to 10 s worth banked (tat
+   * may run ahead of now by at most the window). */
   int64_t now = kitd_now_ns();
   int64_t t = atomic_load_explicit(&g->tat, memory_order_relaxed);
   for (;;) {
     int64_t nt = (t > now ? t : now) + g->interval_ns;
-    if (nt - now > 1000000000) return 0;
+    if (nt - now > WINDOW_NS) return 0;
     if (atomic_compare_exchange_weak_explicit(&g->tat, &t, nt, memory_order_relaxed,
                                               memory_order_relaxed))
       return 1;

@@ -1,10 +1,10 @@
 /* Internal: the retry budget of a kitd_retry endpoint (Finagle's
- * RetryBudget): retries may add at most `percent` % to the calls, plus
- * `min_per_sec` per second so that a client with little traffic can still
- * retry. Against a backend that fails every call, a naive retry(3) triples
- * the load; with the budget the attempts stay under
- * (1 + percent/100) × calls + min_per_sec × seconds (+ one second's
- * reserve at start). */
+ * RetryBudget): retries may add at most `percent` % to the calls of the
+ * last 10 to 20 s, plus `min_per_sec` per second (up to 10 s of it banked)
+ * so that a client with little traffic can still retry. Against a backend
+ * that fails every call, a naive retry(3) triples the load; with the
+ * budget the attempts stay under (1 + percent/100) × calls +
+ * min_per_sec × (seconds + 10). */
 #ifndef KITD_LB_BUDGET_H
 #define KITD_LB_BUDGET_H
 
@@ -15,8 +15,14 @@ struct kitd__budget {
   int64_t deposit;       /* milli-tokens per call: 10 × percent; < 0: no budget */
   int64_t interval_ns;   /* of the reserve: 1 s / min_per_sec; 0: no reserve */
   uint32_t id;           /* tags per-thread call counts */
-  /* Milli-tokens the calls deposited (capped); a retry takes 1000. */
+  /* Milli-tokens the calls deposited; a retry takes 1000. Capped at what
+   * the calls of the current and the previous 10 s window deposited (as
+   * Finagle's deposits expire after 10 s), so a long quiet spell cannot
+   * fund a storm, while a busy client keeps enough for a failover. */
   _Alignas(64) atomic_int_least64_t balance;
+  atomic_int_least64_t win;        /* index of the current window */
+  atomic_int_least64_t win_cur;    /* milli-tokens deposited in it */
+  atomic_int_least64_t win_prev;   /* and in the one before */
   /* The reserve as a GCRA rate limiter: its theoretical arrival time. */
   _Alignas(64) atomic_int_least64_t tat;
 };

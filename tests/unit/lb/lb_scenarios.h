@@ -173,8 +173,8 @@ static inline int sc_outlier(long calls, int *after) {
 }
 
 /* A retry(3) against one instance that always fails, `calls` calls: the
- * attempts per call, and *bound the limit 1.2 + 10/s × elapsed / calls
- * (plus one second's reserve). */
+ * attempts per call, and *bound the limit 1.2 + 10/s × (elapsed + 10 s of
+ * reserve) / calls. */
 static inline double sc_budget(long calls, double *bound) {
   struct sc s;
   sc_open(&s, 1, NULL, NULL);
@@ -192,7 +192,7 @@ static inline double sc_budget(long calls, double *bound) {
   }
   double secs = (double)(kitd_now_ns() - t0) / 1e9;
   double per = (double)atomic_load(&s.eps[0].calls) / (double)calls;
-  *bound = 1.2 + 10.0 * (secs + 1.0) / (double)calls;
+  *bound = 1.2 + 10.0 * (secs + 10.0) / (double)calls;
   kitd_endpoint_unref(r);
   kitd_balancer_free(b);
   sc_close(&s);
