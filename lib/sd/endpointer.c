@@ -257,7 +257,9 @@ static int update_locked(kitd_endpointer *ep, const kitd_instance *const *in, si
   int64_t now = ws ? kitd_now_ns() : 0;
   size_t i = 0, j = 0, k = 0, added = 0, ndrop = 0, nrec = 0;
   ep->factory_failed = 0;
-  /* The counts change by what changes: kept records are not read again. */
+  /* The counts change by what changes: kept records are not read again.
+   * Like st[], they (and the weighted order) are kept only once a learning
+   * balancer asked: the others never read them. */
   s->healthy = old->healthy;
   s->weight1 = old->weight1;
   s->newest_join = old->newest_join;
@@ -279,30 +281,37 @@ static int update_locked(kitd_endpointer *ep, const kitd_instance *const *in, si
         s->rec[k] = old->rec[j];
       } else { /* same address, new attributes: same endpoint */
         s->rec[k] = kitd_instance_ref(in[i]);
-        tally(s, in[i], 1);
-        tally(s, old->rec[j], -1);
+        if (ws) tally(s, in[i], 1), tally(s, old->rec[j], -1);
         limbo_add(ep, NULL, old->rec[j], NULL, old->born[j], old->gen);
         nrec++;
       }
       k++, i++, j++;
     } else if (c < 0) {
-      struct kitd__ist *st = ws ? ist_new(ep, joined) : NULL;
-      kitd_endpoint *e = st || !ws ? make_endpoint(ep, in[i]) : NULL;
-      if (!st && ws) ep->factory_failed++, ep->factory_err = KITD_ENOMEM;
-      if (!e) ist_free(ep, st);
+      kitd_endpoint *e = NULL;
+      if (__builtin_expect(ws, 0)) {
+        struct kitd__ist *st = ist_new(ep, joined);
+        if (!st) ep->factory_failed++, ep->factory_err = KITD_ENOMEM;
+        e = st ? make_endpoint(ep, in[i]) : NULL;
+        if (!e) {
+          ist_free(ep, st);
+        } else {
+          s->st[k] = st;
+          if (joined) s->newest_join = joined;
+          tally(s, in[i], 1);
+        }
+      } else {
+        e = make_endpoint(ep, in[i]);
+      }
       if (e) {
         s->eps[k] = e;
-        s->st[k] = st;
-        if (st && joined) s->newest_join = joined;
         s->rec[k] = kitd_instance_ref(in[i]);
-        tally(s, in[i], 1);
         s->born[k] = gen;
         k++, added++;
       }
       i++;
     } else {
       limbo_add(ep, old->eps[j], old->rec[j], ws ? old->st[j] : NULL, old->born[j], old->gen);
-      tally(s, old->rec[j], -1);
+      if (ws) tally(s, old->rec[j], -1);
       ndrop++;
       j++;
     }
@@ -316,7 +325,7 @@ static int update_locked(kitd_endpointer *ep, const kitd_instance *const *in, si
   s->gen = gen;
   /* Out of memory for the weighted order: the set is still right, and a
    * weighted balancer rotates evenly over it until the next update. */
-  if (s->weight1 != k && kitd__worder_build(s) != 0)
+  if (ws && s->weight1 != k && kitd__worder_build(s) != 0)
     kitd_log(warn_logger(ep), KITD_LOG_WARN, "endpointer",
              "msg=\"no memory for the weighted order; equal weights used\"");
   ep->gen = gen;
@@ -520,7 +529,11 @@ int kitd__endpointer_want_state(kitd_endpointer *ep) {
     size_t i = 0;
     for (; i < s->count; i++)
       if (!(s->st[i] = ist_new(ep, 0))) break;
-    if (i < s->count) { /* no memory: as before, try again next time */
+    s->healthy = s->weight1 = 0;
+    s->newest_join = 0;
+    for (size_t k = 0; k < s->count; k++) tally(s, s->rec[k], 1);
+    if (i < s->count || (s->weight1 != s->count && kitd__worder_build(s) != 0)) {
+      /* No memory: as before, try again next time. */
       while (i-- > 0) ist_free(ep, s->st[i]);
       rc = KITD_ENOMEM;
     }
