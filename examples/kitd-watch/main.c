@@ -181,14 +181,22 @@ int main(int argc, char **argv) {
   int once = 0, all = 0, verbose = 0, debug = 0;
   const char *dc = NULL;
   int64_t wait_ms = 0;
-  enum { OPT_PASSING = 256, OPT_DC, OPT_DEBUG };
-  static const struct option longopts[] = {
-      {"tag", required_argument, NULL, 't'},      {"passing", no_argument, NULL, OPT_PASSING},
-      {"all", no_argument, NULL, 'a'},            {"dc", required_argument, NULL, OPT_DC},
-      {"wait", required_argument, NULL, 'w'},     {"once", no_argument, NULL, '1'},
-      {"verbose", no_argument, NULL, 'v'},        {"debug", no_argument, NULL, OPT_DEBUG},
-      {"help", no_argument, NULL, 'h'},           {"version", no_argument, NULL, 'V'},
-      {NULL, 0, NULL, 0}};
+  enum {
+    OPT_PASSING = 256,
+    OPT_DC,
+    OPT_DEBUG
+  };
+  static const struct option longopts[] = {{"tag", required_argument, NULL, 't'},
+                                           {"passing", no_argument, NULL, OPT_PASSING},
+                                           {"all", no_argument, NULL, 'a'},
+                                           {"dc", required_argument, NULL, OPT_DC},
+                                           {"wait", required_argument, NULL, 'w'},
+                                           {"once", no_argument, NULL, '1'},
+                                           {"verbose", no_argument, NULL, 'v'},
+                                           {"debug", no_argument, NULL, OPT_DEBUG},
+                                           {"help", no_argument, NULL, 'h'},
+                                           {"version", no_argument, NULL, 'V'},
+                                           {NULL, 0, NULL, 0}};
   /* getopt_long names an unknown option or a missing value on stderr
    * itself; we add the hint and exit 2. */
   int c;
