@@ -257,7 +257,7 @@ uninstall:
 abi-baseline:
 	@$(MAKE) --no-print-directory lib SANITIZE= CFLAGS='-O2 -g'
 	abidw --headers-dir include/kitd --drop-private-types --no-corpus-path \
-	  --no-comp-dir-path --no-show-locs --out-file abi/libkitd.abi build/libkitd.so.$(VERSION)
+	  --no-comp-dir-path --short-locs --out-file abi/libkitd.abi build/libkitd.so.$(VERSION)
 	@echo "abi/libkitd.abi: $$(grep -c '<elf-symbol ' abi/libkitd.abi) symbols; commit it"
 
 # --- formatting and tooling ---
