@@ -7,7 +7,7 @@ set -eu
 B=${1:-build}
 stage=$(mktemp -d); trap 'rm -rf "$stage"' EXIT
 san=""; case "$B" in build/san-*) san=$(echo "$B" | sed 's|build/san-||; s|-|,|g');; esac
-make -s --no-print-directory install DESTDIR="$stage" PREFIX=/usr ${san:+SANITIZE=$san} >/dev/null
+MAKEFLAGS= make -s --no-print-directory install DESTDIR="$stage" PREFIX=/usr ${san:+SANITIZE=$san} >/dev/null
 v=$(sed -n 's/^#define KITD_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\).*/\2/p' include/kitd/version.h | paste -sd.)
 so=$(sed -n 's/^#define KITD_SOVERSION \([0-9]*\).*/\1/p' include/kitd/version.h)
 for f in usr/include/kitd/kitd.h usr/lib/libkitd.so.$v usr/lib/libkitd.so.$so usr/lib/libkitd.so \
