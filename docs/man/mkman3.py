@@ -214,6 +214,11 @@ def prose(text, self_name=None, known=()):
             out.append(".Ed")
             literal = False
         m = re.match(r"^\s*- (.*)$", line)
+        if in_list and not m and not line.startswith("  "):
+            # A list item's continuation lines are indented: a line at the
+            # margin ends the list.
+            out.append(".El")
+            in_list = False
         if m:
             if not in_list:
                 out.append(".Bl -dash -compact")
