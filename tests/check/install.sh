@@ -30,9 +30,13 @@ extra=""; [ -n "$san" ] && extra="-fsanitize=$san"
 ${CC:-cc} -std=c11 -Wall -Wextra -Werror $extra examples/readme/main.c $flags -o "$stage/readme"
 out=$(LD_LIBRARY_PATH="$stage/usr/lib" "$stage/readme")
 echo "$out"
-# Round robin over two instances: four calls alternate, both instances seen.
-[ "$(echo "$out" | sort -u | wc -l)" = 2 ] || { echo "expected two instances"; exit 1; }
-[ "$(echo "$out" | sed -n 1p)" = "$(echo "$out" | sed -n 3p)" ] && [ "$(echo "$out" | sed -n 1p)" != "$(echo "$out" | sed -n 2p)" ] || { echo "not alternating"; exit 1; }
+# Round robin over two instances: four calls alternate, both instances seen
+# (the starting one is random).
+alternates() {
+  [ "$(echo "$1" | sort -u | wc -l)" = 2 ] || { echo "expected two instances"; return 1; }
+  [ "$(echo "$1" | sed -n 1p)" = "$(echo "$1" | sed -n 3p)" ] && [ "$(echo "$1" | sed -n 1p)" != "$(echo "$1" | sed -n 2p)" ] || { echo "not alternating"; return 1; }
+}
+alternates "$out" || exit 1
 echo "installed and linked through pkg-config"
 
 # CMake: the same program through find_package(libkitd CONFIG), once with
@@ -54,7 +58,7 @@ env -u PKG_CONFIG_SYSROOT_DIR -u PKG_CONFIG_PATH cmake -S "$stage/cm" -B "$stage
 cmake --build "$stage/cm/b" > "$stage/cm/log" 2>&1 || { cat "$stage/cm/log"; echo "cmake build failed"; exit 1; }
 for t in shared static; do
   out2=$(LD_LIBRARY_PATH="$stage/usr/lib" "$stage/cm/b/readme_$t")
-  [ "$out2" = "$out" ] || { echo "CMake ($t) build prints something else:"; echo "$out2"; exit 1; }
+  alternates "$out2" || { echo "CMake ($t) build prints:"; echo "$out2"; exit 1; }
 done
 # The static program does not need libkitd.so; the shared one does.
 readelf -d "$stage/cm/b/readme_static" | grep -q 'libkitd\.so' && { echo "kitd::kitd_static linked the .so"; exit 1; }
@@ -65,3 +69,25 @@ if env -u PKG_CONFIG_SYSROOT_DIR -u PKG_CONFIG_PATH cmake -S "$stage/cm" -B "$st
   echo "find_package(libkitd 99.0) was accepted"; exit 1
 fi
 echo "installed and linked through CMake (kitd::kitd, kitd::kitd_static)"
+
+# A multiarch LIBDIR: the .pc file and the CMake package follow it, and
+# CMake finds the package there by itself.
+arch=$(${CC:-cc} -print-multiarch 2>/dev/null || true)
+if [ -n "$arch" ]; then
+  ma="$stage/ma"
+  MAKEFLAGS= make -s --no-print-directory install DESTDIR="$ma" PREFIX=/usr LIBDIR="/usr/lib/$arch" \
+    ${san:+SANITIZE=$san} >/dev/null
+  [ -e "$ma/usr/lib/$arch/libkitd.so.$v" ] && [ -e "$ma/usr/lib/$arch/cmake/libkitd/libkitdConfig.cmake" ] ||
+    { echo "LIBDIR=/usr/lib/$arch not honoured"; exit 1; }
+  grep -q "^libdir=/usr/lib/$arch\$" "$ma/usr/lib/$arch/pkgconfig/libkitd.pc" || { echo "libkitd.pc ignores LIBDIR"; exit 1; }
+  sed -i "s/libkitd 99.0 CONFIG/libkitd $v CONFIG/" "$stage/cm/CMakeLists.txt"
+  env -u PKG_CONFIG_SYSROOT_DIR -u PKG_CONFIG_PATH cmake -S "$stage/cm" -B "$stage/cm/b3" \
+    -DCMAKE_PREFIX_PATH="$ma/usr" -DCMAKE_C_FLAGS="$extra" > "$stage/cm/log" 2>&1 &&
+    cmake --build "$stage/cm/b3" > "$stage/cm/log" 2>&1 || { cat "$stage/cm/log"; echo "CMake with LIBDIR=/usr/lib/$arch failed"; exit 1; }
+  alternates "$(LD_LIBRARY_PATH="$ma/usr/lib/$arch" "$stage/cm/b3/readme_shared")" || { echo "multiarch build"; exit 1; }
+  # uninstall leaves no file behind.
+  MAKEFLAGS= make -s --no-print-directory uninstall DESTDIR="$ma" PREFIX=/usr LIBDIR="/usr/lib/$arch" >/dev/null
+  left=$(find "$ma" -type f -o -type l)
+  [ -z "$left" ] || { echo "left after uninstall:"; echo "$left"; exit 1; }
+  echo "LIBDIR=/usr/lib/$arch: .pc and CMake package follow it; uninstall removes every file"
+fi
