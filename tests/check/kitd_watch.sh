@@ -41,7 +41,7 @@ run 2 --bogus web
 grep -q -- "--bogus" "$work/e" || fail "unknown option not named: $(cat "$work/e")"
 [ -s "$work/o" ] && fail "usage error wrote to stdout"
 run 2 -q web
-grep -q -- "-- 'q'\|'-q'\|-q" "$work/e" || fail "unknown short option not named: $(cat "$work/e")"
+grep -q -- "-- 'q'" "$work/e" || fail "unknown short option not named: $(cat "$work/e")"
 run 2
 grep -q "missing SERVICE" "$work/e" || fail "no SERVICE: $(cat "$work/e")"
 run 2 web api
