@@ -268,6 +268,10 @@ def parse_header(path):
             continue
         if it[0] == "comment":
             c = comment_text(it[1])
+            # The licence line is not documentation.
+            c = "\n".join(l for l in c.split("\n") if "SPDX-License-Identifier" not in l).strip("\n")
+            if not c.strip():
+                continue
             if file_comment is None and not funcs and not types:
                 file_comment = c
             last_comment = c

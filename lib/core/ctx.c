@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kitd_ctx: deadline, cancel flag, detail and attempt errors of one call. */
 #include "kitd/ctx.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The instancer base: subscribers, the last good set, the last error,
  * references, readiness, and calls made from inside a callback. */
 #include <errno.h>

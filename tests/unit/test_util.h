@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared helpers for the unit tests (header-only). */
 #ifndef KITD_TEST_UTIL_H
 #define KITD_TEST_UTIL_H

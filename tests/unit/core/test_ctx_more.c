@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kitd_ctx: deadlines, children, cancel, sleep, detail, attempts. */
 #include <setjmp.h>
 #include <stdarg.h>

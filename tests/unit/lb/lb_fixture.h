@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A small fleet of fake endpoints for the balancer and retry tests. */
 #ifndef KITD_TEST_LB_FIXTURE_H
 #define KITD_TEST_LB_FIXTURE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Random: spread, seeded determinism, shared handle across threads. */
 #include <pthread.h>
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Retry: success, failover without going back to a failed endpoint, max
  * attempts, recorded attempt errors, the callback, deadlines with a hanging
  * endpoint, cancel from another thread, backoff on an empty set. */

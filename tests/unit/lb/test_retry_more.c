@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Retry: success, failover, attempts, callback, deadline, cancel, backoff. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Round robin: rotation order, random start, seed, per-thread mode, empty set. */
 #include <pthread.h>
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The endpointer: factory only for new instances, endpoints closed exactly
  * once and never while picked, factory errors, invalidate-on-error, and
  * picks from several threads while the set changes. */
