@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT
- * kitd-watch: print a Consul service's instance set each time it changes.
+ * kitd-watch: print a service's instance set each time it changes.
  *
- *   kitd-watch [OPTION]... SERVICE
+ *   kitd-watch [OPTION]... SOURCE
+ *
+ * SOURCE is a Consul service name, or any source string source.h knows
+ * (consul://HOST:PORT/SERVICE?tag=T, dns+srv:///NAME, file:///PATH, ...).
  *
  * One logfmt line per change on stdout:
  *   ts=... service=lorem count=2 instances=127.0.0.1:7001,127.0.0.1:7002
@@ -19,6 +22,7 @@
 #include <kitd/error.h>
 #include <kitd/instance.h>
 #include <kitd/kitd.h>
+#include <kitd/source.h>
 #include <kitd/version.h>
 #include <limits.h>
 #include <pthread.h>
@@ -32,11 +36,14 @@
 #define MAX_TAGS 64
 
 static void usage(FILE *f) {
-  fputs("Usage: " PROG " [OPTION]... SERVICE\n"
-        "Print the instance set of SERVICE each time it changes, one logfmt line\n"
-        "per change on stdout. The Consul agent comes from CONSUL_HTTP_ADDR\n"
-        "(default 127.0.0.1:8500), its token and TLS from the other CONSUL_*\n"
-        "variables.\n"
+  fputs("Usage: " PROG " [OPTION]... SOURCE\n"
+        "Print the instance set of SOURCE each time it changes, one logfmt line\n"
+        "per change on stdout. SOURCE is a Consul service name, or a source string:\n"
+        "  consul://HOST:PORT/SERVICE?tag=T&passing=1&dc=DC   consul:///SERVICE\n"
+        "  dns+srv://SERVER:PORT/NAME   dns+srv:///NAME   file:///PATH\n"
+        "The Consul agent comes from CONSUL_HTTP_ADDR (default 127.0.0.1:8500),\n"
+        "its token and TLS from the other CONSUL_* variables. The Consul options\n"
+        "below apply to Consul sources; the source string's query wins.\n"
         "\n"
         "  -t, --tag=TAG      only instances with TAG (repeat for several tags)\n"
         "      --passing      only instances whose checks pass (the default)\n"
@@ -89,8 +96,13 @@ static int64_t parse_duration_ms(const char *s) {
 }
 
 struct watch_state {
+  const char *key; /* "service", or "source" for a source string */
   const char *service;
   int verbose;
+  int once; /* --once with a source string: the first event ends it */
+  int done; /* that event came; rc is its outcome */
+  int rc;
+  pthread_cond_t cv;
   pthread_mutex_t mu;
   char *last; /* last printed set (with attributes when verbose), or NULL */
   int last_err;
@@ -133,16 +145,17 @@ static char *join(const kitd_instance *const *v, size_t n, int verbose) {
   return s;
 }
 
-static void print_set(const char *service, const kitd_instance *const *v, size_t n, int verbose) {
-  char ts[64], svc[300];
+static void print_set(const char *key, const char *service, const kitd_instance *const *v, size_t n,
+                      int verbose) {
+  char ts[64], svc[600];
   now_ts(ts, sizeof ts);
   kitd_log_quote(svc, sizeof svc, service);
-  printf("ts=%s service=%s count=%zu instances=", ts, svc, n);
+  printf("ts=%s %s=%s count=%zu instances=", ts, key, svc, n);
   for (size_t i = 0; i < n; i++) printf("%s%s", i ? "," : "", kitd_instance_address(v[i]));
   putchar('\n');
   for (size_t i = 0; verbose && i < n; i++) {
     char zone[300];
-    printf("ts=%s service=%s instance=%s weight=%u status=%s zone=%s\n", ts, svc,
+    printf("ts=%s %s=%s instance=%s weight=%u status=%s zone=%s\n", ts, key, svc,
            kitd_instance_address(v[i]), (unsigned)kitd_instance_weight(v[i]),
            kitd_health_name(kitd_instance_status(v[i])),
            kitd_log_quote(zone, sizeof zone, kitd_instance_zone(v[i])));
@@ -150,10 +163,11 @@ static void print_set(const char *service, const kitd_instance *const *v, size_t
   fflush(stdout);
 }
 
-static void print_error(const char *service, int err, const char *detail, size_t n) {
-  char ts[64], svc[300], d[600];
+static void print_error(const char *key, const char *service, int err, const char *detail,
+                        size_t n) {
+  char ts[64], svc[600], d[600];
   now_ts(ts, sizeof ts);
-  fprintf(stderr, "ts=%s level=error service=%s err=%s detail=%s count=%zu\n", ts,
+  fprintf(stderr, "ts=%s level=error %s=%s err=%s detail=%s count=%zu\n", ts, key,
           kitd_log_quote(svc, sizeof svc, service), kitd_err_name(err),
           kitd_log_quote(d, sizeof d, detail ? detail : ""), n);
   fflush(stderr);
@@ -162,17 +176,132 @@ static void print_error(const char *service, int err, const char *detail, size_t
 static void on_event(void *arg, const kitd_event *ev) {
   struct watch_state *st = arg;
   pthread_mutex_lock(&st->mu);
+  if (st->once && st->done) {
+    pthread_mutex_unlock(&st->mu);
+    return;
+  }
   if (ev->err) {
-    print_error(st->service, ev->err, ev->detail, ev->count);
+    print_error(st->key, st->service, ev->err, ev->detail, ev->count);
   } else {
     char *list = join(ev->instances, ev->count, st->verbose);
     if (list && (!st->last || st->last_err || strcmp(list, st->last) != 0))
-      print_set(st->service, ev->instances, ev->count, st->verbose);
+      print_set(st->key, st->service, ev->instances, ev->count, st->verbose);
     free(st->last);
     st->last = list;
   }
   st->last_err = ev->err;
+  if (st->once) {
+    st->done = 1;
+    st->rc = ev->err ? 1 : 0;
+    pthread_cond_signal(&st->cv);
+  }
   pthread_mutex_unlock(&st->mu);
+}
+
+/* The command line, for watch_source(). */
+struct flags {
+  const char *const *tags;
+  size_t ntags;
+  int all;
+  const char *dc;
+  int64_t wait_ms;
+  int once, verbose, debug;
+};
+
+/* Block SIGINT and SIGTERM in every thread: the main thread takes them
+ * with sigwait() and then stops the watch. */
+static void block_signals(sigset_t *sigs) {
+  sigemptyset(sigs);
+  sigaddset(sigs, SIGINT);
+  sigaddset(sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, sigs, NULL);
+}
+
+static struct watch_state *watch_state_init(struct watch_state *st, const char *key,
+                                            const char *service, int verbose, int once) {
+  *st = (struct watch_state){.key = key, .service = service, .verbose = verbose, .once = once};
+  pthread_mutex_init(&st->mu, NULL);
+  pthread_cond_init(&st->cv, NULL);
+  return st;
+}
+
+/* Subscribe to `in` and print its sets until a signal in `sigs` comes or,
+ * with st->once, until the first event (30 s at most); then release `in`
+ * and `st`. Returns the exit status. */
+static int run_watch(kitd_instancer *in, struct watch_state *st, const sigset_t *sigs) {
+  int rc = 0;
+  int e = kitd_instancer_subscribe(in, on_event, st);
+  if (e) {
+    print_error(st->key, st->service, e, "cannot subscribe", 0);
+    rc = 1;
+  } else if (st->once) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 30;
+    pthread_mutex_lock(&st->mu);
+    while (!st->done && pthread_cond_timedwait(&st->cv, &st->mu, &until) == 0) continue;
+    if (!st->done) print_error(st->key, st->service, KITD_ETIMEDOUT, "no answer in 30 s", 0);
+    rc = st->done ? st->rc : 1;
+    pthread_mutex_unlock(&st->mu);
+    kitd_instancer_unsubscribe(in, on_event, st);
+  } else {
+    int sig = 0;
+    sigwait(sigs, &sig);
+    kitd_instancer_unsubscribe(in, on_event, st);
+  }
+  kitd_instancer_free(in);
+  free(st->last);
+  pthread_cond_destroy(&st->cv);
+  pthread_mutex_destroy(&st->mu);
+  return rc;
+}
+
+/* Watch (or, with --once, read once) the registry a source string names.
+ * A source that does not parse or names an unknown scheme is a usage
+ * error (exit 2). --once waits up to 30 s for the first event, a set or an
+ * error. */
+static int watch_source(const char *source, const struct flags *f) {
+  if (kitd_global_init() != 0) {
+    fprintf(stderr, PROG ": cannot initialise libcurl\n");
+    return 1;
+  }
+  sigset_t sigs;
+  block_signals(&sigs);
+  kitd_ctx ctx;
+  kitd_ctx_init(&ctx);
+  kitd_consul_instancer_opts co;
+  kitd_consul_instancer_opts_init(&co);
+  co.passing_only = !f->all;
+  co.tags = f->tags;
+  co.ntags = f->ntags;
+  co.datacenter = f->dc;
+  if (f->wait_ms > 0) co.wait_ms = f->wait_ms;
+  kitd_source_opts so;
+  kitd_source_opts_init(&so);
+  so.consul = &co;
+  so.ctx = &ctx;
+  kitd_logger *lg = NULL;
+  if (f->debug) kitd_logger_new(KITD_LOG_DEBUG, NULL, NULL, KITD_LOG_LOGFMT, &lg);
+  kitd_instancer *in = NULL;
+  int e = kitd_source_instancer_new(source, &so, lg, &in);
+  if (e) {
+    int rc = 1;
+    if (e == KITD_EINVAL) {
+      fprintf(stderr, PROG ": %s\nTry '" PROG " --help' for more information.\n",
+              kitd_ctx_detail(&ctx)[0] ? kitd_ctx_detail(&ctx) : "invalid SOURCE");
+      rc = 2;
+    } else {
+      print_error("source", source, e, kitd_ctx_detail(&ctx), 0);
+    }
+    kitd_logger_free(lg);
+    kitd_global_cleanup();
+    return rc;
+  }
+  struct watch_state st;
+  int rc = run_watch(in, watch_state_init(&st, "source", source, f->verbose, f->once), &sigs);
+  kitd_logger_free(lg);
+  kitd_global_cleanup();
+  return rc;
 }
 
 int main(int argc, char **argv) {
@@ -226,10 +355,16 @@ int main(int argc, char **argv) {
     default: fprintf(stderr, "Try '" PROG " --help' for more information.\n"); return 2;
     }
   }
-  if (optind == argc) return usage_error("%s", "missing SERVICE");
+  if (optind == argc) return usage_error("%s", "missing SOURCE");
   if (argc - optind > 1) return usage_error("unexpected argument '%s'", argv[optind + 1]);
   const char *service = argv[optind];
-  if (!*service) return usage_error("%s", "empty SERVICE");
+  if (!*service) return usage_error("%s", "empty SOURCE");
+  /* A plain name is a Consul service, looked up and watched directly (a
+   * failed --once lookup reports at once); "scheme://" goes through
+   * source.h, which knows every registry. */
+  if (strstr(service, "://"))
+    return watch_source(service,
+                        &(struct flags){tags, ntags, all, dc, wait_ms, once, verbose, debug});
 
   if (kitd_global_init() != 0) {
     fprintf(stderr, PROG ": cannot initialise libcurl\n");
@@ -240,7 +375,7 @@ int main(int argc, char **argv) {
   kitd_consul *cl = NULL;
   int e = kitd_consul_new(0, &ctx, &cl);
   if (e) {
-    print_error(service, e, kitd_ctx_detail(&ctx), 0);
+    print_error("service", service, e, kitd_ctx_detail(&ctx), 0);
     kitd_global_cleanup();
     return 1;
   }
@@ -259,10 +394,10 @@ int main(int argc, char **argv) {
     kitd_ctx_set_timeout_ms(&ctx, 30000);
     e = kitd_consul_lookup(cl, service, &o, &ctx, &set, &n);
     if (e) {
-      print_error(service, e, kitd_ctx_detail(&ctx), 0);
+      print_error("service", service, e, kitd_ctx_detail(&ctx), 0);
       rc = 1;
     } else {
-      print_set(service, (const kitd_instance *const *)set, n, verbose);
+      print_set("service", service, (const kitd_instance *const *)set, n, verbose);
       kitd_instance_list_free(set, n);
     }
     kitd_consul_free(cl);
@@ -270,36 +405,22 @@ int main(int argc, char **argv) {
     return rc;
   }
 
-  /* Block the signals in every thread; the main thread takes them with
-   * sigwait() and then stops the watch. */
   sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+  block_signals(&sigs);
 
   kitd_logger *lg = NULL;
   if (debug) kitd_logger_new(KITD_LOG_DEBUG, NULL, NULL, KITD_LOG_LOGFMT, &lg);
-  struct watch_state st = {.service = service, .verbose = verbose, .last = NULL, .last_err = 0};
-  pthread_mutex_init(&st.mu, NULL);
   kitd_instancer *in = NULL;
   e = kitd_consul_instancer_new(cl, service, &o, lg, &in);
   if (e) {
-    print_error(service, e, "cannot start the watch", 0);
-    rc = 1;
-  } else if ((e = kitd_instancer_subscribe(in, on_event, &st)) != 0) {
-    print_error(service, e, "cannot subscribe", 0);
+    print_error("service", service, e, "cannot start the watch", 0);
     rc = 1;
   } else {
-    int sig = 0;
-    sigwait(&sigs, &sig);
-    kitd_instancer_unsubscribe(in, on_event, &st);
+    struct watch_state st;
+    rc = run_watch(in, watch_state_init(&st, "service", service, verbose, 0), &sigs);
   }
-  kitd_instancer_free(in);
   kitd_logger_free(lg);
   kitd_consul_free(cl);
-  free(st.last);
-  pthread_mutex_destroy(&st.mu);
   kitd_global_cleanup();
   return rc;
 }

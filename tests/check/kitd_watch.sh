@@ -5,6 +5,7 @@
 # named on stderr with exit 2, --help on stdout with exit 0, --version,
 # --wait DURATION; diagnostics on stderr, the set on stdout. --verbose shows
 # each instance's weight, status and zone, read from the Consul double.
+# SOURCE may be a source string (consul://, file://; unknown scheme: exit 2).
 set -u
 B=${1:-build}
 W="$B/bin/kitd-watch"
@@ -43,7 +44,7 @@ grep -q -- "--bogus" "$work/e" || fail "unknown option not named: $(cat "$work/e
 run 2 -q web
 grep -q -- "-- 'q'" "$work/e" || fail "unknown short option not named: $(cat "$work/e")"
 run 2
-grep -q "missing SERVICE" "$work/e" || fail "no SERVICE: $(cat "$work/e")"
+grep -q "missing SOURCE" "$work/e" || fail "no SOURCE: $(cat "$work/e")"
 run 2 web api
 grep -q "unexpected argument 'api'" "$work/e" || fail "two services: $(cat "$work/e")"
 run 2 --tag
@@ -94,6 +95,24 @@ grep -q "instance=10.0.0.1:80 weight=3 status=passing zone=eu-1$" "$work/o" || f
 grep -q "instance=10.0.0.2:80 weight=1 status=passing zone=\"\"$" "$work/o" || fail "--verbose: $(cat "$work/o")"
 [ "$(wc -l < "$work/o")" = 3 ] || fail "--verbose: a line per instance: $(cat "$work/o")"
 [ -s "$work/e" ] && fail "a good lookup wrote to stderr: $(cat "$work/e")"
+
+# A source string (source.h): consul://HOST:PORT/SERVICE?tag=T, file:///PATH;
+# an unknown scheme or a source that does not parse is a usage error.
+run 0 --once "consul://$addr/web?tag=v2"
+grep -q "source=\"\?consul://$addr/web?tag=v2\"\? count=1 instances=10.0.0.1:80$" "$work/o" ||
+  fail "consul:// source: $(cat "$work/o")"
+printf '10.0.0.7:70 4\n# a comment\n10.0.0.8:80\n' > "$work/fleet.list"
+run 0 --once --verbose "file://$work/fleet.list"
+grep -q "count=2 instances=10.0.0.7:70,10.0.0.8:80$" "$work/o" || fail "file:// source: $(cat "$work/o")"
+grep -q "instance=10.0.0.7:70 weight=4 status=passing" "$work/o" || fail "file:// --verbose: $(cat "$work/o")"
+run 1 --once "file://$work/missing.list"
+grep -q "level=error source=.*err=" "$work/e" || fail "missing file: $(cat "$work/e")"
+[ -s "$work/o" ] && fail "missing file wrote to stdout"
+run 2 --once "http://$addr/web"
+grep -q "unknown scheme 'http'" "$work/e" || fail "unknown scheme: $(cat "$work/e")"
+[ -s "$work/o" ] && fail "unknown scheme wrote to stdout"
+run 2 --once "consul://nohostport/web"
+grep -q "HOST:PORT" "$work/e" || fail "bad consul source: $(cat "$work/e")"
 
 # The watch: first set on stdout, then SIGTERM ends it with status 0.
 "$W" --wait=1s -v web > "$work/o" 2> "$work/e" &
