@@ -329,7 +329,7 @@ static void test_backoff_bounds(void **state) {
     int64_t t0 = kt_ms();
     assert_int_equal(kitd_endpoint_call(r, &ctx, NULL, &resp), KITD_ECONNECT);
     int64_t took = kt_ms() - t0;
-    assert_true(took <= 100 + 30 * kt_scale());
+    assert_true(took <= 100 + 200 * kt_scale()); /* slack for a loaded machine */
     total += took;
   }
   assert_true(total > 20); /* it did wait (expected ~250 ms over 5 calls) */
