@@ -8,7 +8,7 @@
 #include <cmocka.h>
 
 #include "kitd/kitd.h"
-#include "../test_util.h"
+#include "../../support/fixture.h"
 
 static void test_no_deadline(void **st) {
   (void)st;
@@ -27,7 +27,7 @@ static void test_deadline_passes(void **st) {
   kitd_ctx_set_timeout_ms(&c, 20);
   assert_int_equal(kitd_ctx_err(&c), 0);
   assert_true(kitd_ctx_remaining_ms(&c) <= 20);
-  test_sleep_ms(30);
+  kt_sleep_ms(30);
   assert_int_equal(kitd_ctx_err(&c), KITD_ETIMEDOUT);
   assert_int_equal(kitd_ctx_remaining_ms(&c), 0);
 }
@@ -46,7 +46,7 @@ static void test_child_takes_earlier_deadline(void **st) {
 }
 
 static void *cancel_later(void *arg) {
-  test_sleep_ms(30);
+  kt_sleep_ms(30);
   kitd_ctx_cancel(arg);
   return NULL;
 }
@@ -61,7 +61,7 @@ static void test_sleep_wakes_on_cancel(void **st) {
   assert_int_equal(kitd_ctx_sleep_ns(&c, 10LL * 1000000000), KITD_ECANCELED);
   int64_t took = (kitd_now_ns() - t0) / 1000000;
   pthread_join(t, NULL);
-  assert_true(took < 500 * test_scale());
+  assert_true(took < 500 * kt_scale());
 }
 
 static void test_sleep_wakes_at_deadline(void **st) {
@@ -72,7 +72,7 @@ static void test_sleep_wakes_at_deadline(void **st) {
   int64_t t0 = kitd_now_ns();
   assert_int_equal(kitd_ctx_sleep_ns(&c, 10LL * 1000000000), KITD_ETIMEDOUT);
   int64_t took = (kitd_now_ns() - t0) / 1000000;
-  assert_true(took >= 29 && took < 500 * test_scale());
+  assert_true(took >= 29 && took < 500 * kt_scale());
   assert_int_equal(kitd_ctx_sleep_ns(NULL, 1000000), 0);
 }
 

@@ -8,8 +8,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "../test_util.h"
-#include "lb_fixture.h"
+#include "../../support/fixture.h"
 
 static int call(kitd_endpoint *r, kitd_ctx *c, const char **out) {
   void *resp = NULL;
@@ -129,7 +128,7 @@ static void test_deadline_with_hanging_endpoint(void **st) {
   int64_t t0 = kitd_now_ns();
   assert_int_equal(call(r, &c, NULL), KITD_ETIMEDOUT);
   int64_t ms = (kitd_now_ns() - t0) / 1000000;
-  assert_true(ms >= 99 && ms < 100 + 100 * test_scale());
+  assert_true(ms >= 99 && ms < 100 + 100 * kt_scale());
   kitd_endpoint_unref(r);
   fx_close(&f);
 }
@@ -155,7 +154,7 @@ static void test_attempt_timeout_then_failover(void **st) {
   assert_int_equal(kitd_ctx_attempt_count(&c), 1);
   assert_int_equal(kitd_ctx_attempt(&c, 0)->err, KITD_ETIMEDOUT);
   assert_true(kitd_ctx_attempt(&c, 0)->latency_ns >= 49 * 1000000LL);
-  assert_true((kitd_now_ns() - t0) / 1000000 < 50 + 200 * test_scale());
+  assert_true((kitd_now_ns() - t0) / 1000000 < 50 + 200 * kt_scale());
   kitd_endpoint_unref(r);
   fx_close(&f);
 }
@@ -164,7 +163,7 @@ struct cancel_arg {
   kitd_ctx *c;
 };
 static void *cancel_soon(void *arg) {
-  test_sleep_ms(40);
+  kt_sleep_ms(40);
   kitd_ctx_cancel(((struct cancel_arg *)arg)->c);
   return NULL;
 }
@@ -184,7 +183,7 @@ static void test_cancel_from_other_thread(void **st) {
   int64_t t0 = kitd_now_ns();
   assert_int_equal(call(r, &c, NULL), KITD_ECANCELED);
   pthread_join(t, NULL);
-  assert_true((kitd_now_ns() - t0) / 1000000 < 40 + 200 * test_scale());
+  assert_true((kitd_now_ns() - t0) / 1000000 < 40 + 200 * kt_scale());
   assert_int_equal(fx_calls("hang:1"), 1); /* canceled: not retried */
   kitd_endpoint_unref(r);
   fx_close(&f);
@@ -230,7 +229,7 @@ static void test_backoff_grows(void **st) {
   assert_int_equal(call(r, &c, NULL), KITD_ECONNECT);
   int64_t ms = (kitd_now_ns() - t0) / 1000000;
   /* Full jitter: waits in [0,20] + [0,40] + [0,40] ms, so at most 100. */
-  assert_true(ms < 100 + 150 * test_scale());
+  assert_true(ms < 100 + 150 * kt_scale());
   assert_int_equal(fx_calls("fail:1"), 4); /* the only one: retried anyway */
   kitd_endpoint_unref(r);
   fx_close(&f);
