@@ -1,6 +1,7 @@
 /* Retry: success, failover without going back to a failed endpoint, max
  * attempts, recorded attempt errors, the callback, deadlines with a hanging
  * endpoint, cancel from another thread, backoff on an empty set. */
+#include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -70,6 +71,8 @@ static void test_all_fail_records_attempts(void **st) {
   kitd_retry_new(f.b, &o, &r);
   kitd_ctx c;
   kitd_ctx_init(&c);
+  kitd_attempt_error log[4];
+  kitd_ctx_set_attempt_log(&c, log, 4);
   assert_int_equal(call(r, &c, NULL), KITD_ECONNECT);
   assert_int_equal(kitd_ctx_attempt_count(&c), 4);
   const kitd_attempt_error *a0 = kitd_ctx_attempt(&c, 0), *a1 = kitd_ctx_attempt(&c, 1);
@@ -147,6 +150,8 @@ static void test_attempt_timeout_then_failover(void **st) {
   kitd_retry_new(f.b, &o, &r);
   kitd_ctx c;
   kitd_ctx_init(&c);
+  kitd_attempt_error log[2];
+  kitd_ctx_set_attempt_log(&c, log, 2);
   const char *got;
   int64_t t0 = kitd_now_ns();
   assert_int_equal(call(r, &c, &got), 0);
@@ -201,6 +206,8 @@ static void test_no_endpoints_waits(void **st) {
   kitd_retry_new(f.b, &o, &r);
   kitd_ctx c;
   kitd_ctx_init(&c);
+  kitd_attempt_error log[1];
+  kitd_ctx_set_attempt_log(&c, log, 1);
   int rc = call(r, &c, NULL);
   assert_true(rc == KITD_ETIMEDOUT || rc == KITD_ENOENDPOINTS);
   /* No spinning: with a 10 ms wait, about 10 attempts fit in 100 ms. */
@@ -235,6 +242,225 @@ static void test_backoff_grows(void **st) {
   fx_close(&f);
 }
 
+/* ---- a pipeline of scripted endpoints, for the retry semantics ----
+ * The behaviour comes from the address: "late:N" ignores its ctx, sleeps
+ * 11 ms and answers a malloc'd string; "eio:N" fails with KITD_EIO,
+ * "conn:N" with KITD_ECONNECT, "proto:N" with KITD_EPROTO; anything else
+ * answers its address at once. */
+struct script {
+  kitd_instancer *in;
+  kitd_endpointer *ep;
+  kitd_balancer *b;
+};
+
+static int script_call(void *st, kitd_ctx *ctx, const void *req, void **resp) {
+  (void)req;
+  const char *addr = st;
+  kitd_ctx_set_detail(ctx, "from %s", addr);
+  if (strncmp(addr, "late:", 5) == 0) {
+    test_sleep_ms(11); /* not kitd_ctx_sleep_ns: the deadline is ignored */
+    *resp = strdup(addr);
+    return 0;
+  }
+  if (strncmp(addr, "eio:", 4) == 0) return KITD_EIO;
+  if (strncmp(addr, "conn:", 5) == 0) return KITD_ECONNECT;
+  if (strncmp(addr, "proto:", 6) == 0) return KITD_EPROTO;
+  *resp = (void *)addr;
+  return 0;
+}
+
+static int script_factory(void *arg, const kitd_instance *inst, kitd_endpoint **out) {
+  (void)arg;
+  return kitd_endpoint_new(script_call, free, strdup(kitd_instance_address(inst)), out);
+}
+
+static void script_open(struct script *s, const char *const *v, size_t n) {
+  kitd_factory fac = {script_factory, NULL, NULL};
+  assert_int_equal(kitd_static_instancer_new(v, n, &s->in), 0);
+  assert_int_equal(kitd_endpointer_new(s->in, &fac, NULL, &s->ep), 0);
+  assert_int_equal(kitd_balancer_round_robin_new(s->ep, 0, &s->b), 0);
+  kitd_balancer_set_seed(s->b, 0); /* in address order, the first first */
+}
+
+static void script_close(struct script *s) {
+  kitd_balancer_free(s->b);
+  kitd_endpointer_free(s->ep);
+  kitd_instancer_free(s->in);
+}
+
+static int late_frees;
+static void free_late(void *resp) {
+  late_frees++;
+  free(resp);
+}
+
+/* An endpoint that ignores its ctx answers 11 ms into a 1 ms call: the call
+ * fails with KITD_ETIMEDOUT (it used to return the late success), and the
+ * late answer goes to free_response, not to the caller. */
+static void test_late_success_is_a_timeout(void **st) {
+  (void)st;
+  const char *v[] = {"late:1"};
+  struct script s;
+  script_open(&s, v, 1);
+  kitd_retry_opts o;
+  kitd_retry_opts_init(&o);
+  o.timeout_ms = 1;
+  o.free_response = free_late;
+  kitd_endpoint *r;
+  assert_int_equal(kitd_retry_new(s.b, &o, &r), 0);
+  kitd_ctx c;
+  kitd_ctx_init(&c);
+  kitd_attempt_error log[4];
+  kitd_ctx_set_attempt_log(&c, log, 4);
+  late_frees = 0;
+  void *resp = NULL;
+  assert_int_equal(kitd_endpoint_call(r, &c, NULL, &resp), KITD_ETIMEDOUT);
+  assert_null(resp);
+  assert_int_equal(late_frees, 1);
+  assert_int_equal(kitd_ctx_attempt_count(&c), 1);
+  assert_int_equal(kitd_ctx_attempt(&c, 0)->err, KITD_ETIMEDOUT);
+  assert_string_equal(kitd_ctx_attempt(&c, 0)->instance, "late:1");
+  assert_true(kitd_ctx_attempt(&c, 0)->latency_ns >= 11 * 1000000LL);
+  kitd_endpoint_unref(r);
+  /* The caller's own 1 ms deadline does the same; with no free_response
+   * the late answer is left in *response for the caller to free. */
+  assert_int_equal(kitd_retry_new(s.b, NULL, &r), 0);
+  kitd_ctx_init(&c);
+  kitd_ctx_set_timeout_ms(&c, 1);
+  late_frees = 0;
+  assert_int_equal(kitd_endpoint_call(r, &c, NULL, &resp), KITD_ETIMEDOUT);
+  assert_int_equal(late_frees, 0);
+  assert_non_null(resp);
+  assert_string_equal(resp, "late:1");
+  free(resp);
+  kitd_endpoint_unref(r);
+  script_close(&s);
+}
+
+/* max_attempts out of 1..KITD_RETRY_MAX_ATTEMPTS is refused: -1 used to
+ * wrap to UINT_MAX attempts, 0 to quietly mean 1. So is an opts whose size
+ * field the library does not know (not filled by kitd_retry_opts_init). */
+static void test_max_attempts_range(void **st) {
+  (void)st;
+  const char *v[] = {"ok:1"};
+  struct script s;
+  script_open(&s, v, 1);
+  const int bad[] = {-1, 0, KITD_RETRY_MAX_ATTEMPTS + 1, INT_MAX, INT_MIN};
+  kitd_endpoint *r = NULL;
+  kitd_retry_opts o;
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    kitd_retry_opts_init(&o);
+    o.max_attempts = bad[i];
+    assert_int_equal(kitd_retry_new(s.b, &o, &r), KITD_EINVAL);
+    assert_null(r);
+  }
+  kitd_retry_opts_init(&o);
+  o.size = 0;
+  assert_int_equal(kitd_retry_new(s.b, &o, &r), KITD_EINVAL);
+  o.size = sizeof o + 8;
+  assert_int_equal(kitd_retry_new(s.b, &o, &r), KITD_EINVAL);
+  assert_null(r);
+  const int good[] = {1, KITD_RETRY_MAX_ATTEMPTS};
+  for (size_t i = 0; i < 2; i++) {
+    kitd_retry_opts_init(&o);
+    o.max_attempts = good[i];
+    assert_int_equal(kitd_retry_new(s.b, &o, &r), 0);
+    kitd_endpoint_unref(r);
+  }
+  script_close(&s);
+}
+
+static int replace_go_on(void *arg, unsigned attempt, int *err, const kitd_ctx *ctx) {
+  (void)attempt;
+  (*(int *)arg)++;
+  assert_int_equal(*err, kitd_ctx_last_attempt_err(ctx));
+  *err = KITD_EHTTP;
+  return 1;
+}
+
+/* A callback that replaces every error but asks to go on, until
+ * max_attempts ends the call: the call returns the raw last error, as
+ * go-kit does (not the replacement it used to), and the log keeps each
+ * attempt's raw error in order. */
+static void test_replaced_error_then_attempts_run_out(void **st) {
+  (void)st;
+  const char *v[] = {"conn:1", "eio:2", "proto:3"};
+  struct script s;
+  script_open(&s, v, 3);
+  int seen = 0;
+  kitd_retry_opts o;
+  kitd_retry_opts_init(&o);
+  o.max_attempts = 3;
+  o.should_retry = replace_go_on;
+  o.arg = &seen;
+  kitd_endpoint *r;
+  assert_int_equal(kitd_retry_new(s.b, &o, &r), 0);
+  kitd_ctx c;
+  kitd_ctx_init(&c);
+  kitd_attempt_error log[4];
+  kitd_ctx_set_attempt_log(&c, log, 4);
+  void *resp = NULL;
+  assert_int_equal(kitd_endpoint_call(r, &c, NULL, &resp), KITD_EPROTO);
+  assert_int_equal(seen, 3);
+  assert_int_equal(kitd_ctx_attempt_count(&c), 3);
+  const int want[] = {KITD_ECONNECT, KITD_EIO, KITD_EPROTO};
+  const char *inst[] = {"conn:1", "eio:2", "proto:3"};
+  for (unsigned i = 0; i < 3; i++) {
+    assert_int_equal(kitd_ctx_attempt(&c, i)->err, want[i]);
+    assert_string_equal(kitd_ctx_attempt(&c, i)->instance, inst[i]);
+  }
+  assert_int_equal(kitd_ctx_last_attempt_err(&c), KITD_EPROTO);
+  kitd_endpoint_unref(r);
+  script_close(&s);
+}
+
+/* The ctx names the instance that served the call; each failed attempt's
+ * record names its own; with nothing to call, the name is "". */
+static void test_ctx_names_instance(void **st) {
+  (void)st;
+  const char *v[] = {"conn:1", "ok:2"};
+  struct script s;
+  script_open(&s, v, 2);
+  kitd_endpoint *r;
+  assert_int_equal(kitd_retry_new(s.b, NULL, &r), 0);
+  kitd_ctx c;
+  kitd_ctx_init(&c);
+  kitd_attempt_error log[4];
+  kitd_ctx_set_attempt_log(&c, log, 4);
+  void *resp = NULL;
+  assert_int_equal(kitd_endpoint_call(r, &c, NULL, &resp), 0);
+  assert_string_equal(resp, "ok:2");
+  assert_string_equal(kitd_ctx_instance(&c), "ok:2");
+  assert_int_equal(kitd_ctx_attempt_count(&c), 1);
+  assert_string_equal(kitd_ctx_attempt(&c, 0)->instance, "conn:1");
+  assert_string_equal(kitd_ctx_attempt(&c, 0)->detail, "from conn:1");
+  /* Without a log, the failed attempt is still counted and its code kept. */
+  kitd_ctx_init(&c);
+  assert_int_equal(kitd_endpoint_call(r, &c, NULL, &resp), 0);
+  assert_string_equal(kitd_ctx_instance(&c), "ok:2");
+  assert_int_equal(kitd_ctx_attempt_count(&c), 1);
+  assert_int_equal(kitd_ctx_last_attempt_err(&c), KITD_ECONNECT);
+  assert_null(kitd_ctx_attempt(&c, 0));
+  /* A NULL response pointer is refused before any attempt. */
+  kitd_ctx_init(&c);
+  assert_int_equal(kitd_endpoint_call(r, &c, NULL, NULL), KITD_EINVAL);
+  assert_int_equal(kitd_ctx_attempt_count(&c), 0);
+  assert_string_equal(kitd_ctx_instance(&c), "");
+  kitd_endpoint_unref(r);
+  /* An empty set: nothing served the call. */
+  assert_int_equal(kitd_static_instancer_set(s.in, NULL, 0), 0);
+  kitd_retry_opts o;
+  kitd_retry_opts_init(&o);
+  o.max_attempts = 1;
+  assert_int_equal(kitd_retry_new(s.b, &o, &r), 0);
+  kitd_ctx_init(&c);
+  kitd_ctx_set_instance(&c, "stale:1");
+  assert_int_equal(kitd_endpoint_call(r, &c, NULL, &resp), KITD_ENOENDPOINTS);
+  assert_string_equal(kitd_ctx_instance(&c), "");
+  kitd_endpoint_unref(r);
+  script_close(&s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_success),
@@ -246,6 +472,10 @@ int main(void) {
       cmocka_unit_test(test_cancel_from_other_thread),
       cmocka_unit_test(test_no_endpoints_waits),
       cmocka_unit_test(test_backoff_grows),
+      cmocka_unit_test(test_late_success_is_a_timeout),
+      cmocka_unit_test(test_max_attempts_range),
+      cmocka_unit_test(test_replaced_error_then_attempts_run_out),
+      cmocka_unit_test(test_ctx_names_instance),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
