@@ -24,6 +24,14 @@ static void test_strerror_covers_every_code(void **st) {
 static void test_version(void **st) {
   (void)st;
   assert_int_equal(kitd_version(), KITD_VERSION_HEX);
+  /* The string agrees with the numbers, of the headers and of the library. */
+  char want[32];
+  snprintf(want, sizeof want, "%d.%d.%d", KITD_VERSION_MAJOR, KITD_VERSION_MINOR,
+           KITD_VERSION_PATCH);
+  assert_string_equal(KITD_VERSION_STRING, want);
+  assert_string_equal(kitd_version_string(), want);
+  assert_string_equal(kitd_version_string(), "0.1.0");
+  assert_ptr_equal(kitd_version_string(), kitd_version_string()); /* static */
 }
 
 static int closes;
