@@ -1,4 +1,5 @@
 /* Retry: success, failover, attempts, callback, deadline, cancel, backoff. */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,7 +26,7 @@ static int setup(void **state) {
   env *e = calloc(1, sizeof *e);
   kt_factory_init(&e->f);
   e->in = kt_static("a:1,b:1");
-  if (kitd_endpointer_new(e->in, kt_factory_fn, &e->f, NULL, &e->ep)) return -1;
+  if (kitd_endpointer_new(e->in, &(kitd_factory){kt_factory_fn, &e->f, NULL}, NULL, &e->ep)) return -1;
   if (kitd_balancer_round_robin_new(e->ep, 0, &e->b)) return -1;
   kitd_balancer_set_seed(e->b, 0); /* a first */
   *state = e;
@@ -172,9 +173,9 @@ static void test_callback(void **state) {
   assert_int_equal(cb_calls, 1);
   assert_int_equal(calls(e, "a:1") + calls(e, "b:1"), 1);
   kitd_endpoint_unref(r);
-  /* Called on every failure, the last one included; a replacement made
-   * while asking to go on is not the result when the attempts run out:
-   * the call returns the raw last error (go-kit's rule). */
+  /* Called on every failure, the last one included; a replacement with
+   * "go on" does not become the result when max_attempts ends the call:
+   * that is the raw last error, as in go-kit. */
   o.should_retry = replace_cb;
   r = retry_with(e, &o);
   cb_calls = 0;
@@ -364,11 +365,34 @@ static void test_invalid_and_alloc(void **state) {
   assert_int_equal(o.repick_limit, 4);
   assert_int_equal(o.backoff_max_ms, 1000);
   kitd_endpoint_unref(r);
-  /* max_attempts 0 is refused (it used to mean 1). */
-  o.max_attempts = 0;
+  /* max_attempts out of range is refused: 0, -1 (which once wrapped to
+   * UINT_MAX attempts), past the maximum; an opts without _init too, or
+   * with a size this library does not know. *out is left alone. */
+  int bad[] = {0, -1, KITD_RETRY_MAX_ATTEMPTS + 1, INT_MAX, INT_MIN};
   r = NULL;
-  assert_int_equal(kitd_retry_new(e->b, &o, &r), KITD_EINVAL);
+  for (unsigned i = 0; i < sizeof bad / sizeof *bad; i++) {
+    o.max_attempts = bad[i];
+    assert_int_equal(kitd_retry_new(e->b, &o, &r), KITD_EINVAL);
+  }
+  kitd_retry_opts raw;
+  memset(&raw, 0, sizeof raw);
+  raw.max_attempts = 3;
+  assert_int_equal(kitd_retry_new(e->b, &raw, &r), KITD_EINVAL);
+  kitd_retry_opts_init(&raw);
+  raw.size += 8;
+  assert_int_equal(kitd_retry_new(e->b, &raw, &r), KITD_EINVAL);
   assert_null(r);
+  o.max_attempts = KITD_RETRY_MAX_ATTEMPTS;
+  kitd_endpoint_unref(retry_with(e, &o));
+  o.max_attempts = 1;
+  strcpy(e->f.fail, ":1");
+  r = retry_with(e, &o);
+  kitd_ctx ctx;
+  kitd_ctx_init(&ctx);
+  void *resp;
+  assert_int_equal(kitd_endpoint_call(r, &ctx, NULL, &resp), KITD_ECONNECT);
+  assert_int_equal(kitd_ctx_attempt_count(&ctx), 1);
+  kitd_endpoint_unref(r);
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
