@@ -6,12 +6,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kitd/kitd.h"
 
 /* Behaviour of an instance, chosen by its name's prefix:
  * "ok:N" answers at once, "fail:N" fails with KITD_ECONNECT,
- * "hang:N" blocks until its ctx is done, "slow:N" takes 30 ms. */
+ * "eio:N" with KITD_EIO, "proto:N" with KITD_EPROTO,
+ * "hang:N" blocks until its ctx is done, "slow:N" takes 30 ms,
+ * "late:N" ignores its ctx, takes 11 ms and answers a malloc'd copy of
+ * its name (the caller, or retry's free_response, frees it). */
 struct fx_ep {
   char inst[64];
   atomic_int calls;
@@ -28,6 +32,14 @@ static inline int fx_call(void *st, kitd_ctx *ctx, const void *req, void **resp)
     kitd_ctx_set_status(ctx, 503);
     kitd_ctx_set_detail(ctx, "refused by %s", e->inst);
     return KITD_ECONNECT;
+  }
+  if (strncmp(e->inst, "eio", 3) == 0) return KITD_EIO;
+  if (strncmp(e->inst, "proto", 5) == 0) return KITD_EPROTO;
+  if (strncmp(e->inst, "late", 4) == 0) {
+    struct timespec ts = {0, 11 * 1000000L}; /* not kitd_ctx_sleep_ns */
+    nanosleep(&ts, NULL);
+    *resp = strdup(e->inst);
+    return 0;
   }
   if (strncmp(e->inst, "hang", 4) == 0) {
     int rc = kitd_ctx_sleep_ns(ctx, 10LL * 1000000000);
