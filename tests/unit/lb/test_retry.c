@@ -17,6 +17,24 @@ static int call(kitd_endpoint *r, kitd_ctx *c, const char **out) {
   return rc;
 }
 
+/* The fleet `v` under a round robin that starts at the first address, and
+ * a retry endpoint over it with `o` (NULL: defaults). */
+static kitd_endpoint *ordered_retry(struct fx *f, const char *const *v, size_t n,
+                                    const kitd_retry_opts *o) {
+  fx_open(f, v, n, 0);
+  kitd_balancer_set_seed(f->b, 0);
+  kitd_endpoint *r = NULL;
+  assert_int_equal(kitd_retry_new(f->b, o, &r), 0);
+  return r;
+}
+
+/* A fresh ctx with an attempt log (one test runs at a time). */
+static kitd_attempt_error attempt_log[8];
+static void init_logged(kitd_ctx *c) {
+  kitd_ctx_init(c);
+  kitd_ctx_set_attempt_log(c, attempt_log, 8);
+}
+
 static void test_success(void **st) {
   (void)st;
   const char *v[] = {"ok:1", "ok:2"};
@@ -69,9 +87,7 @@ static void test_all_fail_records_attempts(void **st) {
   kitd_endpoint *r;
   kitd_retry_new(f.b, &o, &r);
   kitd_ctx c;
-  kitd_ctx_init(&c);
-  kitd_attempt_error log[4];
-  kitd_ctx_set_attempt_log(&c, log, 4);
+  init_logged(&c);
   assert_int_equal(call(r, &c, NULL), KITD_ECONNECT);
   assert_int_equal(kitd_ctx_attempt_count(&c), 4);
   const kitd_attempt_error *a0 = kitd_ctx_attempt(&c, 0), *a1 = kitd_ctx_attempt(&c, 1);
@@ -148,9 +164,7 @@ static void test_attempt_timeout_then_failover(void **st) {
   kitd_endpoint *r;
   kitd_retry_new(f.b, &o, &r);
   kitd_ctx c;
-  kitd_ctx_init(&c);
-  kitd_attempt_error log[2];
-  kitd_ctx_set_attempt_log(&c, log, 2);
+  init_logged(&c);
   const char *got;
   int64_t t0 = kitd_now_ns();
   assert_int_equal(call(r, &c, &got), 0);
@@ -204,9 +218,7 @@ static void test_no_endpoints_waits(void **st) {
   kitd_endpoint *r;
   kitd_retry_new(f.b, &o, &r);
   kitd_ctx c;
-  kitd_ctx_init(&c);
-  kitd_attempt_error log[1];
-  kitd_ctx_set_attempt_log(&c, log, 1);
+  init_logged(&c);
   int rc = call(r, &c, NULL);
   assert_true(rc == KITD_ETIMEDOUT || rc == KITD_ENOENDPOINTS);
   /* No spinning: with a 10 ms wait, about 10 attempts fit in 100 ms. */
@@ -253,18 +265,14 @@ static void free_late(void *resp) {
 static void test_late_success_is_a_timeout(void **st) {
   (void)st;
   const char *v[] = {"late:1"};
-  struct fx f;
-  fx_open(&f, v, 1, 0);
   kitd_retry_opts o;
   kitd_retry_opts_init(&o);
   o.timeout_ms = 1;
   o.free_response = free_late;
-  kitd_endpoint *r;
-  assert_int_equal(kitd_retry_new(f.b, &o, &r), 0);
+  struct fx f;
+  kitd_endpoint *r = ordered_retry(&f, v, 1, &o);
   kitd_ctx c;
-  kitd_ctx_init(&c);
-  kitd_attempt_error log[4];
-  kitd_ctx_set_attempt_log(&c, log, 4);
+  init_logged(&c);
   late_frees = 0;
   void *resp = NULL;
   assert_int_equal(kitd_endpoint_call(r, &c, NULL, &resp), KITD_ETIMEDOUT);
@@ -305,21 +313,16 @@ static int replace_go_on(void *arg, unsigned attempt, int *err, const kitd_ctx *
 static void test_replaced_error_then_attempts_run_out(void **st) {
   (void)st;
   const char *v[] = {"eio:1", "fail:2", "proto:3"};
-  struct fx f;
-  fx_open(&f, v, 3, 0);
-  kitd_balancer_set_seed(f.b, 0); /* in address order */
   int seen = 0;
   kitd_retry_opts o;
   kitd_retry_opts_init(&o);
   o.max_attempts = 3;
   o.should_retry = replace_go_on;
   o.arg = &seen;
-  kitd_endpoint *r;
-  assert_int_equal(kitd_retry_new(f.b, &o, &r), 0);
+  struct fx f;
+  kitd_endpoint *r = ordered_retry(&f, v, 3, &o);
   kitd_ctx c;
-  kitd_ctx_init(&c);
-  kitd_attempt_error log[4];
-  kitd_ctx_set_attempt_log(&c, log, 4);
+  init_logged(&c);
   void *resp = NULL;
   assert_int_equal(kitd_endpoint_call(r, &c, NULL, &resp), KITD_EPROTO);
   assert_int_equal(seen, 3);
@@ -340,14 +343,9 @@ static void test_ctx_names_instance(void **st) {
   (void)st;
   const char *v[] = {"fail:1", "ok:2"};
   struct fx f;
-  fx_open(&f, v, 2, 0);
-  kitd_balancer_set_seed(f.b, 0); /* fail:1 first */
-  kitd_endpoint *r;
-  assert_int_equal(kitd_retry_new(f.b, NULL, &r), 0);
+  kitd_endpoint *r = ordered_retry(&f, v, 2, NULL);
   kitd_ctx c;
-  kitd_ctx_init(&c);
-  kitd_attempt_error log[4];
-  kitd_ctx_set_attempt_log(&c, log, 4);
+  init_logged(&c);
   void *resp = NULL;
   assert_int_equal(kitd_endpoint_call(r, &c, NULL, &resp), 0);
   assert_string_equal(resp, "ok:2");
