@@ -12,6 +12,10 @@
 static void test_strerror_covers_every_code(void **st) {
   (void)st;
   for (int e = -1; e >= KITD_EINTERNAL; e--) {
+    if (e == -15) { /* KITD_ERETRY, retired: its number stays reserved */
+      assert_string_equal(kitd_err_name(e), "UNKNOWN");
+      continue;
+    }
     assert_string_not_equal(kitd_strerror(e), "unknown error");
     assert_string_not_equal(kitd_err_name(e), "UNKNOWN");
   }
