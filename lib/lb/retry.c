@@ -65,11 +65,24 @@ static int pick_avoiding(struct retry *r, kitd_pick *p, kitd_endpoint *const *av
   return 0;
 }
 
-/* The served instance's address into the ctx: a bounded copy, the one
- * write the success path adds. One memccpy, not strnlen then memcpy (two
- * calls: about 4 ns of a 26 ns call) nor a byte loop (slower still). */
-static inline void copy_address(char dst[KITD_INSTANCE_MAX], const char *src) {
-  if (!memccpy(dst, src, '\0', KITD_ADDRESS_MAX)) dst[KITD_ADDRESS_MAX] = '\0';
+/* The served instance's address into the ctx, the one write the success
+ * path adds, with the length the record keeps. Finding the length here
+ * (strnlen then memcpy, or memccpy) cost 4 to 5 ns of a 23 ns call. Most
+ * addresses are 8 to 32 bytes ("10.0.0.1:8080"): two overlapping copies of
+ * a fixed size, which compile to a few moves, instead of a memcpy call. */
+static inline void copy_address(char dst[KITD_INSTANCE_MAX], const kitd_instance *rec) {
+  size_t n = rec->address_len < KITD_ADDRESS_MAX ? rec->address_len : KITD_ADDRESS_MAX;
+  const char *src = rec->address;
+  if (n >= 8 && n <= 16) {
+    memcpy(dst, src, 8);
+    memcpy(dst + n - 8, src + n - 8, 8);
+  } else if (n > 16 && n <= 32) {
+    memcpy(dst, src, 16);
+    memcpy(dst + n - 16, src + n - 16, 16);
+  } else {
+    memcpy(dst, src, n);
+  }
+  dst[n] = '\0';
 }
 
 /* Exponential backoff with full jitter: uniform in [0, min(max, base*2^k)]
@@ -116,7 +129,7 @@ static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) 
       ctx->status_ = actx.status_;
       /* Copied before the pick is handed back: the record is borrowed from
        * the pick's snapshot. */
-      copy_address(ctx->instance_, p.instance->address);
+      copy_address(ctx->instance_, p.instance);
       if (rc == 0) {
         kitd_balancer_done(r->b, &p, 0, lat);
         if (actx.detail_[0]) kitd_ctx_set_detail(ctx, "%s", actx.detail_);

@@ -381,6 +381,30 @@ static void test_ctx_names_instance(void **st) {
   fx_close(&f);
 }
 
+/* The served address is copied whole whatever its length (the copy takes
+ * a different path below 8, up to 16, up to 32 bytes and beyond). */
+static void test_instance_every_length(void **st) {
+  (void)st;
+  const size_t lens[] = {4, 7, 8, 12, 16, 17, 24, 32, 33, 100, KITD_ADDRESS_MAX};
+  for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+    char addr[KITD_ADDRESS_MAX + 1];
+    memset(addr, 'x', lens[k]);
+    memcpy(addr, "ok", 2);
+    memcpy(addr + lens[k] - 2, ":1", 2);
+    addr[lens[k]] = '\0';
+    const char *v[] = {addr};
+    struct fx f;
+    kitd_endpoint *r = ordered_retry(&f, v, 1, NULL);
+    kitd_ctx c;
+    kitd_ctx_init(&c);
+    void *resp = NULL;
+    assert_int_equal(kitd_endpoint_call(r, &c, NULL, &resp), 0);
+    assert_string_equal(kitd_ctx_instance(&c), addr);
+    kitd_endpoint_unref(r);
+    fx_close(&f);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_success),
@@ -395,6 +419,7 @@ int main(void) {
       cmocka_unit_test(test_late_success_is_a_timeout),
       cmocka_unit_test(test_replaced_error_then_attempts_run_out),
       cmocka_unit_test(test_ctx_names_instance),
+      cmocka_unit_test(test_instance_every_length),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
