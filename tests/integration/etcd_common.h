@@ -123,6 +123,29 @@ static inline int log_has(loglines *l, const char *s) {
   return y;
 }
 
+/* The test binary's etcd, started once for the group. */
+static etcd_server srv;
+
+static inline int etcd_setup_with(const char *ca, const char *cert, const char *key,
+                                  const char *const *extra) {
+  if (!etcd_server_available()) {
+    fprintf(stderr, "etcd not installed (Debian etcd-server): skipped\n");
+    return -1;
+  }
+  return etcd_server_start(&srv, ca, cert, key, extra);
+}
+
+static inline int etcd_setup(void **state) {
+  (void)state;
+  return etcd_setup_with(NULL, NULL, NULL, NULL);
+}
+
+static inline int etcd_teardown(void **state) {
+  (void)state;
+  etcd_server_stop(&srv);
+  return 0;
+}
+
 static inline kitd_etcd *etcd_client(etcd_server *s) {
   kitd_etcd_opts o;
   kitd_etcd_opts_init(&o);

@@ -11,23 +11,6 @@
 
 #include "etcd_common.h"
 
-static etcd_server srv;
-
-static int setup(void **state) {
-  (void)state;
-  if (!etcd_server_available()) {
-    fprintf(stderr, "etcd not installed (Debian etcd-server): skipped\n");
-    return -1;
-  }
-  return etcd_server_start(&srv, NULL, NULL, NULL, NULL);
-}
-
-static int teardown(void **state) {
-  (void)state;
-  etcd_server_stop(&srv);
-  return 0;
-}
-
 static kitd_instancer *watch(const char *prefix, int64_t backoff_ms, loglines *ll,
                              kitd_logger **lg, rec *r) {
   kitd_etcd *c = etcd_client(&srv);
@@ -205,5 +188,5 @@ int main(void) {
       cmocka_unit_test(test_kill_restart),
       cmocka_unit_test(test_compaction_resync),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, etcd_setup, etcd_teardown);
 }

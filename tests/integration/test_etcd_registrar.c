@@ -14,23 +14,6 @@
 #include "etcd/etcd_impl.h"
 #include "etcd_common.h"
 
-static etcd_server srv;
-
-static int setup(void **state) {
-  (void)state;
-  if (!etcd_server_available()) {
-    fprintf(stderr, "etcd not installed (Debian etcd-server): skipped\n");
-    return -1;
-  }
-  return etcd_server_start(&srv, NULL, NULL, NULL, NULL);
-}
-
-static int teardown(void **state) {
-  (void)state;
-  etcd_server_stop(&srv);
-  return 0;
-}
-
 /* The value of `key` ("" if absent) and its lease (0 if none). */
 static void get(const char *key, char *val, size_t cap, long long *lease) {
   char *k = kitd__b64_encode((const unsigned char *)key, strlen(key));
@@ -195,5 +178,5 @@ int main(void) {
       cmocka_unit_test(test_killed_process),
       cmocka_unit_test(test_etcd_down_first),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, etcd_setup, etcd_teardown);
 }
