@@ -78,6 +78,9 @@ void kitd__etcd_http_wake(kitd__etcd_http *h);
 int kitd__etcd_http_post(kitd__etcd_http *h, const kitd__etcd_post *p,
                          kitd__etcd_reply *r);
 void kitd__etcd_reply_clear(kitd__etcd_reply *r);
+/* POSTs started since the process started, all clients together (for the
+ * benchmark of an idle watch). */
+unsigned long kitd__etcd_http_count(void);
 
 /* --- client.c: etcd calls --- */
 

@@ -35,6 +35,12 @@ struct xfer {
   void *arg;
 };
 
+static unsigned long posts; /* atomic */
+
+unsigned long kitd__etcd_http_count(void) {
+  return __atomic_load_n(&posts, __ATOMIC_RELAXED);
+}
+
 int kitd__etcd_http_new(const kitd_etcd *c, const int *stop, kitd__etcd_http **out) {
   static int global_done;
   /* kitd_global_init() is the documented way; this is the fallback, safe
@@ -250,6 +256,7 @@ int kitd__etcd_http_post(kitd__etcd_http *h, const kitd__etcd_post *p,
     goto out;
   }
 
+  __atomic_add_fetch(&posts, 1, __ATOMIC_RELAXED);
   curl_multi_add_handle(h->multi, ez);
   CURLcode cc = CURLE_OK;
   bool done = false, aborted = false;

@@ -178,9 +178,13 @@ static int spawn(etcd_server *s) {
 int etcd_server_start(etcd_server *s, const char *ca, const char *cert, const char *key,
                       const char *const *extra) {
   memset(s, 0, sizeof *s);
-  char tmpl[] = "/tmp/kitd-etcd-XXXXXX";
-  if (!mkdtemp(tmpl)) return -1;
-  s->dir = strdup(tmpl);
+  const char *tmp = getenv("TMPDIR");
+  char *tmpl = xprintf("%s/kitd-etcd-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  if (!tmpl || !mkdtemp(tmpl)) {
+    free(tmpl);
+    return -1;
+  }
+  s->dir = tmpl;
   if (free_ports(&s->client_port, &s->peer_port)) return -1;
   s->url = xprintf("%s://127.0.0.1:%d", cert ? "https" : "http", s->client_port);
   if (ca) s->ca = strdup(ca);

@@ -1,7 +1,8 @@
 /* Test helper: a real etcd (Debian etcd-server 3.4) on 127.0.0.1 at free
  * ports, in a throwaway data directory: start, wait until /health answers,
  * kill -9, restart on the same data directory and ports, stop (and remove
- * the directory). Plus one JSON POST to it for setting up a test. */
+ * the directory), which is made under $TMPDIR (default /tmp). Plus one
+ * JSON POST to it for setting up a test. */
 #ifndef KITD_TEST_ETCD_SERVER_H
 #define KITD_TEST_ETCD_SERVER_H
 
