@@ -46,20 +46,20 @@ static void now_ts(char *buf, size_t cap) {
            (ts.tv_nsec / 1000000) % 1000);
 }
 
-static char *join(const char *const *v, size_t n) {
+static char *join(const kitd_instance *const *v, size_t n) {
   size_t len = 1;
-  for (size_t i = 0; i < n; i++) len += strlen(v[i]) + 1;
+  for (size_t i = 0; i < n; i++) len += strlen(kitd_instance_address(v[i])) + 1;
   char *s = malloc(len);
   if (!s) return NULL;
   s[0] = '\0';
   for (size_t i = 0; i < n; i++) {
     if (i) strcat(s, ",");
-    strcat(s, v[i]);
+    strcat(s, kitd_instance_address(v[i]));
   }
   return s;
 }
 
-static void print_set(const char *service, const char *const *v, size_t n) {
+static void print_set(const char *service, const kitd_instance *const *v, size_t n) {
   char ts[64], svc[300];
   char *list = join(v, n);
   now_ts(ts, sizeof ts);
@@ -159,7 +159,7 @@ int main(int argc, char **argv) {
 
   int rc = 0;
   if (once) {
-    char **set = NULL;
+    kitd_instance **set = NULL;
     size_t n = 0;
     kitd_ctx_set_timeout_ms(&ctx, 30000);
     e = kitd_consul_lookup(c, service, &o, &ctx, &set, &n);
@@ -167,8 +167,8 @@ int main(int argc, char **argv) {
       print_error(service, e, kitd_ctx_detail(&ctx), 0);
       rc = 1;
     } else {
-      print_set(service, (const char *const *)set, n);
-      kitd_strv_free(set, n);
+      print_set(service, (const kitd_instance *const *)set, n);
+      kitd_instance_list_free(set, n);
     }
     kitd_consul_free(c);
     kitd_global_cleanup();

@@ -83,15 +83,17 @@ static void stamped_close(void *state) {
   free(s);
 }
 
-static int factory(void *arg, const char *instance, kitd_endpoint **out) {
+static int factory(void *arg, const kitd_instance *rec_, kitd_endpoint **out) {
+  const char *instance = kitd_instance_address(rec_);
   struct stamped *s = calloc(1, sizeof *s);
   if (!s) return KITD_ENOMEM;
   snprintf(s->instance, sizeof s->instance, "%s", instance);
-  int rc = kitd_http_factory(arg, instance, &s->inner);
-  if (rc == 0 && (rc = kitd_endpoint_new(stamped_call, stamped_close, s, out)))
-    kitd_endpoint_unref(s->inner);
-  if (rc) free(s);
-  return rc;
+  int rc = kitd_http_endpoint_new(arg, instance, &s->inner);
+  if (rc) {
+    free(s);
+    return rc;
+  }
+  return kitd_endpoint_new(stamped_call, stamped_close, s, out); /* takes s */
 }
 
 /* Retry what another instance might answer; a 4xx is our own fault. */
@@ -163,7 +165,12 @@ int lorem_pipeline_new(const struct lorem_pipeline_conf *c, lorem_pipeline **out
   kitd_endpointer_opts_init(&eo);
   eo.logger = c->lg;
   what = "endpointer";
-  if ((rc = kitd_endpointer_new(p->in, factory, p->http, &eo, &p->ep))) goto fail;
+  /* kitd_http_factory() carries a reference on the client for the
+   * endpointer; our factory wraps its endpoints, so it keeps the argument
+   * and the release function and replaces the function. */
+  kitd_factory hf = kitd_http_factory(p->http);
+  hf.fn = factory;
+  if ((rc = kitd_endpointer_new(p->in, &hf, &eo, &p->ep))) goto fail;
   what = "balancer";
   if ((rc = kitd_balancer_round_robin_new(p->ep, c->rr_flags, &p->lb))) goto fail;
   kitd_retry_opts ro;

@@ -24,6 +24,7 @@
 #include "ctx.h"
 #include "log.h"
 #include "endpoint.h"
+#include "instance.h"
 #include "instancer.h"
 #include "endpointer.h"
 #include "balancer.h"

@@ -103,17 +103,9 @@ static void compact(kitd_instancer *in) {
 static void apply_good(kitd_instancer *in, kitd_instance **v, size_t n);
 static void apply_error(kitd_instancer *in, int err, char *detail);
 
-/* Tell every subscriber (those subscribed during this delivery already got
- * the state), then any state a callback published meanwhile. */
-static void deliver_all(kitd_instancer *in) {
-  for (;;) {
-    size_t n = in->nsubs;
-    for (size_t i = 0; i < n && !in->stopped; i++) {
-      struct kitd__subscriber s = in->subs[i];
-      if (s.fn) deliver(in, &s);
-    }
-    if (in->delivering == 0 && in->compact) compact(in);
-    if (!in->pending || in->delivering) break;
+/* Deliver what a callback published meanwhile (mu held, not in a delivery). */
+static void flush_pending(kitd_instancer *in) {
+  while (in->pending && !in->delivering && !in->stopped) {
     in->pending = false;
     if (in->pend_err) {
       int e = in->pend_err;
@@ -121,13 +113,26 @@ static void deliver_all(kitd_instancer *in) {
       apply_error(in, e, in->pend_detail);
       in->pend_detail = NULL;
     } else {
-      apply_good(in, in->pend_set, in->pend_count);
+      kitd_instance **v = in->pend_set;
+      size_t n = in->pend_count;
       in->pend_set = NULL;
       in->pend_count = 0;
+      apply_good(in, v, n);
     }
-    if (in->stopped) break;
   }
+}
+
+/* Tell every subscriber (those subscribed during this delivery already got
+ * the state), then any state a callback published meanwhile. */
+static void deliver_all(kitd_instancer *in) {
+  size_t n = in->nsubs;
+  for (size_t i = 0; i < n && !in->stopped; i++) {
+    struct kitd__subscriber s = in->subs[i];
+    if (s.fn) deliver(in, &s);
+  }
+  if (in->delivering == 0 && in->compact) compact(in);
   if (in->cond_ok) pthread_cond_broadcast(&in->ready);
+  flush_pending(in);
 }
 
 static int same_set(kitd_instance **a, size_t na, kitd_instance **b, size_t nb) {
@@ -253,6 +258,8 @@ int kitd_instancer_subscribe(kitd_instancer *in, kitd_event_fn fn, void *arg) {
     struct kitd__subscriber s = {fn, arg};
     in->subs[in->nsubs++] = s;
     if (in->has_state) deliver(in, &s);
+    if (!in->delivering && in->compact) compact(in);
+    if (locked) flush_pending(in);
   }
   unlock_maybe(in, locked);
   return rc;

@@ -41,7 +41,8 @@ static int noop_call(void *st, kitd_ctx *ctx, const void *req, void **resp) {
   *resp = (void *)req;
   return 0;
 }
-static int factory(void *arg, const char *inst, kitd_endpoint **out) {
+static int factory(void *arg, const kitd_instance *rec_, kitd_endpoint **out) {
+  const char *inst = kitd_instance_address(rec_);
   (void)arg;
   (void)inst;
   return kitd_endpoint_new(noop_call, NULL, NULL, out);
@@ -124,25 +125,32 @@ static void bench_pick(const char *name, kitd_balancer *b, int nthreads) {
 static void bi_destroy(kitd_instancer *in) { free(in); }
 static const struct kitd__instancer_ops bi_ops = {"bench", NULL, bi_destroy};
 
-static void deliver(kitd_instancer *in, char **set, size_t n) {
-  kitd_event ev = {0, "", (const char *const *)set, n};
+static void deliver(kitd_instancer *in, kitd_instance **set, size_t n) {
+  kitd_event ev = {0, "", (const kitd_instance *const *)set, n, 0};
   pthread_mutex_lock(&in->mu);
   for (size_t i = 0; i < in->nsubs; i++) in->subs[i].fn(in->subs[i].arg, &ev);
   pthread_mutex_unlock(&in->mu);
 }
 
-static int cmp_s(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
+/* A record as a registry makes it: a fresh one on every answer, so the
+ * endpointer compares attributes, not pointers. */
+static kitd_instance *rec(const char *addr) {
+  kitd_instance *r;
+  if (kitd_instance_new(addr, &r) || kitd_instance_set_weight(r, 1) ||
+      kitd_instance_add_tag(r, "lorem"))
+    abort();
+  return r;
 }
 
-static char **make_set(size_t n, unsigned base) {
-  char **v = malloc(n * sizeof *v);
+static kitd_instance **make_set(size_t n, unsigned base) {
+  kitd_instance **v = malloc(n * sizeof *v);
   for (size_t i = 0; i < n; i++) {
     unsigned x = base + (unsigned)i;
-    v[i] = malloc(32);
-    snprintf(v[i], 32, "10.%u.%u.%u:8080", (x >> 16) & 255, (x >> 8) & 255, x & 255);
+    char a[32];
+    snprintf(a, sizeof a, "10.%u.%u.%u:8080", (x >> 16) & 255, (x >> 8) & 255, x & 255);
+    v[i] = rec(a);
   }
-  qsort(v, n, sizeof *v, cmp_s);
+  kitd__instance_sort_unique(v, n);
   return v;
 }
 
@@ -150,23 +158,24 @@ static void bench_update(size_t n, int full) {
   kitd_instancer *in = malloc(sizeof *in);
   kitd__instancer_init(in, &bi_ops);
   kitd_endpointer *ep;
-  if (kitd_endpointer_new(in, factory, NULL, NULL, &ep)) abort();
-  char **a = make_set(n, 0);
-  char **b;
+  if (kitd_endpointer_new(in, &(kitd_factory){factory, NULL, NULL}, NULL, &ep)) abort();
+  kitd_instance **a = make_set(n, 0);
+  kitd_instance **b;
   size_t churn = n / 100 ? n / 100 : 1;
   if (full) {
     b = make_set(n, 1u << 20);
   } else {
     /* b: a with every 100th instance replaced by a new one. */
     b = malloc(n * sizeof *b);
-    for (size_t i = 0; i < n; i++) b[i] = strdup(a[i]);
+    for (size_t i = 0; i < n; i++) b[i] = rec(kitd_instance_address(a[i]));
     for (size_t k = 0; k < churn; k++) {
       size_t i = k * (n / churn);
-      free(b[i]);
-      b[i] = malloc(32);
-      snprintf(b[i], 32, "11.0.%zu.%zu:8080", k >> 8, k & 255);
+      char addr[32];
+      snprintf(addr, sizeof addr, "11.0.%zu.%zu:8080", k >> 8, k & 255);
+      kitd_instance_unref(b[i]);
+      b[i] = rec(addr);
     }
-    qsort(b, n, sizeof *b, cmp_s);
+    kitd__instance_sort_unique(b, n);
   }
   deliver(in, a, n);
   int per_run = n >= 10000 ? 20 : 200;
@@ -186,9 +195,8 @@ static void bench_update(size_t n, int full) {
   fflush(stdout);
   kitd_endpointer_free(ep);
   kitd_instancer_free(in);
-  for (size_t i = 0; i < n; i++) free(a[i]), free(b[i]);
-  free(a);
-  free(b);
+  kitd_instance_list_free(a, n);
+  kitd_instance_list_free(b, n);
 }
 
 int main(int argc, char **argv) {
@@ -203,7 +211,7 @@ int main(int argc, char **argv) {
   kitd_endpointer *ep;
   kitd_balancer *rr, *rrt, *rnd;
   if (kitd_static_instancer_new(insts, 8, &in) ||
-      kitd_endpointer_new(in, factory, NULL, NULL, &ep) ||
+      kitd_endpointer_new(in, &(kitd_factory){factory, NULL, NULL}, NULL, &ep) ||
       kitd_balancer_round_robin_new(ep, KITD_RR_GLOBAL, &rr) ||
       kitd_balancer_round_robin_new(ep, KITD_RR_PER_THREAD, &rrt) ||
       kitd_balancer_random_new(ep, &rnd))

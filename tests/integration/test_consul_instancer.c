@@ -121,13 +121,13 @@ static void test_discovery_and_changes(void **state) {
   kitd_test_agent_deregister(&agent, id3);
   assert_true(kitd_test_recorder_wait_set(&w.rec, "", kitd_test_ms(3000)));
   /* The one-shot lookup agrees. */
-  char **set = NULL;
+  kitd_instance **set = NULL;
   size_t n = 5;
   kitd_ctx ctx;
   kitd_ctx_init(&ctx);
   assert_int_equal(kitd_consul_lookup(w.c, svc, NULL, &ctx, &set, &n), 0);
   assert_int_equal(n, 0);
-  kitd_strv_free(set, n);
+  kitd_instance_list_free(set, n);
   watch_stop(&w);
 }
 
@@ -183,12 +183,12 @@ static void test_tags(void **state) {
   watch_start(&w, svc, &o, NULL);
   assert_true(kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7001,127.0.0.1:7003",
                                           kitd_test_ms(3000)));
-  char **set = NULL;
+  kitd_instance **set = NULL;
   size_t n = 0;
   assert_int_equal(kitd_consul_lookup(w.c, svc, &o, NULL, &set, &n), 0);
   assert_int_equal(n, 2);
-  assert_string_equal(set[0], "127.0.0.1:7001");
-  kitd_strv_free(set, n);
+  assert_string_equal(kitd_instance_address(set[0]), "127.0.0.1:7001");
+  kitd_instance_list_free(set, n);
   kitd_test_agent_deregister(&agent, id1);
   kitd_test_agent_deregister(&agent, id2);
   kitd_test_agent_deregister(&agent, id3);
@@ -244,11 +244,11 @@ static void test_prompt_stop(void **state) {
   fprintf(stderr, "stop took %lld ms\n", (long long)ms);
   assert_true(ms < kitd_test_ms(100));
   /* The set stays readable after stop. */
-  char **set = NULL;
+  kitd_instance **set = NULL;
   size_t n = 0;
   assert_int_equal(kitd_instancer_state(w.in, &set, &n), 0);
   assert_int_equal(n, 1);
-  kitd_strv_free(set, n);
+  kitd_instance_list_free(set, n);
   watch_stop(&w);
   kitd_test_agent_deregister(&agent, id1);
 }
@@ -462,7 +462,7 @@ static void test_lookup_refused(void **state) {
   assert_int_equal(kitd_consul_set_address(c, "127.0.0.1:1", NULL), 0);
   kitd_ctx ctx;
   kitd_ctx_init(&ctx);
-  char **set = NULL;
+  kitd_instance **set = NULL;
   size_t n = 0;
   assert_int_equal(kitd_consul_lookup(c, "x", NULL, &ctx, &set, &n), KITD_ECONNECT);
   assert_non_null(strstr(kitd_ctx_detail(&ctx), "connect"));

@@ -39,7 +39,7 @@ static void lookup(kitd_consul *c, const char *svc, int passing, char *out, size
   kitd_consul_instancer_opts o;
   kitd_consul_instancer_opts_init(&o);
   o.passing_only = passing;
-  char **set = NULL;
+  kitd_instance **set = NULL;
   size_t n = 0;
   out[0] = '\0';
   if (kitd_consul_lookup(c, svc, &o, NULL, &set, &n) != 0) {
@@ -48,8 +48,9 @@ static void lookup(kitd_consul *c, const char *svc, int passing, char *out, size
   }
   size_t o2 = 0;
   for (size_t i = 0; i < n; i++)
-    o2 += (size_t)snprintf(out + o2, cap - o2, "%s%s", i ? "," : "", set[i]);
-  kitd_strv_free(set, n);
+    o2 += (size_t)snprintf(out + o2, cap - o2, "%s%s", i ? "," : "",
+                              kitd_instance_address(set[i]));
+  kitd_instance_list_free(set, n);
 }
 
 /* Poll until lookup gives `want` (true) or the time runs out. */

@@ -38,15 +38,18 @@ static int fake_call(void *st, kitd_ctx *c, const void *req, void **resp) {
   return 0;
 }
 
-static int factory(void *arg, const char *instance, kitd_endpoint **out) {
+static int factory(void *arg, const kitd_instance *rec_, kitd_endpoint **out) {
+  const char *instance = kitd_instance_address(rec_);
   (void)arg;
   struct fake *f = calloc(1, sizeof *f);
   if (!f) return KITD_ENOMEM;
   snprintf(f->inst, sizeof f->inst, "%s", instance);
   f->scratch = malloc(4096);
-  int rc = f->scratch ? kitd_endpoint_new(fake_call, fake_close, f, out) : KITD_ENOMEM;
-  if (rc) fake_close(f);
-  return rc;
+  if (!f->scratch) {
+    fake_close(f);
+    return KITD_ENOMEM;
+  }
+  return kitd_endpoint_new(fake_call, fake_close, f, out); /* takes f */
 }
 
 static void counter(void *arg, const kitd_event *ev) {
@@ -103,7 +106,7 @@ int main(int argc, char **argv) {
   kitd_retry_opts ro;
   kitd_retry_opts_init(&ro);
   if (kitd_consul_instancer_new(c, "soak", &o, NULL, &in) ||
-      kitd_endpointer_new(in, factory, NULL, NULL, &ep) ||
+      kitd_endpointer_new(in, &(kitd_factory){factory, NULL, NULL}, NULL, &ep) ||
       kitd_balancer_round_robin_new(ep, 0, &b) || kitd_retry_new(b, &ro, &r)) {
     fprintf(stderr, "soak: pipeline set-up failed\n");
     return 2;

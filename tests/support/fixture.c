@@ -60,7 +60,8 @@ void kt_factory_destroy(kt_factory *f) {
   pthread_mutex_destroy(&f->mu);
 }
 
-int kt_factory_fn(void *arg, const char *instance, kitd_endpoint **out) {
+int kt_factory_fn(void *arg, const kitd_instance *rec_, kitd_endpoint **out) {
+  const char *instance = kitd_instance_address(rec_);
   kt_factory *f = arg;
   atomic_fetch_add(&f->factory_calls, 1);
   if (matches(instance, f->factory_fail)) return KITD_ECONNECT;
@@ -70,7 +71,8 @@ int kt_factory_fn(void *arg, const char *instance, kitd_endpoint **out) {
   snprintf(e->inst, sizeof e->inst, "%s", instance);
   e->f = f;
   int rc = kitd_endpoint_new(kt_call, kt_close, e, out);
-  if (rc) {
+  if (rc) { /* kt_close ran (the endpoint takes its state on every path) */
+    atomic_fetch_sub(&f->closes, 1);
     free(e);
     return rc;
   }

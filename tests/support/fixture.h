@@ -40,7 +40,7 @@ void kt_factory_init(kt_factory *f);
 /* Checks every endpoint was closed at most once, then frees them all. */
 void kt_factory_destroy(kt_factory *f);
 /* The kitd_factory_fn; arg is the kt_factory. */
-int kt_factory_fn(void *arg, const char *instance, kitd_endpoint **out);
+int kt_factory_fn(void *arg, const kitd_instance *instance, kitd_endpoint **out);
 /* The newest endpoint state made for `instance`, or NULL. */
 kt_ep *kt_find(kt_factory *f, const char *instance);
 /* Endpoints made and not closed. */

@@ -29,7 +29,8 @@ void kitd_test_recorder_fn(void *arg, const kitd_event *ev) {
   size_t o = 0;
   r->set[0] = '\0';
   for (size_t i = 0; i < ev->count; i++) {
-    int n = snprintf(r->set + o, sizeof r->set - o, "%s%s", i ? "," : "", ev->instances[i]);
+    int n = snprintf(r->set + o, sizeof r->set - o, "%s%s", i ? "," : "",
+                     kitd_instance_address(ev->instances[i]));
     if (n < 0 || (size_t)n >= sizeof r->set - o) break;
     o += (size_t)n;
   }

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "consul/consul_impl.h"
+#include "core/instance_impl.h"
 #include "kitd/error.h"
 #include "sd/instancer_impl.h"
 
@@ -61,22 +62,22 @@ static int run_case(const char *name) {
     else break;
   }
   int failed = 0;
-  char **set = NULL;
+  kitd_instance **set = NULL;
   size_t n = 0;
   char detail[256] = "";
-  int rc = kitd__consul_parse_health(body, blen, tags, ntags, passing, &set, &n, detail,
+  int rc = kitd__consul_parse_health(body, blen, tags, ntags, passing, NULL, &set, &n, detail,
                                      sizeof detail);
   if (line && strcmp(line, "ok") == 0) {
     if (rc) {
       fprintf(stderr, "%s: want ok, got %s: %s\n", name, kitd_err_name(rc), detail);
       failed = 1;
     } else {
-      n = n ? kitd__strv_sort_unique(set, n) : 0;
+      n = n ? kitd__instance_sort_unique(set, n) : 0;
       size_t i = 0;
       for (line = strtok_r(NULL, "\n", &save); line; line = strtok_r(NULL, "\n", &save), i++) {
-        if (i >= n || strcmp(set[i], line) != 0) {
+        if (i >= n || strcmp(kitd_instance_address(set[i]), line) != 0) {
           fprintf(stderr, "%s: instance %zu: want %s, got %s\n", name, i, line,
-                  i < n ? set[i] : "(none)");
+                  i < n ? kitd_instance_address(set[i]) : "(none)");
           failed = 1;
           break;
         }
@@ -85,7 +86,7 @@ static int run_case(const char *name) {
         fprintf(stderr, "%s: want %zu instances, got %zu\n", name, i, n);
         failed = 1;
       }
-      kitd_strv_free(set, n);
+      kitd_instance_list_free(set, n);
     }
   } else if (line && strncmp(line, "err ", 4) == 0) {
     char want[64] = "";
@@ -94,7 +95,7 @@ static int run_case(const char *name) {
              line + 4);
     if (!rc || strcmp(kitd_err_name(rc), want) != 0) {
       fprintf(stderr, "%s: want %s, got %s\n", name, want, rc ? kitd_err_name(rc) : "ok");
-      if (!rc) kitd_strv_free(set, n);
+      if (!rc) kitd_instance_list_free(set, n);
       failed = 1;
     } else if (sub && !strstr(detail, sub + 1)) {
       fprintf(stderr, "%s: detail \"%s\" lacks \"%s\"\n", name, detail, sub + 1);
@@ -128,21 +129,21 @@ static void test_data_cases(void **state) {
 
 static void test_null_and_binary(void **state) {
   (void)state;
-  char **set = (char **)0x1;
+  kitd_instance **set = (kitd_instance **)0x1;
   size_t n = 77;
   char detail[64];
-  assert_int_equal(kitd__consul_parse_health(NULL, 0, NULL, 0, true, &set, &n, detail,
+  assert_int_equal(kitd__consul_parse_health(NULL, 0, NULL, 0, true, NULL, &set, &n, detail,
                                              sizeof detail),
                    KITD_EPROTO);
-  assert_ptr_equal(set, (char **)0x1);
+  assert_ptr_equal(set, (kitd_instance **)0x1);
   assert_int_equal(n, 77);
   const char bin[] = "[\0\xff\xfe]";
-  assert_int_equal(kitd__consul_parse_health(bin, sizeof bin - 1, NULL, 0, true, &set, &n,
+  assert_int_equal(kitd__consul_parse_health(bin, sizeof bin - 1, NULL, 0, true, NULL, &set, &n,
                                              NULL, 0),
                    KITD_EPROTO);
   /* Embedded NUL inside a string is refused by jansson by default. */
   const char nul[] = "[{\"Service\":{\"Address\":\"a\\u0000b\",\"Port\":1}}]";
-  int rc = kitd__consul_parse_health(nul, sizeof nul - 1, NULL, 0, false, &set, &n, detail,
+  int rc = kitd__consul_parse_health(nul, sizeof nul - 1, NULL, 0, false, NULL, &set, &n, detail,
                                      sizeof detail);
   assert_int_equal(rc, KITD_EPROTO);
 }

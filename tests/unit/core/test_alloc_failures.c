@@ -21,7 +21,8 @@ static int ok_call(void *st, kitd_ctx *c, const void *req, void **resp) {
   return 0;
 }
 
-static int factory(void *arg, const char *instance, kitd_endpoint **out) {
+static int factory(void *arg, const kitd_instance *rec_, kitd_endpoint **out) {
+  const char *instance = kitd_instance_address(rec_);
   (void)arg;
   (void)instance;
   return kitd_endpoint_new(ok_call, NULL, NULL, out);
@@ -38,7 +39,7 @@ static int build(void) {
   kitd_logger *lg = NULL;
   int rc = kitd_logger_new(KITD_LOG_INFO, NULL, NULL, &lg);
   if (!rc) rc = kitd_static_instancer_new(fleet, 3, &in);
-  if (!rc) rc = kitd_endpointer_new(in, factory, NULL, NULL, &ep);
+  if (!rc) rc = kitd_endpointer_new(in, &(kitd_factory){factory, NULL, NULL}, NULL, &ep);
   if (!rc) rc = kitd_balancer_round_robin_new(ep, 0, &b);
   if (!rc) rc = kitd_retry_new(b, NULL, &r);
   if (!rc) {
@@ -75,7 +76,7 @@ static void test_update_failure_keeps_old_set(void **st) {
   kitd_instancer *in;
   kitd_endpointer *ep;
   assert_int_equal(kitd_static_instancer_new(fleet, 3, &in), 0);
-  assert_int_equal(kitd_endpointer_new(in, factory, NULL, NULL, &ep), 0);
+  assert_int_equal(kitd_endpointer_new(in, &(kitd_factory){factory, NULL, NULL}, NULL, &ep), 0);
   const char *next[] = {"a:1", "d:4", "e:5"};
   for (long n = 0; n < 50; n++) {
     kitd_static_instancer_set(in, fleet, 3);

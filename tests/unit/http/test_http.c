@@ -181,7 +181,12 @@ static void test_post_callbacks(void **s) {
   char in[64];
   instance(in, sizeof in);
   kitd_endpoint *ep;
-  assert_int_equal(kitd_http_factory(h, in, &ep), 0);
+  kitd_factory f = kitd_http_factory(h);
+  kitd_instance *rec;
+  assert_int_equal(kitd_instance_new(in, &rec), 0);
+  assert_int_equal(f.fn(f.arg, rec, &ep), 0);
+  kitd_instance_unref(rec);
+  f.release(f.arg);
   kitd_ctx ctx;
   kitd_ctx_init(&ctx);
   void *resp = NULL;

@@ -41,15 +41,13 @@ static inline int fx_call(void *st, kitd_ctx *ctx, const void *req, void **resp)
   return 0;
 }
 
-static inline int fx_factory(void *arg, const char *instance, kitd_endpoint **out) {
+static inline int fx_factory(void *arg, const kitd_instance *rec_, kitd_endpoint **out) {
+  const char *instance = kitd_instance_address(rec_);
   (void)arg;
   struct fx_ep *e = calloc(1, sizeof *e);
   snprintf(e->inst, sizeof e->inst, "%s", instance);
-  int rc = kitd_endpoint_new(fx_call, free, e, out);
-  if (rc) {
-    free(e);
-    return rc;
-  }
+  int rc = kitd_endpoint_new(fx_call, free, e, out); /* takes e */
+  if (rc) return rc;
   if (fx_n < 64) fx_eps[fx_n++] = e;
   return 0;
 }
@@ -69,7 +67,7 @@ struct fx {
 static inline void fx_open(struct fx *f, const char *const *v, size_t n, int random_lb) {
   fx_n = 0;
   kitd_static_instancer_new(v, n, &f->in);
-  kitd_endpointer_new(f->in, fx_factory, NULL, NULL, &f->ep);
+  kitd_endpointer_new(f->in, &(kitd_factory){fx_factory, NULL, NULL}, NULL, &f->ep);
   if (random_lb)
     kitd_balancer_random_new(f->ep, &f->b);
   else

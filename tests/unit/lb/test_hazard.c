@@ -38,7 +38,7 @@ static void *picker(void *arg) {
         fprintf(stderr, "picked a closed endpoint %s\n", e->inst);
         abort();
       }
-      assert_string_equal(e->inst, p[held].instance);
+      assert_string_equal(e->inst, kitd_instance_address(p[held].instance));
       held++;
     }
     for (int k = 0; k < held; k++) {
@@ -59,7 +59,7 @@ static void stress(unsigned flags, int use_random) {
   kt_factory_init(&f);
   kitd_instancer *in = kt_static("a:1,b:1,c:1");
   kitd_endpointer *ep;
-  assert_int_equal(kitd_endpointer_new(in, kt_factory_fn, &f, NULL, &ep), 0);
+  assert_int_equal(kitd_endpointer_new(in, &(kitd_factory){kt_factory_fn, &f, NULL}, NULL, &ep), 0);
   if (use_random)
     assert_int_equal(kitd_balancer_random_new(ep, &bal), 0);
   else
@@ -123,7 +123,7 @@ static void test_records_reused(void **s) {
   kt_factory_init(&f);
   kitd_instancer *in = kt_static("a:1");
   kitd_endpointer *ep;
-  assert_int_equal(kitd_endpointer_new(in, kt_factory_fn, &f, NULL, &ep), 0);
+  assert_int_equal(kitd_endpointer_new(in, &(kitd_factory){kt_factory_fn, &f, NULL}, NULL, &ep), 0);
   kitd_balancer *b;
   assert_int_equal(kitd_balancer_round_robin_new(ep, 0, &b), 0);
   pthread_t t;
@@ -159,7 +159,7 @@ static void test_pick_without_record(void **s) {
   kt_factory_init(&f);
   kitd_instancer *in = kt_static("a:1");
   kitd_endpointer *ep;
-  assert_int_equal(kitd_endpointer_new(in, kt_factory_fn, &f, NULL, &ep), 0);
+  assert_int_equal(kitd_endpointer_new(in, &(kitd_factory){kt_factory_fn, &f, NULL}, NULL, &ep), 0);
   kitd_balancer *b;
   assert_int_equal(kitd_balancer_round_robin_new(ep, 0, &b), 0);
   /* Occupy every free record first, so the new thread must allocate one. */

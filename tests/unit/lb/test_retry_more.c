@@ -25,7 +25,7 @@ static int setup(void **state) {
   env *e = calloc(1, sizeof *e);
   kt_factory_init(&e->f);
   e->in = kt_static("a:1,b:1");
-  if (kitd_endpointer_new(e->in, kt_factory_fn, &e->f, NULL, &e->ep)) return -1;
+  if (kitd_endpointer_new(e->in, &(kitd_factory){kt_factory_fn, &e->f, NULL}, NULL, &e->ep)) return -1;
   if (kitd_balancer_round_robin_new(e->ep, 0, &e->b)) return -1;
   kitd_balancer_set_seed(e->b, 0); /* a first */
   *state = e;
@@ -165,13 +165,14 @@ static void test_callback(void **state) {
   assert_int_equal(cb_calls, 1);
   assert_int_equal(calls(e, "a:1") + calls(e, "b:1"), 1);
   kitd_endpoint_unref(r);
-  /* Called on every failure, the last one included: its replacement is
-   * what the call returns. */
+  /* Called on every failure, the last one included; a replacement with
+   * "go on" does not become the result when max_attempts ends the call:
+   * that is the raw last error, as in go-kit. */
   o.should_retry = replace_cb;
   r = retry_with(e, &o);
   cb_calls = 0;
   kitd_ctx_init(&ctx);
-  assert_int_equal(kitd_endpoint_call(r, &ctx, NULL, &resp), KITD_ERETRY);
+  assert_int_equal(kitd_endpoint_call(r, &ctx, NULL, &resp), KITD_ECONNECT);
   assert_int_equal(cb_calls, 3);
   kitd_endpoint_unref(r);
 }
@@ -288,7 +289,7 @@ static void test_no_endpoints_no_spin(void **state) {
   kt_set(e->in, "");
   kitd_retry_opts o;
   kitd_retry_opts_init(&o);
-  o.max_attempts = 1000000;
+  o.max_attempts = KITD_RETRY_MAX_ATTEMPTS;
   o.timeout_ms = 100;
   kitd_endpoint *r = retry_with(e, &o);
   kitd_ctx ctx;
@@ -356,8 +357,18 @@ static void test_invalid_and_alloc(void **state) {
   assert_int_equal(o.repick_limit, 4);
   assert_int_equal(o.backoff_max_ms, 1000);
   kitd_endpoint_unref(r);
-  /* max_attempts 0 means 1. */
-  o.max_attempts = 0;
+  /* max_attempts out of range is refused: 0, -1 (which once wrapped to
+   * UINT_MAX attempts), past the maximum; an opts without _init too. */
+  int bad[] = {0, -1, KITD_RETRY_MAX_ATTEMPTS + 1};
+  for (unsigned i = 0; i < sizeof bad / sizeof *bad; i++) {
+    o.max_attempts = bad[i];
+    assert_int_equal(kitd_retry_new(e->b, &o, &r), KITD_EINVAL);
+  }
+  kitd_retry_opts raw;
+  memset(&raw, 0, sizeof raw);
+  raw.max_attempts = 3;
+  assert_int_equal(kitd_retry_new(e->b, &raw, &r), KITD_EINVAL);
+  o.max_attempts = 1;
   strcpy(e->f.fail, ":1");
   r = retry_with(e, &o);
   kitd_ctx ctx;

@@ -23,7 +23,7 @@ static int setup(void **state) {
   env *e = calloc(1, sizeof *e);
   kt_factory_init(&e->f);
   e->in = kt_static("h0:1,h1:1,h2:1,h3:1,h4:1");
-  if (kitd_endpointer_new(e->in, kt_factory_fn, &e->f, NULL, &e->ep)) return -1;
+  if (kitd_endpointer_new(e->in, &(kitd_factory){kt_factory_fn, &e->f, NULL}, NULL, &e->ep)) return -1;
   *state = e;
   return 0;
 }
@@ -42,7 +42,7 @@ static size_t pick_index(kitd_balancer *b) {
   assert_int_equal(kitd_balancer_pick(b, &p), 0);
   size_t i = p.index;
   assert_int_equal(p.count, 5);
-  assert_int_equal(p.instance[1] - '0', (int)i);
+  assert_int_equal(kitd_instance_address(p.instance)[1] - '0', (int)i);
   kitd_balancer_done(b, &p, 0, -1);
   return i;
 }

@@ -43,15 +43,15 @@ static int tep_call(void *st, kitd_ctx *ctx, const void *req, void **resp) {
   return 0;
 }
 
-static int factory(void *arg, const char *instance, kitd_endpoint **out) {
+static int factory(void *arg, const kitd_instance *rec_, kitd_endpoint **out) {
+  const char *instance = kitd_instance_address(rec_);
   (void)arg;
   if (fail_instance[0] && strcmp(instance, fail_instance) == 0) return KITD_ECONNECT;
   struct tep *t = malloc(sizeof *t);
   t->magic = ALIVE;
   snprintf(t->inst, sizeof t->inst, "%s", instance);
-  int rc = kitd_endpoint_new(tep_call, tep_close, t, out);
-  if (rc) free(t);
-  else atomic_fetch_add(&made, 1);
+  int rc = kitd_endpoint_new(tep_call, tep_close, t, out); /* takes t */
+  if (!rc) atomic_fetch_add(&made, 1);
   return rc;
 }
 
@@ -70,7 +70,7 @@ static void test_factory_only_for_new(void **st) {
   kitd_instancer *in;
   kitd_static_instancer_new(v, 3, &in);
   kitd_endpointer *ep;
-  assert_int_equal(kitd_endpointer_new(in, factory, NULL, NULL, &ep), 0);
+  assert_int_equal(kitd_endpointer_new(in, &(kitd_factory){factory, NULL, NULL}, NULL, &ep), 0);
   assert_int_equal(made, 3);
   assert_int_equal(kitd_endpointer_count(ep), 3);
   const char *w[] = {"b:2", "c:3", "d:4"};
@@ -95,12 +95,12 @@ static void test_removed_endpoint_waits_for_pick(void **st) {
   kitd_instancer *in;
   kitd_static_instancer_new(v, 1, &in);
   kitd_endpointer *ep;
-  kitd_endpointer_new(in, factory, NULL, NULL, &ep);
+  kitd_endpointer_new(in, &(kitd_factory){factory, NULL, NULL}, NULL, &ep);
   kitd_balancer *b;
   kitd_balancer_round_robin_new(ep, 0, &b);
   kitd_pick p;
   assert_int_equal(kitd_balancer_pick(b, &p), 0);
-  assert_string_equal(p.instance, "a:1");
+  assert_string_equal(kitd_instance_address(p.instance), "a:1");
   const char *w[] = {"b:2"};
   kitd_static_instancer_set(in, w, 1);
   assert_int_equal(closed, 0); /* still picked */
@@ -113,7 +113,7 @@ static void test_removed_endpoint_waits_for_pick(void **st) {
   assert_int_equal(closed, 1); /* closed once its call finished */
   kitd_pick q;
   assert_int_equal(kitd_balancer_pick(b, &q), 0);
-  assert_string_equal(q.instance, "b:2");
+  assert_string_equal(kitd_instance_address(q.instance), "b:2");
   kitd_balancer_done(b, &q, 0, -1);
   kitd_balancer_free(b);
   kitd_endpointer_free(ep);
@@ -141,7 +141,7 @@ static void test_factory_error_skipped_and_retried(void **st) {
   o.logger = lg;
   log_buf[0] = '\0';
   kitd_endpointer *ep;
-  assert_int_equal(kitd_endpointer_new(in, factory, NULL, &o, &ep), 0);
+  assert_int_equal(kitd_endpointer_new(in, &(kitd_factory){factory, NULL, NULL}, &o, &ep), 0);
   assert_int_equal(kitd_endpointer_count(ep), 1);
   /* the last line logged is the update; look for the factory warning */
   fail_instance[0] = '\0';
@@ -173,7 +173,7 @@ static void test_factory_error_logged(void **st) {
   o.logger = lg;
   warn_lines = 0;
   kitd_endpointer *ep;
-  kitd_endpointer_new(in, factory, NULL, &o, &ep);
+  kitd_endpointer_new(in, &(kitd_factory){factory, NULL, NULL}, &o, &ep);
   assert_int_equal(warn_lines, 1);
   assert_int_equal(kitd_endpointer_count(ep), 0);
   kitd_endpointer_free(ep);
@@ -190,7 +190,7 @@ static void test_invalidate_on_error(void **st) {
   kitd_endpointer_opts_init(&o);
   o.invalidate_on_error_ms = 100;
   kitd_endpointer *ep;
-  kitd_endpointer_new(in, factory, NULL, &o, &ep);
+  kitd_endpointer_new(in, &(kitd_factory){factory, NULL, NULL}, &o, &ep);
   kitd_static_instancer_fail(in, KITD_ECONNECT, "down");
   test_sleep_ms(50);
   assert_int_equal(kitd_endpointer_count(ep), 2); /* not before the timeout */
@@ -216,7 +216,7 @@ static void test_error_without_option_keeps_set(void **st) {
   kitd_instancer *in;
   kitd_static_instancer_new(v, 1, &in);
   kitd_endpointer *ep;
-  kitd_endpointer_new(in, factory, NULL, NULL, &ep);
+  kitd_endpointer_new(in, &(kitd_factory){factory, NULL, NULL}, NULL, &ep);
   kitd_static_instancer_fail(in, KITD_EPROTO, "garbage");
   test_sleep_ms(20);
   assert_int_equal(kitd_endpointer_count(ep), 1);
@@ -242,7 +242,7 @@ static void *picker(void *arg) {
     assert_int_equal(rc, 0);
     void *resp;
     kitd_endpoint_call(p.endpoint, &c, NULL, &resp);
-    if (strcmp(resp, p.instance) != 0) atomic_fetch_add(&bad_magic, 1);
+    if (strcmp(resp, kitd_instance_address(p.instance)) != 0) atomic_fetch_add(&bad_magic, 1);
     kitd_balancer_done(r->b, &p, 0, -1);
     atomic_fetch_add(&r->picks, 1);
   }
@@ -255,7 +255,7 @@ static void run_race(int random_balancer) {
   kitd_instancer *in;
   kitd_static_instancer_new(all, 8, &in);
   kitd_endpointer *ep;
-  kitd_endpointer_new(in, factory, NULL, NULL, &ep);
+  kitd_endpointer_new(in, &(kitd_factory){factory, NULL, NULL}, NULL, &ep);
   struct race r = {0};
   if (random_balancer)
     kitd_balancer_random_new(ep, &r.b);

@@ -31,7 +31,7 @@ static void rec_fn(void *arg, const kitd_event *ev) {
   r->set[0] = '\0';
   for (size_t i = 0; i < ev->count; i++) {
     if (i) strcat(r->set, ",");
-    strcat(r->set, ev->instances[i]);
+    strcat(r->set, kitd_instance_address(ev->instances[i]));
   }
 }
 
@@ -47,32 +47,33 @@ static kitd_instancer *t_new(void) {
   return in;
 }
 
-static char **strv(const char *csv, size_t *n) {
+static kitd_instance **strv(const char *csv, size_t *n) {
   *n = 0;
-  char **v = calloc(32, sizeof *v);
+  kitd_instance **v = calloc(32, sizeof *v);
   char *c = strdup(csv), *save = NULL;
-  for (char *t = strtok_r(c, ",", &save); t; t = strtok_r(NULL, ",", &save)) v[(*n)++] = strdup(t);
+  for (char *t = strtok_r(c, ",", &save); t; t = strtok_r(NULL, ",", &save))
+    assert_int_equal(kitd_instance_new(t, &v[(*n)++]), 0);
   free(c);
   return v;
 }
 
 static void publish(kitd_instancer *in, const char *csv) {
   size_t n;
-  char **v = strv(csv, &n);
+  kitd_instance **v = strv(csv, &n);
   assert_int_equal(kitd__instancer_publish(in, v, n), 0);
 }
 
 static void test_sort_unique(void **s) {
   (void)s;
   size_t n;
-  char **v = strv("b:1,a:1,c:1,a:1,b:1,a:1", &n);
-  n = kitd__strv_sort_unique(v, n);
+  kitd_instance **v = strv("b:1,a:1,c:1,a:1,b:1,a:1", &n);
+  n = kitd__instance_sort_unique(v, n);
   assert_int_equal(n, 3);
-  assert_string_equal(v[0], "a:1");
-  assert_string_equal(v[1], "b:1");
-  assert_string_equal(v[2], "c:1");
-  kitd_strv_free(v, n);
-  kitd_strv_free(NULL, 3);
+  assert_string_equal(kitd_instance_address(v[0]), "a:1");
+  assert_string_equal(kitd_instance_address(v[1]), "b:1");
+  assert_string_equal(kitd_instance_address(v[2]), "c:1");
+  kitd_instance_list_free(v, n);
+  kitd_instance_list_free(NULL, 3);
 }
 
 static void test_events_sorted_dedup_and_only_on_change(void **s) {
@@ -140,18 +141,18 @@ static void test_error_keeps_last_set(void **s) {
   kitd__instancer_publish_error(in, KITD_ECONNECT, NULL); /* repeated: still delivered */
   assert_int_equal(r.errors, 2);
   assert_string_equal(r.detail, "");
-  char **v;
+  kitd_instance **v;
   size_t n;
   assert_int_equal(kitd_instancer_state(in, &v, &n), KITD_ECONNECT);
   assert_int_equal(n, 2);
-  assert_string_equal(v[1], "b:1");
-  kitd_strv_free(v, n);
+  assert_string_equal(kitd_instance_address(v[1]), "b:1");
+  kitd_instance_list_free(v, n);
   /* Recovery with the same set is an event (the error is over). */
   publish(in, "b:1,a:1");
   assert_int_equal(r.events, 4);
   assert_int_equal(r.err, 0);
   assert_int_equal(kitd_instancer_state(in, &v, &n), 0);
-  kitd_strv_free(v, n);
+  kitd_instance_list_free(v, n);
   kitd_instancer_unsubscribe(in, rec_fn, &r);
   kitd_instancer_free(in);
 }
@@ -159,12 +160,12 @@ static void test_error_keeps_last_set(void **s) {
 static void test_state_before_any(void **s) {
   (void)s;
   kitd_instancer *in = t_new();
-  char **v = NULL;
+  kitd_instance **v = NULL;
   size_t n = 99;
   assert_int_equal(kitd_instancer_state(in, &v, &n), KITD_ENOTFOUND);
   assert_int_equal(n, 0);
   assert_non_null(v);
-  kitd_strv_free(v, n);
+  kitd_instance_list_free(v, n);
   assert_int_equal(kitd_instancer_state(NULL, &v, &n), KITD_EINVAL);
   kitd_instancer_free(in);
 }
@@ -180,7 +181,7 @@ static void test_stop_once_and_after_stop(void **s) {
   kitd_instancer_stop(in);
   assert_int_equal(stops, 1);
   size_t n;
-  char **v = strv("b:1", &n);
+  kitd_instance **v = strv("b:1", &n);
   assert_int_equal(kitd__instancer_publish(in, v, n), KITD_ESTOPPED);
   kitd__instancer_publish_error(in, KITD_EIO, "x");
   assert_int_equal(r.events, 1); /* nothing after stop */
@@ -189,7 +190,7 @@ static void test_stop_once_and_after_stop(void **s) {
   assert_int_equal(late.events, 0);
   assert_int_equal(kitd_instancer_state(in, &v, &n), 0); /* still readable */
   assert_int_equal(n, 1);
-  kitd_strv_free(v, n);
+  kitd_instance_list_free(v, n);
   kitd_instancer_unsubscribe(in, rec_fn, &r);
   kitd_instancer_free(in);
   assert_int_equal(stops, 1);
@@ -236,7 +237,7 @@ static void test_subscribe_alloc_failure(void **s) {
   }
   /* kitd_instancer_state under failure of each of its allocations. */
   for (long k = 0;; k++) {
-    char **v;
+    kitd_instance **v;
     size_t n;
     kitd__alloc_fail_after(k);
     int rc = kitd_instancer_state(in, &v, &n);
@@ -244,7 +245,7 @@ static void test_subscribe_alloc_failure(void **s) {
     kitd__alloc_fail_after(-1);
     if (!fired) {
       assert_int_equal(rc, 0);
-      kitd_strv_free(v, n);
+      kitd_instance_list_free(v, n);
       break;
     }
     assert_int_equal(rc, KITD_ENOMEM);

@@ -24,7 +24,7 @@ static void on_event(void *arg, const kitd_event *ev) {
   snprintf(r->detail, sizeof r->detail, "%s", ev->detail);
   r->last[0] = '\0';
   for (size_t i = 0; i < ev->count; i++) {
-    strcat(r->last, ev->instances[i]);
+    strcat(r->last, kitd_instance_address(ev->instances[i]));
     strcat(r->last, ",");
   }
 }
@@ -96,12 +96,12 @@ static void test_error_keeps_last_set(void **st) {
   assert_int_equal(r.last_err, KITD_ECONNECT);
   assert_string_equal(r.detail, "agent down");
   assert_string_equal(r.last, "a:1,b:2,");
-  char **set;
+  kitd_instance **set;
   size_t n;
   assert_int_equal(kitd_instancer_state(in, &set, &n), KITD_ECONNECT);
   assert_int_equal(n, 2);
-  assert_string_equal(set[1], "b:2");
-  kitd_strv_free(set, n);
+  assert_string_equal(kitd_instance_address(set[1]), "b:2");
+  kitd_instance_list_free(set, n);
   /* A late subscriber gets the error and the set with it. */
   struct rec late = {0};
   kitd_instancer_subscribe(in, on_event, &late);
@@ -112,7 +112,7 @@ static void test_error_keeps_last_set(void **st) {
   assert_int_equal(r.events, 3);
   assert_int_equal(r.last_err, 0);
   assert_int_equal(kitd_instancer_state(in, &set, &n), 0);
-  kitd_strv_free(set, n);
+  kitd_instance_list_free(set, n);
   kitd_instancer_unsubscribe(in, on_event, &r);
   kitd_instancer_unsubscribe(in, on_event, &late);
   kitd_instancer_free(in);

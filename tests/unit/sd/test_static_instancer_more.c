@@ -24,7 +24,7 @@ static void rec_fn(void *arg, const kitd_event *ev) {
   r->set[0] = '\0';
   for (size_t i = 0; i < ev->count; i++) {
     if (i) strcat(r->set, ",");
-    strcat(r->set, ev->instances[i]);
+    strcat(r->set, kitd_instance_address(ev->instances[i]));
   }
 }
 
