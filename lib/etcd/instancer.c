@@ -50,7 +50,7 @@ struct etcd_instancer {
 /* State of one watch stream, for the line callback. */
 struct stream {
   struct etcd_instancer *ei;
-  bool created, relist;
+  bool created, relist, reauth;
   int err;
   char detail[KITD__ETCD_DETAIL];
   int64_t created_ns;
@@ -278,9 +278,12 @@ static int on_line(void *arg, char *line, size_t len) {
            (long long)ei->next, (long long)compact);
       s->relist = true;
     } else {
-      /* Refused at creation: an auth failure (token expired). */
-      if (why && strstr(why, "auth")) kitd__etcd_client_drop_token(&ei->cl);
-      s->err = why && strstr(why, "auth") ? KITD_EACL : KITD_EPROTO;
+      /* Refused at creation: an auth failure (our token expired between
+       * the range and the watch). Log in again at once, once. */
+      bool auth = why && strstr(why, "auth");
+      if (auth && ei->cl.token) s->reauth = true;
+      if (auth) kitd__etcd_client_drop_token(&ei->cl);
+      s->err = auth ? KITD_EACL : KITD_EPROTO;
       snprintf(s->detail, sizeof s->detail, "watch canceled: %s", why ? why : "no reason");
     }
     json_decref(o);
@@ -341,6 +344,7 @@ static void *watch(void *arg) {
   struct etcd_instancer *ei = arg;
   char detail[KITD__ETCD_DETAIL];
   size_t last_count = (size_t)-1;
+  bool reauthed = false; /* the last watch was retried with a new token */
   while (!is_stopped(ei)) {
     if (ei->need_list) {
       int rc = list(ei, detail);
@@ -372,6 +376,11 @@ static void *watch(void *arg) {
       ei->need_list = true;
       continue;
     }
+    if (s.reauth && !reauthed) {
+      reauthed = true;
+      continue;
+    }
+    reauthed = false;
     if (!rc && s.err) {
       rc = s.err;
       snprintf(detail, sizeof detail, "%s", s.detail);
