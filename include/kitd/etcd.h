@@ -147,8 +147,8 @@ KITD_API int kitd_etcd_registrar_wait_registered(kitd_etcd_registrar *r,
  * be NULL) gets the last error met (0 if none). Thread-safety: any thread. */
 KITD_API int kitd_etcd_registrar_registered(kitd_etcd_registrar *r, int *last_err);
 
-/* Stop the thread, delete the key and revoke the lease (waiting at most
- * 2 s for etcd), and free. NULL is allowed.
+/* Stop the thread, delete the key and revoke the lease (each request
+ * waits at most 1 s for etcd), and free. NULL is allowed.
  * Thread-safety: one thread at a time per handle. */
 KITD_API void kitd_etcd_registrar_free(kitd_etcd_registrar *r);
 
