@@ -133,15 +133,6 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg) {
   return len;
 }
 
-static size_t on_read(char *buf, size_t size, size_t n, void *arg) {
-  const char **p = arg; /* p[0] cursor, p[1] end */
-  size_t left = (size_t)(p[1] - p[0]), want = size * n;
-  if (want > left) want = left;
-  memcpy(buf, p[0], want);
-  p[0] += want;
-  return want;
-}
-
 static int curl_err(CURLcode cc, const struct xfer *x, kitd__etcd_reply *r) {
   const char *what = curl_easy_strerror(cc);
   switch (cc) {
@@ -170,12 +161,14 @@ static int curl_err(CURLcode cc, const struct xfer *x, kitd__etcd_reply *r) {
     case CURLE_OUT_OF_MEMORY:
       snprintf(r->detail, sizeof r->detail, "out of memory");
       return KITD_ENOMEM;
-    case CURLE_PARTIAL_FILE:
+    case CURLE_PARTIAL_FILE: /* etcd killed mid-stream */
     case CURLE_GOT_NOTHING:
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
-    case CURLE_WEIRD_SERVER_REPLY:
       snprintf(r->detail, sizeof r->detail, "connection to etcd lost: %s", what);
+      return KITD_ECONNECT;
+    case CURLE_WEIRD_SERVER_REPLY:
+      snprintf(r->detail, sizeof r->detail, "not an HTTP answer: %s", what);
       return KITD_EPROTO;
     default:
       snprintf(r->detail, sizeof r->detail, "request failed: %s", what);
@@ -241,13 +234,12 @@ int kitd__etcd_http_post(kitd__etcd_http *h, const kitd__etcd_post *p,
       else oom = true;
     }
   }
-  const char *cursor[2] = {p->body, p->body + p->body_len};
-  curl_easy_setopt(ez, CURLOPT_POST, 1L);
-  curl_easy_setopt(ez, CURLOPT_READFUNCTION, on_read);
-  curl_easy_setopt(ez, CURLOPT_READDATA, cursor);
   /* A complete body with a Content-Length: while a chunked request body
-   * stays open the gateway holds back the whole watch answer. */
+   * stays open the gateway holds back the whole watch answer. From memory
+   * (not a read callback), so that libcurl can send it again on a new
+   * connection when the kept-alive one turns out dead (etcd restarted). */
   curl_easy_setopt(ez, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->body_len);
+  curl_easy_setopt(ez, CURLOPT_POSTFIELDS, p->body);
   curl_easy_setopt(ez, CURLOPT_HTTPHEADER, hdrs);
   int rc = 0;
   if (oom) {

@@ -44,6 +44,7 @@ struct etcd_instancer {
   size_t n, cap;
   int64_t next;               /* the first revision not applied yet */
   bool need_list;
+  bool told_recovery;         /* "watch recovered" logged since the last failure */
   unsigned fails;
 };
 
@@ -216,6 +217,7 @@ static int publish(struct etcd_instancer *ei) {
 
 static void failed(struct etcd_instancer *ei, int err, const char *detail) {
   ei->fails++;
+  ei->told_recovery = false;
   int64_t d = kitd__backoff_ns(ei->backoff_min_ms * 1000000, ei->backoff_max_ms * 1000000,
                                ei->fails, KITD__JITTER_HALF);
   kitd__instancer_publish_error(&ei->base, err, detail);
@@ -302,7 +304,9 @@ static int on_line(void *arg, char *line, size_t len) {
       json_decref(o);
       return 1;
     }
-    if (ei->fails) logp(ei, KITD_LOG_INFO, "msg=\"watch recovered\" failures=%u", ei->fails);
+    if (ei->fails && !ei->told_recovery)
+      logp(ei, KITD_LOG_INFO, "msg=\"watch recovered\" failures=%u", ei->fails);
+    ei->told_recovery = true;
     /* Clears an earlier error event; no event if nothing changed. */
     int rc = publish(ei);
     json_decref(o);

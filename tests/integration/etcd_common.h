@@ -99,10 +99,12 @@ typedef struct loglines {
   size_t len;
 } loglines;
 
-static inline void log_keep(void *arg, kitd_log_level level, const char *line) {
-  (void)level;
+static inline void log_keep(void *arg, const kitd_log_record *rec) {
   loglines *l = arg;
-  size_t n = strlen(line);
+  size_t n = kitd_log_format_record(rec, KITD_LOG_LOGFMT, NULL, 0);
+  char *line = malloc(n + 1);
+  if (!line) return;
+  kitd_log_format_record(rec, KITD_LOG_LOGFMT, line, n + 1);
   pthread_mutex_lock(&l->mu);
   char *a = realloc(l->all, l->len + n + 2);
   if (a) {
@@ -114,6 +116,7 @@ static inline void log_keep(void *arg, kitd_log_level level, const char *line) {
   }
   pthread_mutex_unlock(&l->mu);
   if (getenv("KITD_TEST_VERBOSE")) fprintf(stderr, "%s\n", line);
+  free(line);
 }
 
 static inline int log_has(loglines *l, const char *s) {
