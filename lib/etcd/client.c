@@ -211,9 +211,18 @@ static int do_call(kitd__etcd_client *cl, const char *path, json_t *req, int64_t
                    char *detail) {
   if (grpc_code) *grpc_code = 0;
   detail[0] = '\0';
+  /* A refused connection is quick to see: try the other endpoints at once
+   * (post() has moved on to the next). Slower failures, and watches, wait
+   * for the caller's backoff. */
+  size_t others = cl->c->nurls - 1;
   for (int attempt = 0;; attempt++) {
     if (cl->c->user && !cl->token && !cl->auth_off) {
       int rc = authenticate(cl, grpc_code, detail);
+      if (rc == KITD_ECONNECT && others > 0) {
+        others--;
+        attempt--;
+        continue;
+      }
       if (rc) return rc;
     }
     kitd__etcd_reply r;
@@ -221,6 +230,13 @@ static int do_call(kitd__etcd_client *cl, const char *path, json_t *req, int64_t
     if (rc) {
       snprintf(detail, KITD__ETCD_DETAIL, "%s", r.detail);
       kitd__etcd_reply_clear(&r);
+      /* Not a watch: one that broke after delivering is the caller's to
+       * resume from its own revision. */
+      if (rc == KITD_ECONNECT && others > 0 && !on_line) {
+        others--;
+        attempt--;
+        continue;
+      }
       return rc;
     }
     if (r.status < 200 || r.status > 299) {

@@ -92,6 +92,15 @@ static inline int rec_count(rec *r, const char *s) {
   return k;
 }
 
+/* Count error events. */
+static inline int rec_errors(rec *r) {
+  int k = 0;
+  pthread_mutex_lock(&r->mu);
+  for (int i = 0; i < r->n; i++) k += r->ev[i][0] == '!';
+  pthread_mutex_unlock(&r->mu);
+  return k;
+}
+
 /* Log lines kept for assertions. */
 typedef struct loglines {
   pthread_mutex_t mu;
