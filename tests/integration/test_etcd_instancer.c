@@ -209,6 +209,26 @@ static void test_compaction_resync(void **state) {
   done(in, lg, &r, &ll);
 }
 
+/* etcd comes back empty (a new data directory): its revisions start over,
+ * below the watcher's. Watching from our old revision would hide every
+ * change for a long time; the watcher sees it and lists again. */
+static void test_history_reset(void **state) {
+  (void)state;
+  for (int i = 0; i < 30; i++) /* push the revision well past a fresh one */
+    assert_true(etcd_server_put(&srv, "/svc/rst/a", "10.6.0.1:80") > 0);
+  loglines ll = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  kitd_logger *lg;
+  rec r;
+  rec_init(&r);
+  kitd_instancer *in = watch("/svc/rst/", 0, &ll, &lg, &r);
+  assert_true(rec_wait(&r, "10.6.0.1:80", 2000));
+  assert_int_equal(etcd_server_wipe(&srv), 0);
+  assert_true(etcd_server_put(&srv, "/svc/rst/b", "10.6.0.2:80") > 0);
+  assert_true(rec_wait(&r, "10.6.0.2:80", 10000));
+  assert_true(log_has(&ll, "etcd revision went back, listing again"));
+  done(in, lg, &r, &ll);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_initial_set),
@@ -217,6 +237,7 @@ int main(void) {
       cmocka_unit_test(test_second_endpoint),
       cmocka_unit_test(test_kill_restart),
       cmocka_unit_test(test_compaction_resync),
+      cmocka_unit_test(test_history_reset), /* last: it empties etcd */
   };
   return cmocka_run_group_tests(tests, etcd_setup, etcd_teardown);
 }

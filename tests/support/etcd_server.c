@@ -204,6 +204,14 @@ int etcd_server_restart(etcd_server *s) {
   return spawn(s);
 }
 
+int etcd_server_wipe(etcd_server *s) {
+  etcd_server_kill(s);
+  char *cmd = xprintf("rm -rf '%s/data'", s->dir);
+  int rc = cmd ? system(cmd) : -1;
+  free(cmd);
+  return rc == 0 ? spawn(s) : -1;
+}
+
 void etcd_server_kill(etcd_server *s) {
   if (!s->pid) return;
   kill(s->pid, SIGKILL);

@@ -30,6 +30,9 @@ int etcd_server_start(etcd_server *s, const char *ca, const char *cert, const ch
                       const char *const *extra);
 /* Start it again on the same ports and data directory. */
 int etcd_server_restart(etcd_server *s);
+/* Kill it, empty its data directory and start it again: a new cluster
+ * whose revisions start over. */
+int etcd_server_wipe(etcd_server *s);
 /* kill -9 and reap. */
 void etcd_server_kill(etcd_server *s);
 /* Kill, reap and remove the directory. */
