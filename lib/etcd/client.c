@@ -184,8 +184,10 @@ static int authenticate(kitd__etcd_client *cl, int *grpc_code, char *detail) {
       cl->auth_off = true;
       return 0;
     }
-    /* A wrong user or password is an ACL failure, not a malformed call. */
-    return rc == KITD_EHTTP ? KITD_EACL : rc;
+    /* A wrong user or password (code 3, invalid argument) is an ACL
+     * failure, not a malformed call; "no leader" and the like stay what
+     * they are. */
+    return code == 3 ? KITD_EACL : rc;
   }
   json_t *o = json_loadb(r.body, r.len, 0, NULL);
   kitd__etcd_reply_clear(&r);
