@@ -187,7 +187,7 @@ static int authenticate(kitd__etcd_client *cl, int *grpc_code, char *detail) {
     /* A wrong user or password (code 3, invalid argument) is an ACL
      * failure, not a malformed call; "no leader" and the like stay what
      * they are. */
-    return code == 3 ? KITD_EACL : rc;
+    return code == KITD__GRPC_INVALID_ARGUMENT ? KITD_EACL : rc;
   }
   json_t *o = json_loadb(r.body, r.len, 0, NULL);
   kitd__etcd_reply_clear(&r);

@@ -94,6 +94,7 @@ typedef struct kitd__etcd_client {
 } kitd__etcd_client;
 
 /* gRPC codes the callers branch on. */
+#define KITD__GRPC_INVALID_ARGUMENT 3
 #define KITD__GRPC_NOT_FOUND 5
 #define KITD__GRPC_PERMISSION_DENIED 7
 #define KITD__GRPC_FAILED_PRECONDITION 9
