@@ -77,12 +77,16 @@ static void logp(struct etcd_instancer *ei, kitd_log_level lvl, const char *fmt,
     __attribute__((format(printf, 3, 4)));
 static void logp(struct etcd_instancer *ei, kitd_log_level lvl, const char *fmt, ...) {
   if (!kitd_log_enabled(ei->lg, lvl)) return;
-  char rest[1024];
-  va_list ap;
+  va_list ap, ap2;
   va_start(ap, fmt);
-  vsnprintf(rest, sizeof rest, fmt, ap); /* cut at 1 KiB: a log line */
+  va_copy(ap2, ap);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  char *rest = n >= 0 ? kitd__malloc((size_t)n + 1) : NULL;
+  if (rest && vsnprintf(rest, (size_t)n + 1, fmt, ap2) == n)
+    kitd_log(ei->lg, lvl, "etcd", "prefix=%s %s", ei->qprefix, rest);
+  free(rest);
+  va_end(ap2);
   va_end(ap);
-  kitd_log(ei->lg, lvl, "etcd", "prefix=%s %s", ei->qprefix, rest);
 }
 
 /* --- the key table --- */
@@ -129,10 +133,14 @@ static int put_key(struct etcd_instancer *ei, unsigned char *key, size_t klen,
     free(key);
     return rc;
   }
-  if (rc) {
-    char qk[300], qw[200];
-    logp(ei, KITD_LOG_WARN, "msg=\"value skipped\" key=%s reason=%s",
-         kitd_log_quote(qk, sizeof qk, (const char *)key), kitd_log_quote(qw, sizeof qw, why));
+  if (rc && kitd_log_enabled(ei->lg, KITD_LOG_WARN)) {
+    /* The key as etcd has it, however long (quoting at most quadruples). */
+    char qw[200], *qk = kitd__malloc(klen * 4 + 3);
+    if (qk)
+      logp(ei, KITD_LOG_WARN, "msg=\"value skipped\" key=%s reason=%s",
+           kitd_log_quote(qk, klen * 4 + 3, (const char *)key),
+           kitd_log_quote(qw, sizeof qw, why));
+    free(qk);
   }
   bool found;
   size_t i = find(ei, key, klen, &found);
