@@ -146,8 +146,8 @@ KITD_API int kitd_consul_instancer_new(const kitd_consul *c, const char *service
  * datacenter and max_body are used. `ctx` may be NULL; its deadline
  * (default 30 s) and cancel flag are honoured and it receives the detail of
  * a failure. Returns 0, KITD_EINVAL, KITD_ENOMEM, KITD_ECONNECT, KITD_EHTTP,
- * KITD_EACL, KITD_EPROTO, KITD_ETOOBIG, KITD_ETLS, KITD_ETIMEDOUT or
- * KITD_ECANCELED. Thread-safety: any thread. */
+ * KITD_EACL, KITD_EIO, KITD_EPROTO, KITD_ETOOBIG, KITD_ETLS, KITD_ETIMEDOUT
+ * or KITD_ECANCELED. Thread-safety: any thread. */
 KITD_API int kitd_consul_lookup(const kitd_consul *c, const char *service,
                                 const kitd_consul_instancer_opts *o,
                                 kitd_ctx *ctx, kitd_instance ***instances,

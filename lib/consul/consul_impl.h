@@ -67,16 +67,20 @@ typedef struct kitd__consul_req {
   const kitd_ctx *ctx;  /* optional: deadline and cancel */
 } kitd__consul_req;
 
-/* Perform one request. Returns 0 for a 2xx answer; KITD_ECONNECT,
- * KITD_ETLS, KITD_ETIMEDOUT, KITD_EPROTO (cut or bad answer), KITD_ETOOBIG,
+/* Perform one request. Returns 0 for a 2xx answer; otherwise a transfer
+ * failure as lib/curl's map names it (KITD_ECONNECT, KITD_ETLS,
+ * KITD_ETIMEDOUT, KITD_EIO for a connection that failed mid-request,
+ * KITD_EPROTO for a bad or cut answer, KITD_ETOOBIG, KITD_ENOMEM), or
  * KITD_EHTTP (non-2xx; Consul's text in detail), KITD_EACL (403),
- * KITD_ESTOPPED (stop flag), KITD_ECANCELED, KITD_ENOMEM otherwise. `r` is
- * always filled (body may be set on an error status). */
+ * KITD_ESTOPPED (stop flag), the ctx's KITD_ECANCELED / KITD_ETIMEDOUT.
+ * `r` is always filled (body may be set on an error status). */
 int kitd__consul_http_do(kitd__consul_http *h, const kitd__consul_req *q,
                          kitd__consul_resp *r);
 void kitd__consul_resp_clear(kitd__consul_resp *r);
 
-/* Append `s` percent-encoded as a path segment or query value to buf. */
+/* Append `s` percent-encoded as a path segment or query value to buf (a
+ * NUL-terminated string in cap bytes). Returns 0, or KITD_EINVAL and buf
+ * unchanged when the result would not fit. */
 int kitd__consul_escape(char *buf, size_t cap, const char *s);
 
 /* --- the health answer parser (parse.c) --- */
