@@ -1,8 +1,8 @@
 /* Internal: what lib/etcd's files share. Not API.
  *
  * Layers, bottom up:
- *   http.c    the only file that knows libcurl: one POST, buffered or
- *             streamed line by line (meant to move onto lib/curl later);
+ *   http.c    the only file that knows libcurl (through lib/curl): one
+ *             POST, buffered or streamed line by line;
  *   client.c  etcd's conventions on top: endpoint rotation, the auth token
  *             (fetched, sent, renewed on a 401), JSON error bodies;
  *   codec.c   base64, the prefix's range end, instance values;

@@ -1,6 +1,6 @@
-/* One POST to etcd's JSON gateway, over libcurl: the only file of lib/etcd
- * that knows libcurl, kept behind the small interface of etcd_impl.h so it
- * can move onto the shared curl module.
+/* One POST to etcd's JSON gateway: the only file of lib/etcd that knows
+ * libcurl, on top of lib/curl (global set-up, the wakeable perform loop,
+ * the CURLcode map).
  *
  * Each kitd__etcd_http owns a multi handle with one easy handle: the
  * connection is reused between requests, and a watch stream that is silent
@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "curl/kitd_curl.h"
 #include "etcd/etcd_impl.h"
 #include "kitd/error.h"
 
@@ -20,6 +21,7 @@ struct kitd__etcd_http {
   const int *stop;
   CURLM *multi;
   CURL *easy;
+  bool acquired;     /* holds a reference on libcurl's global state */
 };
 
 /* One transfer's state, shared with the callbacks. */
@@ -42,15 +44,15 @@ unsigned long kitd__etcd_http_count(void) {
 }
 
 int kitd__etcd_http_new(const kitd_etcd *c, const int *stop, kitd__etcd_http **out) {
-  static int global_done;
-  /* kitd_global_init() is the documented way; this is the fallback, safe
-   * with libcurl >= 7.84 (thread-safe global init). */
-  if (!__atomic_exchange_n(&global_done, 1, __ATOMIC_ACQ_REL))
-    curl_global_init(CURL_GLOBAL_DEFAULT);
   kitd__etcd_http *h = kitd__calloc(1, sizeof *h);
   if (!h) return KITD_ENOMEM;
   h->c = c;
   h->stop = stop;
+  if (kitd__curl_acquire()) {
+    free(h);
+    return KITD_EINTERNAL;
+  }
+  h->acquired = true;
   h->multi = curl_multi_init();
   h->easy = curl_easy_init();
   if (!h->multi || !h->easy) {
@@ -65,11 +67,12 @@ void kitd__etcd_http_free(kitd__etcd_http *h) {
   if (!h) return;
   if (h->easy) curl_easy_cleanup(h->easy);
   if (h->multi) curl_multi_cleanup(h->multi);
+  if (h->acquired) kitd__curl_release();
   free(h);
 }
 
 void kitd__etcd_http_wake(kitd__etcd_http *h) {
-  if (h && h->multi) curl_multi_wakeup(h->multi);
+  if (h) kitd__curl_wake(h->multi);
 }
 
 void kitd__etcd_reply_clear(kitd__etcd_reply *r) {
@@ -133,47 +136,25 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg) {
   return len;
 }
 
+/* The KITD_E* code of a failed transfer (lib/curl's map) and a detail. */
 static int curl_err(CURLcode cc, const struct xfer *x, kitd__etcd_reply *r) {
+  int e = kitd__curl_code(cc, x->too_big ? KITD_ETOOBIG : x->oom ? KITD_ENOMEM : 0);
   const char *what = curl_easy_strerror(cc);
-  switch (cc) {
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_HOST:
+  switch (e) {
+    case KITD_ECONNECT:
       snprintf(r->detail, sizeof r->detail, "cannot connect to etcd: %s", what);
-      return KITD_ECONNECT;
-    case CURLE_OPERATION_TIMEDOUT:
-      snprintf(r->detail, sizeof r->detail, "etcd did not answer in time: %s", what);
-      return KITD_ETIMEDOUT;
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_ISSUER_ERROR:
+      break;
+    case KITD_ETOOBIG:
+      snprintf(r->detail, sizeof r->detail, "answer larger than %zu bytes", x->max);
+      break;
+    case KITD_ETLS:
       snprintf(r->detail, sizeof r->detail, "TLS: %s", what);
-      return KITD_ETLS;
-    case CURLE_WRITE_ERROR:
-      if (x->too_big) {
-        snprintf(r->detail, sizeof r->detail, "answer larger than %zu bytes", x->max);
-        return KITD_ETOOBIG;
-      }
-      snprintf(r->detail, sizeof r->detail, "out of memory reading the answer");
-      return KITD_ENOMEM;
-    case CURLE_OUT_OF_MEMORY:
-      snprintf(r->detail, sizeof r->detail, "out of memory");
-      return KITD_ENOMEM;
-    case CURLE_PARTIAL_FILE: /* etcd killed mid-stream */
-    case CURLE_GOT_NOTHING:
-    case CURLE_RECV_ERROR:
-    case CURLE_SEND_ERROR:
-      snprintf(r->detail, sizeof r->detail, "connection to etcd lost: %s", what);
-      return KITD_ECONNECT;
-    case CURLE_WEIRD_SERVER_REPLY:
-      snprintf(r->detail, sizeof r->detail, "not an HTTP answer: %s", what);
-      return KITD_EPROTO;
+      break;
     default:
-      snprintf(r->detail, sizeof r->detail, "request failed: %s", what);
-      return KITD_EIO;
+      snprintf(r->detail, sizeof r->detail, "etcd request failed: %s", what);
+      break;
   }
+  return e ? e : KITD_EIO;
 }
 
 static bool stopped(const kitd__etcd_http *h) {
@@ -249,30 +230,20 @@ int kitd__etcd_http_post(kitd__etcd_http *h, const kitd__etcd_post *p,
   }
 
   __atomic_add_fetch(&posts, 1, __ATOMIC_RELAXED);
-  curl_multi_add_handle(h->multi, ez);
+  kitd__curl_stop st = {0};
+  st.flag = h->stop;
+  st.wakeable = 1;
   CURLcode cc = CURLE_OK;
-  bool done = false, aborted = false;
-  while (!done) {
-    int running = 0;
-    if (curl_multi_perform(h->multi, &running) != CURLM_OK) {
-      cc = CURLE_OUT_OF_MEMORY;
-      break;
-    }
-    CURLMsg *m;
-    int left;
-    while ((m = curl_multi_info_read(h->multi, &left)))
-      if (m->msg == CURLMSG_DONE) {
-        cc = m->data.result;
-        done = true;
-      }
-    if (done || (aborted = stopped(h))) break;
-    curl_multi_poll(h->multi, NULL, 0, 1000, NULL);
-    if ((aborted = stopped(h))) break;
-  }
-  curl_multi_remove_handle(h->multi, ez);
+  int prc = kitd__curl_perform(h->multi, ez, &st, &cc);
+  bool aborted = prc == KITD_ESTOPPED;
   long status = 0;
   curl_easy_getinfo(ez, CURLINFO_RESPONSE_CODE, &status);
   r->status = (int)status;
+  if (prc && !aborted) {
+    rc = prc;
+    snprintf(r->detail, sizeof r->detail, "%s", kitd_strerror(prc));
+    goto out;
+  }
   if (aborted) {
     rc = KITD_ESTOPPED;
     snprintf(r->detail, sizeof r->detail, "stopped");
