@@ -2,6 +2,7 @@
 #ifndef KITD_CONSUL_IMPL_H
 #define KITD_CONSUL_IMPL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,6 +30,11 @@ struct kitd_consul {
 
 /* A deep copy of `c` (for objects that outlive the caller's config). */
 int kitd__consul_dup(const kitd_consul *c, kitd_consul **out);
+
+/* A mutex and a CLOCK_MONOTONIC condition variable (for interruptible
+ * sleeps). Returns 0, or KITD_ENOMEM / KITD_EINTERNAL with nothing left
+ * initialised. */
+int kitd__consul_sync_init(pthread_mutex_t *mu, pthread_cond_t *cv);
 
 /* Go's strconv.ParseBool: 1 true, 0 false, -1 not a boolean. */
 int kitd__consul_parse_bool(const char *s);
@@ -82,6 +88,12 @@ void kitd__consul_resp_clear(kitd__consul_resp *r);
  * NUL-terminated string in cap bytes). Returns 0, or KITD_EINVAL and buf
  * unchanged when the result would not fit. */
 int kitd__consul_escape(char *buf, size_t cap, const char *s);
+
+/* `prefix` followed by `s` percent-encoded, in a new string of exactly the
+ * size needed (caller frees), or NULL when out of memory. Used for every
+ * path that carries an ID or a name: a fixed buffer would cut a long ID and
+ * send the agent a path it answers with 404. */
+char *kitd__consul_path(const char *prefix, const char *s);
 
 /* --- the health answer parser (parse.c) --- */
 

@@ -129,6 +129,15 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg) {
   return len;
 }
 
+char *kitd__consul_path(const char *prefix, const char *s) {
+  size_t pl = strlen(prefix), n = pl + kitd__curl_escape(NULL, s) + 1;
+  char *out = kitd__malloc(n);
+  if (!out) return NULL;
+  memcpy(out, prefix, pl + 1);
+  kitd__curl_escape(out + pl, s); /* fits: n counted every byte */
+  return out;
+}
+
 int kitd__consul_escape(char *buf, size_t cap, const char *s) {
   size_t o = strlen(buf);
   if (o >= cap || kitd__curl_escape(NULL, s) + 1 > cap - o) return KITD_EINVAL;
@@ -138,9 +147,9 @@ int kitd__consul_escape(char *buf, size_t cap, const char *s) {
 
 /* Copy Consul's plain-text error into detail: printable bytes only, the
  * token (should an answer ever echo it) replaced. */
-static void error_detail(char *dst, size_t cap, int status, const char *body,
-                         size_t len, const char *token) {
-  int n = snprintf(dst, cap, "HTTP %d", status);
+static void error_detail(char *dst, size_t cap, const char *agent, int status,
+                         const char *body, size_t len, const char *token) {
+  int n = snprintf(dst, cap, "consul: %s: HTTP %d", agent, status);
   if (n < 0 || (size_t)n >= cap) return;
   size_t o = (size_t)n;
   if (!body || len == 0) return;
@@ -170,30 +179,52 @@ static void error_detail(char *dst, size_t cap, int status, const char *body,
 }
 
 /* The detail for a failed transfer: code from kitd__curl_code(). */
-static void curl_detail(int rc, CURLcode cc, const struct xfer *x, kitd__consul_resp *r) {
+/* The agent as an error text names it: "127.0.0.1:8500", "[::1]:8500",
+ * "unix:///run/consul.sock". Cut to fit `cap` (it is only shown). */
+static void agent_name(const kitd_consul *c, char *buf, size_t cap) {
+  if (c->unix_path) {
+    snprintf(buf, cap, "unix://%s", c->unix_path);
+    return;
+  }
+  bool v6 = strchr(c->host, ':') != NULL;
+  int port = c->port ? c->port : c->tls ? 443 : 80;
+  snprintf(buf, cap, "%s%s%s:%d", v6 ? "[" : "", c->host, v6 ? "]" : "", port);
+}
+
+/* The detail for a failed transfer (code from kitd__curl_code()). Every
+ * detail starts with "consul: " and names the agent, so that the text
+ * explains itself wherever it ends up (an event, a call's ctx, a log
+ * line): "consul: connect 127.0.0.1:8500 refused". */
+static void curl_detail(int rc, CURLcode cc, const char *agent, const struct xfer *x,
+                        kitd__consul_resp *r) {
   const char *what = curl_easy_strerror(cc);
+  char *d = r->detail;
+  size_t n = sizeof r->detail;
   switch (rc) {
   case KITD_ECONNECT:
-    snprintf(r->detail, sizeof r->detail, "cannot connect to the agent: %s", what);
+    if (cc == CURLE_COULDNT_CONNECT)
+      snprintf(d, n, "consul: connect %s refused", agent);
+    else
+      snprintf(d, n, "consul: cannot connect to %s: %s", agent, what);
     break;
   case KITD_ETIMEDOUT:
-    snprintf(r->detail, sizeof r->detail, "agent did not answer in time: %s", what);
+    snprintf(d, n, "consul: %s did not answer in time", agent);
     break;
   case KITD_ETLS:
-    snprintf(r->detail, sizeof r->detail, "TLS: %s", what);
+    snprintf(d, n, "consul: %s: TLS: %s", agent, what);
     break;
   case KITD_ETOOBIG:
-    snprintf(r->detail, sizeof r->detail, "answer larger than %zu bytes", x->max);
+    snprintf(d, n, "consul: %s: answer larger than %zu bytes", agent, x->max);
     break;
   case KITD_ENOMEM:
-    snprintf(r->detail, sizeof r->detail, "out of memory reading the answer");
+    snprintf(d, n, "consul: out of memory reading the answer of %s", agent);
     break;
   case KITD_EPROTO:
-    snprintf(r->detail, sizeof r->detail, "%s: %s",
+    snprintf(d, n, "consul: %s: %s: %s", agent,
              cc == CURLE_PARTIAL_FILE ? "answer cut short" : "bad answer", what);
     break;
   default:
-    snprintf(r->detail, sizeof r->detail, "request failed: %s", what);
+    snprintf(d, n, "consul: %s: request failed: %s", agent, what);
     break;
   }
 }
@@ -240,7 +271,7 @@ struct req {
 };
 
 static void req_done(struct req *rq) {
-  if (rq->token.data) memset(rq->token.data, 0, rq->token.len); /* no token left in the heap */
+  if (rq->token.data) explicit_bzero(rq->token.data, rq->token.len); /* no token left */
   kitd__curl_str_free(&rq->url);
   kitd__curl_str_free(&rq->connect_to);
   kitd__curl_str_free(&rq->token);
@@ -324,19 +355,21 @@ static int finish(kitd__consul_http *h, CURLcode cc, struct xfer *x, kitd__consu
   long status = 0;
   curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
   r->status = (int)status;
+  char agent[200];
+  agent_name(h->c, agent, sizeof agent);
   if (cc != CURLE_OK) {
     int rc = kitd__curl_code(cc, x->write_err);
-    curl_detail(rc, cc, x, r);
+    curl_detail(rc, cc, agent, x, r);
     return rc;
   }
   int rc = 0;
   r->has_index = x->has_index;
   r->index = x->index;
   if (status < 200 || status > 299) {
-    error_detail(r->detail, sizeof r->detail, (int)status, x->buf, x->len, h->c->token);
+    error_detail(r->detail, sizeof r->detail, agent, (int)status, x->buf, x->len, h->c->token);
     rc = status == 403 ? KITD_EACL : KITD_EHTTP;
   } else if (x->bad_index) {
-    snprintf(r->detail, sizeof r->detail, "X-Consul-Index is not a decimal number");
+    snprintf(r->detail, sizeof r->detail, "consul: X-Consul-Index is not a decimal number");
     rc = KITD_EPROTO;
   }
   r->body = x->buf;
@@ -353,7 +386,7 @@ int kitd__consul_http_do(kitd__consul_http *h, const kitd__consul_req *q,
   x.max = q->max_body ? q->max_body : h->c->max_body;
   int rc = build_url(h->c, q, &rq.url);
   if (rc) {
-    snprintf(r->detail, sizeof r->detail, "cannot build the request URL");
+    snprintf(r->detail, sizeof r->detail, "consul: cannot build the request URL");
     goto out;
   }
   curl_easy_reset(h->easy);
@@ -361,14 +394,14 @@ int kitd__consul_http_do(kitd__consul_http *h, const kitd__consul_req *q,
   set_req_opts(h->easy, h->c, q, &x, &rq);
   if (rq.oom) {
     rc = KITD_ENOMEM;
-    snprintf(r->detail, sizeof r->detail, "out of memory");
+    snprintf(r->detail, sizeof r->detail, "consul: out of memory");
     goto out;
   }
   kitd__curl_stop stop = {.ctx = q->ctx, .flag = h->stop, .wakeable = 1};
   CURLcode cc = CURLE_OK;
   rc = kitd__curl_perform(h->multi, h->easy, &stop, &cc);
   if (rc)
-    snprintf(r->detail, sizeof r->detail, "%s", kitd_strerror(rc));
+    snprintf(r->detail, sizeof r->detail, "consul: %s", kitd_strerror(rc));
   else
     rc = finish(h, cc, &x, r);
 out:

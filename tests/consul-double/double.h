@@ -34,6 +34,8 @@ struct config {
     bool no_consul_service;
     char *tls_cert_pem;
     char *tls_key_pem;
+    char **node_meta;       /* key, value, key, value...; Consul's node_meta */
+    size_t n_node_meta;     /* pairs */
 };
 
 /* ---- the store ---- */
