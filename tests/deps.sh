@@ -15,7 +15,7 @@ need=""
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 for p in build-essential pkg-config libcurl4-openssl-dev libjansson-dev libcmocka-dev \
          libmicrohttpd-dev zlib1g-dev clang libclang-rt-14-dev valgrind curl wrk openssl python3 \
-         dnsmasq-base mandoc cmake abigail-tools; do
+         dnsmasq-base etcd-server etcd-client mandoc cmake abigail-tools; do
   have_pkg "$p" || need="$need $p"
 done
 [ -z "$need" ] && exit 0

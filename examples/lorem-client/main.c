@@ -32,8 +32,8 @@ static void report_failure(int rc, kitd_ctx *ctx) {
   fprintf(stderr, "lorem-client: call failed: %s (%s)", kitd_strerror(rc), kitd_err_name(rc));
   if (*kitd_ctx_detail(ctx)) fprintf(stderr, ": %s", kitd_ctx_detail(ctx));
   fputc('\n', stderr);
-  for (unsigned i = 0; i < kitd_ctx_attempt_count(ctx); i++) {
-    const kitd_attempt_error *a = kitd_ctx_attempt(ctx, i);
+  const kitd_attempt_error *a;
+  for (unsigned i = 0; (a = kitd_ctx_attempt(ctx, i)); i++) {
     fprintf(stderr, "  attempt %u: %s instance=%s status=%d %s\n", i + 1, kitd_err_name(a->err),
             a->instance[0] ? a->instance : "-", a->status, a->detail);
   }
@@ -45,6 +45,8 @@ static void *worker(void *arg) {
   for (long i = 0; g_duration_ms > 0 ? kitd_now_ns() < g_end_ns : i < g_n; i++) {
     kitd_ctx ctx;
     kitd_ctx_init(&ctx);
+    kitd_attempt_error attempts[8]; /* for report_failure */
+    kitd_ctx_set_attempt_log(&ctx, attempts, 8);
     lorem_response *r = NULL;
     int rc = lorem_pipeline_call(g_p, &ctx, &g_rq, &r);
     if (rc) {

@@ -45,8 +45,8 @@ static void completed(void *cls, struct MHD_Connection *c, void **state,
 /* 502/504 with every attempt's error, so the caller can see what happened. */
 static enum MHD_Result reply_failure(struct MHD_Connection *c, int rc, kitd_ctx *ctx) {
   unsigned status = rc == KITD_ETIMEDOUT ? MHD_HTTP_GATEWAY_TIMEOUT : MHD_HTTP_BAD_GATEWAY;
-  int all_timeouts = kitd_ctx_attempt_count(ctx) > 0;
-  for (unsigned i = 0; i < kitd_ctx_attempt_count(ctx); i++)
+  int all_timeouts = kitd_ctx_attempt(ctx, 0) != NULL;
+  for (unsigned i = 0; kitd_ctx_attempt(ctx, i); i++)
     if (kitd_ctx_attempt(ctx, i)->err != KITD_ETIMEDOUT) all_timeouts = 0;
   if (all_timeouts) status = MHD_HTTP_GATEWAY_TIMEOUT;
   /* an upstream 4xx that retry did not repeat: the request's own fault */
@@ -58,8 +58,8 @@ static enum MHD_Result reply_failure(struct MHD_Connection *c, int rc, kitd_ctx 
   size_t n = 0;
   int m = lorem_json_string(tmp, sizeof tmp, msg);
   n += (size_t)snprintf(body + n, sizeof body - n, "{\"error\":%s,\"attempts\":[", m > 0 ? tmp : "\"error\"");
-  for (unsigned i = 0; i < kitd_ctx_attempt_count(ctx) && n < sizeof body - 1024; i++) {
-    const kitd_attempt_error *a = kitd_ctx_attempt(ctx, i);
+  const kitd_attempt_error *a;
+  for (unsigned i = 0; (a = kitd_ctx_attempt(ctx, i)) && n < sizeof body - 1024; i++) {
     char inst[300], det[300];
     if (lorem_json_string(inst, sizeof inst, a->instance) < 0) strcpy(inst, "\"\"");
     if (lorem_json_string(det, sizeof det, a->detail) < 0) strcpy(det, "\"\"");
@@ -129,6 +129,8 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *c, const char *ur
 
   kitd_ctx ctx;
   kitd_ctx_init(&ctx);
+  kitd_attempt_error attempts[8]; /* for reply_failure's report */
+  kitd_ctx_set_attempt_log(&ctx, attempts, 8);
   kitd_ctx_set_timeout_ms(&ctx, g_timeout_ms);
   lorem_response *r = NULL;
   int rc = lorem_pipeline_call(g_p, &ctx, &rq, &r);

@@ -101,10 +101,7 @@ static int factory(void *arg, const kitd_instance *rec_, kitd_endpoint **out) {
 static int should_retry(void *arg, unsigned attempt, int *err, const kitd_ctx *ctx) {
   (void)arg, (void)attempt;
   if (*err == KITD_ECANCELED || *err == KITD_EINVAL || *err == KITD_ENOMEM) return 0;
-  if (*err == KITD_EHTTP) {
-    const kitd_attempt_error *a = kitd_ctx_attempt(ctx, kitd_ctx_attempt_count(ctx) - 1);
-    return a && a->status >= 500;
-  }
+  if (*err == KITD_EHTTP) return kitd_ctx_status(ctx) >= 500;
   return 1;
 }
 

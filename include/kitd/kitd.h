@@ -31,6 +31,7 @@
 #include "balancer.h"
 #include "retry.h"
 #include "http.h"
+#include "etcd.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -151,6 +151,14 @@ static int fx_call(void *st, kitd_ctx *ctx, const void *req, void **resp) {
     kitd_ctx_set_detail(ctx, "refused by %s", e->inst);
     return KITD_ECONNECT;
   }
+  if (strncmp(e->inst, "eio", 3) == 0) return KITD_EIO;
+  if (strncmp(e->inst, "proto", 5) == 0) return KITD_EPROTO;
+  if (strncmp(e->inst, "late", 4) == 0) {
+    struct timespec ts = {0, 11 * 1000000L}; /* not kitd_ctx_sleep_ns */
+    nanosleep(&ts, NULL);
+    *resp = strdup(e->inst);
+    return 0;
+  }
   if (strncmp(e->inst, "hang", 4) == 0) {
     int rc = kitd_ctx_sleep_ns(ctx, 10LL * 1000000000);
     return rc ? rc : KITD_EINTERNAL;

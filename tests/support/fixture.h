@@ -63,7 +63,10 @@ void kt_sleep_ms(long ms);
 /* --- A small fleet of fake endpoints for the balancer and retry tests ---
  * Behaviour of an instance, chosen by its name's prefix: "ok:N" answers at
  * once with its name, "fail:N" fails with KITD_ECONNECT (status 503),
- * "hang:N" blocks until its ctx is done, "slow:N" takes 30 ms. */
+ * "eio:N" with KITD_EIO, "proto:N" with KITD_EPROTO, "hang:N" blocks until
+ * its ctx is done, "slow:N" takes 30 ms, "late:N" ignores its ctx, takes
+ * 11 ms and answers a malloc'd copy of its name (the caller, or retry's
+ * free_response, frees it). */
 struct fx_ep {
   char inst[64];
   atomic_int calls;
