@@ -347,10 +347,9 @@ int main(int argc, char **argv) {
     case OPT_DEBUG: debug = 1; break;
     case 'h': usage(stdout); return 0;
     case 'V':
-      printf(PROG " (libkitd) %d.%d.%d\n", KITD_VERSION_MAJOR, KITD_VERSION_MINOR,
-             KITD_VERSION_PATCH);
-      printf("library %u.%u.%u\n", kitd_version() >> 16, (kitd_version() >> 8) & 0xff,
-             kitd_version() & 0xff);
+      /* The version built against, then the one running (they differ when
+       * a newer libkitd.so.0 is installed under the tool). */
+      printf(PROG " (libkitd) %s\nlibrary %s\n", KITD_VERSION_STRING, kitd_version_string());
       return 0;
     default: fprintf(stderr, "Try '" PROG " --help' for more information.\n"); return 2;
     }
