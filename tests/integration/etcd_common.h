@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "../support/etcd_server.h"
-#include "../unit/test_util.h"
+#include "../support/fixture.h"
 #include "kitd/kitd.h"
 
 #define REC_MAX 256
@@ -63,10 +63,10 @@ static inline int rec_last(rec *r, char *out, size_t cap) {
 /* Wait until the last event is `want` (up to ms, scaled). */
 static inline int rec_wait(rec *r, const char *want, long ms) {
   char got[1024];
-  for (long t = 0; t < ms * test_scale(); t += 20) {
+  for (long t = 0; t < ms * kt_scale(); t += 20) {
     rec_last(r, got, sizeof got);
     if (strcmp(got, want) == 0) return 1;
-    test_sleep_ms(20);
+    kt_sleep_ms(20);
   }
   rec_last(r, got, sizeof got);
   fprintf(stderr, "waited for [%s], last event [%s]\n", want, got);
@@ -76,10 +76,10 @@ static inline int rec_wait(rec *r, const char *want, long ms) {
 /* Wait until the last event is an error. */
 static inline int rec_wait_error(rec *r, long ms) {
   char got[1024];
-  for (long t = 0; t < ms * test_scale(); t += 20) {
+  for (long t = 0; t < ms * kt_scale(); t += 20) {
     rec_last(r, got, sizeof got);
     if (got[0] == '!') return 1;
-    test_sleep_ms(20);
+    kt_sleep_ms(20);
   }
   return 0;
 }

@@ -65,7 +65,7 @@ static void test_instancer_with_user(void **state) {
   /* The watch was created with the token: a change comes through it. */
   kitd_etcd_registrar *reg = NULL;
   assert_int_equal(kitd_etcd_registrar_new(c, "/svc/auth/b", "10.8.0.2:80", NULL, NULL, &reg), 0);
-  assert_int_equal(kitd_etcd_registrar_wait_registered(reg, 5000 * test_scale()), 0);
+  assert_int_equal(kitd_etcd_registrar_wait_registered(reg, 5000 * kt_scale()), 0);
   assert_true(rec_wait(&r, "10.8.0.1:80,10.8.0.2:80", 5000));
   kitd_etcd_registrar_free(reg);
   assert_true(rec_wait(&r, "10.8.0.1:80", 5000));
@@ -116,7 +116,7 @@ static void test_token_refreshed(void **state) {
   json_decref(resp);
   assert_non_null(cl.token);
   char *first = strdup(cl.token);
-  test_sleep_ms(3500);
+  kt_sleep_ms(3500);
   int code = -1;
   int rc = kitd__etcd_call(&cl, "/v3/kv/range", req, 0, &resp, &code, detail);
   if (rc) fprintf(stderr, "second call: %s\n", detail);

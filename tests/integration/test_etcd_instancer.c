@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "etcd/etcd_impl.h"
+#include "kitd/source.h"
 #include "etcd_common.h"
 
 static kitd_instancer *watch(const char *prefix, int64_t backoff_ms, loglines *ll,
@@ -24,7 +25,7 @@ static kitd_instancer *watch(const char *prefix, int64_t backoff_ms, loglines *l
   kitd_instancer *in = NULL;
   assert_int_equal(kitd_etcd_instancer_new(c, prefix, &o, *lg, &in), 0);
   kitd_etcd_free(c); /* the instancer copied it */
-  assert_int_equal(kitd_instancer_wait_ready(in, 10000 * test_scale()), 0);
+  assert_int_equal(kitd_instancer_wait_ready(in, 10000 * kt_scale()), 0);
   if (r) assert_int_equal(kitd_instancer_subscribe(in, on_event, r), 0);
   return in;
 }
@@ -85,9 +86,30 @@ static void test_changes_propagate(void **state) {
   assert_true(rec_wait(&r, "", 3000));
   /* Idle: the open stream is all; no request goes out. */
   unsigned long before = kitd__etcd_http_count();
-  test_sleep_ms(2000);
+  kt_sleep_ms(2000);
   assert_int_equal(kitd__etcd_http_count(), before);
   done(in, lg, &r, &ll);
+}
+
+/* The same watch named by a source string, as kitd-watch and the client
+ * options take it. */
+static void test_source_string(void **state) {
+  (void)state;
+  assert_true(etcd_server_put(&srv, "/svc/src/a", "10.4.0.1:80") > 0);
+  char source[128];
+  snprintf(source, sizeof source, "etcd://127.0.0.1:%d/svc/src/", srv.client_port);
+  kitd_instancer *in = NULL;
+  assert_int_equal(kitd_source_instancer_new(source, NULL, NULL, &in), 0);
+  assert_int_equal(kitd_instancer_wait_ready(in, 10000 * kt_scale()), 0);
+  rec r;
+  rec_init(&r);
+  assert_int_equal(kitd_instancer_subscribe(in, on_event, &r), 0);
+  assert_true(rec_wait(&r, "10.4.0.1:80", 2000));
+  assert_true(etcd_server_put(&srv, "/svc/src/b", "10.4.0.2:80") > 0);
+  assert_true(rec_wait(&r, "10.4.0.1:80,10.4.0.2:80", 3000));
+  kitd_instancer_unsubscribe(in, on_event, &r);
+  kitd_instancer_free(in);
+  rec_clear(&r);
 }
 
 /* Several endpoints: a dead first one is skipped. */
@@ -165,7 +187,7 @@ static void test_kill_restart(void **state) {
   assert_true(kitd_instancer_state(in, &set, &n) < 0);
   assert_int_equal(n, 2);
   kitd_instance_list_free(set, n);
-  test_sleep_ms(500); /* a few reconnect attempts while down: no hot loop */
+  kt_sleep_ms(500); /* a few reconnect attempts while down: no hot loop */
   int errs_down = r.n;
   assert_int_equal(etcd_server_restart(&srv), 0);
   assert_true(etcd_server_put(&srv, "/svc/kill/c", "10.3.0.3:80") > 0);
@@ -234,6 +256,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_initial_set),
       cmocka_unit_test(test_changes_propagate),
+      cmocka_unit_test(test_source_string),
       cmocka_unit_test(test_bad_value_skipped),
       cmocka_unit_test(test_second_endpoint),
       cmocka_unit_test(test_kill_restart),

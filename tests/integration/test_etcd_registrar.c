@@ -40,10 +40,10 @@ static void get(const char *key, char *val, size_t cap, long long *lease) {
 
 static int wait_value(const char *key, const char *want, long ms) {
   char v[256];
-  for (long t = 0; t < ms * test_scale(); t += 50) {
+  for (long t = 0; t < ms * kt_scale(); t += 50) {
     get(key, v, sizeof v, NULL);
     if (strcmp(v, want) == 0) return 1;
-    test_sleep_ms(50);
+    kt_sleep_ms(50);
   }
   return 0;
 }
@@ -65,7 +65,7 @@ static kitd_etcd_registrar *reg(const char *key, const char *value, int64_t ttl)
 static void test_register_deregister(void **state) {
   (void)state;
   kitd_etcd_registrar *r = reg("/svc/reg/one", "10.9.0.1:80", 10);
-  assert_int_equal(kitd_etcd_registrar_wait_registered(r, 5000 * test_scale()), 0);
+  assert_int_equal(kitd_etcd_registrar_wait_registered(r, 5000 * kt_scale()), 0);
   int err = -1;
   assert_int_equal(kitd_etcd_registrar_registered(r, &err), 1);
   assert_int_equal(err, 0);
@@ -102,7 +102,7 @@ static void test_register_deregister(void **state) {
 static void test_lease_lost(void **state) {
   (void)state;
   kitd_etcd_registrar *r = reg("/svc/reg/two", "10.9.0.2:80", 3);
-  assert_int_equal(kitd_etcd_registrar_wait_registered(r, 5000 * test_scale()), 0);
+  assert_int_equal(kitd_etcd_registrar_wait_registered(r, 5000 * kt_scale()), 0);
   char v[256];
   long long lease;
   get("/svc/reg/two", v, sizeof v, &lease);
@@ -117,7 +117,7 @@ static void test_lease_lost(void **state) {
   get("/svc/reg/two", v, sizeof v, &lease2);
   assert_true(lease2 > 0 && lease2 != lease);
   /* Kept alive past several TTLs. */
-  test_sleep_ms(4000);
+  kt_sleep_ms(4000);
   get("/svc/reg/two", v, sizeof v, NULL);
   assert_string_equal(v, "10.9.0.2:80");
   kitd_etcd_registrar_free(r);
@@ -143,7 +143,7 @@ static void test_killed_process(void **state) {
   assert_int_equal(read(fd[0], &c, 1), 1);
   close(fd[0]);
   assert_int_equal(c, 'y');
-  test_sleep_ms(2500); /* some keepalives: the key lives past one TTL */
+  kt_sleep_ms(2500); /* some keepalives: the key lives past one TTL */
   char v[256];
   get("/svc/reg/kill", v, sizeof v, NULL);
   assert_string_equal(v, "10.9.0.3:80");
@@ -153,7 +153,7 @@ static void test_killed_process(void **state) {
   assert_true(wait_value("/svc/reg/kill", "", 6000));
   int64_t ms = (kitd_now_ns() - t0) / 1000000;
   fprintf(stderr, "key gone %lld ms after kill -9 (TTL 2 s)\n", (long long)ms);
-  assert_true(ms <= 2600 * test_scale());
+  assert_true(ms <= 2600 * kt_scale());
 }
 
 /* etcd down at first: the registrar retries with backoff and registers
@@ -167,7 +167,7 @@ static void test_etcd_down_first(void **state) {
   assert_int_equal(kitd_etcd_registrar_registered(r, &err), 0);
   assert_int_equal(err, KITD_ECONNECT);
   assert_int_equal(etcd_server_restart(&srv), 0);
-  assert_int_equal(kitd_etcd_registrar_wait_registered(r, 10000 * test_scale()), 0);
+  assert_int_equal(kitd_etcd_registrar_wait_registered(r, 10000 * kt_scale()), 0);
   assert_true(wait_value("/svc/reg/late", "10.9.0.4:80", 1000));
   kitd_etcd_registrar_free(r);
 }

@@ -72,7 +72,7 @@ static int watch_with(const char *cafile, int verify, rec *r) {
   kitd_instancer *in = NULL;
   assert_int_equal(kitd_etcd_instancer_new(c, "/svc/tls/", NULL, NULL, &in), 0);
   kitd_etcd_free(c);
-  int rc = kitd_instancer_wait_ready(in, 3000 * test_scale());
+  int rc = kitd_instancer_wait_ready(in, 3000 * kt_scale());
   if (r) assert_int_equal(kitd_instancer_subscribe(in, on_event, r), 0);
   if (r && !rc) {
     assert_true(etcd_server_put(&srv, "/svc/tls/b", "10.7.0.2:80") > 0);
