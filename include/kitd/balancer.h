@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libkitd: balancers (go-kit's lb.Balancer): round robin, random,
  * smooth weighted round robin, and P2C least loaded.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libkitd: client-side service discovery and load balancing for C.
  *
  * The umbrella header: include it, or only the layers you use.
@@ -30,6 +31,7 @@
 #include "balancer.h"
 #include "retry.h"
 #include "http.h"
+#include "etcd.h"
 
 #ifdef __cplusplus
 extern "C" {

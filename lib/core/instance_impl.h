@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal: the layout of an instance record, for the parts of the library
  * that read it on a hot path (balancers read the weight) and for the
  * instancer base (sorting, freezing). Not API. */
@@ -21,6 +22,9 @@ struct kitd_instance {
   bool frozen;        /* set when an instancer takes it: no setter after */
   kitd_health status;
   uint32_t weight;
+  /* strlen(address), at most KITD_ADDRESS_MAX: a retry copies the address
+   * of the instance that served a call with one memcpy of known size. */
+  uint32_t address_len;
   /* A 64-bit digest of every attribute but the address, made when the
    * record is frozen: the endpointer compares digests, not attributes, so
    * an update over a large set reads one cache line per kept record (the

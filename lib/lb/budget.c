@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The retry budget (see budget.h). Every call deposits percent/100 of a
  * token, every retry withdraws one; when the deposits are spent, a reserve
  * of min_per_sec tokens a second (a GCRA limiter with 10 s of burst)

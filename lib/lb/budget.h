@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal: the retry budget of a kitd_retry endpoint (Finagle's
  * RetryBudget): retries may add at most `percent` % to the calls of the
  * last 10 to 20 s, plus `min_per_sec` per second (up to 10 s of it banked)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Health rules of the balancers that learn from outcomes (weighted, p2c):
  * passive outlier ejection and panic mode, as Envoy has them.
  *

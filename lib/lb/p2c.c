@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Least loaded by the power of two choices over peak-EWMA latency (the
  * balancer Finagle defaults to). A pick draws two distinct entries and
  * takes the one whose cost, latency estimate × (calls in flight + 1), is

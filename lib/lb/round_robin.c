@@ -1,5 +1,7 @@
+/* SPDX-License-Identifier: MIT */
 /* Round robin: a strict global rotation (one shared counter), the same
- * rotation claimed in blocks, or a per-thread rotation (no shared write). Both start at a random position,
+ * rotation claimed in blocks, or a per-thread rotation (no shared write).
+ * All start at a random position,
  * or at seed % n once kitd_balancer_set_seed() is called. */
 #include "kitd/error.h"
 #include "lb/balancer_impl.h"

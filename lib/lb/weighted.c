@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Smooth weighted round robin: one shared position walks the snapshot's
  * weighted order (lib/sd/weights.c, made by the update when the weights
  * differ; plain rotation when they are equal). The pick is round robin's

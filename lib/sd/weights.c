@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The weighted order of a snapshot: what a weighted round robin walks.
  *
  * Made once per update, here and not in the balancer, because a pick may

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Figures of the balancers that learn from outcomes (the scenarios their
  * tests assert, tests/unit/lb/lb_scenarios.h):
  *   lb/wrr/share/<A|B|C>          weights 1:2:7 over 10^5 picks, %

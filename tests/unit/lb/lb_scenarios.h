@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Scenarios of the balancers that learn from outcomes, shared by their
  * tests (which assert the limits) and bench_lb (which prints the figures).
  * Fake endpoints only: latencies are reported to kitd_balancer_done(), not

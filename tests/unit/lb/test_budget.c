@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The retry budget, on by default: against a backend that fails every
  * call, attempts stay under 1.2 × calls + 10 per second; off, retry(3)
  * makes 3 attempts per call; options are checked. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Passive outlier ejection: after N consecutive failures an instance is
  * left out for base × times ejected, at most 10% (at least one) at once,
  * and comes back when its time is up; through a retry, no call fails. */
@@ -6,7 +7,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "../test_util.h"
+#include "../../support/fixture.h"
 #include "lb_scenarios.h"
 #include "sd/endpointer_impl.h"
 
@@ -34,7 +35,7 @@ static void test_eject_return_eject_longer(void **st) {
   kitd_balancer_opts o;
   kitd_balancer_opts_init(&o);
   o.eject_consecutive = 3;
-  o.eject_base_ms = 100 * test_scale();
+  o.eject_base_ms = 100 * kt_scale();
   kitd_balancer *b;
   assert_int_equal(kitd_balancer_weighted_new(s.ep, &o, &b), 0);
   atomic_store(&s.eps[0].fail, 1);
@@ -43,13 +44,13 @@ static void test_eject_return_eject_longer(void **st) {
   assert_int_equal(hits, 3); /* ejected on its third failure in a row */
   int64_t t0 = kitd_now_ns();
   /* Back after base: it fails 3 more times, then is out for 2 × base. */
-  while (kitd_now_ns() - t0 < o.eject_base_ms * 1000000 + 20000000) test_sleep_ms(10);
+  while (kitd_now_ns() - t0 < o.eject_base_ms * 1000000 + 20000000) kt_sleep_ms(10);
   hits = 0;
   for (int k = 0; k < 30; k++) hits += one_call(&s, b) == 0;
   assert_int_equal(hits, 3);
   int64_t t1 = kitd_now_ns();
   /* Still out after 1.5 × base (the second ejection lasts 2 × base). */
-  while (kitd_now_ns() - t1 < o.eject_base_ms * 1500000) test_sleep_ms(10);
+  while (kitd_now_ns() - t1 < o.eject_base_ms * 1500000) kt_sleep_ms(10);
   if (kitd_now_ns() - t1 < o.eject_base_ms * 1900000) { /* not if this thread was starved */
     hits = 0;
     for (int k = 0; k < 30; k++) hits += one_call(&s, b) == 0;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* P2C over peak-EWMA latency × load: a slow instance gets few calls, a
  * failing one fewer, a new one is tried, load counts go back to zero, and
  * two threads agree with the counts. */

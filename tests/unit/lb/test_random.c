@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Random: spread, seeded determinism, shared handle across threads. */
 #include <pthread.h>
 #include <setjmp.h>
@@ -5,7 +6,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "lb_fixture.h"
+#include "../../support/fixture.h"
 
 static const char *four[] = {"a:1", "b:2", "c:3", "d:4"};
 

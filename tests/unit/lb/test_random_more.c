@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Random: even distribution, seeded determinism, one handle many threads. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Round robin: order, random start, seed, per-thread mode, empty set. */
 #include <setjmp.h>
 #include <stdarg.h>

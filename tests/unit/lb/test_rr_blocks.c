@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Round robin claimed in blocks (KITD_RR_BLOCKS): one thread rotates
  * strictly; two threads together spread exactly evenly (every claimed
  * position is used once), up to the unused rest of each thread's block. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Slow start: an instance that joins a running set gets a small share at
  * first (<= 25% of its fair share in the first tenth of the window) and
  * its full share once the window is over; the instances of the first set
@@ -7,7 +8,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "../test_util.h"
+#include "../../support/fixture.h"
 #include "lb_scenarios.h"
 
 static const char *five[] = {"10.0.0.0:80", "10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80",
@@ -34,7 +35,7 @@ static void run(int p2c) {
   kitd_balancer_opts o;
   kitd_balancer_opts_init(&o);
   assert_int_equal(o.slow_start_ms, 30000);
-  o.slow_start_ms = 1000 * test_scale();
+  o.slow_start_ms = 1000 * kt_scale();
   kitd_balancer *b;
   assert_int_equal(p2c ? kitd_balancer_p2c_new(s.ep, &o, &b)
                        : kitd_balancer_weighted_new(s.ep, &o, &b),
@@ -55,7 +56,7 @@ static void run(int p2c) {
   assert_true(total > 0);
   assert_true((double)got <= 0.25 * (double)total / 5);
   /* After the window: its fair share, within 10%. */
-  while (kitd_now_ns() < t0 + o.slow_start_ms * 1000000 + 10000000) test_sleep_ms(20);
+  while (kitd_now_ns() < t0 + o.slow_start_ms * 1000000 + 10000000) kt_sleep_ms(20);
   got = picks_of_new(b, 0, 20000, &total);
   assert_true(got >= 0.9 * 20000 / 5 && got <= 1.1 * 20000 / 5);
   kitd_balancer_free(b);

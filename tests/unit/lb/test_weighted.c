@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Smooth weighted round robin: shares, interleaving, weight changes,
  * health (unhealthy skipped, panic), options. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Zone-aware picks: with equal zones every call stays in the local zone;
  * with no healthy instance there, all of them spill to the other zones;
  * weights hold inside the zone. Both weighted and p2c. */

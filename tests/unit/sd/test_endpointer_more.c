@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The endpointer: diffing, factory calls, closing, invalidate-on-error. */
 #include <setjmp.h>
 #include <stdarg.h>

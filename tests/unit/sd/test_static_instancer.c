@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The instancer base through the static instancer: sorted unique sets,
  * late subscribers, unsubscribe, errors that keep the last good set. */
 #include <setjmp.h>

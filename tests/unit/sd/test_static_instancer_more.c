@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The static instancer: copies, sorts, de-duplicates, can be set and failed. */
 #include <setjmp.h>
 #include <stdarg.h>
