@@ -30,6 +30,8 @@
 #include "balancer.h"
 #include "retry.h"
 #include "http.h"
+#include "client.h"
+#include "directory.h"
 
 #ifdef __cplusplus
 extern "C" {
