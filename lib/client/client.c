@@ -167,10 +167,13 @@ static int json_decode(void *arg, int status, const char *body, size_t len, void
 }
 
 /* Retry what another instance might answer; a 4xx or a bad request is the
- * caller's own fault and would fail everywhere. */
+ * caller's own fault and would fail everywhere, and an empty set (the
+ * registry's answer) will not fill up within one call's backoff. */
 static int default_should_retry(void *arg, unsigned attempt, int *err, const kitd_ctx *ctx) {
   (void)arg, (void)attempt;
-  if (*err == KITD_ECANCELED || *err == KITD_EINVAL || *err == KITD_ENOMEM) return 0;
+  if (*err == KITD_ECANCELED || *err == KITD_EINVAL || *err == KITD_ENOMEM ||
+      *err == KITD_ENOENDPOINTS)
+    return 0;
   if (*err == KITD_EHTTP) {
     const kitd_attempt_error *a = kitd_ctx_attempt(ctx, kitd_ctx_attempt_count(ctx) - 1);
     return !a || a->status == 0 || a->status >= 500;
