@@ -83,7 +83,7 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *c, const char *ur
 
 int main(int argc, char **argv) {
   const char *consul_addr = NULL, *consul_port = NULL, *adv_addr = "127.0.0.1", *adv_port = NULL;
-  const char *listen_on = NULL, *check = "http";
+  const char *listen_on = NULL, *check = "http", *service = "lorem";
   long seed = -1, threads = 0;
   int no_register = 0;
   int64_t interval = 10000, timeout = 1000, ttl = 15000, dereg = 0;
@@ -101,6 +101,7 @@ int main(int argc, char **argv) {
       {"seed", FLAG_INT, &seed, "generator seed (default: from the clock)"},
       {"threads", FLAG_INT, &threads, "server threads (default: one per CPU)"},
       {"no-register", FLAG_BOOL, &no_register, "do not register in Consul"},
+      {"service", FLAG_STR, &service, "service name registered in Consul (default lorem)"},
   };
   int pr = lorem_flags_parse(argc, argv, flags, (int)(sizeof flags / sizeof flags[0]),
                              "lorem-server [flags]");
@@ -142,7 +143,7 @@ int main(int argc, char **argv) {
   if (!no_register) {
     struct lorem_reg_conf rc = {consul_addr, consul_port, adv_addr,
                                 adv_port ? atoi(adv_port) : port, check, interval, timeout,
-                                ttl, dereg};
+                                ttl, dereg, service};
     if (lorem_reg_start(&rc, lg, &reg)) {
       MHD_stop_daemon(d);
       return 1;
