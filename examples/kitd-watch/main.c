@@ -184,7 +184,7 @@ int main(int argc, char **argv) {
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
   kitd_logger *lg = NULL;
-  if (verbose) kitd_logger_new(KITD_LOG_DEBUG, NULL, NULL, &lg);
+  if (verbose) kitd_logger_new(KITD_LOG_DEBUG, NULL, NULL, KITD_LOG_LOGFMT, &lg);
   struct watch_state st = {.service = service, .last = NULL, .last_err = 0};
   pthread_mutex_init(&st.mu, NULL);
   kitd_instancer *in = NULL;

@@ -105,7 +105,7 @@ int main(int argc, char **argv) {
 
   kitd_global_init();
   kitd_logger *lg = NULL;
-  kitd_logger_new(KITD_LOG_WARN, NULL, NULL, &lg); /* quiet unless something goes wrong */
+  kitd_logger_new(KITD_LOG_WARN, NULL, NULL, KITD_LOG_LOGFMT, &lg); /* quiet unless something goes wrong */
   struct lorem_pipeline_conf pc = {static_list, consul_addr, consul_port, service, tag,
                                    (unsigned)attempts, attempt_ms, timeout_ms,
                                    per_thread ? KITD_RR_PER_THREAD : KITD_RR_GLOBAL, lg};

@@ -26,7 +26,6 @@ extern "C" {
   X(EEXIST, -12, "already exists")                                 \
   X(EACL, -13, "permission denied by ACL")                         \
   X(EIO, -14, "I/O error")                                         \
-  X(ERETRY, -15, "all attempts failed")                            \
   X(ECONFIG, -16, "invalid configuration")                         \
   X(ETLS, -17, "TLS error")                                        \
   X(EINTERNAL, -18, "internal error")

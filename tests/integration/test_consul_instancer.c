@@ -390,7 +390,10 @@ struct logcap {
   size_t len;
 };
 
-static void capture(void *arg, kitd_log_level level, const char *line) {
+static void capture(void *arg, const kitd_log_record *rec_) {
+  kitd_log_level level = rec_->level;
+  char line[4096];
+  kitd_log_format_record(rec_, KITD_LOG_LOGFMT, line, sizeof line);
   (void)level;
   struct logcap *lc = arg;
   pthread_mutex_lock(&lc->mu);
@@ -413,7 +416,7 @@ static void test_token_never_logged(void **state) {
   memset(&lc, 0, sizeof lc);
   pthread_mutex_init(&lc.mu, NULL);
   kitd_logger *lg = NULL;
-  assert_int_equal(kitd_logger_new(KITD_LOG_DEBUG, capture, &lc, &lg), 0);
+  assert_int_equal(kitd_logger_new(KITD_LOG_DEBUG, capture, &lc, KITD_LOG_LOGFMT, &lg), 0);
   char svc[64], id1[80];
   svc_name(svc, sizeof svc, "token");
   snprintf(id1, sizeof id1, "%s-1", svc);

@@ -37,7 +37,7 @@ static int build(void) {
   kitd_balancer *b = NULL;
   kitd_endpoint *r = NULL;
   kitd_logger *lg = NULL;
-  int rc = kitd_logger_new(KITD_LOG_INFO, NULL, NULL, &lg);
+  int rc = kitd_logger_new(KITD_LOG_INFO, NULL, NULL, KITD_LOG_LOGFMT, &lg);
   if (!rc) rc = kitd_static_instancer_new(fleet, 3, &in);
   if (!rc) rc = kitd_endpointer_new(in, &(kitd_factory){factory, NULL, NULL}, NULL, &ep);
   if (!rc) rc = kitd_balancer_round_robin_new(ep, 0, &b);

@@ -146,7 +146,7 @@ static int replace_cb(void *arg, unsigned attempt, int *err, const kitd_ctx *ctx
   (void)arg;
   (void)ctx;
   cb_calls++;
-  *err = attempt == 3 ? KITD_ERETRY : *err;
+  *err = attempt == 3 ? KITD_EIO : *err;
   return 1;
 }
 

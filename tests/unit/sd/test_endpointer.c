@@ -122,16 +122,19 @@ static void test_removed_endpoint_waits_for_pick(void **st) {
 }
 
 static char log_buf[2048];
-static void capture(void *arg, kitd_log_level l, const char *line) {
+static void capture(void *arg, const kitd_log_record *rec_) {
+  kitd_log_level l = rec_->level;
+  char line[4096];
+  kitd_log_format_record(rec_, KITD_LOG_LOGFMT, line, sizeof line);
   (void)arg;
   (void)l;
-  snprintf(log_buf, sizeof log_buf, "%s", line);
+  snprintf(log_buf, sizeof log_buf, "%.2000s", line);
 }
 
 static void test_factory_error_skipped_and_retried(void **st) {
   (void)st;
   kitd_logger *lg;
-  kitd_logger_new(KITD_LOG_DEBUG, capture, NULL, &lg);
+  kitd_logger_new(KITD_LOG_DEBUG, capture, NULL, KITD_LOG_LOGFMT, &lg);
   snprintf(fail_instance, sizeof fail_instance, "bad:1");
   const char *v[] = {"bad:1", "good:2"};
   kitd_instancer *in;
@@ -154,7 +157,10 @@ static void test_factory_error_skipped_and_retried(void **st) {
 }
 
 static int warn_lines;
-static void count_warn(void *arg, kitd_log_level l, const char *line) {
+static void count_warn(void *arg, const kitd_log_record *rec_) {
+  kitd_log_level l = rec_->level;
+  char line[4096];
+  kitd_log_format_record(rec_, KITD_LOG_LOGFMT, line, sizeof line);
   (void)arg;
   if (l == KITD_LOG_WARN && strstr(line, "instance=bad:1") && strstr(line, "err=ECONNECT"))
     warn_lines++;
@@ -163,7 +169,7 @@ static void count_warn(void *arg, kitd_log_level l, const char *line) {
 static void test_factory_error_logged(void **st) {
   (void)st;
   kitd_logger *lg;
-  kitd_logger_new(KITD_LOG_INFO, count_warn, NULL, &lg);
+  kitd_logger_new(KITD_LOG_INFO, count_warn, NULL, KITD_LOG_LOGFMT, &lg);
   snprintf(fail_instance, sizeof fail_instance, "bad:1");
   const char *v[] = {"bad:1"};
   kitd_instancer *in;

@@ -58,11 +58,17 @@ static void test_factory_only_for_new(void **s) {
 }
 
 static char logbuf[4096];
-static void log_fn(void *arg, kitd_log_level lv, const char *line) {
+static void log_fn(void *arg, const kitd_log_record *rec_) {
+  kitd_log_level lv = rec_->level;
+  char line[4096];
+  kitd_log_format_record(rec_, KITD_LOG_LOGFMT, line, sizeof line);
   (void)arg;
   (void)lv;
-  size_t n = strlen(logbuf);
-  snprintf(logbuf + n, sizeof logbuf - n, "%s\n", line);
+  size_t n = strlen(logbuf), m = strlen(line);
+  if (n + m + 2 > sizeof logbuf) return;
+  memcpy(logbuf + n, line, m);
+  logbuf[n + m] = '\n';
+  logbuf[n + m + 1] = '\0';
 }
 
 static void test_factory_error_skipped_logged_retried(void **s) {
@@ -71,7 +77,7 @@ static void test_factory_error_skipped_logged_retried(void **s) {
   kt_factory_init(&f);
   strcpy(f.factory_fail, "bad");
   kitd_logger *lg;
-  assert_int_equal(kitd_logger_new(KITD_LOG_INFO, log_fn, NULL, &lg), 0);
+  assert_int_equal(kitd_logger_new(KITD_LOG_INFO, log_fn, NULL, KITD_LOG_LOGFMT, &lg), 0);
   logbuf[0] = '\0';
   kitd_instancer *in = kt_static("a:1,bad:1");
   kitd_endpointer *ep = new_ep(in, &f, -1, lg);
