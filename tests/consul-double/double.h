@@ -34,6 +34,7 @@ struct config {
     bool no_consul_service;
     char *tls_cert_pem;
     char *tls_key_pem;
+    int max_conns_per_client;  /* Consul: 200; <= 0: no limit */
 };
 
 /* ---- the store ---- */
@@ -257,6 +258,10 @@ void supervisor_request_down(int64_t ms);
 /* server.c */
 int server_start(struct config *cfg);
 void server_stop(void);
+/* Open HTTP connections now (all peers), and the most one peer held at
+ * once since the start (for the connection-limit tests and benches). */
+int server_conns_now(void);
+int server_max_conns_seen(void);
 bool server_tls_supported(void);
 /* Lock held: is the connection being cut (stop or down fault)? */
 bool store_cut(void);
