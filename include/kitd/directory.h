@@ -14,6 +14,9 @@
  *   kitd_client_resp_clear(&r);
  *   kitd_directory_free(dir);
  *
+ * Consul watches of a directory share one thread and at most max_blocking
+ * connections to the agent (Consul refuses a client past 200 by default).
+ *
  * The lookup of a cached name takes no lock: it reads an immutable hash
  * table published with an atomic pointer and protected by a hazard slot
  * while the call runs. See docs/api/directory.md. */
@@ -61,9 +64,18 @@ typedef struct kitd_directory_opts {
   const kitd_client_opts *client;
   int64_t idle_ms;            /* evict a client unused this long (default
                                  300000: 5 minutes); <= 0: default */
-  unsigned max_clients;       /* at most this many clients (default 100,
-                                 each with one Consul blocking query);
+  unsigned max_clients;       /* at most this many clients (default 1000);
                                  0: default */
+  unsigned max_blocking;      /* Consul: the most connections (blocking
+                                 queries) the directory holds to the agent
+                                 (default 100, at least 7; 0: default).
+                                 Every Consul watch runs on one shared
+                                 thread: up to max_blocking - 6 services
+                                 hold a blocking query each and see a
+                                 change at once; the others are refetched
+                                 when a blocking query on
+                                 /v1/health/state/any or
+                                 /v1/catalog/services says they changed. */
   kitd_logger *logger;        /* borrowed, must outlive the directory */
 } kitd_directory_opts;
 

@@ -22,6 +22,7 @@
 
 #include "client/client_impl.h"
 #include "consul/consul_impl.h"
+#include "consul/watcher.h"
 #include "core/alloc.h"
 #include "core/hazard.h"
 #include "kitd/directory.h"
@@ -61,6 +62,7 @@ struct kitd_directory {
   kitd_directory_instancer_fn new_instancer;
   void *arg;
   kitd_consul *consul;       /* own copy, or NULL with new_instancer */
+  kitd__consul_watcher *watcher; /* every Consul watch, on one thread */
   int64_t idle_ms;
   unsigned max;
   int64_t period_ms;         /* tick and sweep period */
@@ -214,7 +216,8 @@ void kitd_directory_opts_init(kitd_directory_opts *o) {
   memset(o, 0, sizeof *o);
   o->size = sizeof *o;
   o->idle_ms = 300000;
-  o->max_clients = 100;
+  o->max_clients = 1000;
+  o->max_blocking = 100;
 }
 
 int kitd_directory_new(const kitd_directory_opts *o, kitd_directory **out) {
@@ -237,7 +240,7 @@ int kitd_directory_new(const kitd_directory_opts *o, kitd_directory **out) {
   d->new_instancer = o->new_instancer;
   d->arg = o->arg;
   d->idle_ms = o->idle_ms > 0 ? o->idle_ms : 300000;
-  d->max = o->max_clients ? o->max_clients : 100;
+  d->max = o->max_clients ? o->max_clients : 1000;
   d->period_ms = d->idle_ms / 8;
   if (d->period_ms < 1) d->period_ms = 1;
   if (d->period_ms > 1000) d->period_ms = 1000;
@@ -254,13 +257,16 @@ int kitd_directory_new(const kitd_directory_opts *o, kitd_directory **out) {
         kitd_log(d->lg, KITD_LOG_ERROR, "directory", "action=consul err=%s detail=\"%s\"",
                  kitd_err_name(rc), kitd_ctx_detail(&ctx));
     }
+    if (rc == 0) rc = kitd__consul_watcher_new(d->consul, o->max_blocking, d->lg, &d->watcher);
     if (rc) {
+      kitd_consul_free(d->consul);
       free(d);
       return rc;
     }
   }
   struct table *t = table_build(NULL, 0);
   if (!t) {
+    kitd__consul_watcher_free(d->watcher);
     kitd_consul_free(d->consul);
     free(d);
     return KITD_ENOMEM;
@@ -276,6 +282,7 @@ int kitd_directory_new(const kitd_directory_opts *o, kitd_directory **out) {
   kitd__hp_init();
   if (!ok || pthread_create(&d->sweeper, NULL, sweeper, d)) {
     free(t);
+    kitd__consul_watcher_free(d->watcher);
     kitd_consul_free(d->consul);
     free(d);
     return KITD_EINTERNAL;
@@ -295,7 +302,9 @@ static int make_client(kitd_directory *d, const char *name, kitd_client **out) {
     if (!in) return KITD_EINVAL;
     o.instancer = in;
   } else {
-    o.consul = d->consul;
+    int rc = kitd__consul_watcher_instancer(d->watcher, name, d->tmpl.watch, &in);
+    if (rc) return rc;
+    o.instancer = in;
   }
   int rc = kitd_client_new(&o, out);
   kitd_instancer_free(in); /* the client holds its own reference */
@@ -433,6 +442,7 @@ void kitd_directory_free(kitd_directory *d) {
   free(atomic_load_explicit(&d->tab, memory_order_relaxed));
   pthread_mutex_destroy(&d->mu);
   pthread_cond_destroy(&d->cond);
+  kitd__consul_watcher_free(d->watcher); /* ends once held clients are gone too */
   kitd_consul_free(d->consul);
   free(d);
 }

@@ -230,6 +230,8 @@ json_t *render_health_entry(const struct service *s);
 json_t *render_catalog_entry(const struct service *s);
 json_t *render_agent_service(const struct service *s);
 json_t *render_check(const struct check *c, bool catalog_view);
+/* The node's serfHealth check, as the health endpoints show it. */
+json_t *serf_check(void);
 json_t *render_node(void);
 
 /* endpoints */

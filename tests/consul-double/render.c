@@ -66,7 +66,7 @@ json_t *render_node(void)
                      (json_int_t)g_store.node_index, "ModifyIndex", (json_int_t)g_store.node_index);
 }
 
-static json_t *serf_check(void)
+json_t *serf_check(void)
 {
     return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:[],s:s,s:s,s:s,s:i,s:{},s:I,s:I}",
                      "Node", g_store.cfg->node, "CheckID", "serfHealth",

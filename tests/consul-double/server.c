@@ -37,6 +37,7 @@ static const struct route routes[] = {
     {"/v1/agent/health/service/id/", true, false, api_agent},
     {"/v1/health/service/", true, false, api_health},
     {"/v1/catalog/services", false, false, api_health},
+    {"/v1/health/state/", true, false, api_health},
     {"/v1/catalog/service/", true, false, api_health},
     {"/v1/status/leader", false, false, api_health},
 };
