@@ -57,10 +57,11 @@ typedef struct kitd_directory_opts {
   const kitd_consul *consul;
   /* The template of every client: all of kitd_client_opts but service,
    * instancer and consul (ignored), and logger (the directory's). Copied;
-   * what it points to (http, retry, watch options, a factory's argument)
-   * is borrowed and must outlive the directory. NULL: defaults. A custom
-   * factory is not allowed here (KITD_EINVAL): its release would run once
-   * per client. */
+   * what it points to (http, retry, watch options) is borrowed and must
+   * outlive the directory. A factory is shared by every client: its
+   * argument must stay valid until kitd_directory_free() (which runs its
+   * release, once, even if kitd_directory_new() fails) and until the last
+   * client a caller still holds is freed. NULL: defaults. */
   const kitd_client_opts *client;
   int64_t idle_ms;            /* evict a client unused this long (default
                                  300000: 5 minutes); <= 0: default */

@@ -59,6 +59,7 @@ struct kitd_directory {
   int stop;
   pthread_t sweeper;
   kitd_client_opts tmpl;
+  kitd_factory factory;      /* the template's, if any: shared by every client */
   kitd_directory_instancer_fn new_instancer;
   void *arg;
   kitd_consul *consul;       /* own copy, or NULL with new_instancer */
@@ -220,15 +221,7 @@ void kitd_directory_opts_init(kitd_directory_opts *o) {
   o->max_blocking = 100;
 }
 
-int kitd_directory_new(const kitd_directory_opts *o, kitd_directory **out) {
-  kitd_directory_opts def;
-  if (!o) {
-    kitd_directory_opts_init(&def);
-    o = &def;
-  }
-  if (!out || o->size != sizeof *o) return KITD_EINVAL;
-  if (o->client && (o->client->size != sizeof *o->client || o->client->factory))
-    return KITD_EINVAL;
+static int directory_new(const kitd_directory_opts *o, kitd_directory **out) {
   kitd_directory *d = kitd__calloc(1, sizeof *d);
   if (!d) return KITD_ENOMEM;
   if (o->client) d->tmpl = *o->client;
@@ -237,6 +230,10 @@ int kitd_directory_new(const kitd_directory_opts *o, kitd_directory **out) {
   d->tmpl.instancer = NULL;
   d->tmpl.consul = NULL;
   d->tmpl.logger = o->logger;
+  if (d->tmpl.factory) {
+    d->factory = *d->tmpl.factory;
+    d->tmpl.factory = &d->factory;
+  }
   d->new_instancer = o->new_instancer;
   d->arg = o->arg;
   d->idle_ms = o->idle_ms > 0 ? o->idle_ms : 300000;
@@ -291,10 +288,27 @@ int kitd_directory_new(const kitd_directory_opts *o, kitd_directory **out) {
   return 0;
 }
 
+int kitd_directory_new(const kitd_directory_opts *o, kitd_directory **out) {
+  kitd_directory_opts def;
+  if (!o) {
+    kitd_directory_opts_init(&def);
+    o = &def;
+  }
+  if (o->size != sizeof *o || (o->client && o->client->size != sizeof *o->client))
+    return KITD_EINVAL;
+  const kitd_factory *f = o->client ? o->client->factory : NULL;
+  int rc = out ? directory_new(o, out) : KITD_EINVAL;
+  if (rc && f && f->release) f->release(f->arg); /* taken on every path */
+  return rc;
+}
+
 /* Make the client of `name` (under mu). */
 static int make_client(kitd_directory *d, const char *name, kitd_client **out) {
   kitd_client_opts o = d->tmpl;
   o.service = name;
+  kitd_factory f = d->factory; /* each client gets the function, not the release */
+  f.release = NULL;
+  if (d->tmpl.factory) o.factory = &f;
   kitd_instancer *in = NULL;
   if (d->new_instancer) {
     int rc = d->new_instancer(d->arg, name, &in);
@@ -443,6 +457,7 @@ void kitd_directory_free(kitd_directory *d) {
   pthread_mutex_destroy(&d->mu);
   pthread_cond_destroy(&d->cond);
   kitd__consul_watcher_free(d->watcher); /* ends once held clients are gone too */
+  if (d->factory.release) d->factory.release(d->factory.arg);
   kitd_consul_free(d->consul);
   free(d);
 }

@@ -264,6 +264,8 @@ void server_stop(void);
  * once since the start (for the connection-limit tests and benches). */
 int server_conns_now(void);
 int server_max_conns_seen(void);
+/* Start max_connections again from the connections open now (stats reset). */
+void server_reset_max_conns(void);
 bool server_tls_supported(void);
 /* Lock held: is the connection being cut (stop or down fault)? */
 bool store_cut(void);

@@ -426,6 +426,7 @@ static void control_stats(struct req *r, struct reply *rp, bool reset)
                           "last_token", F.last_token, "connections", server_conns_now(),
                           "max_connections", server_max_conns_seen());
     if (reset) {
+        server_reset_max_conns();
         for (size_t i = 0; i < g_n_stats; i++) free(g_stats[i].key);
         free(g_stats);
         g_stats = NULL;

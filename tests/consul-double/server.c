@@ -395,6 +395,15 @@ int server_max_conns_seen(void)
     return n;
 }
 
+void server_reset_max_conns(void)
+{
+    pthread_mutex_lock(&g_peers_mu);
+    g_max_conns_seen = 0;
+    for (struct peer *p = g_peers; p; p = p->next)
+        if (p->conns > g_max_conns_seen) g_max_conns_seen = p->conns;
+    pthread_mutex_unlock(&g_peers_mu);
+}
+
 int server_conns_now(void)
 {
     pthread_mutex_lock(&g_peers_mu);

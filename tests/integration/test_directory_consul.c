@@ -3,7 +3,6 @@
  * past its limit as Consul does), services past the blocking slots kept
  * fresh through health/state/any and catalog/services, and a flood of
  * unknown names within the caps. */
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -47,25 +46,7 @@ static int teardown(void **state) {
     }                                                \
   } while (0)
 
-static int threads_now(void) {
-  DIR *d = opendir("/proc/self/task");
-  int n = 0;
-  if (!d) return -1;
-  while (readdir(d)) n++;
-  closedir(d);
-  return n - 2; /* . and .. */
-}
 
-static long stat_of(const char *key) {
-  char *body = NULL;
-  if (kitd_test_agent_http(&agent, "GET", "/_double/stats", NULL, &body) != 200) return -1;
-  char pat[64];
-  snprintf(pat, sizeof pat, "\"%s\":", key);
-  const char *p = strstr(body, pat);
-  long v = p ? strtol(p + strlen(pat), NULL, 10) : -1;
-  free(body);
-  return v;
-}
 
 static kitd_directory *new_dir(unsigned max_clients) {
   kitd_consul *c = NULL;
@@ -105,11 +86,11 @@ static void test_many_services_one_thread(void **s) {
                                               "passing", 3600), 200);
   }
   kitd_test_agent_http(&agent, "PUT", "/_double/stats/reset", NULL, NULL);
-  int before = threads_now();
+  int before = kitd_test_threads();
   kitd_directory *d = new_dir(100);
   for (int i = 0; i < N; i++) assert_true(wait_count(d, name[i], 1, 3000));
   /* the directory's own threads: its sweeper and one watcher, whatever N */
-  assert_true(threads_now() - before <= 2);
+  assert_true(kitd_test_threads() - before <= 2);
   /* a health flip of every service reaches its client, polled or not */
   for (int i = 0; i < N; i++) {
     assert_int_equal(kitd_test_agent_ttl(&agent, id[i], "fail"), 200);
@@ -126,7 +107,7 @@ static void test_many_services_one_thread(void **s) {
   assert_int_equal(kitd_test_agent_deregister(&agent, id2), 200);
   assert_true(wait_count(d, name[N - 1], 1, 2000));
   /* never past the cap: the double would have refused with a 429 */
-  long most = stat_of("max_connections");
+  long most = kitd_test_agent_stat(&agent, "max_connections");
   assert_true(most > 0 && most <= MAX_BLOCKING + 2);
   kitd_directory_free(d);
   for (int i = 0; i < N; i++) kitd_test_agent_deregister(&agent, id[i]);
@@ -151,7 +132,7 @@ static void test_flood_of_unknown_names(void **s) {
     assert_true(kitd_directory_count(d) <= 20);
   }
   assert_true(i >= 200); /* however slow the machine, a real flood went through */
-  long most = stat_of("max_connections");
+  long most = kitd_test_agent_stat(&agent, "max_connections");
   assert_true(most > 0 && most <= MAX_BLOCKING + 2);
   kitd_directory_free(d);
 }
