@@ -30,7 +30,7 @@ endif
 
 PKGS := libcurl jansson
 DEP_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-DEP_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+DEP_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lresolv -lpthread
 MHD_LIBS := $(shell pkg-config --libs libmicrohttpd 2>/dev/null)
 MHD_CFLAGS := $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)

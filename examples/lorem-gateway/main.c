@@ -2,7 +2,8 @@
  *
  *   POST /sd-lorem {"requestType": "sentence", "min": 5, "max": 20}
  *        -> 200 {"message": "..."} with X-Upstream: host:port
- *   GET  /health -> 200 {"status": true}
+ *   GET  /health -> 200 {"status": true}, or 503 {"status": false, "reason": "..."}
+ *                   while its pipeline has no instance
  *
  * One pipeline (instancer -> endpointer -> round robin -> retry) lives as
  * long as the process, so its round robin keeps its place between requests
@@ -102,7 +103,14 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *c, const char *ur
     if (strcmp(method, "GET") && strcmp(method, "HEAD"))
       return lorem_reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed", "GET, HEAD");
     static const char ok[] = "{\"status\":true}";
-    return lorem_reply(c, MHD_HTTP_OK, ok, sizeof ok - 1, NULL, NULL);
+    if (lorem_pipeline_count(g_p) > 0) return lorem_reply(c, MHD_HTTP_OK, ok, sizeof ok - 1, NULL, NULL);
+    /* Not ready: no instance to send to. Say why, as JSON. */
+    char why[256], q[600], body[700];
+    lorem_pipeline_explain(g_p, why, sizeof why);
+    if (lorem_json_string(q, sizeof q, why) < 0) strcpy(q, "\"\"");
+    int n = snprintf(body, sizeof body, "{\"status\":false,\"reason\":%s}", q);
+    if (n < 0 || (size_t)n >= sizeof body) n = snprintf(body, sizeof body, "{\"status\":false}");
+    return lorem_reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, body, (size_t)n, NULL, NULL);
   }
   if (!is_lorem) return lorem_reply_error(c, MHD_HTTP_NOT_FOUND, "not found", NULL);
   if (strcmp(method, "POST"))

@@ -5,7 +5,10 @@
  *   GET  /health                                      -> {"status": true}
  *
  * It binds first, then registers (retrying in the background until the
- * agent answers), and deregisters on SIGINT/SIGTERM. */
+ * agent answers). On SIGINT/SIGTERM it drains: /health answers 503, it
+ * deregisters, keeps serving for -drain.grace (2 s) while watchers see it
+ * go, stops accepting, waits for the requests in flight (-drain.timeout,
+ * 10 s) and exits 0. A second signal exits at once, with status 1. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -26,6 +29,16 @@
 static uint64_t g_seed;
 static atomic_uint g_thread_no;
 static struct MHD_Response *g_health;
+/* Draining: /health fails so checks and gateways stop sending; requests in
+ * flight are counted so the server exits only once they are answered. */
+static atomic_int g_draining;
+static atomic_long g_inflight;
+
+static void request_done(void *cls, struct MHD_Connection *c, void **state,
+                         enum MHD_RequestTerminationCode toe) {
+  (void)cls, (void)c, (void)toe;
+  if (*state) atomic_fetch_sub(&g_inflight, 1);
+}
 
 /* One generator per server thread: reentrant, no lock on the request path. */
 static _Thread_local lorem_rng t_rng;
@@ -39,6 +52,7 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *c, const char *ur
   /* *state counts the body bytes seen + 1: no allocation per request. */
   uintptr_t seen = (uintptr_t)*state;
   if (seen == 0) {
+    atomic_fetch_add(&g_inflight, 1); /* request_done takes it back */
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && strtoull(cl, NULL, 10) > LOREM_BODY_MAX)
       return lorem_reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large", NULL);
@@ -60,6 +74,11 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *c, const char *ur
   lorem_route_parse(method, url, strlen(url), &rt);
   switch (rt.kind) {
   case LOREM_ROUTE_HEALTH:
+    if (atomic_load(&g_draining)) {
+      static const char draining[] = "{\"status\":false,\"reason\":\"draining\"}";
+      return lorem_reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, draining, sizeof draining - 1, NULL,
+                         NULL);
+    }
     return MHD_queue_response(c, MHD_HTTP_OK, g_health);
   case LOREM_ROUTE_ERROR:
     return lorem_reply_error(c, (unsigned)rt.status, rt.error, rt.allow);
@@ -81,12 +100,40 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *c, const char *ur
   return lorem_reply(c, MHD_HTTP_OK, t_out, len, NULL, NULL);
 }
 
+/* A graceful stop: fail /health, deregister, give watchers `grace` ms to
+ * see it while still serving, stop accepting, then wait (up to `timeout`
+ * ms) for the requests in flight. A second signal ends it at once: 1. */
+static int drain(struct MHD_Daemon *d, lorem_reg *reg, int64_t grace, int64_t timeout,
+                 kitd_logger *lg) {
+  atomic_store(&g_draining, 1);
+  lorem_reg_stop(reg);
+  kitd_log(lg, KITD_LOG_INFO, "lorem-server", "action=drain step=deregistered grace_ms=%lld",
+           (long long)grace);
+  if (grace > 0 && lorem_wait_signal((long)grace) != 0) {
+    kitd_log(lg, KITD_LOG_WARN, "lorem-server", "action=drain step=abort msg=\"second signal\"");
+    return 1;
+  }
+  MHD_socket lfd = MHD_quiesce_daemon(d); /* no new connections */
+  (void)lfd;
+  int64_t t0 = kitd_now_ns();
+  long left;
+  while ((left = atomic_load(&g_inflight)) > 0 && kitd_now_ns() - t0 < timeout * 1000000) {
+    if (lorem_wait_signal(10) != 0) {
+      kitd_log(lg, KITD_LOG_WARN, "lorem-server", "action=drain step=abort inflight=%ld", left);
+      return 1;
+    }
+  }
+  kitd_log(lg, KITD_LOG_INFO, "lorem-server", "action=drain step=done inflight=%ld", left);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *consul_addr = NULL, *consul_port = NULL, *adv_addr = "127.0.0.1", *adv_port = NULL;
   const char *listen_on = NULL, *check = "http", *service = "lorem";
   long seed = -1, threads = 0;
   int no_register = 0;
   int64_t interval = 10000, timeout = 1000, ttl = 15000, dereg = 0;
+  int64_t grace = 2000, drain_timeout = 10000;
   lorem_flag flags[] = {
       {"consul.addr", FLAG_STR, &consul_addr, "Consul agent address (default: CONSUL_HTTP_ADDR, else 127.0.0.1)"},
       {"consul.port", FLAG_STR, &consul_port, "Consul agent port (default 8500)"},
@@ -102,6 +149,8 @@ int main(int argc, char **argv) {
       {"threads", FLAG_INT, &threads, "server threads (default: one per CPU)"},
       {"no-register", FLAG_BOOL, &no_register, "do not register in Consul"},
       {"service", FLAG_STR, &service, "service name registered in Consul (default lorem)"},
+      {"drain.grace", FLAG_DURATION, &grace, "on SIGTERM, time for watchers to see the deregistration before the listener closes (default 2s)"},
+      {"drain.timeout", FLAG_DURATION, &drain_timeout, "on SIGTERM, longest wait for requests in flight (default 10s)"},
   };
   int pr = lorem_flags_parse(argc, argv, flags, (int)(sizeof flags / sizeof flags[0]),
                              "lorem-server [flags]");
@@ -132,7 +181,7 @@ int main(int argc, char **argv) {
   g_health = MHD_create_response_from_buffer(sizeof health - 1, (void *)health,
                                              MHD_RESPMEM_PERSISTENT);
   MHD_add_response_header(g_health, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-  struct MHD_Daemon *d = lorem_httpd_start(fd, (int)threads, serve, NULL, NULL);
+  struct MHD_Daemon *d = lorem_httpd_start(fd, (int)threads, serve, NULL, request_done);
   if (!d) {
     kitd_log(lg, KITD_LOG_ERROR, "lorem-server", "action=listen addr=%s err=\"cannot start the HTTP daemon\"", listen_on);
     return 1;
@@ -152,10 +201,10 @@ int main(int argc, char **argv) {
   int sig;
   while ((sig = lorem_wait_signal(reg ? 200 : -1)) == 0) lorem_reg_poll(reg);
   kitd_log(lg, KITD_LOG_INFO, "lorem-server", "action=stop signal=%s", sig == 2 ? "SIGINT" : "SIGTERM");
-  lorem_reg_stop(reg);
+  int rc = drain(d, reg, grace, drain_timeout, lg);
   MHD_stop_daemon(d);
   MHD_destroy_response(g_health);
   close(fd);
   kitd_global_cleanup();
-  return 0;
+  return rc;
 }

@@ -56,7 +56,7 @@ int lorem_reg_start(const struct lorem_reg_conf *c, kitd_logger *lg, lorem_reg *
   snprintf(url, sizeof url, "http://%s%s%s:%d/health", strchr(c->advertise_addr, ':') ? "[" : "",
            c->advertise_addr, strchr(c->advertise_addr, ':') ? "]" : "", c->advertise_port);
   kitd_registration reg;
-  memset(&reg, 0, sizeof reg);
+  kitd_registration_init(&reg);
   reg.name = g->service;
   reg.id = g->id;
   reg.tags = tags;

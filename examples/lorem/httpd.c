@@ -67,7 +67,7 @@ struct MHD_Daemon *lorem_httpd_start_uri(int fd, int threads, MHD_AccessHandlerC
   /* MHD_OPTION_URI_LOG_CALLBACK with a NULL function is the default */
   if (threads < 0) /* a thread per connection: for handlers that block */
     return MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                                MHD_USE_POLL | MHD_USE_TURBO,
+                                MHD_USE_POLL | MHD_USE_TURBO | MHD_USE_ITC,
                             0, NULL, NULL, h, arg, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
@@ -76,7 +76,9 @@ struct MHD_Daemon *lorem_httpd_start_uri(int fd, int threads, MHD_AccessHandlerC
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     threads = n > 0 ? (int)n : 2;
   }
-  unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO;
+  /* MHD_USE_ITC: a stopping server can quiesce the daemon (stop accepting)
+   * while its threads finish the requests in flight. */
+  unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_USE_ITC;
   return MHD_start_daemon(flags, 0, NULL, NULL, h, arg,
                           MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
                           MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads,

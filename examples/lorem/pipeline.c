@@ -192,6 +192,10 @@ fail:
 
 size_t lorem_pipeline_count(lorem_pipeline *p) { return kitd_endpointer_count(p->ep); }
 
+const char *lorem_pipeline_explain(lorem_pipeline *p, char *buf, size_t cap) {
+  return kitd_endpointer_explain(p->ep, buf, cap);
+}
+
 size_t lorem_pipeline_wait(lorem_pipeline *p, int64_t timeout_ms) {
   int64_t end = kitd_now_ns() + timeout_ms * 1000000;
   for (;;) {

@@ -54,6 +54,10 @@ size_t lorem_pipeline_wait(lorem_pipeline *p, int64_t timeout_ms);
 /* Instances in the current snapshot. */
 size_t lorem_pipeline_count(lorem_pipeline *p);
 
+/* Why the pipeline has no instance (the registry's error, or what matched
+ * nothing), into buf; returns buf. */
+const char *lorem_pipeline_explain(lorem_pipeline *p, char *buf, size_t cap);
+
 /* One call through retry. `ctx` receives attempts, status and detail.
  * Returns 0 and *out (caller frees with lorem_response_free()), or a
  * KITD_E* code. Thread-safe. */

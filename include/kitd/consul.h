@@ -95,6 +95,11 @@ KITD_API const char *kitd_consul_address(const kitd_consul *c);
 /* --- Watching a service: the Consul instancer --- */
 
 typedef struct kitd_consul_instancer_opts {
+  /* sizeof the struct, set by kitd_consul_instancer_opts_init(): fields
+   * can then be added without breaking callers built against an older
+   * header. An opts with another size is refused (KITD_EINVAL): always
+   * call the _init function first. */
+  size_t size;
   /* Only instances whose every check is passing (passing=1). Default 1. */
   int passing_only;
   /* Tags an instance must all carry (matched without regard to case).
@@ -114,12 +119,19 @@ typedef struct kitd_consul_instancer_opts {
   int64_t min_interval_ms;
   /* Backoff after a failed request: `backoff_min_ms` (default 50) doubling
    * up to `backoff_max_ms` (default 10000), each with jitter (the delay is
-   * drawn in [d/2, d]); reset after a good answer. */
+   * drawn in [d/2, d]); reset after a good answer. The library's one
+   * backoff, shared with the registrar and retry. */
   int64_t backoff_min_ms;
   int64_t backoff_max_ms;
+  /* Meta key the zone of each record is read from, node meta first, then
+   * service meta (kitd_instance_zone()); an instance without it has zone
+   * "". NULL (default): node meta "zone", else service meta "zone".
+   * Copied. */
+  const char *zone_meta_key;
 } kitd_consul_instancer_opts;
 
-/* Fill `o` with the defaults above. Thread-safety: any thread. */
+/* Fill `o` with the defaults above, size included. Thread-safety: any
+ * thread. */
 KITD_API void kitd_consul_instancer_opts_init(kitd_consul_instancer_opts *o);
 
 /* A new instancer watching `service` through blocking queries on
@@ -128,26 +140,34 @@ KITD_API void kitd_consul_instancer_opts_init(kitd_consul_instancer_opts *o);
  * with the port (IPv6 in brackets); its status the worst of its checks;
  * its weight Service.Weights.Passing or .Warning by status (an instance
  * whose weight is 0 is left out); its tags, service meta, node, node meta
- * and datacenter as Consul gives them.
+ * and datacenter as Consul gives them; its zone from `zone_meta_key`.
  * A failed watch (agent down, error status, bad answer) becomes an error
  * event carrying the last good set, and the watch retries with backoff.
+ * The event's detail names the agent and the failure, e.g. "consul:
+ * connect 127.0.0.1:8500 refused"; kitd_instancer_describe() names the
+ * service and the filter, e.g. "passing instances of 'users' with tags
+ * [v2] in dc2". A subscriber's callback may call kitd_instancer_stop(): the
+ * watch thread then ends by itself once the callback returns.
  * `o` may be NULL (defaults). `c` and `o` are copied; `lg` is borrowed (may
  * be NULL) and must outlive the instancer.
  * Returns 0 and a new instancer in *out (free with kitd_instancer_free()),
- * or KITD_EINVAL, KITD_ENOMEM, KITD_EINTERNAL (no thread).
- * Thread-safety: any thread. */
+ * or KITD_EINVAL (also an `o` not filled by
+ * kitd_consul_instancer_opts_init()), KITD_ENOMEM, KITD_EINTERNAL (no
+ * thread). Thread-safety: any thread. */
 KITD_API int kitd_consul_instancer_new(const kitd_consul *c, const char *service,
                                        const kitd_consul_instancer_opts *o,
                                        kitd_logger *lg, kitd_instancer **out);
 
 /* One non-blocking lookup of `service` (for command-line tools): the
  * set sorted by address, one record per address, in *instances (*count
- * records; caller frees with kitd_instance_list_free()). `o` may be NULL; only passing_only, tags,
- * datacenter and max_body are used. `ctx` may be NULL; its deadline
+ * records; caller frees with kitd_instance_list_free()). `o` may be NULL
+ * (else filled by kitd_consul_instancer_opts_init(): KITD_EINVAL
+ * otherwise); only passing_only, tags, datacenter, max_body and
+ * zone_meta_key are used. `ctx` may be NULL; its deadline
  * (default 30 s) and cancel flag are honoured and it receives the detail of
  * a failure. Returns 0, KITD_EINVAL, KITD_ENOMEM, KITD_ECONNECT, KITD_EHTTP,
- * KITD_EACL, KITD_EPROTO, KITD_ETOOBIG, KITD_ETLS, KITD_ETIMEDOUT or
- * KITD_ECANCELED. Thread-safety: any thread. */
+ * KITD_EACL, KITD_EIO, KITD_EPROTO, KITD_ETOOBIG, KITD_ETLS, KITD_ETIMEDOUT
+ * or KITD_ECANCELED. Thread-safety: any thread. */
 KITD_API int kitd_consul_lookup(const kitd_consul *c, const char *service,
                                 const kitd_consul_instancer_opts *o,
                                 kitd_ctx *ctx, kitd_instance ***instances,

@@ -6,7 +6,9 @@
  * a zone. The address is the record's identity: the endpointer keeps one
  * endpoint per address, and a record whose address stays while its other
  * attributes change updates the endpointer's snapshot without a new
- * endpoint.
+ * endpoint. (To tell a change cheaply, a record gets a 64-bit digest of its
+ * attributes when it is frozen; the instancer and the endpointer compare
+ * digests. kitd_instance_equal() compares the attributes themselves.)
  *
  * Records are built by a registry (or by the program, for the static
  * instancer) with kitd_instance_new() and the kitd_instance_set_* calls,

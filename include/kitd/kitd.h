@@ -37,13 +37,19 @@
 extern "C" {
 #endif
 
-/* Initialise libcurl's global state (curl_global_init). Call once before
- * other threads start if you use the Consul or HTTP layers; libkitd's own
- * objects also call it lazily, which is safe only while one thread runs.
- * Returns 0 or KITD_EINTERNAL. Thread-safety: before other threads start. */
+/* Take a reference on libcurl's global state (curl_global_init runs for
+ * the first one). Call once before other threads start if you use the
+ * Consul or HTTP layers. libkitd's own objects also take one while they
+ * live, under a lock, so creating them from several threads is safe; this
+ * call keeps the state up between them, and makes the set-up happen before
+ * any other thread of yours uses libcurl (curl_global_init is not
+ * thread-safe before libcurl 7.84). Returns 0 or KITD_EINTERNAL.
+ * Thread-safety: before other threads start. */
 KITD_API int kitd_global_init(void);
 
-/* Undo kitd_global_init(). Thread-safety: before other threads start. */
+/* Undo kitd_global_init(): drop its reference; curl_global_cleanup runs when
+ * the last libkitd object holding one is freed as well.
+ * Thread-safety: before other threads start. */
 KITD_API void kitd_global_cleanup(void);
 
 #ifdef __cplusplus

@@ -42,6 +42,10 @@ typedef struct kitd_check {
 } kitd_check;
 
 typedef struct kitd_registration {
+  size_t size;                   /* sizeof the struct, set by
+                                  * kitd_registration_init(): fields can be
+                                  * added later without breaking callers;
+                                  * another value is KITD_EINVAL */
   const char *name;              /* required */
   const char *id;                /* NULL: "<name>-<address>-<port>" */
   const char *const *tags;
@@ -55,11 +59,19 @@ typedef struct kitd_registration {
   kitd_check check;              /* kind NONE: no check */
 } kitd_registration;
 
+/* Zero `g` and set its size: call it before filling a registration.
+ * Since 0.1. Thread-safety: any thread. */
+KITD_API void kitd_registration_init(kitd_registration *g);
+
 /* Register `reg` (copied) with the agent of `c` (copied) and keep it
  * registered on a thread of its own. The check gets the ID
- * "service:<id>". `lg` is borrowed (may be NULL) and must outlive the
+ * "service:<id>". IDs of any length and bytes are percent-encoded in the
+ * agent paths. When the agent forgets the service, the registrar
+ * registers again after a jittered backoff that grows while the agent
+ * keeps forgetting (100 ms doubling up to 10 s), as after a failure. `lg` is borrowed (may be NULL) and must outlive the
  * registrar. Returns 0 and a new registrar in *out (free with
- * kitd_registrar_free()), KITD_EINVAL (no name, a bad check), KITD_ENOMEM
+ * kitd_registrar_free()), KITD_EINVAL (no name, a bad check, a `reg` not
+ * set up by kitd_registration_init()), KITD_ENOMEM
  * or KITD_EINTERNAL. The first registration happens in the background:
  * wait for it with kitd_registrar_wait_registered().
  * Thread-safety: any thread. */
@@ -86,9 +98,19 @@ KITD_API int kitd_registrar_set_status(kitd_registrar *r, const char *status);
  * Thread-safety: any thread. */
 KITD_API int kitd_registrar_set_heartbeats(kitd_registrar *r, int on);
 
-/* Stop the thread, deregister the service (waiting at most 2 s for the
- * agent), and free. NULL is allowed.
- * Thread-safety: one thread at a time per handle. */
+/* Stop the thread and deregister the service, waiting at most 2 s for the
+ * agent. Returns 0 once the agent has dropped it, else the failure (also
+ * logged at error level): KITD_EHTTP (a 404 included: the agent did not
+ * hold this ID), KITD_ECONNECT, KITD_ETIMEDOUT, KITD_EACL, KITD_ENOMEM...
+ * The registrar then stays stopped (no heartbeat, no new registration);
+ * free it with kitd_registrar_free(). A second call returns the first
+ * result without asking the agent again. KITD_EINVAL for NULL.
+ * Since 0.1. Thread-safety: one thread at a time per handle. */
+KITD_API int kitd_registrar_deregister(kitd_registrar *r);
+
+/* Deregister as kitd_registrar_deregister() does unless that has run (a
+ * failure is logged; call that first to get it), then free. NULL is
+ * allowed. Thread-safety: one thread at a time per handle. */
 KITD_API void kitd_registrar_free(kitd_registrar *r);
 
 #ifdef __cplusplus

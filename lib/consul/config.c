@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/alloc.h"
 #include "consul/consul_impl.h"
@@ -26,6 +27,19 @@ static int econfig(kitd_ctx *ctx, const char *fmt, const char *a) {
   return KITD_ECONFIG;
 }
 
+int kitd__consul_sync_init(pthread_mutex_t *mu, pthread_cond_t *cv) {
+  pthread_condattr_t ca;
+  if (pthread_condattr_init(&ca) != 0) return KITD_ENOMEM;
+  int e = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) ? KITD_EINTERNAL : 0;
+  if (!e && pthread_cond_init(cv, &ca) != 0) e = KITD_ENOMEM;
+  pthread_condattr_destroy(&ca);
+  if (!e && pthread_mutex_init(mu, NULL) != 0) {
+    pthread_cond_destroy(cv);
+    e = KITD_ENOMEM;
+  }
+  return e;
+}
+
 int kitd__consul_parse_bool(const char *s) {
   static const char *const t[] = {"1", "t", "T", "TRUE", "true", "True"};
   static const char *const f[] = {"0", "f", "F", "FALSE", "false", "False"};
@@ -39,18 +53,23 @@ int kitd__consul_parse_bool(const char *s) {
 
 /* Rebuild the display address after a change. */
 static int update_display(kitd_consul *c) {
-  char buf[1024];
-  if (c->unix_path) {
-    snprintf(buf, sizeof buf, "unix://%s", c->unix_path);
-  } else {
-    const char *scheme = c->tls ? "https" : "http";
-    bool v6 = strchr(c->host, ':') != NULL;
-    char port[16] = "";
-    if (c->port) snprintf(port, sizeof port, ":%d", c->port);
-    snprintf(buf, sizeof buf, "%s://%s%s%s%s%s", scheme, v6 ? "[" : "", c->host,
-             v6 ? "]" : "", port, c->prefix);
-  }
-  return set_str(&c->display, buf);
+  const char *scheme = c->tls ? "https" : "http";
+  bool v6 = !c->unix_path && strchr(c->host, ':') != NULL;
+  char port[16] = "";
+  if (!c->unix_path && c->port) snprintf(port, sizeof port, ":%d", c->port);
+  /* Sized to fit: a long unix path or host must not be cut. */
+  size_t cap = 32 + (c->unix_path ? strlen(c->unix_path)
+                                  : strlen(c->host) + strlen(port) + strlen(c->prefix));
+  char *buf = kitd__malloc(cap);
+  if (!buf) return KITD_ENOMEM;
+  if (c->unix_path)
+    snprintf(buf, cap, "unix://%s", c->unix_path);
+  else
+    snprintf(buf, cap, "%s://%s%s%s%s%s", scheme, v6 ? "[" : "", c->host, v6 ? "]" : "", port,
+             c->prefix);
+  free(c->display);
+  c->display = buf;
+  return 0;
 }
 
 /* Parse "host[:port]" (host may be "[v6]") into *host / *port. */
@@ -158,6 +177,15 @@ static int set_address(kitd_consul *c, const char *addr, kitd_ctx *ctx,
   return update_display(c);
 }
 
+/* Wipe a secret (token, password) before its memory goes back: a plain
+ * memset before free may be optimised away. */
+static void free_secret(char *s) {
+  if (s) {
+    explicit_bzero(s, strlen(s));
+    free(s);
+  }
+}
+
 static int read_token_file(const char *path, char **out, kitd_ctx *ctx,
                            const char *what) {
   FILE *f = fopen(path, "r");
@@ -184,19 +212,13 @@ static int read_token_file(const char *path, char **out, kitd_ctx *ctx,
   }
   char *t = kitd__strndup(s, l);
   /* The file's bytes held the token: wipe the stack copy. */
-  memset(buf, 0, sizeof buf);
+  explicit_bzero(buf, sizeof buf);
   if (!t) return KITD_ENOMEM;
-  free(*out);
+  free_secret(*out);
   *out = t;
   return 0;
 }
 
-static void free_secret(char *s) {
-  if (s) {
-    memset(s, 0, strlen(s));
-    free(s);
-  }
-}
 
 static int set_auth(kitd_consul *c, const char *userpass) {
   char *u = NULL, *p = NULL;

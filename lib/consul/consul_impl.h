@@ -2,6 +2,7 @@
 #ifndef KITD_CONSUL_IMPL_H
 #define KITD_CONSUL_IMPL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,6 +30,11 @@ struct kitd_consul {
 
 /* A deep copy of `c` (for objects that outlive the caller's config). */
 int kitd__consul_dup(const kitd_consul *c, kitd_consul **out);
+
+/* A mutex and a CLOCK_MONOTONIC condition variable (for interruptible
+ * sleeps). Returns 0, or KITD_ENOMEM / KITD_EINTERNAL with nothing left
+ * initialised. */
+int kitd__consul_sync_init(pthread_mutex_t *mu, pthread_cond_t *cv);
 
 /* Go's strconv.ParseBool: 1 true, 0 false, -1 not a boolean. */
 int kitd__consul_parse_bool(const char *s);
@@ -67,17 +73,27 @@ typedef struct kitd__consul_req {
   const kitd_ctx *ctx;  /* optional: deadline and cancel */
 } kitd__consul_req;
 
-/* Perform one request. Returns 0 for a 2xx answer; KITD_ECONNECT,
- * KITD_ETLS, KITD_ETIMEDOUT, KITD_EPROTO (cut or bad answer), KITD_ETOOBIG,
+/* Perform one request. Returns 0 for a 2xx answer; otherwise a transfer
+ * failure as lib/curl's map names it (KITD_ECONNECT, KITD_ETLS,
+ * KITD_ETIMEDOUT, KITD_EIO for a connection that failed mid-request,
+ * KITD_EPROTO for a bad or cut answer, KITD_ETOOBIG, KITD_ENOMEM), or
  * KITD_EHTTP (non-2xx; Consul's text in detail), KITD_EACL (403),
- * KITD_ESTOPPED (stop flag), KITD_ECANCELED, KITD_ENOMEM otherwise. `r` is
- * always filled (body may be set on an error status). */
+ * KITD_ESTOPPED (stop flag), the ctx's KITD_ECANCELED / KITD_ETIMEDOUT.
+ * `r` is always filled (body may be set on an error status). */
 int kitd__consul_http_do(kitd__consul_http *h, const kitd__consul_req *q,
                          kitd__consul_resp *r);
 void kitd__consul_resp_clear(kitd__consul_resp *r);
 
-/* Append `s` percent-encoded as a path segment or query value to buf. */
+/* Append `s` percent-encoded as a path segment or query value to buf (a
+ * NUL-terminated string in cap bytes). Returns 0, or KITD_EINVAL and buf
+ * unchanged when the result would not fit. */
 int kitd__consul_escape(char *buf, size_t cap, const char *s);
+
+/* `prefix` followed by `s` percent-encoded, in a new string of exactly the
+ * size needed (caller frees), or NULL when out of memory. Used for every
+ * path that carries an ID or a name: a fixed buffer would cut a long ID and
+ * send the agent a path it answers with 404. */
+char *kitd__consul_path(const char *prefix, const char *s);
 
 /* --- the health answer parser (parse.c) --- */
 

@@ -8,7 +8,7 @@
 #include <time.h>
 
 #include "core/alloc.h"
-#include "core/rand.h"
+#include "core/backoff.h"
 #include "consul/consul_impl.h"
 #include "kitd/error.h"
 #include "sd/instancer_impl.h"
@@ -28,6 +28,7 @@ struct consul_instancer {
   char **tags;
   size_t ntags;
   char *dc;
+  char *zone_key;             /* NULL: the record's default */
   bool passing;
   int64_t wait_ms, min_interval_ms, backoff_min_ms, backoff_max_ms;
   size_t max_body;
@@ -38,12 +39,13 @@ struct consul_instancer {
   pthread_cond_t cv;
   pthread_t th;
   bool started;
-  uint64_t rng;
+  bool sync_ok;               /* mu and cv were initialised */
 };
 
 void kitd_consul_instancer_opts_init(kitd_consul_instancer_opts *o) {
   if (!o) return;
   memset(o, 0, sizeof *o);
+  o->size = sizeof *o;
   o->passing_only = 1;
   o->wait_ms = 5 * 60 * 1000;
   o->min_interval_ms = 1000;
@@ -114,12 +116,16 @@ static char *build_query(struct consul_instancer *ci, uint64_t index, bool passi
 static void watch_failed(struct consul_instancer *ci, int err, const char *detail,
                          unsigned *fails) {
   (*fails)++;
-  int64_t d = ci->backoff_min_ms;
-  for (unsigned i = 1; i < *fails && d < ci->backoff_max_ms; i++) d *= 2;
-  if (d > ci->backoff_max_ms) d = ci->backoff_max_ms;
   /* Jitter in [d/2, d]: many watchers that failed together spread out. */
-  int64_t half = d / 2;
-  int64_t delay = half + (half > 0 ? (int64_t)(kitd__xorshift64s(&ci->rng) % (uint64_t)(half + 1)) : 0);
+  int64_t delay = kitd__backoff_ns(ci->backoff_min_ms * 1000000, ci->backoff_max_ms * 1000000,
+                                   *fails, KITD__JITTER_HALF) / 1000000;
+  /* The detail reaches a caller's ctx through the endpointer: make it say
+   * who failed ("consul: ..."); the HTTP layer's texts already do. */
+  char full[sizeof ((kitd__consul_resp *)0)->detail + 16];
+  if (strncmp(detail, "consul:", 7) != 0) {
+    snprintf(full, sizeof full, "consul: %s", detail);
+    detail = full;
+  }
   kitd__instancer_publish_error(&ci->base, err, detail);
   char dq[600];
   log_service(ci, *fails == 1 ? KITD_LOG_ERROR : KITD_LOG_WARN,
@@ -137,7 +143,9 @@ static void *watch(void *arg) {
   double tokens = BUCKET_BURST;
   int64_t last_refill = kitd_now_ns();
   size_t last_count = (size_t)-1;
-  while (!is_stopped(ci)) {
+  /* The base's stop flag too: a subscriber's callback may stop the
+   * instancer from this very thread, and then nothing else wakes us. */
+  while (!is_stopped(ci) && !kitd__instancer_stopped(&ci->base)) {
     /* Rate limit: a token bucket (burst 2) instead of a fixed sleep, so an
      * isolated change costs no delay and a churning service is polled about
      * once per min_interval. */
@@ -182,7 +190,7 @@ static void *watch(void *arg) {
     size_t count = 0;
     if (!rc)
       rc = kitd__consul_parse_health(r.body, r.len, (const char *const *)ci->tags,
-                                     ci->ntags, ci->passing, NULL, &set, &count, r.detail,
+                                     ci->ntags, ci->passing, ci->zone_key, &set, &count, r.detail,
                                      sizeof r.detail);
     if (rc) {
       /* Keep the last good set (the base does), and ask without an index
@@ -202,8 +210,9 @@ static void *watch(void *arg) {
       log_service(ci, KITD_LOG_INFO, "instances=%zu index=%llu", count,
                   (unsigned long long)got);
     last_count = count;
-    if (kitd__instancer_publish(&ci->base, set, count) != 0)
-      log_service(ci, KITD_LOG_ERROR, "msg=\"cannot publish\" err=ENOMEM");
+    /* KITD_ESTOPPED: a subscriber's callback stopped the instancer; it
+     * could not join this thread from inside the callback, so end here. */
+    if (kitd__instancer_publish(&ci->base, set, count) == KITD_ESTOPPED) break;
     if (answered && got < index) {
       /* Rule 1: the index went backwards (snapshot restore, restarted dev
        * agent): start again from 0. */
@@ -241,8 +250,11 @@ static void ci_free_fields(struct consul_instancer *ci) {
   for (size_t i = 0; i < ci->ntags; i++) free(ci->tags[i]);
   free(ci->tags);
   free(ci->dc);
-  pthread_cond_destroy(&ci->cv);
-  pthread_mutex_destroy(&ci->mu);
+  free(ci->zone_key);
+  if (ci->sync_ok) {
+    pthread_cond_destroy(&ci->cv);
+    pthread_mutex_destroy(&ci->mu);
+  }
   free(ci);
 }
 
@@ -265,10 +277,15 @@ static int make_path(const char *service, char **out) {
   return 0;
 }
 
-static void resolve_opts(const kitd_consul_instancer_opts *o, kitd_consul_instancer_opts *r) {
+/* The options this build knows: an opts that kitd_consul_instancer_opts_init()
+ * did not fill (size 0) or from an unknown layout is refused, so that a
+ * field added later is never read from a caller built without it. */
+static int resolve_opts(const kitd_consul_instancer_opts *o, kitd_consul_instancer_opts *r) {
   kitd_consul_instancer_opts_init(r);
-  if (!o) return;
+  if (!o) return 0;
+  if (o->size != sizeof *o) return KITD_EINVAL;
   r->passing_only = o->passing_only;
+  r->zone_meta_key = o->zone_meta_key;
   r->tags = o->tags;
   r->ntags = o->ntags;
   r->datacenter = o->datacenter;
@@ -278,6 +295,7 @@ static void resolve_opts(const kitd_consul_instancer_opts *o, kitd_consul_instan
   if (o->backoff_min_ms > 0) r->backoff_min_ms = o->backoff_min_ms;
   if (o->backoff_max_ms > 0) r->backoff_max_ms = o->backoff_max_ms;
   if (r->backoff_max_ms < r->backoff_min_ms) r->backoff_max_ms = r->backoff_min_ms;
+  return 0;
 }
 
 static int copy_tags(const kitd_consul_instancer_opts *o, char ***tags, size_t *ntags) {
@@ -299,37 +317,58 @@ static int copy_tags(const kitd_consul_instancer_opts *o, char ***tags, size_t *
   return 0;
 }
 
+/* kitd_instancer_describe(): what an empty set means, e.g. "passing
+ * instances of 'users' with tags [v2] in dc2". */
+static int describe(struct consul_instancer *ci) {
+  size_t cap = 64 + strlen(ci->service) + (ci->dc ? strlen(ci->dc) : 0);
+  for (size_t i = 0; i < ci->ntags; i++) cap += strlen(ci->tags[i]) + 1;
+  char *w = kitd__malloc(cap);
+  if (!w) return KITD_ENOMEM;
+  size_t o = (size_t)snprintf(w, cap, "%sinstances of '%s'", ci->passing ? "passing " : "",
+                              ci->service);
+  for (size_t i = 0; i < ci->ntags; i++)
+    o += (size_t)snprintf(w + o, cap - o, "%s%s", i ? "," : " with tags [", ci->tags[i]);
+  if (ci->ntags) o += (size_t)snprintf(w + o, cap - o, "]");
+  if (ci->dc) snprintf(w + o, cap - o, " in %s", ci->dc);
+  int e = kitd__instancer_set_what(&ci->base, w);
+  free(w);
+  return e;
+}
+
+/* Copy the resolved options and the config into `ci`. */
+static int ci_fill(struct consul_instancer *ci, const kitd_consul *c, const char *service,
+                   const kitd_consul_instancer_opts *ro) {
+  ci->passing = ro->passing_only != 0;
+  ci->wait_ms = ro->wait_ms;
+  ci->min_interval_ms = ro->min_interval_ms;
+  ci->backoff_min_ms = ro->backoff_min_ms;
+  ci->backoff_max_ms = ro->backoff_max_ms;
+  ci->max_body = ro->max_body;
+  const char *dc = ro->datacenter ? ro->datacenter : c->dc;
+  int e = kitd__consul_dup(c, &ci->c);
+  if (!e && !(ci->service = kitd__strdup(service))) e = KITD_ENOMEM;
+  if (!e) e = make_path(service, &ci->path);
+  if (!e) e = copy_tags(ro, &ci->tags, &ci->ntags);
+  if (!e && dc && *dc && !(ci->dc = kitd__strdup(dc))) e = KITD_ENOMEM;
+  if (!e && ro->zone_meta_key && !(ci->zone_key = kitd__strdup(ro->zone_meta_key)))
+    e = KITD_ENOMEM;
+  if (!e) e = kitd__consul_http_new(ci->c, &ci->stop, &ci->http);
+  return e;
+}
+
 int kitd_consul_instancer_new(const kitd_consul *c, const char *service,
                               const kitd_consul_instancer_opts *o,
                               kitd_logger *lg, kitd_instancer **out) {
   if (!c || !service || !*service || !out) return KITD_EINVAL;
   kitd_consul_instancer_opts ro;
-  resolve_opts(o, &ro);
+  if (resolve_opts(o, &ro)) return KITD_EINVAL;
   if (ro.wait_ms < 1000) ro.wait_ms = 1000; /* Consul's duration granularity */
   struct consul_instancer *ci = kitd__calloc(1, sizeof *ci);
   if (!ci) return KITD_ENOMEM;
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&ci->cv, &ca);
-  pthread_condattr_destroy(&ca);
-  pthread_mutex_init(&ci->mu, NULL);
-  ci->passing = ro.passing_only != 0;
-  ci->wait_ms = ro.wait_ms;
-  ci->min_interval_ms = ro.min_interval_ms;
-  ci->backoff_min_ms = ro.backoff_min_ms;
-  ci->backoff_max_ms = ro.backoff_max_ms;
-  ci->max_body = ro.max_body;
   ci->lg = lg;
-  ci->rng = (uint64_t)kitd_now_ns() ^ (uint64_t)(uintptr_t)ci ^ 0x9e3779b97f4a7c15ULL;
-  if (!ci->rng) ci->rng = 1;
-  const char *dc = ro.datacenter ? ro.datacenter : c->dc;
-  int e = kitd__consul_dup(c, &ci->c);
-  if (!e && !(ci->service = kitd__strdup(service))) e = KITD_ENOMEM;
-  if (!e) e = make_path(service, &ci->path);
-  if (!e) e = copy_tags(&ro, &ci->tags, &ci->ntags);
-  if (!e && dc && *dc && !(ci->dc = kitd__strdup(dc))) e = KITD_ENOMEM;
-  if (!e) e = kitd__consul_http_new(ci->c, &ci->stop, &ci->http);
+  int e = kitd__consul_sync_init(&ci->mu, &ci->cv);
+  ci->sync_ok = !e;
+  if (!e) e = ci_fill(ci, c, service, &ro);
   if (e) {
     ci_free_fields(ci);
     return e;
@@ -338,8 +377,12 @@ int kitd_consul_instancer_new(const kitd_consul *c, const char *service,
     ci_free_fields(ci);
     return e;
   }
-  if (pthread_create(&ci->th, NULL, watch, ci) != 0) {
+  if ((e = describe(ci))) {
     kitd_instancer_free(&ci->base); /* stop (no thread) + destroy */
+    return e;
+  }
+  if (pthread_create(&ci->th, NULL, watch, ci) != 0) {
+    kitd_instancer_free(&ci->base);
     return KITD_EINTERNAL;
   }
   ci->started = true;
@@ -352,7 +395,7 @@ int kitd_consul_lookup(const kitd_consul *c, const char *service,
                        kitd_instance ***instances, size_t *count) {
   if (!c || !service || !*service || !instances || !count) return KITD_EINVAL;
   kitd_consul_instancer_opts ro;
-  resolve_opts(o, &ro);
+  if (resolve_opts(o, &ro)) return KITD_EINVAL;
   char **tags = NULL, *path = NULL, *query = NULL;
   size_t ntags = 0;
   kitd__consul_http *h = NULL;
@@ -381,7 +424,7 @@ int kitd_consul_lookup(const kitd_consul *c, const char *service,
   size_t n = 0;
   if (!e)
     e = kitd__consul_parse_health(r.body, r.len, (const char *const *)tags, ntags,
-                                  ro.passing_only != 0, NULL, &set, &n, r.detail,
+                                  ro.passing_only != 0, ro.zone_meta_key, &set, &n, r.detail,
                                   sizeof r.detail);
   if (e) {
     kitd_ctx_set_detail(ctx, "%s", r.detail);

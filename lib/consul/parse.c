@@ -27,7 +27,7 @@ int kitd__consul_instance(char *buf, size_t cap, const char *host, long port) {
 }
 
 static int bad(char *detail, size_t cap, size_t i, const char *what) {
-  if (detail && cap) snprintf(detail, cap, "bad health answer: entry %zu: %s", i, what);
+  if (detail && cap) snprintf(detail, cap, "consul: bad health answer: entry %zu: %s", i, what);
   return KITD_EPROTO;
 }
 
@@ -132,13 +132,113 @@ static int fill_record(kitd_instance *r, json_t *svc, json_t *node, json_t *chec
   if (!rc && nn) rc = kitd_instance_set_node(r, nn);
   const char *dc = node ? json_string_value(json_object_get(node, "Datacenter")) : NULL;
   if (!rc && dc) rc = kitd_instance_set_datacenter(r, dc);
-  if (!rc && zone_key) { /* the user's key: node meta first, then service meta */
+  if (!rc && zone_key) {
+    /* The user's key: node meta first, then service meta. Without it the
+     * zone is "", not the default key's value: a zone read from a key the
+     * user did not name would group instances wrongly. */
     const char *z = kitd_instance_node_meta(r, zone_key);
     if (!z) z = kitd_instance_meta(r, zone_key);
-    if (z) rc = kitd_instance_set_zone(r, z);
+    rc = kitd_instance_set_zone(r, z ? z : "");
   }
   (void)checks;
   return rc ? KITD_ENOMEM : 0;
+}
+
+/* The filters of one parse. */
+struct filter {
+  const char *const *tags;
+  size_t ntags;
+  bool passing;
+  const char *zone_key;
+};
+
+/* "host:port" of an entry into buf: Service.Address, else Node.Address.
+ * Returns 1 usable, 0 skip (no usable address, a unix socket), or <0 with
+ * *why set. */
+static int entry_address(json_t *svc, json_t *node, char *buf, size_t cap, const char **why) {
+  /* Port: left out when 0 (Consul >= 1.10). */
+  json_t *jp = json_object_get(svc, "Port");
+  long port = 0;
+  if (jp && !json_is_null(jp)) {
+    if (!json_is_integer(jp)) {
+      *why = "Service.Port is not an integer";
+      return -1;
+    }
+    json_int_t p = json_integer_value(jp);
+    if (p < 0 || p > 65535) {
+      *why = "Service.Port out of range";
+      return -1;
+    }
+    port = (long)p;
+  }
+  /* A service behind a unix socket has no usable host:port. */
+  const char *sock = json_string_value(json_object_get(svc, "SocketPath"));
+  if (sock && *sock && port == 0) return 0;
+  json_t *ja = json_object_get(svc, "Address");
+  if (ja && !json_is_null(ja) && !json_is_string(ja)) {
+    *why = "Service.Address is not a string";
+    return -1;
+  }
+  const char *addr = json_string_value(ja);
+  if (!addr || !*addr) {
+    json_t *jn = node ? json_object_get(node, "Address") : NULL;
+    if (jn && !json_is_null(jn) && !json_is_string(jn)) {
+      *why = "Node.Address is not a string";
+      return -1;
+    }
+    addr = json_string_value(jn);
+  }
+  /* An entry with no usable address is skipped, not fatal: one odd
+   * registration must not hide every other instance. */
+  if (!addr || !*addr || kitd__consul_instance(buf, cap, addr, port)) return 0;
+  return 1;
+}
+
+/* One entry of the answer: 0 with a record in *out, or with *out NULL when
+ * the entry is filtered out or skipped; KITD_EPROTO (*why set) or
+ * KITD_ENOMEM. */
+static int parse_entry(json_t *ent, const struct filter *f, kitd_instance **out,
+                       const char **why) {
+  *out = NULL;
+  if (!json_is_object(ent)) {
+    *why = "not an object";
+    return KITD_EPROTO;
+  }
+  json_t *svc = json_object_get(ent, "Service");
+  if (!json_is_object(svc)) {
+    *why = "Service is missing or not an object";
+    return KITD_EPROTO;
+  }
+  json_t *node = json_object_get(ent, "Node");
+  if (node && !json_is_null(node) && !json_is_object(node)) {
+    *why = "Node is not an object";
+    return KITD_EPROTO;
+  }
+  json_t *checks = json_object_get(ent, "Checks");
+  int m = entry_matches(svc, checks, f->tags, f->ntags, f->passing, why);
+  if (m <= 0) return m < 0 ? KITD_EPROTO : 0;
+  char buf[KITD_ADDRESS_MAX + 1];
+  int a = entry_address(svc, node, buf, sizeof buf, why);
+  if (a <= 0) return a < 0 ? KITD_EPROTO : 0;
+  kitd_health st = worst_status(checks);
+  long weight = entry_weight(svc, st);
+  if (weight < 0) {
+    *why = "Service.Weights is not a pair of counts";
+    return KITD_EPROTO;
+  }
+  /* Weight 0 (Weights.Warning may be 0): the registration asks for no
+   * traffic in this state, so the instance is left out of the set. */
+  if (weight == 0) return 0;
+  kitd_instance *r;
+  int e = kitd_instance_new(buf, &r);
+  if (e == KITD_EINVAL) return 0; /* unusable address: skipped, as above */
+  if (!e) e = fill_record(r, svc, node, checks, st, weight, f->zone_key);
+  if (e) {
+    kitd_instance_unref(r);
+    return KITD_ENOMEM;
+  }
+  *out = r;
+  return 0;
 }
 
 int kitd__consul_parse_health(const char *body, size_t len,
@@ -149,104 +249,32 @@ int kitd__consul_parse_health(const char *body, size_t len,
   json_t *root = json_loadb(body ? body : "", body ? len : 0, JSON_DECODE_ANY, &jerr);
   if (!root) {
     if (detail && detail_cap)
-      snprintf(detail, detail_cap, "bad health answer: not JSON: %s at byte %d", jerr.text,
-               jerr.position);
+      snprintf(detail, detail_cap, "consul: bad health answer: not JSON: %s at byte %d",
+               jerr.text, jerr.position);
     return KITD_EPROTO;
   }
   if (!json_is_array(root)) {
     json_decref(root);
     if (detail && detail_cap)
-      snprintf(detail, detail_cap, "bad health answer: not a JSON array");
+      snprintf(detail, detail_cap, "consul: bad health answer: not a JSON array");
     return KITD_EPROTO;
   }
+  struct filter f = {tags, ntags, passing, zone_key};
   size_t n = json_array_size(root), kept = 0;
   kitd_instance **v = n ? kitd__calloc(n, sizeof *v) : NULL;
-  int rc = 0;
-  if (n && !v) rc = KITD_ENOMEM;
+  int rc = n && !v ? KITD_ENOMEM : 0;
   for (size_t i = 0; i < n && !rc; i++) {
-    json_t *ent = json_array_get(root, i);
-    if (!json_is_object(ent)) {
-      rc = bad(detail, detail_cap, i, "not an object");
-      break;
-    }
-    json_t *svc = json_object_get(ent, "Service");
-    if (!json_is_object(svc)) {
-      rc = bad(detail, detail_cap, i, "Service is missing or not an object");
-      break;
-    }
-    json_t *node = json_object_get(ent, "Node");
-    if (node && !json_is_null(node) && !json_is_object(node)) {
-      rc = bad(detail, detail_cap, i, "Node is not an object");
-      break;
-    }
     const char *why = NULL;
-    int m = entry_matches(svc, json_object_get(ent, "Checks"), tags, ntags, passing, &why);
-    if (m < 0) {
-      rc = bad(detail, detail_cap, i, why);
-      break;
-    }
-    if (m == 0) continue;
-    /* Port: left out when 0 (Consul >= 1.10). */
-    json_t *jp = json_object_get(svc, "Port");
-    long port = 0;
-    if (jp && !json_is_null(jp)) {
-      if (!json_is_integer(jp)) {
-        rc = bad(detail, detail_cap, i, "Service.Port is not an integer");
-        break;
-      }
-      json_int_t p = json_integer_value(jp);
-      if (p < 0 || p > 65535) {
-        rc = bad(detail, detail_cap, i, "Service.Port out of range");
-        break;
-      }
-      port = (long)p;
-    }
-    /* A service behind a unix socket has no usable host:port. */
-    const char *sock = json_string_value(json_object_get(svc, "SocketPath"));
-    if (sock && *sock && port == 0) continue;
-    json_t *ja = json_object_get(svc, "Address");
-    if (ja && !json_is_null(ja) && !json_is_string(ja)) {
-      rc = bad(detail, detail_cap, i, "Service.Address is not a string");
-      break;
-    }
-    const char *addr = json_string_value(ja);
-    if (!addr || !*addr) {
-      json_t *jn = node ? json_object_get(node, "Address") : NULL;
-      if (jn && !json_is_null(jn) && !json_is_string(jn)) {
-        rc = bad(detail, detail_cap, i, "Node.Address is not a string");
-        break;
-      }
-      addr = json_string_value(jn);
-    }
-    /* An entry with no usable address is skipped, not fatal: one odd
-     * registration must not hide every other instance. */
-    char buf[KITD_ADDRESS_MAX + 1];
-    if (!addr || !*addr || kitd__consul_instance(buf, sizeof buf, addr, port)) continue;
-    json_t *checks = json_object_get(ent, "Checks");
-    kitd_health st = worst_status(checks);
-    long weight = entry_weight(svc, st);
-    if (weight < 0) {
-      rc = bad(detail, detail_cap, i, "Service.Weights is not a pair of counts");
-      break;
-    }
-    /* Weight 0 (Weights.Warning may be 0): the registration asks for no
-     * traffic in this state, so the instance is left out of the set. */
-    if (weight == 0) continue;
-    kitd_instance *r;
-    int e = kitd_instance_new(buf, &r);
-    if (e == KITD_EINVAL) continue; /* unusable address: skipped, as above */
-    if (!e) e = fill_record(r, svc, node, checks, st, weight, zone_key);
-    if (e) {
-      kitd_instance_unref(r);
-      rc = KITD_ENOMEM;
-      break;
-    }
-    v[kept++] = r;
+    kitd_instance *r = NULL;
+    rc = parse_entry(json_array_get(root, i), &f, &r, &why);
+    if (rc == KITD_EPROTO) bad(detail, detail_cap, i, why);
+    if (r) v[kept++] = r;
   }
   json_decref(root);
   if (rc) {
     kitd_instance_list_free(v, kept);
-    if (rc == KITD_ENOMEM && detail && detail_cap) snprintf(detail, detail_cap, "out of memory");
+    if (rc == KITD_ENOMEM && detail && detail_cap)
+      snprintf(detail, detail_cap, "consul: out of memory");
     return rc;
   }
   if (kept == 0) {

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
-#include "core/rand.h"
+#include "core/backoff.h"
 #include "consul/consul_impl.h"
 #include "kitd/error.h"
 #include "kitd/registrar.h"
@@ -29,8 +29,11 @@ struct kitd_registrar {
   kitd_logger *lg;
   char *id, *name;
   char *body;              /* the registration, JSON */
-  char *check_id_esc;      /* "service%3A<id>" */
-  char *id_esc;
+  /* Every path that carries the ID, escaped and allocated to size: a fixed
+   * buffer once cut a long ID, and the agent answered each heartbeat 404. */
+  char *path_beat[3];      /* /v1/agent/check/{pass,warn,fail}/service%3A<id> */
+  char *path_health;       /* /v1/agent/health/service/id/<id> */
+  char *path_dereg;        /* /v1/agent/service/deregister/<id> */
   kitd_check_kind kind;
   int64_t ttl_ms;
   kitd__consul_http *http;
@@ -44,7 +47,18 @@ struct kitd_registrar {
   bool dirty;              /* status or heartbeats changed: act now */
   pthread_t th;
   bool started;
-  uint64_t rng;
+  bool sync_ok;            /* mu and cv were initialised */
+  bool deregistered;       /* kitd_registrar_deregister() has run */
+  int dereg_rc;            /* and what it returned */
+};
+
+/* What the thread keeps between rounds. */
+struct run_state {
+  bool registered;
+  unsigned fails;          /* consecutive failed requests */
+  unsigned forgets;        /* times the agent forgot us with no good beat since */
+  int64_t next_register;   /* monotonic ns: not before */
+  int64_t next_beat, next_resync;
 };
 
 static bool is_stopped(kitd_registrar *r) {
@@ -68,11 +82,12 @@ static void nap(kitd_registrar *r, int64_t ms) {
   pthread_mutex_unlock(&r->mu);
 }
 
-static int64_t backoff(kitd_registrar *r, unsigned fails) {
-  int64_t d = BACKOFF_MIN_MS;
-  for (unsigned i = 1; i < fails && d < BACKOFF_MAX_MS; i++) d *= 2;
-  if (d > BACKOFF_MAX_MS) d = BACKOFF_MAX_MS;
-  return d / 2 + (int64_t)(kitd__xorshift64s(&r->rng) % (uint64_t)(d / 2 + 1));
+/* The delay after `n` >= 1 consecutive failures, in ms: the library's one
+ * backoff, jittered in [d/2, d] so registrars that failed together (an
+ * agent restart) come back spread out. */
+static int64_t backoff_ms(unsigned n) {
+  return kitd__backoff_ns((int64_t)BACKOFF_MIN_MS * 1000000, (int64_t)BACKOFF_MAX_MS * 1000000,
+                          n, KITD__JITTER_HALF) / 1000000;
 }
 
 static void set_state(kitd_registrar *r, bool registered, int err) {
@@ -93,8 +108,8 @@ static void rlog(kitd_registrar *r, kitd_log_level lvl, const char *msg, int err
            detail ? " detail=" : "", detail ? kitd_log_quote(d, sizeof d, detail) : "");
 }
 
-static int put(kitd_registrar *r, kitd__consul_http *h, const char *path,
-               const char *body, int64_t timeout_ms, kitd__consul_resp *resp) {
+static int put(kitd__consul_http *h, const char *path, const char *body, int64_t timeout_ms,
+               kitd__consul_resp *resp) {
   kitd__consul_req q = {0};
   q.method = "PUT";
   q.path = path;
@@ -102,7 +117,6 @@ static int put(kitd_registrar *r, kitd__consul_http *h, const char *path,
   q.body_len = body ? strlen(body) : 0;
   q.timeout_ms = timeout_ms;
   q.max_body = 1 << 20;
-  (void)r;
   return kitd__consul_http_do(h, &q, resp);
 }
 
@@ -116,110 +130,138 @@ static bool forgotten(const kitd__consul_resp *resp) {
   return false;
 }
 
+/* The agent no longer holds us: register again, but not at once if it
+ * keeps forgetting (an agent that drops us on every beat, a path it cannot
+ * route): without this a registrar once sent ~8,000 registrations a second. */
+static void forget(kitd_registrar *r, struct run_state *st, int rc, const char *detail) {
+  st->forgets++;
+  int64_t d = backoff_ms(st->forgets);
+  rlog(r, st->forgets == 1 ? KITD_LOG_WARN : KITD_LOG_ERROR,
+       "the agent forgot us: registering again", rc, detail);
+  st->registered = false;
+  st->next_register = kitd_now_ns() + d * 1000000;
+  set_state(r, false, rc);
+}
+
+/* One registration attempt; on failure sleeps the backoff. Returns false
+ * when stopped. */
+static bool try_register(kitd_registrar *r, struct run_state *st) {
+  int64_t now = kitd_now_ns();
+  if (now < st->next_register) {
+    nap(r, (st->next_register - now) / 1000000 + 1);
+    return !is_stopped(r);
+  }
+  kitd__consul_resp resp;
+  int rc = put(r->http, "/v1/agent/service/register", r->body, REQ_TIMEOUT_MS, &resp);
+  if (rc == KITD_ESTOPPED) {
+    kitd__consul_resp_clear(&resp);
+    return false;
+  }
+  if (rc) {
+    st->fails++;
+    set_state(r, false, rc);
+    rlog(r, st->fails == 1 ? KITD_LOG_ERROR : KITD_LOG_WARN,
+         rc == KITD_EACL ? "registration refused: check the ACL token" : "registration failed",
+         rc, resp.detail);
+    kitd__consul_resp_clear(&resp);
+    int64_t d = backoff_ms(st->fails);
+    nap(r, rc == KITD_EACL && d < ACL_RETRY_MS ? ACL_RETRY_MS : d);
+    return !is_stopped(r);
+  }
+  kitd__consul_resp_clear(&resp);
+  st->registered = true;
+  st->fails = 0;
+  set_state(r, true, 0);
+  rlog(r, KITD_LOG_INFO, "registered", 0, NULL);
+  st->next_beat = 0; /* report the TTL status at once */
+  st->next_resync = kitd_now_ns() + (int64_t)RESYNC_MS * 1000000;
+  return true;
+}
+
+/* TTL check: send the status at a third of the TTL. Returns false when
+ * stopped. */
+static bool heartbeat(kitd_registrar *r, struct run_state *st) {
+  pthread_mutex_lock(&r->mu);
+  bool beats = r->heartbeats;
+  const char *status = r->status;
+  if (r->dirty) {
+    r->dirty = false;
+    st->next_beat = 0;
+  }
+  pthread_mutex_unlock(&r->mu);
+  int64_t now = kitd_now_ns();
+  if (!beats) {
+    nap(r, 3600 * 1000);
+    return !is_stopped(r);
+  }
+  if (now < st->next_beat) {
+    nap(r, (st->next_beat - now) / 1000000 + 1);
+    return !is_stopped(r);
+  }
+  int v = strcmp(status, "passing") == 0 ? 0 : strcmp(status, "warning") == 0 ? 1 : 2;
+  kitd__consul_resp resp;
+  int rc = put(r->http, r->path_beat[v], NULL, REQ_TIMEOUT_MS, &resp);
+  if (rc == KITD_ESTOPPED) {
+    kitd__consul_resp_clear(&resp);
+    return false;
+  }
+  int64_t third = r->ttl_ms / 3 > 0 ? r->ttl_ms / 3 : 1;
+  if (!rc) {
+    st->fails = 0;
+    st->forgets = 0;
+    set_state(r, true, 0);
+    st->next_beat = kitd_now_ns() + third * 1000000;
+  } else if (forgotten(&resp)) {
+    forget(r, st, rc, resp.detail);
+  } else {
+    st->fails++;
+    set_state(r, true, rc);
+    rlog(r, KITD_LOG_WARN,
+         rc == KITD_EACL ? "heartbeat refused: check the ACL token" : "heartbeat failed", rc,
+         resp.detail);
+    int64_t d = rc == KITD_EACL ? ACL_RETRY_MS : backoff_ms(st->fails);
+    if (rc != KITD_EACL && d > third) d = third;
+    st->next_beat = kitd_now_ns() + d * 1000000;
+  }
+  kitd__consul_resp_clear(&resp);
+  return true;
+}
+
+/* No TTL: ask the agent now and then whether it still knows us. Returns
+ * false when stopped. */
+static bool resync(kitd_registrar *r, struct run_state *st) {
+  int64_t now = kitd_now_ns();
+  if (now < st->next_resync) {
+    nap(r, (st->next_resync - now) / 1000000 + 1);
+    return !is_stopped(r);
+  }
+  st->next_resync = now + (int64_t)RESYNC_MS * 1000000;
+  kitd__consul_req q = {0};
+  q.method = "GET";
+  q.path = r->path_health;
+  q.query = "format=text";
+  q.timeout_ms = REQ_TIMEOUT_MS;
+  q.max_body = 1 << 20;
+  kitd__consul_resp resp;
+  int rc = kitd__consul_http_do(r->http, &q, &resp);
+  if (rc == KITD_ESTOPPED) {
+    kitd__consul_resp_clear(&resp);
+    return false;
+  }
+  if (resp.status == 404) forget(r, st, rc, resp.detail);
+  else if (!rc) st->forgets = 0;
+  kitd__consul_resp_clear(&resp);
+  return true;
+}
+
 static void *run(void *arg) {
   kitd_registrar *r = arg;
-  unsigned fails = 0;
-  bool registered = false;
-  int64_t next_beat = 0, next_resync = 0;
-  char path[1024];
-  while (!is_stopped(r)) {
-    kitd__consul_resp resp;
-    if (!registered) {
-      int rc = put(r, r->http, "/v1/agent/service/register", r->body, REQ_TIMEOUT_MS, &resp);
-      if (rc == KITD_ESTOPPED) {
-        kitd__consul_resp_clear(&resp);
-        break;
-      }
-      if (rc) {
-        fails++;
-        set_state(r, false, rc);
-        rlog(r, fails == 1 ? KITD_LOG_ERROR : KITD_LOG_WARN,
-             rc == KITD_EACL ? "registration refused: check the ACL token"
-                             : "registration failed",
-             rc, resp.detail);
-        kitd__consul_resp_clear(&resp);
-        int64_t d = backoff(r, fails);
-        nap(r, rc == KITD_EACL && d < ACL_RETRY_MS ? ACL_RETRY_MS : d);
-        continue;
-      }
-      kitd__consul_resp_clear(&resp);
-      registered = true;
-      fails = 0;
-      set_state(r, true, 0);
-      rlog(r, KITD_LOG_INFO, "registered", 0, NULL);
-      next_beat = 0; /* report the TTL status at once */
-      next_resync = kitd_now_ns() + (int64_t)RESYNC_MS * 1000000;
-      continue;
-    }
-    pthread_mutex_lock(&r->mu);
-    bool beats = r->heartbeats;
-    const char *status = r->status;
-    if (r->dirty) {
-      r->dirty = false;
-      next_beat = 0;
-    }
-    pthread_mutex_unlock(&r->mu);
-    int64_t now = kitd_now_ns();
-    if (r->kind == KITD_CHECK_TTL) {
-      if (!beats) {
-        nap(r, 3600 * 1000);
-        continue;
-      }
-      if (now < next_beat) {
-        nap(r, (next_beat - now) / 1000000 + 1);
-        continue;
-      }
-      const char *verb = strcmp(status, "passing") == 0   ? "pass"
-                         : strcmp(status, "warning") == 0 ? "warn"
-                                                          : "fail";
-      snprintf(path, sizeof path, "/v1/agent/check/%s/%s", verb, r->check_id_esc);
-      int rc = put(r, r->http, path, NULL, REQ_TIMEOUT_MS, &resp);
-      if (rc == KITD_ESTOPPED) {
-        kitd__consul_resp_clear(&resp);
-        break;
-      }
-      int64_t third = r->ttl_ms / 3 > 0 ? r->ttl_ms / 3 : 1;
-      if (!rc) {
-        fails = 0;
-        set_state(r, true, 0);
-        next_beat = kitd_now_ns() + third * 1000000;
-      } else if (forgotten(&resp)) {
-        rlog(r, KITD_LOG_WARN, "the agent forgot us: registering again", rc, resp.detail);
-        registered = false;
-        set_state(r, false, rc);
-      } else {
-        fails++;
-        set_state(r, true, rc);
-        rlog(r, KITD_LOG_WARN,
-             rc == KITD_EACL ? "heartbeat refused: check the ACL token" : "heartbeat failed",
-             rc, resp.detail);
-        int64_t d = rc == KITD_EACL ? ACL_RETRY_MS : backoff(r, fails);
-        if (rc != KITD_EACL && d > third) d = third;
-        next_beat = kitd_now_ns() + d * 1000000;
-      }
-      kitd__consul_resp_clear(&resp);
-      continue;
-    }
-    /* No TTL: ask the agent now and then whether it still knows us. */
-    if (now < next_resync) {
-      nap(r, (next_resync - now) / 1000000 + 1);
-      continue;
-    }
-    next_resync = now + (int64_t)RESYNC_MS * 1000000;
-    snprintf(path, sizeof path, "/v1/agent/health/service/id/%s", r->id_esc);
-    kitd__consul_req q = {0};
-    q.method = "GET";
-    q.path = path;
-    q.query = "format=text";
-    q.timeout_ms = REQ_TIMEOUT_MS;
-    q.max_body = 1 << 20;
-    int rc = kitd__consul_http_do(r->http, &q, &resp);
-    if (rc != KITD_ESTOPPED && resp.status == 404) {
-      rlog(r, KITD_LOG_WARN, "the agent forgot us: registering again", rc, resp.detail);
-      registered = false;
-      set_state(r, false, rc);
-    }
-    kitd__consul_resp_clear(&resp);
+  struct run_state st = {0};
+  bool go = true;
+  while (go && !is_stopped(r)) {
+    if (!st.registered) go = try_register(r, &st);
+    else if (r->kind == KITD_CHECK_TTL) go = heartbeat(r, &st);
+    else go = resync(r, &st);
   }
   return NULL;
 }
@@ -286,8 +328,16 @@ static bool valid_status(const char *s) {
                strcmp(s, "critical") == 0);
 }
 
+void kitd_registration_init(kitd_registration *g) {
+  if (!g) return;
+  memset(g, 0, sizeof *g);
+  g->size = sizeof *g;
+}
+
 static int validate(const kitd_registration *g) {
-  if (!g || !g->name || !*g->name) return KITD_EINVAL;
+  /* A size this build does not know: the caller's struct may lack fields
+   * we would read (or skipped _init and left it 0). */
+  if (!g || g->size != sizeof *g || !g->name || !*g->name) return KITD_EINVAL;
   if (g->port < 0 || g->port > 65535) return KITD_EINVAL;
   if ((g->ntags && !g->tags) || (g->nmeta && !g->meta)) return KITD_EINVAL;
   if (g->weight_passing < 0 || g->weight_passing > 65535 || g->weight_warning < 0 ||
@@ -310,19 +360,56 @@ static void reg_free_fields(kitd_registrar *r) {
   free(r->id);
   free(r->name);
   free(r->body);
-  free(r->check_id_esc);
-  free(r->id_esc);
-  pthread_cond_destroy(&r->cv);
-  pthread_mutex_destroy(&r->mu);
+  for (int i = 0; i < 3; i++) free(r->path_beat[i]);
+  free(r->path_health);
+  free(r->path_dereg);
+  if (r->sync_ok) {
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->mu);
+  }
   free(r);
 }
 
-static char *escape_dup(const char *s) {
-  size_t cap = 3 * strlen(s) + 1;
-  char *e = kitd__malloc(cap);
-  if (!e) return NULL;
-  e[0] = '\0';
-  kitd__consul_escape(e, cap, s);
+/* "<name>-<address or host name>-<port>", allocated to size. */
+static char *default_id(const kitd_registration *reg) {
+  char host[256] = "";
+  const char *addr = reg->address;
+  if (!addr || !*addr) {
+    if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+    addr = host;
+  }
+  int n = snprintf(NULL, 0, "%s-%s-%d", reg->name, addr, reg->port);
+  char *id = n < 0 ? NULL : kitd__malloc((size_t)n + 1);
+  if (id) snprintf(id, (size_t)n + 1, "%s-%s-%d", reg->name, addr, reg->port);
+  return id;
+}
+
+static int make_paths(kitd_registrar *r, const char *check_id) {
+  static const char *const beat[3] = {"/v1/agent/check/pass/", "/v1/agent/check/warn/",
+                                      "/v1/agent/check/fail/"};
+  for (int i = 0; i < 3; i++)
+    if (!(r->path_beat[i] = kitd__consul_path(beat[i], check_id))) return KITD_ENOMEM;
+  if (!(r->path_health = kitd__consul_path("/v1/agent/health/service/id/", r->id)) ||
+      !(r->path_dereg = kitd__consul_path("/v1/agent/service/deregister/", r->id)))
+    return KITD_ENOMEM;
+  return 0;
+}
+
+/* Copy what the thread needs from `reg`. */
+static int fill(kitd_registrar *r, const kitd_registration *reg) {
+  r->kind = reg->check.kind;
+  r->ttl_ms = reg->check.ttl_ms;
+  r->status = "passing";
+  r->heartbeats = true;
+  r->id = reg->id && *reg->id ? kitd__strdup(reg->id) : default_id(reg);
+  if (!r->id || !(r->name = kitd__strdup(reg->name))) return KITD_ENOMEM;
+  size_t cl = strlen("service:") + strlen(r->id) + 1;
+  char *check_id = kitd__malloc(cl);
+  if (!check_id) return KITD_ENOMEM;
+  snprintf(check_id, cl, "service:%s", r->id);
+  int e = make_paths(r, check_id);
+  if (!e) e = build_body(reg, r->id, check_id, &r->body);
+  free(check_id);
   return e;
 }
 
@@ -333,37 +420,10 @@ int kitd_registrar_new(const kitd_consul *c, const kitd_registration *reg,
   if (e) return e;
   kitd_registrar *r = kitd__calloc(1, sizeof *r);
   if (!r) return KITD_ENOMEM;
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&r->cv, &ca);
-  pthread_condattr_destroy(&ca);
-  pthread_mutex_init(&r->mu, NULL);
   r->lg = lg;
-  r->kind = reg->check.kind;
-  r->ttl_ms = reg->check.ttl_ms;
-  r->status = "passing";
-  r->heartbeats = true;
-  r->rng = (uint64_t)kitd_now_ns() ^ (uint64_t)(uintptr_t)r;
-  if (!r->rng) r->rng = 1;
-  char idbuf[600];
-  const char *id = reg->id;
-  if (!id || !*id) {
-    char host[256] = "";
-    const char *addr = reg->address;
-    if (!addr || !*addr) {
-      gethostname(host, sizeof host - 1);
-      addr = host;
-    }
-    snprintf(idbuf, sizeof idbuf, "%s-%s-%d", reg->name, addr, reg->port);
-    id = idbuf;
-  }
-  char check_id[700];
-  snprintf(check_id, sizeof check_id, "service:%s", id);
-  if (!(r->id = kitd__strdup(id)) || !(r->name = kitd__strdup(reg->name)) ||
-      !(r->check_id_esc = escape_dup(check_id)) || !(r->id_esc = escape_dup(id)))
-    e = KITD_ENOMEM;
-  if (!e) e = build_body(reg, id, check_id, &r->body);
+  e = kitd__consul_sync_init(&r->mu, &r->cv);
+  r->sync_ok = !e;
+  if (!e) e = fill(r, reg);
   if (!e) e = kitd__consul_dup(c, &r->c);
   if (!e) e = kitd__consul_http_new(r->c, &r->stop, &r->http);
   if (!e && pthread_create(&r->th, NULL, run, r) != 0) e = KITD_EINTERNAL;
@@ -422,26 +482,52 @@ int kitd_registrar_set_heartbeats(kitd_registrar *r, int on) {
   return 0;
 }
 
-void kitd_registrar_free(kitd_registrar *r) {
-  if (!r) return;
+/* Stop the thread (once). */
+static void stop_thread(kitd_registrar *r) {
   pthread_mutex_lock(&r->mu);
   __atomic_store_n(&r->stop, 1, __ATOMIC_RELEASE);
   pthread_cond_broadcast(&r->cv);
   pthread_mutex_unlock(&r->mu);
   kitd__consul_http_wake(r->http);
-  if (r->started) pthread_join(r->th, NULL);
-  /* Deregister with a fresh connection (the old one sees the stop flag),
-   * bounded so that a dead agent cannot hold up the caller. */
+  if (r->started) {
+    pthread_join(r->th, NULL);
+    r->started = false;
+  }
+}
+
+int kitd_registrar_deregister(kitd_registrar *r) {
+  if (!r) return KITD_EINVAL;
+  if (r->deregistered) return r->dereg_rc;
+  stop_thread(r);
+  /* A fresh connection (the old one sees the stop flag), bounded so that a
+   * dead agent cannot hold up the caller. */
   kitd__consul_http *h = NULL;
-  if (kitd__consul_http_new(r->c, NULL, &h) == 0) {
-    char path[1024];
-    snprintf(path, sizeof path, "/v1/agent/service/deregister/%s", r->id_esc);
+  int rc = kitd__consul_http_new(r->c, NULL, &h);
+  if (rc) {
+    rlog(r, KITD_LOG_ERROR, "deregistration failed", rc, NULL);
+  } else {
     kitd__consul_resp resp;
-    int rc = put(r, h, path, NULL, DEREGISTER_TIMEOUT_MS, &resp);
-    if (rc && resp.status != 404) rlog(r, KITD_LOG_WARN, "deregistration failed", rc, resp.detail);
-    else rlog(r, KITD_LOG_INFO, "deregistered", 0, NULL);
+    rc = put(h, r->path_dereg, NULL, DEREGISTER_TIMEOUT_MS, &resp);
+    /* A 404 is a failure too: the agent did not hold this ID, so whatever it
+     * holds (a cut or mis-escaped ID) is still registered. */
+    if (rc)
+      rlog(r, KITD_LOG_ERROR,
+           resp.status == 404 ? "deregistration failed: the agent does not know this ID"
+                              : "deregistration failed",
+           rc, resp.detail);
+    else
+      rlog(r, KITD_LOG_INFO, "deregistered", 0, NULL);
     kitd__consul_resp_clear(&resp);
     kitd__consul_http_free(h);
   }
+  set_state(r, false, rc);
+  r->deregistered = true;
+  r->dereg_rc = rc;
+  return rc;
+}
+
+void kitd_registrar_free(kitd_registrar *r) {
+  if (!r) return;
+  kitd_registrar_deregister(r);
   reg_free_fields(r);
 }

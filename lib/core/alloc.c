@@ -2,6 +2,7 @@
 #include "core/alloc.h"
 
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +44,27 @@ void *kitd__calloc(size_t n, size_t size) {
 void *kitd__realloc(void *p, size_t n) { return should_fail() ? NULL : realloc(p, n ? n : 1); }
 char *kitd__strdup(const char *s) { return should_fail() ? NULL : strdup(s); }
 char *kitd__strndup(const char *s, size_t n) { return should_fail() ? NULL : strndup(s, n); }
+
+char *kitd__vasprintf(const char *fmt, va_list ap) {
+  va_list ap2;
+  va_copy(ap2, ap);
+  int n = vsnprintf(NULL, 0, fmt, ap2);
+  va_end(ap2);
+  char *s = n >= 0 ? kitd__malloc((size_t)n + 1) : NULL;
+  if (s && vsnprintf(s, (size_t)n + 1, fmt, ap) != n) {
+    free(s);
+    s = NULL;
+  }
+  return s;
+}
+
+char *kitd__asprintf(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *s = kitd__vasprintf(fmt, ap);
+  va_end(ap);
+  return s;
+}
 
 void *kitd__aligned_alloc(size_t align, size_t n) {
   if (should_fail()) return NULL;

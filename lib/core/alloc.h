@@ -7,6 +7,7 @@
 #ifndef KITD_CORE_ALLOC_H
 #define KITD_CORE_ALLOC_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 void *kitd__malloc(size_t n);
@@ -14,6 +15,10 @@ void *kitd__calloc(size_t n, size_t size);
 void *kitd__realloc(void *p, size_t n);
 char *kitd__strdup(const char *s);
 char *kitd__strndup(const char *s, size_t n);
+/* A new string formatted as by printf (no length limit: for text that
+ * holds what a user or a server gave), or NULL (no memory, bad format). */
+char *kitd__asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *kitd__vasprintf(const char *fmt, va_list ap);
 /* `align` a power of two >= sizeof(void *); `n` is rounded up to it. */
 void *kitd__aligned_alloc(size_t align, size_t n);
 

@@ -17,13 +17,10 @@ static int valid_address(const char *a) {
 
 int kitd_instance_new(const char *address, kitd_instance **out) {
   if (!address || !out || !valid_address(address)) return KITD_EINVAL;
-  kitd_instance *i = kitd__calloc(1, sizeof *i);
+  size_t n = strlen(address);
+  kitd_instance *i = kitd__calloc(1, sizeof *i + n + 1);
   if (!i) return KITD_ENOMEM;
-  i->address = kitd__strdup(address);
-  if (!i->address) {
-    free(i);
-    return KITD_ENOMEM;
-  }
+  memcpy(i->address, address, n + 1);
   atomic_init(&i->refs, 1);
   i->status = KITD_HEALTH_PASSING;
   i->weight = 1;
@@ -40,7 +37,6 @@ static void kv_free(struct kitd__kv *v, size_t n) {
 }
 
 static void instance_free(kitd_instance *i) {
-  free(i->address);
   for (size_t k = 0; k < i->ntags; k++) free(i->tags[k]);
   free(i->tags);
   kv_free(i->meta, i->nmeta);
@@ -255,6 +251,43 @@ int kitd_instance_equal(const kitd_instance *a, const kitd_instance *b) {
          kv_eq(a->node_meta, a->nnode_meta, b->node_meta, b->nnode_meta) &&
          str_eq(a->node, b->node) && str_eq(a->datacenter, b->datacenter) &&
          str_eq(a->zone, b->zone);
+}
+
+/* FNV-1a over the attributes, each string followed by a 0 byte and each
+ * list by its length, so that no two different attribute sets feed the
+ * same bytes; then a final avalanche (splitmix64's). */
+static uint64_t mix_bytes(uint64_t h, const void *p, size_t n) {
+  const unsigned char *b = p;
+  for (size_t k = 0; k < n; k++) h = (h ^ b[k]) * 0x100000001b3ull;
+  return h;
+}
+static uint64_t mix_str(uint64_t h, const char *s) {
+  if (!s) return mix_bytes(h, "\xff", 1); /* unset differs from "" */
+  return mix_bytes(h, s, strlen(s) + 1);
+}
+static uint64_t mix_kv(uint64_t h, const struct kitd__kv *v, size_t n) {
+  h = mix_bytes(h, &n, sizeof n);
+  for (size_t k = 0; k < n; k++) h = mix_str(mix_str(h, v[k].key), v[k].value);
+  return h;
+}
+
+void kitd__instance_freeze(kitd_instance *i) {
+  if (i->frozen) return;
+  uint64_t h = 0xcbf29ce484222325ull;
+  uint32_t st = (uint32_t)i->status;
+  h = mix_bytes(h, &st, sizeof st);
+  h = mix_bytes(h, &i->weight, sizeof i->weight);
+  h = mix_bytes(h, &i->ntags, sizeof i->ntags);
+  for (size_t k = 0; k < i->ntags; k++) h = mix_str(h, i->tags[k]);
+  h = mix_kv(h, i->meta, i->nmeta);
+  h = mix_kv(h, i->node_meta, i->nnode_meta);
+  h = mix_str(mix_str(mix_str(h, i->node), i->datacenter), i->zone);
+  h ^= h >> 30;
+  h *= 0xbf58476d1ce4e5b9ull;
+  h ^= h >> 27;
+  h *= 0x94d049bb133111ebull;
+  i->digest = h ^ (h >> 31);
+  i->frozen = true;
 }
 
 static int cmp_addr(const void *x, const void *y) {

@@ -21,7 +21,11 @@ struct kitd_instance {
   bool frozen;        /* set when an instancer takes it: no setter after */
   kitd_health status;
   uint32_t weight;
-  char *address;
+  /* A 64-bit digest of every attribute but the address, made when the
+   * record is frozen: the endpointer compares digests, not attributes, so
+   * an update over a large set reads one cache line per kept record (the
+   * address is inline below, on the same line). */
+  uint64_t digest;
   char **tags;
   size_t ntags;
   struct kitd__kv *meta;      /* sorted by key, unique */
@@ -29,10 +33,16 @@ struct kitd_instance {
   struct kitd__kv *node_meta; /* sorted by key, unique */
   size_t nnode_meta;
   char *node, *datacenter, *zone; /* NULL when unset */
+  char address[];                 /* the identity, inline */
 };
 
-/* Freeze a record (no setter works after). */
-static inline void kitd__instance_freeze(kitd_instance *i) { i->frozen = true; }
+/* Freeze a record (no setter works after) and compute its digest. */
+void kitd__instance_freeze(kitd_instance *i);
+
+/* Same attributes but the address, by digest (both records frozen). */
+static inline bool kitd__instance_same_attrs(const kitd_instance *a, const kitd_instance *b) {
+  return a == b || a->digest == b->digest;
+}
 
 /* Sort records by address and keep one record per address (unref'ing
  * the others);

@@ -1,8 +1,10 @@
 /* The logger: records of key/value fields, logfmt and JSON writers. */
 #include "core/alloc.h"
+#include "core/log_impl.h"
 #include "kitd/log.h"
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -270,4 +272,24 @@ void kitd_log(kitd_logger *lg, kitd_log_level level, const char *component,
   va_start(ap, fmt);
   kitd_logv(lg, level, component, fmt, ap);
   va_end(ap);
+}
+
+char *kitd__log_quote_dup(const char *value) {
+  if (!value) value = "";
+  size_t cap = strlen(value) * 4 + 3; /* "\xNN" per byte, quotes, NUL */
+  char *q = kitd__malloc(cap);
+  return q ? kitd_log_quote(q, cap, value) : NULL;
+}
+
+void kitd__log_about(kitd_logger *lg, kitd_log_level lvl, const char *component,
+                     const char *key, const char *value, const char *fmt, ...) {
+  if (!kitd_log_enabled(lg, lvl)) return;
+  char *q = kitd__log_quote_dup(value);
+  va_list ap;
+  va_start(ap, fmt);
+  char *rest = kitd__vasprintf(fmt, ap);
+  va_end(ap);
+  kitd_log(lg, lvl, component, "%s=%s %s", key, q ? q : "?", rest ? rest : "");
+  free(q);
+  free(rest);
 }

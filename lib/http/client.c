@@ -8,11 +8,11 @@
  * connection-cache access of every call on every thread instead; the pool
  * costs one uncontended mutex pair per call.
  *
- * Why our own multi handle and not curl_easy_perform(): easy_perform waits
- * with curl_multi_poll(), which also polls the multi's wake-up socketpair:
- * one more poll() per call. curl_multi_wait() does not, and its wait
- * returns every CANCEL_POLL_MS so that we check the ctx's cancel flag
- * without a progress callback (which would read the clock on every chunk). */
+ * Each call runs its pair through lib/curl's perform loop
+ * (kitd__curl_perform) without the wake-up: curl_multi_wait() does not poll
+ * the multi's wake-up socketpair, one fd fewer per wait, and its wait
+ * returns every 10 ms so that the loop reads the ctx's cancel flag without
+ * a progress callback (which would read the clock on every chunk). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +59,7 @@ static void destroy(kitd_http *h) {
   free(h->content_type);
   free(h->scheme);
   free(h);
-  curl_global_cleanup(); /* balances the curl_global_init() of kitd_http_new */
+  kitd__curl_release(); /* balances the kitd__curl_acquire() of kitd_http_new */
 }
 
 static int env_set(const char *name) {
@@ -113,9 +113,10 @@ int kitd_http_new(const kitd_http_opts *o, kitd_http **out) {
   atomic_init(&h->fast_opened, 0);
   atomic_init(&h->fast_idle, 0);
 
-  char ct[256];
-  snprintf(ct, sizeof ct, "Content-Type: %s", h->content_type);
-  struct curl_slist *hd = curl_slist_append(NULL, ct);
+  kitd__curl_str ct = {0};
+  kitd__curl_str_printf(&ct, "Content-Type: %s", h->content_type);
+  struct curl_slist *hd = ct.err ? NULL : curl_slist_append(NULL, ct.data);
+  kitd__curl_str_free(&ct);
   /* No "Expect: 100-continue" round trip for bodies over 1 KiB. */
   struct curl_slist *t = hd ? curl_slist_append(hd, "Expect:") : NULL;
   if (t) hd = t, t = curl_slist_append(hd, "Accept: application/json");
@@ -128,11 +129,12 @@ int kitd_http_new(const kitd_http_opts *o, kitd_http **out) {
     curl_slist_free_all(h->headers);
     goto nomem;
   }
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+  int rc = kitd__curl_acquire();
+  if (rc) {
     curl_slist_free_all(h->headers);
     pthread_mutex_destroy(&h->mu);
     free(h->method); free(h->path); free(h->content_type); free(h->scheme); free(h);
-    return KITD_EINTERNAL;
+    return rc;
   }
   atomic_init(&h->refs, 1);
   *out = h;
@@ -158,10 +160,15 @@ static size_t on_write(char *data, size_t size, size_t n, void *arg) {
   struct kitd__http_conn *c = arg;
   size_t len = size * n;
   if (len > c->max_body - c->resp.len) {
-    c->too_big = 1;
+    c->write_err = KITD_ETOOBIG;
     return 0; /* CURLE_WRITE_ERROR: stop reading */
   }
-  return kitd_http_buf_append(&c->resp, data, len) ? 0 : len;
+  int rc = kitd_http_buf_append(&c->resp, data, len);
+  if (rc) {
+    c->write_err = rc;
+    return 0;
+  }
+  return len;
 }
 
 static struct kitd__http_conn *conn_new(kitd_http *h) {
@@ -218,7 +225,6 @@ struct kitd__http_conn *kitd__http_conn_get(kitd_http *h) {
 }
 
 void kitd__http_conn_put(kitd_http *h, struct kitd__http_conn *c) {
-  c->ctx = NULL;
   pthread_mutex_lock(&h->mu);
   if (h->nidle < h->o.max_idle_handles) {
     c->next = h->idle;
@@ -228,45 +234,6 @@ void kitd__http_conn_put(kitd_http *h, struct kitd__http_conn *c) {
   }
   pthread_mutex_unlock(&h->mu);
   kitd__http_conn_free(c);
-}
-
-/* Longest wait before checking the cancel flag again. */
-#define CANCEL_POLL_MS 10
-
-CURLcode kitd__http_conn_perform(struct kitd__http_conn *c) {
-  CURLMcode mc = curl_multi_add_handle(c->multi, c->easy);
-  if (mc != CURLM_OK) return mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
-  CURLcode res = CURLE_OK;
-  int running = 1;
-  for (;;) {
-    mc = curl_multi_perform(c->multi, &running);
-    if (mc != CURLM_OK) {
-      res = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_RECV_ERROR;
-      break;
-    }
-    if (!running) {
-      int left;
-      CURLMsg *m;
-      while ((m = curl_multi_info_read(c->multi, &left)) != NULL)
-        if (m->msg == CURLMSG_DONE && m->easy_handle == c->easy) res = m->data.result;
-      break;
-    }
-    if (c->ctx && kitd_ctx_err(c->ctx)) {
-      res = CURLE_ABORTED_BY_CALLBACK;
-      break;
-    }
-    long t = -1;
-    curl_multi_timeout(c->multi, &t);
-    if (t != 0) {
-      int timeout = t < 0 || t > CANCEL_POLL_MS ? CANCEL_POLL_MS : (int)t;
-      if (curl_multi_wait(c->multi, NULL, 0, timeout, NULL) != CURLM_OK) {
-        res = CURLE_RECV_ERROR;
-        break;
-      }
-    }
-  }
-  curl_multi_remove_handle(c->multi, c->easy);
-  return res;
 }
 
 void kitd_http_stats(kitd_http *h, unsigned long *handles_created, unsigned *handles_idle) {

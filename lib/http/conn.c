@@ -122,6 +122,8 @@ static int wait_fd(int fd, short events, int64_t deadline, const struct kitd__h1
   }
 }
 
+/* The reason goes into the caller's fixed buffer, which bounds a detail
+ * message: a reason cut short is still a reason, so no truncation check. */
 static int fail(char *why, size_t cap, int rc, const char *what, int err) {
   if (err)
     snprintf(why, cap, "%s: %s", what, strerror(err));

@@ -20,21 +20,6 @@ static void ep_close(void *state) {
   free(e);
 }
 
-/* Detail for a non-2xx answer: the JSON `error` text, else the body's start. */
-void kitd__http_error_detail(kitd_ctx *ctx, int status, const char *body, size_t len) {
-  char text[KITD_CTX_DETAIL_MAX];
-  if (kitd_http_error_text(body, len, text, sizeof text)) {
-    kitd_ctx_set_detail(ctx, "%s", text);
-    return;
-  }
-  size_t n = 0;
-  while (n < len && n < 120 && body[n] != '\n' && body[n] != '\r') n++;
-  if (n)
-    kitd_ctx_set_detail(ctx, "HTTP %d: %.*s", status, (int)n, body);
-  else
-    kitd_ctx_set_detail(ctx, "HTTP %d", status);
-}
-
 static int ep_call(void *state, kitd_ctx *ctx, const void *request, void **response) {
   http_ep_t *e = state;
   if (e->pool) return kitd__http_fast_call(e, ctx, request, response);
@@ -49,7 +34,7 @@ static int ep_call(void *state, kitd_ctx *ctx, const void *request, void **respo
   kitd__http_buf_reset(&c->url);
   kitd__http_buf_reset(&c->body);
   kitd__http_buf_reset(&c->resp);
-  c->too_big = 0;
+  c->write_err = 0;
   c->errbuf[0] = '\0';
   if ((rc = kitd_http_buf_append(&c->url, e->base, e->baselen))) goto out;
   rc = h->o.path_fn ? h->o.path_fn(h->o.arg, request, &c->url, ctx)
@@ -60,16 +45,22 @@ static int ep_call(void *state, kitd_ctx *ctx, const void *request, void **respo
   if ((rc = kitd_http_buf_append(&c->resp, "", 0))) goto out;
 
   CURL *easy = c->easy;
-  c->ctx = ctx;
   curl_easy_setopt(easy, CURLOPT_URL, c->url.data);
   if (h->method_kind != 0 || h->o.encode) {
     curl_easy_setopt(easy, CURLOPT_POSTFIELDS, c->body.len ? c->body.data : "");
     curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body.len);
   }
   curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)ms);
-  CURLcode cc = kitd__http_conn_perform(c);
+  /* No wake-up: nobody else holds this handle; the ctx is read instead. */
+  kitd__curl_stop stop = {.ctx = ctx};
+  CURLcode cc = CURLE_OK;
+  rc = kitd__curl_perform(c->multi, easy, &stop, &cc);
+  if (rc) { /* canceled, deadline, or the multi handle failed */
+    kitd_ctx_set_detail(ctx, "%s %s: %s", h->method, c->url.data, kitd_strerror(rc));
+    goto out;
+  }
   if (cc != CURLE_OK) {
-    rc = kitd__http_curl_err(cc, c);
+    rc = kitd__curl_code(cc, c->write_err);
     if (rc == KITD_ETOOBIG)
       kitd_ctx_set_detail(ctx, "%s %s: answer body over %zu bytes", h->method, c->url.data,
                           h->o.max_body);
@@ -110,7 +101,12 @@ int kitd_http_endpoint_new(kitd_http *h, const char *instance, kitd_endpoint **o
   size_t cap = strlen(h->scheme) + 3 + n + 1;
   http_ep_t *e = kitd__calloc(1, sizeof *e + cap);
   if (!e) return KITD_ENOMEM;
-  e->baselen = (size_t)snprintf(e->base, cap, "%s://%s", h->scheme, instance);
+  int w = snprintf(e->base, cap, "%s://%s", h->scheme, instance);
+  if (w < 0 || (size_t)w >= cap) { /* cannot happen: cap is the exact length */
+    free(e);
+    return KITD_EINTERNAL;
+  }
+  e->baselen = (size_t)w;
   e->h = h;
   kitd__http_ref(h);
   int rc = kitd__http_fast_init(e, instance);

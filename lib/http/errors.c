@@ -1,58 +1,12 @@
-/* How a failed transfer or an error answer becomes a KITD_E* code + detail.
- * Retry callbacks depend on the split: ECONNECT means the request never
- * reached the instance (always safe to retry elsewhere), EIO means it may
- * have, ETIMEDOUT that the deadline ran out, EHTTP that the server answered. */
+/* How an error answer becomes a detail, for both paths of an endpoint call
+ * (endpoint.c over libcurl, fast.c over our own HTTP/1.1). A failed
+ * transfer's code comes from lib/curl's one map (kitd__curl_code), or from
+ * conn.c on the fast path, which follows the same table. */
 #include <jansson.h>
 #include <string.h>
 
 #include "http/http_impl.h"
 #include "kitd/error.h"
-
-int kitd__http_curl_err(CURLcode cc, const struct kitd__http_conn *c) {
-  switch (cc) {
-  case CURLE_OK:
-    return 0;
-  case CURLE_ABORTED_BY_CALLBACK: {
-    int e = c->ctx ? kitd_ctx_err(c->ctx) : 0;
-    return e ? e : KITD_ECANCELED;
-  }
-  case CURLE_WRITE_ERROR:
-    return c->too_big ? KITD_ETOOBIG : KITD_EIO;
-  case CURLE_OPERATION_TIMEDOUT:
-    return KITD_ETIMEDOUT;
-  case CURLE_COULDNT_CONNECT:
-  case CURLE_COULDNT_RESOLVE_HOST:
-  case CURLE_COULDNT_RESOLVE_PROXY:
-    return KITD_ECONNECT;
-  case CURLE_SSL_CONNECT_ERROR:
-  case CURLE_PEER_FAILED_VERIFICATION:
-  case CURLE_SSL_CERTPROBLEM:
-  case CURLE_SSL_CIPHER:
-  case CURLE_SSL_CACERT_BADFILE:
-  case CURLE_SSL_ENGINE_NOTFOUND:
-  case CURLE_SSL_ENGINE_SETFAILED:
-  case CURLE_SSL_ENGINE_INITFAILED:
-  case CURLE_SSL_SHUTDOWN_FAILED:
-  case CURLE_SSL_CRL_BADFILE:
-  case CURLE_SSL_ISSUER_ERROR:
-  case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-  case CURLE_SSL_INVALIDCERTSTATUS:
-  case CURLE_SSL_CLIENTCERT:
-  case CURLE_USE_SSL_FAILED:
-    return KITD_ETLS;
-  case CURLE_OUT_OF_MEMORY:
-    return KITD_ENOMEM;
-  case CURLE_URL_MALFORMAT:
-  case CURLE_UNSUPPORTED_PROTOCOL:
-    return KITD_EINVAL;
-  case CURLE_WEIRD_SERVER_REPLY:
-  case CURLE_BAD_CONTENT_ENCODING:
-  case CURLE_HTTP2:
-    return KITD_EPROTO;
-  default: /* SEND_ERROR, RECV_ERROR, GOT_NOTHING, PARTIAL_FILE, ... */
-    return KITD_EIO;
-  }
-}
 
 int kitd_http_error_text(const char *body, size_t len, char *buf, size_t cap) {
   if (buf && cap) buf[0] = '\0';
@@ -72,4 +26,18 @@ int kitd_http_error_text(const char *body, size_t len, char *buf, size_t cap) {
   }
   json_decref(root);
   return found;
+}
+
+void kitd__http_error_detail(kitd_ctx *ctx, int status, const char *body, size_t len) {
+  char text[KITD_CTX_DETAIL_MAX];
+  if (kitd_http_error_text(body, len, text, sizeof text)) {
+    kitd_ctx_set_detail(ctx, "%s", text);
+    return;
+  }
+  size_t n = 0;
+  while (n < len && n < 120 && body[n] != '\n' && body[n] != '\r') n++;
+  if (n)
+    kitd_ctx_set_detail(ctx, "HTTP %d: %.*s", status, (int)n, body);
+  else
+    kitd_ctx_set_detail(ctx, "HTTP %d", status);
 }

@@ -2,11 +2,11 @@
 #ifndef KITD_HTTP_IMPL_H
 #define KITD_HTTP_IMPL_H
 
-#include <curl/curl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
 
+#include "curl/kitd_curl.h"
 #include "kitd/http.h"
 
 struct kitd_http_buf {
@@ -27,9 +27,8 @@ struct kitd__http_conn {
   CURL *easy;
   struct kitd__http_conn *next; /* idle stack link */
   kitd_http_buf url, body, resp;
-  const kitd_ctx *ctx;          /* the running call's */
   size_t max_body;
-  int too_big;
+  int write_err;                /* why on_write refused data: ETOOBIG, ENOMEM */
   char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -76,7 +75,9 @@ int kitd__http_fast_call(struct kitd__http_ep *e, kitd_ctx *ctx, const void *req
                          void **response);
 
 /* The detail of a non-2xx answer: the JSON `error` text, else the body's
- * first line, else "HTTP <status>". */
+ * first line, else "HTTP <status>". In errors.c, which both the libcurl
+ * path (endpoint.c) and the fast path (fast.c) use, so neither of those
+ * two files depends on the other for it. */
 void kitd__http_error_detail(kitd_ctx *ctx, int status, const char *body, size_t len);
 
 void kitd__http_ref(kitd_http *h);
@@ -87,14 +88,7 @@ struct kitd__http_conn *kitd__http_conn_get(kitd_http *h);
 /* Give it back (or free it when the pool is full). */
 void kitd__http_conn_put(kitd_http *h, struct kitd__http_conn *c);
 
-/* Run the transfer set up on c->easy to its end, checking c->ctx for
- * cancellation between waits. Returns libcurl's result. */
-CURLcode kitd__http_conn_perform(struct kitd__http_conn *c);
-
 /* Free a handle that is not in the pool. */
 void kitd__http_conn_free(struct kitd__http_conn *c);
-
-/* Map a failed transfer to a KITD_E* code. */
-int kitd__http_curl_err(CURLcode cc, const struct kitd__http_conn *c);
 
 #endif

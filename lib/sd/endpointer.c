@@ -8,6 +8,7 @@
 
 #include "core/alloc.h"
 #include "core/hazard.h"
+#include "core/instance_impl.h"
 #include "kitd/error.h"
 #include "sd/endpointer_impl.h"
 #include "sd/instancer_impl.h"
@@ -209,7 +210,7 @@ static int update_locked(kitd_endpointer *ep, const kitd_instance *const *in, si
     if (c == 0) {
       s->eps[k] = old->eps[j];
       s->born[k] = old->born[j];
-      if (old->rec[j] == in[i] || kitd_instance_equal(old->rec[j], in[i])) {
+      if (kitd__instance_same_attrs(old->rec[j], in[i])) {
         s->rec[k] = old->rec[j];
       } else { /* same address, new attributes: same endpoint */
         s->rec[k] = kitd_instance_ref(in[i]);

@@ -138,7 +138,8 @@ static void deliver_all(kitd_instancer *in) {
 static int same_set(kitd_instance **a, size_t na, kitd_instance **b, size_t nb) {
   if (na != nb) return 0;
   for (size_t i = 0; i < na; i++)
-    if (!kitd_instance_equal(a[i], b[i])) return 0;
+    if (strcmp(a[i]->address, b[i]->address) != 0 || !kitd__instance_same_attrs(a[i], b[i]))
+      return 0;
   return 1;
 }
 

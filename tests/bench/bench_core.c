@@ -139,6 +139,7 @@ static kitd_instance *rec(const char *addr) {
   if (kitd_instance_new(addr, &r) || kitd_instance_set_weight(r, 1) ||
       kitd_instance_add_tag(r, "lorem"))
     abort();
+  kitd__instance_freeze(r); /* as an instancer's publish does */
   return r;
 }
 

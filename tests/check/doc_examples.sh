@@ -16,7 +16,7 @@ for page in docs/api/*.md; do
   # Only whole programs are built; a page may show a fragment instead.
   grep -q 'int main(' "$tmp/$name.c" || continue
   $CC -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror $SAN -Iinclude -o "$tmp/$name" "$tmp/$name.c" \
-    "$B/libkitd.a" $(pkg-config --libs libcurl jansson 2>/dev/null) -lpthread -lm ||
+    "$B/libkitd.a" $(pkg-config --libs libcurl jansson 2>/dev/null) -lresolv -lpthread -lm ||
     { echo "$page: example does not build"; exit 1; }
   "$tmp/$name" > "$tmp/$name.out" 2>&1 || { echo "$page: example failed:"; cat "$tmp/$name.out"; exit 1; }
   n=$((n + 1))

@@ -35,6 +35,8 @@ struct config {
     char *tls_cert_pem;
     char *tls_key_pem;
     int max_conns_per_client;  /* Consul: 200; <= 0: no limit */
+    char **node_meta;       /* key, value, key, value...; Consul's node_meta */
+    size_t n_node_meta;     /* pairs */
 };
 
 /* ---- the store ---- */

@@ -35,7 +35,7 @@ static void usage(void)
             "       [--acl-token TOKEN]... [--min-interval MS] [--reap-floor MS]\n"
             "       [--reap-every MS] [--no-stagger] [--no-consul-service]\n"
             "       [--max-conns-per-client N]\n"
-            "       [--tls-cert FILE --tls-key FILE]\n");
+            "       [--tls-cert FILE --tls-key FILE] [--node-meta KEY:VALUE]...\n");
     exit(2);
 }
 
@@ -93,6 +93,17 @@ static void parse_args(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--node") == 0 && v) {
             snprintf(g_cfg.node, sizeof g_cfg.node, "%s", v);
+            i++;
+        } else if (strcmp(a, "--node-meta") == 0 && v) {
+            /* Consul's -node-meta key:value (the agent's node_meta). */
+            const char *colon = strchr(v, ':');
+            if (!colon || colon == v) usage();
+            char **m = realloc(g_cfg.node_meta, (g_cfg.n_node_meta + 1) * 2 * sizeof(char *));
+            if (!m) usage();
+            g_cfg.node_meta = m;
+            m[2 * g_cfg.n_node_meta] = strndup(v, (size_t)(colon - v));
+            m[2 * g_cfg.n_node_meta + 1] = strdup(colon + 1);
+            g_cfg.n_node_meta++;
             i++;
         } else if (strcmp(a, "--dc") == 0 && v) {
             snprintf(g_cfg.dc, sizeof g_cfg.dc, "%s", v);
@@ -228,6 +239,8 @@ int main(int argc, char **argv)
     store_free();
     for (size_t i = 0; i < g_cfg.n_acl_tokens; i++) free(g_cfg.acl_tokens[i]);
     free(g_cfg.acl_tokens);
+    for (size_t i = 0; i < 2 * g_cfg.n_node_meta; i++) free(g_cfg.node_meta[i]);
+    free(g_cfg.node_meta);
     free(g_cfg.tls_cert_pem);
     free(g_cfg.tls_key_pem);
     return 0;

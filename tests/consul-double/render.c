@@ -58,12 +58,17 @@ static json_t *proxy(void)
 json_t *render_node(void)
 {
     const struct config *c = g_store.cfg;
-    return json_pack("{s:s,s:s,s:s,s:s,s:{s:s,s:s,s:s,s:s},s:{s:s},s:I,s:I}",
-                     "ID", c->node_id, "Node", c->node, "Address", "127.0.0.1",
-                     "Datacenter", c->dc, "TaggedAddresses", "lan", "127.0.0.1",
-                     "lan_ipv4", "127.0.0.1", "wan", "127.0.0.1", "wan_ipv4", "127.0.0.1",
-                     "Meta", "consul-network-segment", "", "CreateIndex",
-                     (json_int_t)g_store.node_index, "ModifyIndex", (json_int_t)g_store.node_index);
+    json_t *n = json_pack("{s:s,s:s,s:s,s:s,s:{s:s,s:s,s:s,s:s},s:{s:s},s:I,s:I}",
+                          "ID", c->node_id, "Node", c->node, "Address", "127.0.0.1",
+                          "Datacenter", c->dc, "TaggedAddresses", "lan", "127.0.0.1",
+                          "lan_ipv4", "127.0.0.1", "wan", "127.0.0.1", "wan_ipv4", "127.0.0.1",
+                          "Meta", "consul-network-segment", "", "CreateIndex",
+                          (json_int_t)g_store.node_index, "ModifyIndex",
+                          (json_int_t)g_store.node_index);
+    json_t *meta = n ? json_object_get(n, "Meta") : NULL;
+    for (size_t i = 0; meta && i < c->n_node_meta; i++)
+        json_object_set_new(meta, c->node_meta[2 * i], json_string(c->node_meta[2 * i + 1]));
+    return n;
 }
 
 json_t *serf_check(void)

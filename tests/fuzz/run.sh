@@ -8,7 +8,7 @@ set -eu
 secs=${1:-30}
 out=build/fuzz
 mkdir -p "$out"
-deps="$(pkg-config --cflags --libs libcurl jansson libmicrohttpd) -lpthread -lm"
+deps="$(pkg-config --cflags --libs libcurl jansson libmicrohttpd) -lresolv -lpthread -lm"
 libsrc=$(find lib -name '*.c' | sort)
 exsrc=$(ls examples/lorem/*.c 2>/dev/null || true)
 for f in tests/fuzz/fuzz_*.c; do

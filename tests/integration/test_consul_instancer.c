@@ -12,7 +12,12 @@
 
 #include <cmocka.h>
 
+#include "kitd/balancer.h"
 #include "kitd/consul.h"
+#include "kitd/endpoint.h"
+#include "kitd/endpointer.h"
+#include "kitd/instance.h"
+#include "kitd/retry.h"
 #include "kitd/error.h"
 #include "kitd/kitd.h"
 #include "../support/double.h"
@@ -74,7 +79,10 @@ static bool have_agent;
 static int setup(void **state) {
   (void)state;
   kitd_global_init();
-  int rc = kitd_test_agent_start(&agent, NULL);
+  /* A node meta "rack" (the zone tests read it; "zone" stays free so that
+   * the default still comes from service meta). */
+  static const char *const extra[] = {"--node-meta", "rack:r7", NULL};
+  int rc = kitd_test_agent_start(&agent, extra);
   have_agent = rc == 0;
   return rc < 0 ? -1 : 0;
 }
@@ -472,6 +480,303 @@ static void test_lookup_refused(void **state) {
   kitd_consul_free(c);
 }
 
+/* --- instance attributes --- */
+
+/* Register with weights, tags and meta through the agent API. */
+static void reg_attrs(const char *svc, const char *id, int port, const char *zone,
+                      const char *status) {
+  char body[1024];
+  snprintf(body, sizeof body,
+           "{\"Name\":\"%s\",\"ID\":\"%s\",\"Address\":\"127.0.0.1\",\"Port\":%d,"
+           "\"Tags\":[\"v2\",\"blue\"],\"Meta\":{\"zone\":\"%s\",\"version\":\"2.1\"},"
+           "\"Weights\":{\"Passing\":10,\"Warning\":1},"
+           "\"Check\":{\"CheckID\":\"service:%s\",\"TTL\":\"60s\",\"Status\":\"%s\"}}",
+           svc, id, port, zone, id, status);
+  assert_int_equal(kitd_test_agent_http(&agent, "PUT", "/v1/agent/service/register", body, NULL),
+                   200);
+}
+
+/* The zone of the one instance in `in`'s state, or "" (copied into buf). */
+static const char *state_zone(kitd_instancer *in, char *buf, size_t cap) {
+  kitd_instance **set = NULL;
+  size_t n = 0;
+  buf[0] = '\0';
+  if (kitd_instancer_state(in, &set, &n) == 0 && n == 1 && kitd_instance_zone(set[0]))
+    snprintf(buf, cap, "%s", kitd_instance_zone(set[0]));
+  kitd_instance_list_free(set, n);
+  return buf;
+}
+
+/* Weights, a warning check, tags, service meta, node and datacenter reach
+ * the record; a change of attributes at the same address is an event with a
+ * record that differs. */
+static void test_instance_attributes(void **state) {
+  (void)state;
+  NEED_AGENT();
+  if (agent.real) skip();
+  char svc[64], id[80];
+  svc_name(svc, sizeof svc, "attrs");
+  snprintf(id, sizeof id, "%s-1", svc);
+  reg_attrs(svc, id, 7011, "z1", "warning");
+  kitd_consul_instancer_opts o;
+  kitd_consul_instancer_opts_init(&o);
+  o.passing_only = 0;
+  watch w;
+  watch_start(&w, svc, &o, NULL);
+  assert_true(kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7011", kitd_test_ms(3000)));
+  kitd_instance **set = NULL;
+  size_t n = 0;
+  assert_int_equal(kitd_instancer_state(w.in, &set, &n), 0);
+  assert_int_equal(n, 1);
+  const kitd_instance *i = set[0];
+  assert_int_equal(kitd_instance_status(i), KITD_HEALTH_WARNING);
+  assert_int_equal(kitd_instance_weight(i), 1); /* Weights.Warning */
+  assert_true(kitd_instance_has_tag(i, "v2"));
+  assert_true(kitd_instance_has_tag(i, "blue"));
+  assert_string_equal(kitd_instance_meta(i, "version"), "2.1");
+  assert_string_equal(kitd_instance_zone(i), "z1");
+  assert_string_equal(kitd_instance_datacenter(i), "dc1");
+  assert_non_null(kitd_instance_node(i));
+  assert_string_equal(kitd_instance_node(i), "consul-double");
+  assert_string_equal(kitd_instance_node_meta(i, "rack"), "r7");
+  kitd_instance_list_free(set, n);
+  /* Passing: Weights.Passing. */
+  assert_int_equal(kitd_test_agent_ttl(&agent, id, "pass"), 200);
+  int64_t end = kitd_now_ns() + kitd_test_ms(3000) * 1000000;
+  uint32_t weight = 0;
+  while (weight != 10 && kitd_now_ns() < end) {
+    assert_int_equal(kitd_instancer_state(w.in, &set, &n), 0);
+    if (n == 1) weight = kitd_instance_weight(set[0]);
+    kitd_instance_list_free(set, n);
+    if (weight != 10) {
+      struct timespec ts = {0, 20 * 1000000L};
+      nanosleep(&ts, NULL);
+    }
+  }
+  assert_int_equal(weight, 10);
+  /* Same address, another zone: an event, and the new record. */
+  pthread_mutex_lock(&w.rec.mu);
+  long before_events = w.rec.events;
+  pthread_mutex_unlock(&w.rec.mu);
+  reg_attrs(svc, id, 7011, "z2", "passing");
+  char zb[32] = "";
+  end = kitd_now_ns() + kitd_test_ms(3000) * 1000000;
+  while (strcmp(state_zone(w.in, zb, sizeof zb), "z2") != 0 && kitd_now_ns() < end) {
+    struct timespec ts = {0, 20 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+  assert_string_equal(zb, "z2");
+  pthread_mutex_lock(&w.rec.mu);
+  long after_events = w.rec.events;
+  pthread_mutex_unlock(&w.rec.mu);
+  assert_true(after_events > before_events);
+  assert_string_equal(w.rec.set, "127.0.0.1:7011");
+  kitd_test_agent_deregister(&agent, id);
+  watch_stop(&w);
+}
+
+/* zone_meta_key names another key; an opts not filled by _init is refused. */
+static void test_zone_key_and_opts_size(void **state) {
+  (void)state;
+  NEED_AGENT();
+  if (agent.real) skip();
+  char svc[64], id[80];
+  svc_name(svc, sizeof svc, "zkey");
+  snprintf(id, sizeof id, "%s-1", svc);
+  reg_attrs(svc, id, 7012, "z1", "passing");
+  kitd_consul *c = client();
+  kitd_consul_instancer_opts o;
+  kitd_consul_instancer_opts_init(&o);
+  assert_int_equal(o.size, sizeof o);
+  o.zone_meta_key = "version"; /* service meta */
+  kitd_instance **set = NULL;
+  size_t n = 0;
+  assert_int_equal(kitd_consul_lookup(c, svc, &o, NULL, &set, &n), 0);
+  assert_int_equal(n, 1);
+  assert_string_equal(kitd_instance_zone(set[0]), "2.1");
+  kitd_instance_list_free(set, n);
+  o.zone_meta_key = "rack"; /* node meta */
+  assert_int_equal(kitd_consul_lookup(c, svc, &o, NULL, &set, &n), 0);
+  assert_int_equal(n, 1);
+  assert_string_equal(kitd_instance_zone(set[0]), "r7");
+  kitd_instance_list_free(set, n);
+  kitd_consul_instancer_opts bad;
+  memset(&bad, 0, sizeof bad);
+  kitd_instancer *in = NULL;
+  assert_int_equal(kitd_consul_instancer_new(c, svc, &bad, NULL, &in), KITD_EINVAL);
+  assert_null(in);
+  assert_int_equal(kitd_consul_lookup(c, svc, &bad, NULL, &set, &n), KITD_EINVAL);
+  kitd_test_agent_deregister(&agent, id);
+  kitd_consul_free(c);
+}
+
+/* --- errors that explain themselves --- */
+
+static void test_describe(void **state) {
+  (void)state;
+  NEED_AGENT();
+  kitd_consul *c = client();
+  const char *tags[] = {"v2", "blue"};
+  kitd_consul_instancer_opts o;
+  kitd_consul_instancer_opts_init(&o);
+  o.tags = tags;
+  o.ntags = 2;
+  kitd_instancer *in = NULL;
+  assert_int_equal(kitd_consul_instancer_new(c, "users", &o, NULL, &in), 0);
+  assert_string_equal(kitd_instancer_describe(in), "passing instances of 'users' with tags [v2,blue]");
+  kitd_instancer_free(in);
+  o.passing_only = 0;
+  o.ntags = 0;
+  o.datacenter = "dc1";
+  assert_int_equal(kitd_consul_instancer_new(c, "users", &o, NULL, &in), 0);
+  assert_string_equal(kitd_instancer_describe(in), "instances of 'users' in dc1");
+  kitd_instancer_free(in);
+  kitd_consul_free(c);
+}
+
+static int ok_call(void *st, kitd_ctx *ctx, const void *req, void **resp) {
+  (void)st;
+  (void)ctx;
+  (void)req;
+  (void)resp;
+  return 0;
+}
+
+static int ok_factory(void *arg, const kitd_instance *inst, kitd_endpoint **out) {
+  (void)arg;
+  (void)inst;
+  return kitd_endpoint_new(ok_call, NULL, NULL, out);
+}
+
+typedef struct pipeline {
+  kitd_consul *c;
+  kitd_instancer *in;
+  kitd_endpointer *ep;
+  kitd_balancer *b;
+  kitd_endpoint *call;
+} pipeline;
+
+static void pipeline_start(pipeline *p, const char *svc) {
+  memset(p, 0, sizeof *p);
+  p->c = client();
+  kitd_consul_instancer_opts o;
+  kitd_consul_instancer_opts_init(&o);
+  o.backoff_max_ms = 200;
+  assert_int_equal(kitd_consul_instancer_new(p->c, svc, &o, NULL, &p->in), 0);
+  kitd_factory f = {ok_factory, NULL, NULL};
+  assert_int_equal(kitd_endpointer_new(p->in, &f, NULL, &p->ep), 0);
+  assert_int_equal(kitd_balancer_round_robin_new(p->ep, 0, &p->b), 0);
+  assert_int_equal(kitd_retry_new(p->b, NULL, &p->call), 0);
+  assert_int_equal(kitd_instancer_wait_ready(p->in, kitd_test_ms(3000)), 0);
+}
+
+static void pipeline_stop(pipeline *p) {
+  kitd_endpoint_unref(p->call);
+  kitd_balancer_free(p->b);
+  kitd_endpointer_free(p->ep);
+  kitd_instancer_free(p->in);
+  kitd_consul_free(p->c);
+}
+
+/* A call through a static pipeline tells why it has no endpoint: the
+ * service has none ("0 passing instances of '...'"), or the agent is down
+ * ("consul: connect ... refused; last good answer N s ago"). */
+static void test_call_explains_empty_and_down(void **state) {
+  (void)state;
+  NEED_AGENT();
+  if (agent.real) skip();
+  char svc[64];
+  svc_name(svc, sizeof svc, "explain");
+  pipeline p;
+  pipeline_start(&p, svc);
+  kitd_ctx ctx;
+  kitd_ctx_init(&ctx);
+  void *resp = NULL;
+  assert_int_equal(kitd_endpoint_call(p.call, &ctx, NULL, &resp), KITD_ENOENDPOINTS);
+  char want[128];
+  snprintf(want, sizeof want, "0 passing instances of '%s'", svc);
+  if (!strstr(kitd_ctx_detail(&ctx), want))
+    fail_msg("detail \"%s\" lacks \"%s\"", kitd_ctx_detail(&ctx), want);
+  /* The agent goes away: the detail names it, the failure and the age of
+   * the last good answer. */
+  assert_int_equal(kitd_test_agent_fault(&agent, "down", "3000"), 200);
+  int64_t end = kitd_now_ns() + kitd_test_ms(3000) * 1000000;
+  const char *d = "";
+  do {
+    kitd_ctx_init(&ctx);
+    assert_int_equal(kitd_endpoint_call(p.call, &ctx, NULL, &resp), KITD_ENOENDPOINTS);
+    d = kitd_ctx_detail(&ctx);
+    /* The open long poll is cut first ("bad or cut answer"); the retry
+     * then finds the port closed. */
+    if (strstr(d, "refused")) break;
+    struct timespec ts = {0, 20 * 1000000L};
+    nanosleep(&ts, NULL);
+  } while (kitd_now_ns() < end);
+  fprintf(stderr, "agent down: %s\n", d);
+  assert_non_null(strstr(d, "consul: connect 127.0.0.1:"));
+  assert_non_null(strstr(d, "refused"));
+  assert_non_null(strstr(d, "last good answer"));
+  pipeline_stop(&p);
+  /* Let the double come back for the next tests. */
+  for (int i = 0; i < 400 && kitd_test_agent_http(&agent, "GET", "/v1/status/leader", NULL,
+                                                  NULL) != 200; i++) {
+    struct timespec ts = {0, 20 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+}
+
+/* --- a callback that stops the instancer --- */
+
+typedef struct stopper {
+  kitd_instancer *in;
+  int calls; /* atomic */
+} stopper;
+
+static void stop_from_callback(void *arg, const kitd_event *ev) {
+  (void)ev;
+  stopper *s = arg;
+  __atomic_add_fetch(&s->calls, 1, __ATOMIC_SEQ_CST);
+  kitd_instancer_stop(s->in);
+}
+
+static void test_callback_stops(void **state) {
+  (void)state;
+  NEED_AGENT();
+  char svc[64], id[80];
+  svc_name(svc, sizeof svc, "cbstop");
+  snprintf(id, sizeof id, "%s-1", svc);
+  reg(svc, id, 7013, NULL, "passing");
+  kitd_consul *c = client();
+  stopper s = {NULL, 0};
+  kitd_consul_instancer_opts o;
+  kitd_consul_instancer_opts_init(&o);
+  o.min_interval_ms = 10; /* else the rate limit alone would hide a loop that went on */
+  assert_int_equal(kitd_consul_instancer_new(c, svc, &o, NULL, &s.in), 0);
+  assert_int_equal(kitd_instancer_subscribe(s.in, stop_from_callback, &s), 0);
+  int64_t end = kitd_now_ns() + kitd_test_ms(3000) * 1000000;
+  while (__atomic_load_n(&s.calls, __ATOMIC_SEQ_CST) == 0 && kitd_now_ns() < end) {
+    struct timespec ts = {0, 10 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+  assert_int_equal(__atomic_load_n(&s.calls, __ATOMIC_SEQ_CST), 1);
+  /* The watch has ended by itself: a change after the stop is neither
+   * delivered nor even asked for (before, the loop went on polling). */
+  struct timespec ts = {0, 100 * 1000000L};
+  nanosleep(&ts, NULL);
+  long asked = kitd_test_agent_requests(&agent, "/v1/health/service/");
+  reg(svc, id, 7014, NULL, "passing");
+  ts.tv_nsec = 300 * 1000000L;
+  nanosleep(&ts, NULL);
+  assert_int_equal(__atomic_load_n(&s.calls, __ATOMIC_SEQ_CST), 1);
+  if (!agent.real) assert_int_equal(kitd_test_agent_requests(&agent, "/v1/health/service/"), asked);
+  int64_t t0 = kitd_now_ns();
+  kitd_instancer_unsubscribe(s.in, stop_from_callback, &s);
+  kitd_instancer_free(s.in);
+  assert_true((kitd_now_ns() - t0) / 1000000 < kitd_test_ms(500));
+  kitd_test_agent_deregister(&agent, id);
+  kitd_consul_free(c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_discovery_and_changes, before),
@@ -490,6 +795,11 @@ int main(void) {
       cmocka_unit_test_setup(test_fault_down, before),
       cmocka_unit_test_setup(test_fault_stall, before),
       cmocka_unit_test_setup(test_dev_restart, before),
+      cmocka_unit_test_setup(test_instance_attributes, before),
+      cmocka_unit_test_setup(test_zone_key_and_opts_size, before),
+      cmocka_unit_test_setup(test_describe, before),
+      cmocka_unit_test_setup(test_callback_stops, before),
+      cmocka_unit_test_setup(test_call_explains_empty_and_down, before),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

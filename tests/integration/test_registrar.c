@@ -14,6 +14,7 @@
 #include "../support/double.h"
 #include "kitd/consul.h"
 #include "kitd/error.h"
+#include "kitd/instance.h"
 #include "kitd/kitd.h"
 #include "kitd/registrar.h"
 
@@ -48,8 +49,9 @@ static void lookup(kitd_consul *c, const char *svc, int passing, char *out, size
   }
   size_t o2 = 0;
   for (size_t i = 0; i < n; i++)
-    o2 += (size_t)snprintf(out + o2, cap - o2, "%s%s", i ? "," : "",
-                              kitd_instance_address(set[i]));
+    if (o2 < cap)
+      o2 += (size_t)snprintf(out + o2, cap - o2, "%s%s", i ? "," : "",
+                             kitd_instance_address(set[i]));
   kitd_instance_list_free(set, n);
 }
 
@@ -96,7 +98,7 @@ static int teardown(void **state) {
 }
 
 static void ttl_reg(kitd_registration *g, const char *svc, int port, int64_t ttl_ms) {
-  memset(g, 0, sizeof *g);
+  kitd_registration_init(g);
   g->name = svc;
   g->address = "127.0.0.1";
   g->port = port;
@@ -218,7 +220,7 @@ static void test_http_and_tcp_checks(void **state) {
   snprintf(svc, sizeof svc, "kitd-chk-%d-%d", (int)getpid(), ++seq);
   kitd_consul *c = client();
   kitd_registration g;
-  memset(&g, 0, sizeof g);
+  kitd_registration_init(&g);
   g.name = svc;
   g.id = "chk-http";
   g.address = "127.0.0.1";
@@ -255,6 +257,16 @@ static void test_invalid(void **state) {
   kitd_registration g;
   kitd_registrar *r = NULL;
   memset(&g, 0, sizeof g);
+  g.name = "x";
+  /* Not set up by kitd_registration_init(): the size is unknown. */
+  assert_int_equal(kitd_registrar_new(c, &g, NULL, &r), KITD_EINVAL);
+  kitd_registration_init(&g);
+  assert_int_equal(g.size, sizeof g);
+  g.name = "x";
+  assert_int_equal(kitd_registrar_new(c, &g, NULL, &r), 0); /* valid: proves the above */
+  kitd_registrar_free(r);
+  r = NULL;
+  kitd_registration_init(&g);
   assert_int_equal(kitd_registrar_new(c, &g, NULL, &r), KITD_EINVAL); /* no name */
   g.name = "x";
   g.check.kind = KITD_CHECK_TTL;
@@ -270,6 +282,119 @@ static void test_invalid(void **state) {
   kitd_consul_free(c);
 }
 
+/* An ID of 650 characters with spaces: every path that carries it is
+ * escaped in full (a fixed 1 KiB buffer once cut it, and the agent
+ * answered 404 to each heartbeat and to the deregistration). */
+static void test_long_escaped_id(void **state) {
+  (void)state;
+  NEED_AGENT();
+  char svc[64];
+  snprintf(svc, sizeof svc, "kitd-longid-%d-%d", (int)getpid(), ++seq);
+  char id[651];
+  /* Every other byte a space: ~1,300 bytes once escaped, past the old
+   * 1 KiB buffer. */
+  for (size_t i = 0; i < 650; i++) id[i] = i % 2 ? ' ' : (char)('a' + i % 26);
+  id[650] = '\0';
+  kitd_consul *c = client();
+  kitd_registration g;
+  ttl_reg(&g, svc, 7106, 900);
+  g.id = id;
+  kitd_registrar *r = NULL;
+  assert_int_equal(kitd_registrar_new(c, &g, NULL, &r), 0);
+  assert_int_equal(kitd_registrar_wait_registered(r, kitd_test_ms(3000)), 0);
+  /* Heartbeats reach the check: still passing after more than two TTLs. */
+  assert_true(eventually(c, svc, 1, "127.0.0.1:7106", 2000));
+  sleep_ms(2000);
+  char got[256];
+  lookup(c, svc, 1, got, sizeof got);
+  assert_string_equal(got, "127.0.0.1:7106");
+  int err = -1;
+  assert_int_equal(kitd_registrar_registered(r, &err), 1);
+  assert_int_equal(err, 0);
+  char *services = NULL;
+  assert_int_equal(kitd_test_agent_http(&agent, "GET", "/v1/agent/services", NULL, &services),
+                   200);
+  assert_non_null(strstr(services, id));
+  free(services);
+  /* Deregistration reaches the same ID: the agent holds nothing after. */
+  assert_int_equal(kitd_registrar_deregister(r), 0);
+  assert_int_equal(kitd_registrar_deregister(r), 0); /* once */
+  services = NULL;
+  assert_int_equal(kitd_test_agent_http(&agent, "GET", "/v1/agent/services", NULL, &services),
+                   200);
+  assert_null(strstr(services, svc));
+  free(services);
+  assert_true(eventually(c, svc, 0, "", 100));
+  kitd_registrar_free(r);
+  kitd_consul_free(c);
+}
+
+/* The agent forgets the check on every heartbeat: the registrar registers
+ * again with a growing backoff, not in a tight loop (once ~8,000 a second). */
+static void test_forgetful_agent_backs_off(void **state) {
+  (void)state;
+  NEED_AGENT();
+  if (agent.real) skip();
+  char svc[64];
+  snprintf(svc, sizeof svc, "kitd-forget-%d-%d", (int)getpid(), ++seq);
+  kitd_consul *c = client();
+  assert_int_equal(kitd_test_agent_http(&agent, "PUT",
+                                        "/_double/fault?mode=500&paths=/v1/agent/check/"
+                                        "&text=Unknown%20check%20ID",
+                                        NULL, NULL),
+                   200);
+  assert_int_equal(kitd_test_agent_http(&agent, "PUT", "/_double/stats/reset", NULL, NULL), 200);
+  kitd_registration g;
+  ttl_reg(&g, svc, 7107, 3000);
+  kitd_registrar *r = NULL;
+  int64_t t0 = kitd_now_ns();
+  assert_int_equal(kitd_registrar_new(c, &g, NULL, &r), 0);
+  sleep_ms(1000);
+  long regs = kitd_test_agent_requests(&agent, "/v1/agent/service/register");
+  long beats = kitd_test_agent_requests(&agent, "/v1/agent/check/");
+  double secs = (double)(kitd_now_ns() - t0) / 1e9;
+  fprintf(stderr, "forgetful agent: %ld registrations, %ld heartbeats in %.2f s\n", regs, beats,
+          secs);
+  /* 100 ms doubling, drawn in [d/2, d]: at most ~6 in a second; allow a
+   * slow machine some slack, but nothing like a loop. */
+  assert_true(regs >= 1);
+  assert_true(regs <= 12);
+  assert_true(beats <= 12);
+  assert_int_equal(kitd_registrar_registered(r, NULL), 0);
+  assert_int_equal(kitd_test_agent_clear_faults(&agent), 200);
+  /* Once the agent keeps the check again, the registrar settles. */
+  assert_true(eventually(c, svc, 1, "127.0.0.1:7107", 15000));
+  assert_int_equal(kitd_registrar_deregister(r), 0);
+  kitd_registrar_free(r);
+  kitd_consul_free(c);
+}
+
+/* The service was removed behind the registrar's back: deregistration gets
+ * a 404 and reports it as the failure it is. */
+static void test_failed_deregistration(void **state) {
+  (void)state;
+  NEED_AGENT();
+  char svc[64];
+  snprintf(svc, sizeof svc, "kitd-dereg-%d-%d", (int)getpid(), ++seq);
+  kitd_consul *c = client();
+  kitd_registration g;
+  ttl_reg(&g, svc, 7108, 60000);
+  g.id = "dereg 1";
+  kitd_registrar *r = NULL;
+  assert_int_equal(kitd_registrar_new(c, &g, NULL, &r), 0);
+  assert_int_equal(kitd_registrar_wait_registered(r, kitd_test_ms(3000)), 0);
+  /* Pause the heartbeats so that nothing notices the removal. */
+  assert_int_equal(kitd_registrar_set_heartbeats(r, 0), 0);
+  sleep_ms(100);
+  assert_int_equal(kitd_test_agent_deregister(&agent, "dereg%201"), 200);
+  assert_int_equal(kitd_registrar_deregister(r), KITD_EHTTP);
+  int err = 0;
+  assert_int_equal(kitd_registrar_registered(r, &err), 0);
+  assert_int_equal(err, KITD_EHTTP);
+  kitd_registrar_free(r);
+  kitd_consul_free(c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_invalid, before),
@@ -277,6 +402,9 @@ int main(void) {
       cmocka_unit_test_setup(test_http_and_tcp_checks, before),
       cmocka_unit_test_setup(test_agent_down_then_up, before),
       cmocka_unit_test_setup(test_reregister_after_restart, before),
+      cmocka_unit_test_setup(test_long_escaped_id, before),
+      cmocka_unit_test_setup(test_forgetful_agent_backs_off, before),
+      cmocka_unit_test_setup(test_failed_deregistration, before),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -16,6 +16,7 @@
 #include "consul/consul_impl.h"
 #include "core/instance_impl.h"
 #include "kitd/error.h"
+#include "kitd/instance.h"
 #include "sd/instancer_impl.h"
 
 static char *slurp(const char *path, size_t *len) {
@@ -164,11 +165,82 @@ static void test_instance_format(void **state) {
   assert_int_equal(kitd__consul_instance(b, sizeof b, longh, 65535), 0);
 }
 
+/* Every attribute the record carries, from one entry. */
+static void test_attributes(void **state) {
+  (void)state;
+  static const char body[] =
+      "[{\"Node\":{\"Node\":\"n1\",\"Address\":\"10.0.0.9\",\"Datacenter\":\"dc2\","
+      "\"Meta\":{\"zone\":\"eu-1a\",\"rack\":\"r7\"}},"
+      "\"Service\":{\"ID\":\"u1\",\"Service\":\"users\",\"Tags\":[\"v2\",\"blue\"],"
+      "\"Address\":\"10.0.0.1\",\"Port\":8080,\"Meta\":{\"zone\":\"svc-zone\",\"version\":\"2.1\"},"
+      "\"Weights\":{\"Passing\":10,\"Warning\":1}},"
+      "\"Checks\":[{\"Status\":\"passing\"},{\"Status\":\"warning\"}]},"
+      " {\"Node\":{\"Node\":\"n2\",\"Address\":\"10.0.0.2\",\"Datacenter\":\"dc2\"},"
+      "\"Service\":{\"Port\":8080,\"Meta\":{\"zone\":\"svc-zone\"},"
+      "\"Weights\":{\"Passing\":10,\"Warning\":1}},"
+      "\"Checks\":[{\"Status\":\"passing\"}]}]";
+  kitd_instance **set = NULL;
+  size_t n = 0;
+  char detail[128] = "";
+  assert_int_equal(kitd__consul_parse_health(body, sizeof body - 1, NULL, 0, false, NULL, &set,
+                                             &n, detail, sizeof detail),
+                   0);
+  assert_int_equal(n, 2);
+  n = kitd__instance_sort_unique(set, n);
+  const kitd_instance *a = set[0], *b = set[1];
+  assert_string_equal(kitd_instance_address(a), "10.0.0.1:8080");
+  assert_int_equal(kitd_instance_status(a), KITD_HEALTH_WARNING);
+  assert_int_equal(kitd_instance_weight(a), 1); /* warning: Weights.Warning */
+  assert_int_equal(kitd_instance_tag_count(a), 2);
+  assert_true(kitd_instance_has_tag(a, "v2"));
+  assert_string_equal(kitd_instance_meta(a, "version"), "2.1");
+  assert_string_equal(kitd_instance_node(a), "n1");
+  assert_string_equal(kitd_instance_node_meta(a, "rack"), "r7");
+  assert_string_equal(kitd_instance_datacenter(a), "dc2");
+  assert_string_equal(kitd_instance_zone(a), "eu-1a"); /* node meta wins */
+  /* The second: Node.Address, passing weight, zone from service meta. */
+  assert_string_equal(kitd_instance_address(b), "10.0.0.2:8080");
+  assert_int_equal(kitd_instance_status(b), KITD_HEALTH_PASSING);
+  assert_int_equal(kitd_instance_weight(b), 10);
+  assert_string_equal(kitd_instance_zone(b), "svc-zone");
+  kitd_instance_list_free(set, n);
+  /* A zone key of the caller's choosing. */
+  assert_int_equal(kitd__consul_parse_health(body, sizeof body - 1, NULL, 0, false, "rack", &set,
+                                             &n, detail, sizeof detail),
+                   0);
+  n = kitd__instance_sort_unique(set, n);
+  assert_string_equal(kitd_instance_zone(set[0]), "r7");
+  assert_string_equal(kitd_instance_zone(set[1]), ""); /* no "rack": not "zone" */
+  kitd_instance_list_free(set, n);
+  /* passing_only drops the warning one. */
+  assert_int_equal(kitd__consul_parse_health(body, sizeof body - 1, NULL, 0, true, NULL, &set,
+                                             &n, detail, sizeof detail),
+                   0);
+  assert_int_equal(n, 1);
+  assert_string_equal(kitd_instance_address(set[0]), "10.0.0.2:8080");
+  kitd_instance_list_free(set, n);
+}
+
+/* A bad entry's detail says who reads it. */
+static void test_detail_names_consul(void **state) {
+  (void)state;
+  static const char body[] = "[{\"Service\":{\"Port\":\"x\"}}]";
+  kitd_instance **set = NULL;
+  size_t n = 0;
+  char detail[128] = "";
+  assert_int_equal(kitd__consul_parse_health(body, sizeof body - 1, NULL, 0, false, NULL, &set,
+                                             &n, detail, sizeof detail),
+                   KITD_EPROTO);
+  assert_string_equal(detail, "consul: bad health answer: entry 0: Service.Port is not an integer");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_data_cases),
       cmocka_unit_test(test_null_and_binary),
       cmocka_unit_test(test_instance_format),
+      cmocka_unit_test(test_attributes),
+      cmocka_unit_test(test_detail_names_consul),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
