@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client/client_impl.h"
 #include "core/alloc.h"
 #include "http/answer.h"
 #include "kitd/balancer.h"
@@ -471,10 +470,6 @@ const char *kitd_client_service(const kitd_client *c) { return c ? c->service : 
 size_t kitd_client_count(kitd_client *c) { return c ? kitd_endpointer_count(c->def->ep) : 0; }
 
 kitd_instancer *kitd_client_instancer(kitd_client *c) { return c ? c->in : NULL; }
-
-const char *kitd__client_explain(kitd_client *c, char *buf, size_t cap) {
-  return kitd_endpointer_explain(c->def->ep, buf, cap);
-}
 
 kitd_client *kitd_client_ref(kitd_client *c) {
   if (c) atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);

@@ -20,7 +20,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "client/client_impl.h"
+#include "kitd/client.h"
 #include "consul/consul_impl.h"
 #include "consul/watcher.h"
 #include "core/alloc.h"

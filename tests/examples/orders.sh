@@ -7,9 +7,13 @@ B=${1:-build}
 . "$(dirname "$0")/lib/lorem.sh"
 . "$(dirname "$0")/lib/double.sh"
 start_double
+# A TTL of 4 s (heartbeats every 1.3 s): long enough that a loaded machine
+# does not make a live instance critical, so only the kills below remove
+# instances; a killed one stays "passing" until its TTL runs out, which the
+# retries must cover.
 server() { # NAME SERVICE
   start_bg "$1" "$B/examples/lorem-server" -listen 127.0.0.1:0 -service "$2" -check ttl \
-    -check.ttl 1s -threads 2
+    -check.ttl 4s -threads 2
   wait_registered "$1"
 }
 server u1 users; server u2 users; server b1 billing; server b2 billing
