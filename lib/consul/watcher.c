@@ -245,18 +245,23 @@ static char *query(const kitd__consul_watcher *w, bool passing, uint64_t index, 
   char *q = kitd__malloc(cap);
   if (!q) return NULL;
   int n = snprintf(q, cap, "?stale%s", passing ? "&passing=1" : "");
-  if (index) {
+  if (n > 0 && index) {
     char d[32];
     kitd__consul_duration(d, sizeof d, wait_ms);
-    n += snprintf(q + n, cap - (size_t)n, "&index=%llu&wait=%s", (unsigned long long)index, d);
+    int m = snprintf(q + n, cap - (size_t)n, "&index=%llu&wait=%s", (unsigned long long)index, d);
+    n = m < 0 ? m : n + m;
+  }
+  if (n < 0 || (size_t)n >= cap) { /* cannot happen: cap has room for both */
+    free(q);
+    return NULL;
   }
   const char *names[] = {"dc", "ns", "partition"};
   const char *vals[] = {dcv, c->ns, c->partition};
   for (int i = 0; i < 3; i++) {
     if (!vals[i] || !*vals[i]) continue;
     size_t l = strlen(q);
-    snprintf(q + l, cap - l, "&%s=", names[i]);
-    if (kitd__consul_escape(q, cap, vals[i])) {
+    int m = snprintf(q + l, cap - l, "&%s=", names[i]);
+    if (m < 0 || (size_t)m >= cap - l || kitd__consul_escape(q, cap, vals[i])) {
       free(q);
       return NULL;
     }
