@@ -232,6 +232,40 @@ static void test_calls_race_evictions(void **s) {
   end_dir(d);
 }
 
+/* Fail the Nth allocation, N rising until success, while a directory is
+ * made, makes a client (transport, endpointer, balancer, retry) and calls
+ * it: each failure is KITD_ENOMEM, never a crash or a leak (the sanitizer
+ * runs catch leaks). */
+static void test_alloc_failures(void **s) {
+  (void)s;
+  int done = 0;
+  for (long n = 0; n < 2000 && !done; n++) {
+    kitd_directory_opts o;
+    kitd_directory_opts_init(&o);
+    o.new_instancer = new_instancer;
+    kitd_directory *d = NULL;
+    kitd__alloc_fail_after(n);
+    int rc = kitd_directory_new(&o, &d);
+    if (rc == 0) {
+      kitd_ctx ctx;
+      kitd_ctx_init(&ctx);
+      kitd_ctx_set_timeout_ms(&ctx, 1000);
+      kitd_client_req rq = {.method = "PUT", .content_type = "text/plain"}; /* a second variant */
+      rc = kitd_directory_call(d, "nobody", &ctx, &rq, NULL);
+      if (rc == KITD_ENOENDPOINTS) rc = 0;
+      kitd_client *c = NULL;
+      if (rc == 0) rc = kitd_directory_get(d, "users", &c);
+      kitd_client_free(c);
+      kitd_directory_free(d);
+    }
+    int failed = kitd__alloc_failed();
+    kitd__alloc_fail_after(-1);
+    if (rc == 0 && !failed) done = 1;
+    else if (rc) assert_int_equal(rc, KITD_ENOMEM);
+  }
+  assert_true(done);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_cached),
@@ -241,6 +275,7 @@ int main(void) {
       cmocka_unit_test(test_lru),
       cmocka_unit_test(test_flood),
       cmocka_unit_test(test_calls_race_evictions),
+      cmocka_unit_test(test_alloc_failures),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
