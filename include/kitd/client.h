@@ -48,6 +48,12 @@ extern "C" {
 
 typedef struct kitd_client kitd_client;
 
+/* A shared Consul watcher: one thread and at most `max_blocking` agent
+ * connections for the watches of every client given it (a kitd_directory
+ * makes its own). Consul refuses a client address past
+ * limits.http_max_conns_per_client (200 by default). */
+typedef struct kitd_consul_watcher kitd_consul_watcher;
+
 /* How requests and answers are encoded. */
 typedef enum kitd_codec {
   KITD_CODEC_RAW = 0,  /* request: const kitd_client_req * (NULL: an empty
@@ -93,6 +99,11 @@ typedef struct kitd_client_opts {
    *  - neither: Consul from the environment (CONSUL_HTTP_ADDR, ...). */
   kitd_instancer *instancer;
   const kitd_consul *consul;
+  kitd_consul_watcher *watcher; /* when set (and no instancer): watch
+                                   through this shared watcher, with its
+                                   Consul configuration (`consul` is then
+                                   ignored), instead of a thread of its own;
+                                   the client holds a reference on it */
   const kitd_consul_instancer_opts *watch; /* Consul watch options; NULL:
                                               defaults; copied */
   /* Transport: kitd_http with these, unless `factory` is set. */
@@ -166,6 +177,22 @@ KITD_API void kitd_client_free(kitd_client *c);
 /* Free what kitd_client_call() put in `r` and zero it. NULL is allowed.
  * Thread-safety: one thread at a time per handle. */
 KITD_API void kitd_client_resp_clear(kitd_client_resp *r);
+
+/* A new shared watcher on `c` (copied; NULL: the environment, as
+ * kitd_consul_new() reads it). max_blocking: the most agent connections it
+ * holds (0: 100; at least 7): up to max_blocking - 6 services hold a
+ * blocking query each, the others are refetched when
+ * /v1/health/state/any or /v1/catalog/services says they changed. Its
+ * thread starts at once. `lg` is borrowed and must outlive it. Returns 0
+ * and a new watcher in *out (kitd_consul_watcher_free()), or KITD_EINVAL,
+ * KITD_ENOMEM, KITD_ECONFIG or KITD_EINTERNAL. Thread-safety: any thread. */
+KITD_API int kitd_consul_watcher_new(const kitd_consul *c, unsigned max_blocking,
+                                     kitd_logger *lg, kitd_consul_watcher **out);
+
+/* Drop the caller's reference: clients made on the watcher keep it (and
+ * its thread) until they are freed. NULL is allowed. Thread-safety: any
+ * thread but the watcher's own (not from a subscriber callback). */
+KITD_API void kitd_consul_watcher_free(kitd_consul_watcher *w);
 
 /* Is `name` a service name Consul accepts in a path: not empty, at most
  * 255 bytes, no '/', no control bytes? 1 or 0. Thread-safety: any thread. */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "consul/watcher.h"
 #include "core/alloc.h"
 #include "http/answer.h"
 #include "kitd/balancer.h"
@@ -311,6 +312,7 @@ static int make_instancer(const kitd_client_opts *o, kitd_instancer **out) {
     *out = kitd__instancer_ref(o->instancer);
     return 0;
   }
+  if (o->watcher) return kitd__consul_watcher_instancer(o->watcher, o->service, o->watch, out);
   kitd_consul *own = NULL;
   const kitd_consul *cc = o->consul;
   if (!cc) {
@@ -328,6 +330,22 @@ static int make_instancer(const kitd_client_opts *o, kitd_instancer **out) {
   kitd_consul_free(own);
   return rc;
 }
+
+int kitd_consul_watcher_new(const kitd_consul *c, unsigned max_blocking, kitd_logger *lg,
+                            kitd_consul_watcher **out) {
+  if (!out) return KITD_EINVAL;
+  kitd_consul *own = NULL;
+  if (!c) {
+    int rc = kitd_consul_new(0, NULL, &own);
+    if (rc) return rc;
+    c = own;
+  }
+  int rc = kitd__consul_watcher_new(c, max_blocking, lg, out);
+  kitd_consul_free(own);
+  return rc;
+}
+
+void kitd_consul_watcher_free(kitd_consul_watcher *w) { kitd__consul_watcher_free(w); }
 
 int kitd_client_new(const kitd_client_opts *o, kitd_client **out) {
   const kitd_factory *custom = o ? o->factory : NULL;

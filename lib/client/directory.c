@@ -229,6 +229,7 @@ static int directory_new(const kitd_directory_opts *o, kitd_directory **out) {
   d->tmpl.service = NULL;
   d->tmpl.instancer = NULL;
   d->tmpl.consul = NULL;
+  d->tmpl.watcher = NULL; /* the directory's own */
   d->tmpl.logger = o->logger;
   if (d->tmpl.factory) {
     d->factory = *d->tmpl.factory;

@@ -65,6 +65,7 @@ struct watch {
   /* under w->mu */
   enum mode mode;
   bool removed, detached, destroyed, in_flight, dirty, blocking_req;
+  bool destroy_waits;         /* watch_destroy() frees it after the detach */
   uint64_t index;
   double tokens;
   int64_t tokens_ns, next_ns;
@@ -87,7 +88,7 @@ struct seen { /* health/state/any: the highest check ModifyIndex per name */
   uint64_t idx;
 };
 
-struct kitd__consul_watcher {
+struct kitd_consul_watcher {
   atomic_long refs;
   kitd_consul *c;
   char *base;                 /* "http://host:port/prefix" */
@@ -291,7 +292,7 @@ static void watcher_unref(kitd__consul_watcher *w);
 
 /* Both sides are done with `s` (under mu). */
 static void watch_release(struct watch *s) {
-  if (!s->detached || !s->destroyed) return;
+  if (!s->detached || !s->destroyed || s->destroy_waits) return;
   kitd__consul_watcher *w = s->w;
   watch_free(s);
   watcher_unref(w);
@@ -372,9 +373,17 @@ static void watch_destroy(kitd_instancer *in) {
   kitd__consul_watcher *w = s->w;
   pthread_mutex_lock(&w->mu);
   s->destroyed = true;
-  bool last = s->detached;
+  /* With the owner gone the thread detaches at once (no drain): wait for
+   * it, so that the last client's free also ends the watcher's thread
+   * before it returns (else it would end on its own, maybe after exit). */
+  if (!s->detached && w->owner_gone && !pthread_equal(pthread_self(), w->th)) {
+    s->destroy_waits = true;
+    curl_multi_wakeup(w->multi);
+    while (!s->detached) pthread_cond_wait(&w->drained, &w->mu);
+  }
+  bool mine = s->detached;
   pthread_mutex_unlock(&w->mu);
-  if (last) { /* the thread is done with it: nobody else can reach it */
+  if (mine) { /* the thread is done with it: nobody else can reach it */
     watch_free(s);
     watcher_unref(w);
   }

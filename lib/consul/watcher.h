@@ -1,5 +1,6 @@
-/* Internal: the shared Consul watcher (watcher.c). Not API (yet): the
- * directory uses it; its instancers are ordinary kitd_instancers.
+/* Internal: the shared Consul watcher (watcher.c). The directory uses it,
+ * and client.h exposes it as kitd_consul_watcher for standalone clients;
+ * its instancers are ordinary kitd_instancers.
  *
  * One thread and one curl multi handle watch every service of a
  * kitd_directory. At most `max_blocking` services hold a blocking query on
@@ -17,7 +18,8 @@
 #include "kitd/instancer.h"
 #include "kitd/log.h"
 
-typedef struct kitd__consul_watcher kitd__consul_watcher;
+/* The public handle (client.h) is the same object. */
+typedef struct kitd_consul_watcher kitd__consul_watcher;
 
 /* A new watcher on `c` (copied): its thread starts at once. max_blocking:
  * the most connections it holds to the agent (at least 4; 0: 100).

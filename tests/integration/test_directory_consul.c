@@ -137,10 +137,52 @@ static void test_flood_of_unknown_names(void **s) {
   kitd_directory_free(d);
 }
 
+/* Standalone clients opt in to one shared watcher: one thread for all. */
+static void test_standalone_clients_share_a_watcher(void **s) {
+  (void)s;
+  NEED_AGENT();
+  enum { N = 3 };
+  char name[N][48], id[N][112];
+  for (int i = 0; i < N; i++) {
+    snprintf(name[i], sizeof name[i], "solo-%d-%d", (int)getpid() % 100000, i);
+    snprintf(id[i], sizeof id[i], "%s-a", name[i]);
+    assert_int_equal(kitd_test_agent_register(&agent, name[i], id[i], "10.4.0.1", 80, NULL,
+                                              "passing", 3600), 200);
+  }
+  kitd_consul *c = NULL;
+  assert_int_equal(kitd_consul_new(KITD_CONSUL_NO_ENV, NULL, &c), 0);
+  assert_int_equal(kitd_consul_set_address(c, agent.url, NULL), 0);
+  int before = kitd_test_threads();
+  kitd_consul_watcher *w = NULL;
+  assert_int_equal(kitd_consul_watcher_new(c, MAX_BLOCKING, NULL, &w), 0);
+  kitd_consul_free(c);
+  kitd_client *cl[N];
+  for (int i = 0; i < N; i++) {
+    kitd_client_opts o;
+    kitd_client_opts_init(&o);
+    o.service = name[i];
+    o.watcher = w;
+    assert_int_equal(kitd_client_new(&o, &cl[i]), 0);
+  }
+  kitd_consul_watcher_free(w); /* the clients keep it */
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(kitd_client_wait_ready(cl[i], kitd_test_ms(3000)), 0);
+    assert_int_equal(kitd_client_count(cl[i]), 1);
+  }
+  assert_int_equal(kitd_test_threads() - before, 1);
+  assert_int_equal(kitd_test_agent_ttl(&agent, id[1], "fail"), 200);
+  int64_t end = kitd_now_ns() + kitd_test_ms(2000) * 1000000;
+  while (kitd_client_count(cl[1]) && kitd_now_ns() < end) usleep(2000);
+  assert_int_equal(kitd_client_count(cl[1]), 0);
+  for (int i = 0; i < N; i++) kitd_client_free(cl[i]);
+  for (int i = 0; i < N; i++) kitd_test_agent_deregister(&agent, id[i]);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_many_services_one_thread),
       cmocka_unit_test(test_flood_of_unknown_names),
+      cmocka_unit_test(test_standalone_clients_share_a_watcher),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
