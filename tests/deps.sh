@@ -7,7 +7,7 @@ need=""
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 for p in build-essential pkg-config libcurl4-openssl-dev libjansson-dev libcmocka-dev \
          libmicrohttpd-dev clang libclang-rt-14-dev valgrind curl wrk openssl python3 \
-         dnsmasq-base; do
+         dnsmasq-base etcd-server etcd-client; do
   have_pkg "$p" || need="$need $p"
 done
 [ -z "$need" ] && exit 0

@@ -31,8 +31,8 @@ static void report_failure(int rc, kitd_ctx *ctx) {
   fprintf(stderr, "lorem-client: call failed: %s (%s)", kitd_strerror(rc), kitd_err_name(rc));
   if (*kitd_ctx_detail(ctx)) fprintf(stderr, ": %s", kitd_ctx_detail(ctx));
   fputc('\n', stderr);
-  for (unsigned i = 0; i < kitd_ctx_attempt_count(ctx); i++) {
-    const kitd_attempt_error *a = kitd_ctx_attempt(ctx, i);
+  const kitd_attempt_error *a;
+  for (unsigned i = 0; (a = kitd_ctx_attempt(ctx, i)); i++) {
     fprintf(stderr, "  attempt %u: %s instance=%s status=%d %s\n", i + 1, kitd_err_name(a->err),
             a->instance[0] ? a->instance : "-", a->status, a->detail);
   }
@@ -44,6 +44,8 @@ static void *worker(void *arg) {
   for (long i = 0; g_duration_ms > 0 ? kitd_now_ns() < g_end_ns : i < g_n; i++) {
     kitd_ctx ctx;
     kitd_ctx_init(&ctx);
+    kitd_attempt_error attempts[8]; /* for report_failure */
+    kitd_ctx_set_attempt_log(&ctx, attempts, 8);
     lorem_response *r = NULL;
     int rc = lorem_pipeline_call(g_p, &ctx, &g_rq, &r);
     if (rc) {
@@ -64,7 +66,7 @@ static void *worker(void *arg) {
 }
 
 int main(int argc, char **argv) {
-  const char *consul_addr = NULL, *consul_port = NULL, *static_list = NULL;
+  const char *consul_addr = NULL, *consul_port = NULL, *static_list = NULL, *source = NULL;
   const char *type = "sentence", *service = "lorem", *tag = "lorem";
   long min = 5, max = 20, conc = 1, attempts = 3, per_thread = 0;
   int64_t wait_ms = 10000, timeout_ms = 3000, attempt_ms = 1000;
@@ -72,6 +74,7 @@ int main(int argc, char **argv) {
       {"consul.addr", FLAG_STR, &consul_addr, "Consul agent address (default: CONSUL_HTTP_ADDR, else 127.0.0.1)"},
       {"consul.port", FLAG_STR, &consul_port, "Consul agent port (default 8500)"},
       {"static", FLAG_STR, &static_list, "host:port,host:port: use these instances instead of Consul"},
+      {"source", FLAG_STR, &source, "the registry as a source string: consul://HOST:PORT/SERVICE?tag=T, etcd://HOST:PORT/PREFIX, dns+srv://SERVER:PORT/NAME, file:///PATH (wins over -static and -consul.*)"},
       {"service", FLAG_STR, &service, "Consul service name (default lorem)"},
       {"tag", FLAG_STR, &tag, "Consul tag the instances must carry (default lorem; \"\" for none)"},
       {"type", FLAG_STR, &type, "word, sentence or paragraph (default sentence)"},
@@ -108,7 +111,7 @@ int main(int argc, char **argv) {
   kitd_logger_new(KITD_LOG_WARN, NULL, NULL, KITD_LOG_LOGFMT, &lg); /* quiet unless something goes wrong */
   struct lorem_pipeline_conf pc = {static_list, consul_addr, consul_port, service, tag,
                                    (unsigned)attempts, attempt_ms, timeout_ms,
-                                   per_thread ? KITD_RR_PER_THREAD : KITD_RR_GLOBAL, lg};
+                                   per_thread ? KITD_RR_PER_THREAD : KITD_RR_GLOBAL, lg, source};
   if (lorem_pipeline_new(&pc, &g_p)) {
     fprintf(stderr, "lorem-client: cannot build the pipeline (see the log above)\n");
     return 1;

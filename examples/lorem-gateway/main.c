@@ -44,8 +44,8 @@ static void completed(void *cls, struct MHD_Connection *c, void **state,
 /* 502/504 with every attempt's error, so the caller can see what happened. */
 static enum MHD_Result reply_failure(struct MHD_Connection *c, int rc, kitd_ctx *ctx) {
   unsigned status = rc == KITD_ETIMEDOUT ? MHD_HTTP_GATEWAY_TIMEOUT : MHD_HTTP_BAD_GATEWAY;
-  int all_timeouts = kitd_ctx_attempt_count(ctx) > 0;
-  for (unsigned i = 0; i < kitd_ctx_attempt_count(ctx); i++)
+  int all_timeouts = kitd_ctx_attempt(ctx, 0) != NULL;
+  for (unsigned i = 0; kitd_ctx_attempt(ctx, i); i++)
     if (kitd_ctx_attempt(ctx, i)->err != KITD_ETIMEDOUT) all_timeouts = 0;
   if (all_timeouts) status = MHD_HTTP_GATEWAY_TIMEOUT;
   /* an upstream 4xx that retry did not repeat: the request's own fault */
@@ -57,8 +57,8 @@ static enum MHD_Result reply_failure(struct MHD_Connection *c, int rc, kitd_ctx 
   size_t n = 0;
   int m = lorem_json_string(tmp, sizeof tmp, msg);
   n += (size_t)snprintf(body + n, sizeof body - n, "{\"error\":%s,\"attempts\":[", m > 0 ? tmp : "\"error\"");
-  for (unsigned i = 0; i < kitd_ctx_attempt_count(ctx) && n < sizeof body - 1024; i++) {
-    const kitd_attempt_error *a = kitd_ctx_attempt(ctx, i);
+  const kitd_attempt_error *a;
+  for (unsigned i = 0; (a = kitd_ctx_attempt(ctx, i)) && n < sizeof body - 1024; i++) {
     char inst[300], det[300];
     if (lorem_json_string(inst, sizeof inst, a->instance) < 0) strcpy(inst, "\"\"");
     if (lorem_json_string(det, sizeof det, a->detail) < 0) strcpy(det, "\"\"");
@@ -128,6 +128,8 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *c, const char *ur
 
   kitd_ctx ctx;
   kitd_ctx_init(&ctx);
+  kitd_attempt_error attempts[8]; /* for reply_failure's report */
+  kitd_ctx_set_attempt_log(&ctx, attempts, 8);
   kitd_ctx_set_timeout_ms(&ctx, g_timeout_ms);
   lorem_response *r = NULL;
   int rc = lorem_pipeline_call(g_p, &ctx, &rq, &r);
@@ -154,7 +156,7 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *c, const char *ur
 }
 
 int main(int argc, char **argv) {
-  const char *consul_addr = NULL, *consul_port = NULL, *static_list = NULL;
+  const char *consul_addr = NULL, *consul_port = NULL, *static_list = NULL, *source = NULL;
   const char *listen_on = ":8080", *service = "lorem", *tag = "lorem";
   long attempts = 3, threads = -1;
   int64_t attempt_ms = 1000, timeout_ms = 3000;
@@ -162,6 +164,7 @@ int main(int argc, char **argv) {
       {"consul.addr", FLAG_STR, &consul_addr, "Consul agent address (default: CONSUL_HTTP_ADDR, else 127.0.0.1)"},
       {"consul.port", FLAG_STR, &consul_port, "Consul agent port (default 8500)"},
       {"static", FLAG_STR, &static_list, "host:port,host:port: use these instances instead of Consul"},
+      {"source", FLAG_STR, &source, "the registry as a source string: consul://HOST:PORT/SERVICE?tag=T, etcd://HOST:PORT/PREFIX, dns+srv://SERVER:PORT/NAME, file:///PATH (wins over -static and -consul.*)"},
       {"service", FLAG_STR, &service, "Consul service name (default lorem)"},
       {"tag", FLAG_STR, &tag, "Consul tag the instances must carry (default lorem; \"\" for none)"},
       {"listen", FLAG_STR, &listen_on, "host:port to listen on (default :8080; port 0: any free port)"},
@@ -182,7 +185,7 @@ int main(int argc, char **argv) {
   kitd_global_init();
   kitd_logger *lg = kitd_logger_stderr();
   struct lorem_pipeline_conf pc = {static_list, consul_addr, consul_port, service, tag,
-                                   (unsigned)attempts, attempt_ms, timeout_ms, KITD_RR_GLOBAL, lg};
+                                   (unsigned)attempts, attempt_ms, timeout_ms, KITD_RR_GLOBAL, lg, source};
   if (lorem_pipeline_new(&pc, &g_p)) return 1;
   int port = 0;
   int fd = lorem_listen(listen_on, &port);

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <kitd/source.h>
+
 #if __has_include(<kitd/consul.h>)
 #include <kitd/consul.h>
 #define LOREM_HAVE_CONSUL 1
@@ -100,10 +102,7 @@ static int factory(void *arg, const kitd_instance *rec_, kitd_endpoint **out) {
 static int should_retry(void *arg, unsigned attempt, int *err, const kitd_ctx *ctx) {
   (void)arg, (void)attempt;
   if (*err == KITD_ECANCELED || *err == KITD_EINVAL || *err == KITD_ENOMEM) return 0;
-  if (*err == KITD_EHTTP) {
-    const kitd_attempt_error *a = kitd_ctx_attempt(ctx, kitd_ctx_attempt_count(ctx) - 1);
-    return a && a->status >= 500;
-  }
+  if (*err == KITD_EHTTP) return kitd_ctx_status(ctx) >= 500;
   return 1;
 }
 
@@ -124,7 +123,15 @@ int lorem_pipeline_new(const struct lorem_pipeline_conf *c, lorem_pipeline **out
   if (!p) return KITD_ENOMEM;
   int rc;
   const char *what = "instancer";
-  if (c->static_list) {
+  if (c->source) {
+    kitd_ctx ctx;
+    kitd_ctx_init(&ctx);
+    kitd_source_opts so;
+    kitd_source_opts_init(&so);
+    so.ctx = &ctx;
+    rc = kitd_source_instancer_new(c->source, &so, c->lg, &p->in);
+    what = "source";
+  } else if (c->static_list) {
     rc = static_instancer(c->static_list, &p->in);
   } else {
 #ifdef LOREM_HAVE_CONSUL

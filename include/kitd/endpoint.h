@@ -64,9 +64,11 @@ KITD_API kitd_endpoint *kitd_endpoint_ref(kitd_endpoint *ep);
  * Thread-safety: any thread. */
 KITD_API void kitd_endpoint_unref(kitd_endpoint *ep);
 
-/* Call the endpoint. `ctx` must not be NULL; `response` may be NULL only for an
- * endpoint that produces no response object. Returns what the endpoint returns, or KITD_EINVAL,
- * or kitd_ctx_err() if `ctx` is already done.
+/* Call the endpoint. Returns what the endpoint returns; KITD_EINVAL, and
+ * the endpoint does not run, if `ep`, `ctx` or `response` is NULL or `ctx`
+ * was never initialised (kitd_ctx_init()); or kitd_ctx_err() if `ctx` is
+ * already done. Pass a response pointer even to an endpoint that sets none:
+ * a NULL one would leave a decoded answer nobody can free.
  * Thread-safety: any thread (the caller must hold a reference or a pick). */
 KITD_API int kitd_endpoint_call(kitd_endpoint *ep, kitd_ctx *ctx,
                                 const void *request, void **response);

@@ -102,6 +102,8 @@ typedef int (*kitd_http_decode_fn)(void *arg, int status, const char *body,
                                    size_t len, void **response, kitd_ctx *ctx);
 
 typedef struct kitd_http_opts {
+  size_t size;                 /* sizeof(kitd_http_opts), set by _init:
+                                  kitd_http_new() refuses another value */
   const char *method;          /* "GET", "POST", ...; default "POST" if an
                                   encoder is set, else "GET". Copied. */
   const char *path;            /* fixed path ("/lorem"); used when path_fn is
@@ -134,7 +136,8 @@ KITD_API void kitd_http_opts_init(kitd_http_opts *o);
  * must outlive the client and every endpoint made from it). Caller frees
  * with kitd_http_free(). Calls kitd_global_init() lazily, which is safe only
  * while one thread runs: call it yourself first in a threaded program.
- * Returns 0, KITD_EINVAL (bad method or scheme) or KITD_ENOMEM; *out is
+ * Returns 0, KITD_EINVAL (bad method or scheme, or an opts not filled by
+ * kitd_http_opts_init(): its size field) or KITD_ENOMEM; *out is
  * untouched on failure. Thread-safety: any thread. */
 KITD_API int kitd_http_new(const kitd_http_opts *o, kitd_http **out);
 

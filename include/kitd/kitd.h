@@ -30,6 +30,7 @@
 #include "balancer.h"
 #include "retry.h"
 #include "http.h"
+#include "etcd.h"
 #include "client.h"
 #include "directory.h"
 

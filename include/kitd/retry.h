@@ -5,7 +5,9 @@
  * deadline, with an optional per-attempt timeout and exponential backoff
  * with jitter between attempts. A retry does not go back to an endpoint that
  * already failed in the same call while another one is available. Every
- * failed attempt is recorded in the caller's kitd_ctx (kitd_ctx_attempt()).
+ * failed attempt is recorded in the caller's kitd_ctx: its count and last
+ * code always, and a full record (code, status, latency, instance, detail)
+ * in the attempt log the caller lends with kitd_ctx_set_attempt_log().
  *
  * The call returns at the overall deadline or on cancellation: each attempt
  * runs under a child ctx whose deadline is the earlier of the two timeouts,
@@ -27,9 +29,10 @@ extern "C" {
 
 /* Decide after a failed attempt. `attempt` counts from 1; `*err` holds the
  * attempt's code and may be replaced (the call then returns the replacement
- * if it stops here). The attempt's status and detail are in
- * kitd_ctx_attempt(ctx, kitd_ctx_attempt_count(ctx) - 1). Return nonzero to
- * try again (within max_attempts and the deadline), 0 to stop.
+ * if it stops here). The attempt's status, detail and instance are
+ * kitd_ctx_status(ctx), kitd_ctx_detail(ctx) and kitd_ctx_instance(ctx)
+ * (and its record is in the ctx's attempt log, if one was set). Return
+ * nonzero to try again (within max_attempts and the deadline), 0 to stop.
  * Thread-safety: runs on the calling thread, from many threads at once. */
 typedef int (*kitd_retry_fn)(void *arg, unsigned attempt, int *err,
                              const kitd_ctx *ctx);
@@ -72,7 +75,9 @@ KITD_API void kitd_retry_opts_init(kitd_retry_opts *o);
  *   answer, or "0 passing instances of 'users' with tags [v2]");
  * - KITD_ETIMEDOUT once the overall deadline (or the ctx's) has passed,
  *   even if an endpoint that ignored its ctx succeeded late;
- * - KITD_ECANCELED.
+ * - KITD_ECANCELED;
+ * - KITD_EINVAL (from kitd_endpoint_call()) for a NULL ctx or response, or
+ *   a ctx never initialised; no attempt is made then.
  * On success the ctx's last attempt record is not written; the instance
  * that served the call is kitd_ctx_instance(ctx). The success path reads
  * no clock unless a timeout is set, and allocates nothing.

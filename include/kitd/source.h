@@ -26,6 +26,7 @@
 #include "consul.h"
 #include "ctx.h"
 #include "dns.h"
+#include "etcd.h"
 #include "export.h"
 #include "file.h"
 #include "instancer.h"
@@ -42,6 +43,8 @@ typedef struct kitd_source_opts {
   const kitd_consul_instancer_opts *consul;
   const kitd_dns_instancer_opts *dns;
   const kitd_file_instancer_opts *file;
+  const kitd_etcd_opts *etcd;                     /* user, password, TLS */
+  const kitd_etcd_instancer_opts *etcd_instancer;
   /* When not NULL, a failure's reason goes into its detail
    * ("unknown scheme 'http' in 'http://x' (expected consul://, …)"). */
   kitd_ctx *ctx;
@@ -55,8 +58,8 @@ KITD_API void kitd_source_opts_init(kitd_source_opts *o);
  * silent; a failure is logged there at ERROR as well as put in o->ctx).
  * Returns 0 and a new instancer in *out (free with kitd_instancer_free()),
  * or KITD_EINVAL (an unknown scheme or a source that does not parse),
- * KITD_ECONFIG (a Consul environment variable that does not parse; a kind
- * this build lacks), KITD_ENOMEM, or what the kind's constructor returns;
+ * KITD_ECONFIG (a Consul environment variable, or etcd options, that do
+ * not parse), KITD_ENOMEM, or what the kind's constructor returns;
  * *out is then untouched.
  * Thread-safety: any thread (reads the environment for Consul). */
 KITD_API int kitd_source_instancer_new(const char *source, const kitd_source_opts *o,

@@ -233,6 +233,26 @@ static int make_consul(const struct kitd__source *src, const kitd_source_opts *o
   return e;
 }
 
+/* etcd at http://HOST:PORT (the client options' user, password and TLS
+ * apply; their endpoints are replaced by the source's), every key under the
+ * prefix. */
+static int make_etcd(const struct kitd__source *src, const kitd_source_opts *o,
+                     kitd_logger *lg, kitd_ctx *ctx, kitd_instancer **out) {
+  kitd_etcd_opts eo;
+  if (o->etcd) eo = *o->etcd;
+  else kitd_etcd_opts_init(&eo);
+  char *url = kitd__asprintf("%s://%s", eo.ca_file || eo.cert_file ? "https" : "http", src->host);
+  if (!url) return KITD_ENOMEM;
+  eo.endpoints = url;
+  kitd_etcd *c = NULL;
+  int e = kitd_etcd_new(&eo, ctx, &c);
+  free(url);
+  if (e) return e;
+  e = kitd_etcd_instancer_new(c, src->name, o->etcd_instancer, lg, out);
+  kitd_etcd_free(c); /* the instancer keeps what it needs */
+  return e;
+}
+
 int kitd_source_instancer_new(const char *source, const kitd_source_opts *o,
                               kitd_logger *lg, kitd_instancer **out) {
   if (!out) return KITD_EINVAL;
@@ -251,12 +271,7 @@ int kitd_source_instancer_new(const char *source, const kitd_source_opts *o,
       e = make_consul(&src, &ro, lg, ro.ctx, out);
       break;
     case KITD__SOURCE_ETCD:
-      /* TODO(lead): once include/kitd/etcd.h is on main, call
-       * kitd_etcd_instancer_new() here with src.host ("HOST:PORT") and
-       * src.name (the key prefix, leading '/' kept), and add an
-       * `const kitd_etcd_instancer_opts *etcd` field to kitd_source_opts. */
-      e = KITD_ECONFIG;
-      detail = kitd__strdup("etcd support not built (etcd:// sources need libkitd with etcd)");
+      e = make_etcd(&src, &ro, lg, ro.ctx, out);
       break;
     case KITD__SOURCE_DNS_SRV: {
       kitd_dns_instancer_opts d;

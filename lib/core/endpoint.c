@@ -45,11 +45,13 @@ void kitd_endpoint_unref(kitd_endpoint *ep) {
 
 int kitd_endpoint_call(kitd_endpoint *ep, kitd_ctx *ctx, const void *request,
                        void **response) {
-  if (!ep || !ctx) return KITD_EINVAL;
-  int e = kitd_ctx_err(ctx);
+  /* No response pointer is refused rather than replaced by a local one: an
+   * endpoint's answer would be decoded, then leaked, since only the caller
+   * knows how to free it. */
+  if (!ep || !ctx || !response) return KITD_EINVAL;
+  int e = kitd_ctx_err(ctx); /* KITD_EINVAL for a ctx never initialised */
   if (e) return e;
-  void *discard = NULL;
-  return ep->fn(ep->state, ctx, request, response ? response : &discard);
+  return ep->fn(ep->state, ctx, request, response);
 }
 
 void *kitd_endpoint_state(const kitd_endpoint *ep) { return ep ? ep->state : NULL; }

@@ -21,6 +21,7 @@ int kitd_instance_new(const char *address, kitd_instance **out) {
   kitd_instance *i = kitd__calloc(1, sizeof *i + n + 1);
   if (!i) return KITD_ENOMEM;
   memcpy(i->address, address, n + 1);
+  i->address_len = (uint32_t)n;
   atomic_init(&i->refs, 1);
   i->status = KITD_HEALTH_PASSING;
   i->weight = 1;

@@ -21,6 +21,9 @@ struct kitd_instance {
   bool frozen;        /* set when an instancer takes it: no setter after */
   kitd_health status;
   uint32_t weight;
+  /* strlen(address), at most KITD_ADDRESS_MAX: a retry copies the address
+   * of the instance that served a call with one memcpy of known size. */
+  uint32_t address_len;
   /* A 64-bit digest of every attribute but the address, made when the
    * record is frozen: the endpointer compares digests, not attributes, so
    * an update over a large set reads one cache line per kept record (the

@@ -25,6 +25,7 @@
 void kitd_http_opts_init(kitd_http_opts *o) {
   if (!o) return;
   memset(o, 0, sizeof *o);
+  o->size = sizeof *o;
   o->max_body = 1u << 20;
   o->connect_timeout_ms = 1000;
   o->max_idle_handles = 64;
@@ -86,6 +87,7 @@ int kitd_http_new(const kitd_http_opts *o, kitd_http **out) {
     kitd_http_opts_init(&d);
     o = &d;
   }
+  if (o->size != sizeof *o) return KITD_EINVAL; /* not from kitd_http_opts_init() */
   const char *scheme = o->scheme && *o->scheme ? o->scheme : "http";
   if (strcmp(scheme, "http") && strcmp(scheme, "https")) return KITD_EINVAL;
   const char *method = o->method && *o->method ? o->method : (o->encode ? "POST" : "GET");

@@ -20,7 +20,7 @@
 #include "kitd/instancer.h"
 #include "../support/dnsmasq_server.h"
 #include "../support/recorder.h"
-#include "../unit/test_util.h"
+#include "../support/fixture.h"
 
 #define SRV_LOG "query[SRV] _lorem._tcp.test"
 
@@ -89,7 +89,7 @@ static int teardown(void **state) {
   return 0;
 }
 
-static long T(long ms) { return ms * test_scale(); }
+static long T(long ms) { return ms * kt_scale(); }
 
 /* Two SRV records become two instance records with their attributes. */
 static void test_records(void **state) {
@@ -163,11 +163,11 @@ static void test_refresh(void **state) {
   long before = kitd_test_dnsmasq_count(&W.dm, SRV_LOG);
   assert_int_equal(kitd_test_dnsmasq_set_hosts(&W.dm, "127.0.0.9 a.test\n"), 0);
   assert_true(kitd_test_recorder_wait_set(&W.rec, "127.0.0.9:8001", T(5000)));
-  test_sleep_ms(2500);
+  kt_sleep_ms(2500);
   long after = kitd_test_dnsmasq_count(&W.dm, SRV_LOG);
   /* TTL 1 s: about one SRV query a second, never a burst. */
   assert_true(after - before >= 2);
-  assert_true(after - before <= 4 + 3 * test_scale());
+  assert_true(after - before <= 4 + 3 * kt_scale());
   watch_stop(&W);
 }
 
@@ -244,7 +244,7 @@ static void test_server_down_and_back(void **state) {
   assert_string_equal(W.rec.set, "127.0.0.1:8001,127.0.0.2:8002");
   assert_true(strstr(W.rec.detail, W.dm.addr) != NULL);
   pthread_mutex_unlock(&W.rec.mu);
-  test_sleep_ms(1000);
+  kt_sleep_ms(1000);
   /* Backoff 50..200 ms over ~1.5 s: a few dozen queries at most. */
   assert_true(kitd_dns_instancer_queries(W.in) - q0 < 40);
   static const char *const back[] = {"--srv-host=_lorem._tcp.test,a.test,8001,0,10",
@@ -266,7 +266,7 @@ static long srv_queries(const char *ttl, int64_t min_ms, int64_t max_ms, long ms
   watch_start(&W, args, "_lorem._tcp.test", &o);
   assert_true(kitd_test_recorder_wait_set(&W.rec, "127.0.0.1:8001", T(5000)));
   long before = kitd_test_dnsmasq_count(&W.dm, SRV_LOG);
-  test_sleep_ms(ms);
+  kt_sleep_ms(ms);
   long d = kitd_test_dnsmasq_count(&W.dm, SRV_LOG) - before;
   watch_stop(&W);
   return d;
@@ -307,10 +307,10 @@ static void test_prompt_stop(void **state) {
   o.timeout_ms = 30000;
   kitd_instancer *in = NULL;
   assert_int_equal(kitd_dns_instancer_new("_lorem._tcp.test", &o, NULL, &in), 0);
-  test_sleep_ms(200);
+  kt_sleep_ms(200);
   int64_t t0 = kitd_now_ns();
   kitd_instancer_free(in);
-  assert_true(kitd_now_ns() - t0 < 500000000LL * test_scale());
+  assert_true(kitd_now_ns() - t0 < 500000000LL * kt_scale());
   close(fd);
 }
 

@@ -16,7 +16,7 @@
 #include "kitd/instance.h"
 #include "kitd/instancer.h"
 #include "../support/recorder.h"
-#include "../unit/test_util.h"
+#include "../support/fixture.h"
 
 typedef struct fixture {
   char dir[64];
@@ -27,7 +27,7 @@ typedef struct fixture {
 
 static fixture F;
 
-static long T(long ms) { return ms * test_scale(); }
+static long T(long ms) { return ms * kt_scale(); }
 
 static char *join(const char *a, const char *b) {
   size_t n = strlen(a) + strlen(b) + 2;
@@ -204,7 +204,7 @@ static void test_other_files_ignored(void **state) {
   pthread_mutex_unlock(&F.rec.mu);
   char *other = join(F.dir, "other.list");
   write_file(other, "garbage\n");
-  test_sleep_ms(200);
+  kt_sleep_ms(200);
   unlink(other);
   free(other);
   pthread_mutex_lock(&F.rec.mu);

@@ -1,6 +1,7 @@
 /* Test helper: see fixture.h. */
 #include "fixture.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,4 +135,82 @@ int64_t kt_ms(void) { return kitd_now_ns() / 1000000; }
 void kt_sleep_ms(long ms) {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
   nanosleep(&ts, NULL);
+}
+
+char *kt_asprintf(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *s = NULL;
+  if (vasprintf(&s, fmt, ap) < 0) s = NULL;
+  va_end(ap);
+  return s;
+}
+
+/* --- the fleet --- */
+
+static struct fx_ep *fx_eps[64];
+static int fx_n;
+
+static int fx_call(void *st, kitd_ctx *ctx, const void *req, void **resp) {
+  (void)req;
+  struct fx_ep *e = st;
+  atomic_fetch_add(&e->calls, 1);
+  if (strncmp(e->inst, "fail", 4) == 0) {
+    kitd_ctx_set_status(ctx, 503);
+    kitd_ctx_set_detail(ctx, "refused by %s", e->inst);
+    return KITD_ECONNECT;
+  }
+  if (strncmp(e->inst, "eio", 3) == 0) return KITD_EIO;
+  if (strncmp(e->inst, "proto", 5) == 0) return KITD_EPROTO;
+  if (strncmp(e->inst, "late", 4) == 0) {
+    struct timespec ts = {0, 11 * 1000000L}; /* not kitd_ctx_sleep_ns */
+    nanosleep(&ts, NULL);
+    *resp = strdup(e->inst);
+    return 0;
+  }
+  if (strncmp(e->inst, "hang", 4) == 0) {
+    int rc = kitd_ctx_sleep_ns(ctx, 10LL * 1000000000);
+    return rc ? rc : KITD_EINTERNAL;
+  }
+  if (strncmp(e->inst, "slow", 4) == 0) {
+    int rc = kitd_ctx_sleep_ns(ctx, 30LL * 1000000);
+    if (rc) return rc;
+  }
+  *resp = e->inst;
+  return 0;
+}
+
+int fx_factory(void *arg, const kitd_instance *instance, kitd_endpoint **out) {
+  (void)arg;
+  struct fx_ep *e = calloc(1, sizeof *e);
+  if (!e) return KITD_ENOMEM;
+  snprintf(e->inst, sizeof e->inst, "%s", kitd_instance_address(instance));
+  int rc = kitd_endpoint_new(fx_call, free, e, out); /* takes e */
+  if (rc) return rc;
+  if (fx_n < 64) fx_eps[fx_n++] = e;
+  return 0;
+}
+
+int fx_calls(const char *inst) {
+  for (int i = 0; i < fx_n; i++)
+    if (strcmp(fx_eps[i]->inst, inst) == 0) return atomic_load(&fx_eps[i]->calls);
+  return -1;
+}
+
+void fx_reset(void) { fx_n = 0; }
+
+void fx_open(struct fx *f, const char *const *v, size_t n, int random_lb) {
+  fx_reset();
+  kitd_static_instancer_new(v, n, &f->in);
+  kitd_endpointer_new(f->in, &(kitd_factory){fx_factory, NULL, NULL}, NULL, &f->ep);
+  if (random_lb)
+    kitd_balancer_random_new(f->ep, &f->b);
+  else
+    kitd_balancer_round_robin_new(f->ep, 0, &f->b);
+}
+
+void fx_close(struct fx *f) {
+  kitd_balancer_free(f->b);
+  kitd_endpointer_free(f->ep);
+  kitd_instancer_free(f->in);
 }

@@ -9,8 +9,11 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "kitd/endpoint.h"
-#include "kitd/instancer.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kitd/kitd.h"
 
 #define KT_ALIVE 0xA11CE5u
 #define KT_DEAD 0xDEADu
@@ -55,6 +58,35 @@ kitd_instancer *kt_static(const char *csv);
 /* Milliseconds since an arbitrary start (monotonic). */
 int64_t kt_ms(void);
 void kt_sleep_ms(long ms);
+/* A new string (free()) formatted as printf does, or NULL. */
+char *kt_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* --- A small fleet of fake endpoints for the balancer and retry tests ---
+ * Behaviour of an instance, chosen by its name's prefix: "ok:N" answers at
+ * once with its name, "fail:N" fails with KITD_ECONNECT (status 503),
+ * "eio:N" with KITD_EIO, "proto:N" with KITD_EPROTO, "hang:N" blocks until
+ * its ctx is done, "slow:N" takes 30 ms, "late:N" ignores its ctx, takes
+ * 11 ms and answers a malloc'd copy of its name (the caller, or retry's
+ * free_response, frees it). */
+struct fx_ep {
+  char inst[64];
+  atomic_int calls;
+};
+struct fx {
+  kitd_instancer *in;
+  kitd_endpointer *ep;
+  kitd_balancer *b;
+};
+/* The kitd_factory_fn of the fleet (arg unused). */
+int fx_factory(void *arg, const kitd_instance *instance, kitd_endpoint **out);
+/* Calls made to the instance named `inst` since the last fx_open, or -1. */
+int fx_calls(const char *inst);
+/* A static instancer over v[n], an endpointer of the fleet, and a round
+ * robin (or, random_lb, a random) balancer. */
+void fx_open(struct fx *f, const char *const *v, size_t n, int random_lb);
+void fx_close(struct fx *f);
+/* Forget the fleet's call counts (fx_open does it too). */
+void fx_reset(void);
 
 /* From lib/core/alloc.h (linked from the static library). */
 long kitd__alloc_fail_after(long n);

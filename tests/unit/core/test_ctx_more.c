@@ -80,13 +80,15 @@ static void test_detail_status_attempts(void **s) {
   kitd_ctx_set_detail(NULL, "x");
   kitd_ctx_set_status(&c, 503);
   assert_int_equal(kitd_ctx_status(&c), 503);
-  for (int i = 0; i < KITD_CTX_MAX_ATTEMPTS + 3; i++)
+  kitd_attempt_error log[8];
+  kitd_ctx_set_attempt_log(&c, log, 8);
+  for (int i = 0; i < 8 + 3; i++)
     kitd_ctx_add_attempt(&c, KITD_EIO, 500, i, i ? "h:1" : NULL, big);
-  assert_int_equal(kitd_ctx_attempt_count(&c), KITD_CTX_MAX_ATTEMPTS);
+  assert_int_equal(kitd_ctx_attempt_count(&c), 8 + 3);
   assert_string_equal(kitd_ctx_attempt(&c, 0)->instance, "");
   assert_string_equal(kitd_ctx_attempt(&c, 1)->instance, "h:1");
   assert_int_equal(strlen(kitd_ctx_attempt(&c, 1)->detail), KITD_ATTEMPT_DETAIL_MAX - 1);
-  assert_null(kitd_ctx_attempt(&c, KITD_CTX_MAX_ATTEMPTS));
+  assert_null(kitd_ctx_attempt(&c, 8));
   assert_int_equal(kitd_ctx_attempt_count(NULL), 0);
 }
 

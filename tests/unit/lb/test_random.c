@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "lb_fixture.h"
+#include "../../support/fixture.h"
 
 static const char *four[] = {"a:1", "b:2", "c:3", "d:4"};
 

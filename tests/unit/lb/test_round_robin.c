@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "lb_fixture.h"
+#include "../../support/fixture.h"
 
 static const char *four[] = {"a:1", "b:2", "c:3", "d:4"};
 
@@ -88,7 +88,7 @@ static void *per_thread_picks(void *arg) {
 
 static void test_per_thread_mode(void **st) {
   (void)st;
-  fx_n = 0;
+  fx_reset();
   kitd_instancer *in;
   kitd_static_instancer_new(four, 4, &in);
   kitd_endpointer *ep;

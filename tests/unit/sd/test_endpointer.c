@@ -12,7 +12,7 @@
 #include <cmocka.h>
 
 #include "kitd/kitd.h"
-#include "../test_util.h"
+#include "../../support/fixture.h"
 
 #define ALIVE 0xA11FEu
 #define DEAD 0xDEADu
@@ -198,9 +198,9 @@ static void test_invalidate_on_error(void **st) {
   kitd_endpointer *ep;
   kitd_endpointer_new(in, &(kitd_factory){factory, NULL, NULL}, &o, &ep);
   kitd_static_instancer_fail(in, KITD_ECONNECT, "down");
-  test_sleep_ms(50);
+  kt_sleep_ms(50);
   assert_int_equal(kitd_endpointer_count(ep), 2); /* not before the timeout */
-  test_sleep_ms(100 + 200 * test_scale());
+  kt_sleep_ms(100 + 200 * kt_scale());
   assert_int_equal(kitd_endpointer_count(ep), 0); /* after it */
   assert_int_equal(closed, 2);
   /* A good event brings them back. */
@@ -208,9 +208,9 @@ static void test_invalidate_on_error(void **st) {
   assert_int_equal(kitd_endpointer_count(ep), 2);
   /* A good event before the timeout cancels the invalidation. */
   kitd_static_instancer_fail(in, KITD_ECONNECT, "down");
-  test_sleep_ms(30);
+  kt_sleep_ms(30);
   kitd_static_instancer_set(in, v, 2);
-  test_sleep_ms(150);
+  kt_sleep_ms(150);
   assert_int_equal(kitd_endpointer_count(ep), 2);
   kitd_endpointer_free(ep);
   kitd_instancer_free(in);
@@ -224,7 +224,7 @@ static void test_error_without_option_keeps_set(void **st) {
   kitd_endpointer *ep;
   kitd_endpointer_new(in, &(kitd_factory){factory, NULL, NULL}, NULL, &ep);
   kitd_static_instancer_fail(in, KITD_EPROTO, "garbage");
-  test_sleep_ms(20);
+  kt_sleep_ms(20);
   assert_int_equal(kitd_endpointer_count(ep), 1);
   kitd_endpointer_free(ep);
   kitd_instancer_free(in);
