@@ -78,10 +78,10 @@ static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned status, co
   json_t *o = json_object();
   json_object_set_new(o, "error", json_string(msg));
   if (service) json_object_set_new(o, "service", json_string(service));
-  if (ctx && kitd_ctx_attempt_count(ctx)) {
+  if (ctx && kitd_ctx_attempt(ctx, 0)) {
     json_t *a = json_array();
-    for (unsigned i = 0; i < kitd_ctx_attempt_count(ctx); i++) {
-      const kitd_attempt_error *e = kitd_ctx_attempt(ctx, i);
+    const kitd_attempt_error *e;
+    for (unsigned i = 0; (e = kitd_ctx_attempt(ctx, i)); i++) {
       json_array_append_new(a, json_pack("{s:s,s:s,s:i,s:s}", "instance", e->instance, "error",
                                          kitd_err_name(e->err), "status", e->status, "detail",
                                          e->detail));
@@ -144,6 +144,8 @@ static enum MHD_Result forward(struct MHD_Connection *c, const char *method, str
   kitd_ctx ctx;
   kitd_ctx_init(&ctx);
   kitd_ctx_set_timeout_ms(&ctx, g_timeout_ms);
+  kitd_attempt_error attempts[8]; /* every attempt, for a 503's body */
+  kitd_ctx_set_attempt_log(&ctx, attempts, 8);
   kitd_client_resp resp = {0};
   int rc = kitd_directory_call(g_dir, service, &ctx, &rq, &resp);
   enum MHD_Result ret;

@@ -174,9 +174,9 @@ static int default_should_retry(void *arg, unsigned attempt, int *err, const kit
   if (*err == KITD_ECANCELED || *err == KITD_EINVAL || *err == KITD_ENOMEM ||
       *err == KITD_ENOENDPOINTS)
     return 0;
-  if (*err == KITD_EHTTP) {
-    const kitd_attempt_error *a = kitd_ctx_attempt(ctx, kitd_ctx_attempt_count(ctx) - 1);
-    return !a || a->status == 0 || a->status >= 500;
+  if (*err == KITD_EHTTP) { /* retry copies each attempt's status to the ctx */
+    int status = kitd_ctx_status(ctx);
+    return status == 0 || status >= 500;
   }
   return 1;
 }
