@@ -66,7 +66,7 @@ static void *worker(void *arg) {
 }
 
 int main(int argc, char **argv) {
-  const char *consul_addr = NULL, *consul_port = NULL, *static_list = NULL;
+  const char *consul_addr = NULL, *consul_port = NULL, *static_list = NULL, *source = NULL;
   const char *type = "sentence", *service = "lorem", *tag = "lorem";
   long min = 5, max = 20, conc = 1, attempts = 3, per_thread = 0;
   int64_t wait_ms = 10000, timeout_ms = 3000, attempt_ms = 1000;
@@ -74,6 +74,7 @@ int main(int argc, char **argv) {
       {"consul.addr", FLAG_STR, &consul_addr, "Consul agent address (default: CONSUL_HTTP_ADDR, else 127.0.0.1)"},
       {"consul.port", FLAG_STR, &consul_port, "Consul agent port (default 8500)"},
       {"static", FLAG_STR, &static_list, "host:port,host:port: use these instances instead of Consul"},
+      {"source", FLAG_STR, &source, "the registry as a source string: consul://HOST:PORT/SERVICE?tag=T, etcd://HOST:PORT/PREFIX, dns+srv://SERVER:PORT/NAME, file:///PATH (wins over -static and -consul.*)"},
       {"service", FLAG_STR, &service, "Consul service name (default lorem)"},
       {"tag", FLAG_STR, &tag, "Consul tag the instances must carry (default lorem; \"\" for none)"},
       {"type", FLAG_STR, &type, "word, sentence or paragraph (default sentence)"},
@@ -110,7 +111,7 @@ int main(int argc, char **argv) {
   kitd_logger_new(KITD_LOG_WARN, NULL, NULL, KITD_LOG_LOGFMT, &lg); /* quiet unless something goes wrong */
   struct lorem_pipeline_conf pc = {static_list, consul_addr, consul_port, service, tag,
                                    (unsigned)attempts, attempt_ms, timeout_ms,
-                                   per_thread ? KITD_RR_PER_THREAD : KITD_RR_GLOBAL, lg};
+                                   per_thread ? KITD_RR_PER_THREAD : KITD_RR_GLOBAL, lg, source};
   if (lorem_pipeline_new(&pc, &g_p)) {
     fprintf(stderr, "lorem-client: cannot build the pipeline (see the log above)\n");
     return 1;

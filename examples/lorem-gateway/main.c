@@ -156,7 +156,7 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *c, const char *ur
 }
 
 int main(int argc, char **argv) {
-  const char *consul_addr = NULL, *consul_port = NULL, *static_list = NULL;
+  const char *consul_addr = NULL, *consul_port = NULL, *static_list = NULL, *source = NULL;
   const char *listen_on = ":8080", *service = "lorem", *tag = "lorem";
   long attempts = 3, threads = -1;
   int64_t attempt_ms = 1000, timeout_ms = 3000;
@@ -164,6 +164,7 @@ int main(int argc, char **argv) {
       {"consul.addr", FLAG_STR, &consul_addr, "Consul agent address (default: CONSUL_HTTP_ADDR, else 127.0.0.1)"},
       {"consul.port", FLAG_STR, &consul_port, "Consul agent port (default 8500)"},
       {"static", FLAG_STR, &static_list, "host:port,host:port: use these instances instead of Consul"},
+      {"source", FLAG_STR, &source, "the registry as a source string: consul://HOST:PORT/SERVICE?tag=T, etcd://HOST:PORT/PREFIX, dns+srv://SERVER:PORT/NAME, file:///PATH (wins over -static and -consul.*)"},
       {"service", FLAG_STR, &service, "Consul service name (default lorem)"},
       {"tag", FLAG_STR, &tag, "Consul tag the instances must carry (default lorem; \"\" for none)"},
       {"listen", FLAG_STR, &listen_on, "host:port to listen on (default :8080; port 0: any free port)"},
@@ -184,7 +185,7 @@ int main(int argc, char **argv) {
   kitd_global_init();
   kitd_logger *lg = kitd_logger_stderr();
   struct lorem_pipeline_conf pc = {static_list, consul_addr, consul_port, service, tag,
-                                   (unsigned)attempts, attempt_ms, timeout_ms, KITD_RR_GLOBAL, lg};
+                                   (unsigned)attempts, attempt_ms, timeout_ms, KITD_RR_GLOBAL, lg, source};
   if (lorem_pipeline_new(&pc, &g_p)) return 1;
   int port = 0;
   int fd = lorem_listen(listen_on, &port);

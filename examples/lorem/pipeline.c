@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <kitd/source.h>
+
 #if __has_include(<kitd/consul.h>)
 #include <kitd/consul.h>
 #define LOREM_HAVE_CONSUL 1
@@ -121,7 +123,15 @@ int lorem_pipeline_new(const struct lorem_pipeline_conf *c, lorem_pipeline **out
   if (!p) return KITD_ENOMEM;
   int rc;
   const char *what = "instancer";
-  if (c->static_list) {
+  if (c->source) {
+    kitd_ctx ctx;
+    kitd_ctx_init(&ctx);
+    kitd_source_opts so;
+    kitd_source_opts_init(&so);
+    so.ctx = &ctx;
+    rc = kitd_source_instancer_new(c->source, &so, c->lg, &p->in);
+    what = "source";
+  } else if (c->static_list) {
     rc = static_instancer(c->static_list, &p->in);
   } else {
 #ifdef LOREM_HAVE_CONSUL

@@ -40,6 +40,9 @@ struct lorem_pipeline_conf {
   int64_t timeout_ms;        /* overall; default 3000 */
   unsigned rr_flags;         /* KITD_RR_GLOBAL (default) or KITD_RR_PER_THREAD */
   kitd_logger *lg;           /* may be NULL */
+  const char *source;        /* a registry source string (consul://, etcd://,
+                                dns+srv://, file://; see kitd/source.h):
+                                wins over static_list and the Consul flags */
 };
 
 typedef struct lorem_pipeline lorem_pipeline;

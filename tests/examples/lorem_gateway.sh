@@ -47,6 +47,15 @@ expect 200 '"status":true' "$G/health"
 [ "$(cut -f1 "$TMP/cl" | sort -u | wc -l)" = 2 ] || fail "client did not use both: $(cat "$TMP/cl")"
 echo "ok lorem-client 4 calls"
 
+# the same list named by a source string (file://), and a bad source
+printf '%s\n%s\n' "$I1" "$I2" > "$TMP/lorem.list"
+"$B/examples/lorem-client" -source "file://$TMP/lorem.list" -n 4 -upstream > "$TMP/cl2" \
+  || fail "lorem-client -source file:// failed"
+[ "$(cut -f1 "$TMP/cl2" | sort -u | wc -l)" = 2 ] || fail "-source: not both: $(cat "$TMP/cl2")"
+"$B/examples/lorem-client" -source "gopher://x/y" -n 1 2> "$TMP/bad" && fail "a bad source was accepted"
+grep -q "unknown scheme 'gopher'" "$TMP/bad" || fail "no reason for a bad source: $(cat "$TMP/bad")"
+echo "ok lorem-client -source file://, bad source refused"
+
 # failover: a dead instance in the list; every request still succeeds
 start_bg gw2 "$B/examples/lorem-gateway" -listen 127.0.0.1:0 -static "$I1,$I3" \
   -attempt.timeout 500ms -timeout 2s

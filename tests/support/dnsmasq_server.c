@@ -1,5 +1,6 @@
 /* Test helper: run the real dnsmasq on loopback. */
 #include "dnsmasq_server.h"
+#include "fixture.h"
 
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
@@ -29,15 +30,6 @@ static const char *dnsmasq_path(void) {
 
 bool kitd_test_dnsmasq_available(void) { return dnsmasq_path() != NULL; }
 
-static char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xprintf(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *s = NULL;
-  if (vasprintf(&s, fmt, ap) < 0) s = NULL;
-  va_end(ap);
-  return s;
-}
 
 /* A port free for UDP and TCP on 127.0.0.1 (the kernel's pick for UDP,
  * checked for TCP: dnsmasq listens on both and exits if either is taken). */
@@ -95,7 +87,7 @@ static int spawn(kitd_test_dnsmasq *d, const char *const *args) {
   int no = 0;
   argv[k++] = (char *)bin;
   argv[k++] = "--no-daemon";
-  argv[k++] = own[no++] = xprintf("--port=%d", d->port);
+  argv[k++] = own[no++] = kt_asprintf("--port=%d", d->port);
   argv[k++] = "--listen-address=127.0.0.1";
   argv[k++] = "--bind-interfaces";
   argv[k++] = "--no-resolv";
@@ -104,10 +96,10 @@ static int spawn(kitd_test_dnsmasq *d, const char *const *args) {
   argv[k++] = "--pid-file=";
   argv[k++] = "--local=/test/";
   argv[k++] = "--log-queries";
-  argv[k++] = own[no++] = xprintf("--log-facility=%s", d->log);
-  argv[k++] = own[no++] = xprintf("--addn-hosts=%s", d->hosts);
+  argv[k++] = own[no++] = kt_asprintf("--log-facility=%s", d->log);
+  argv[k++] = own[no++] = kt_asprintf("--addn-hosts=%s", d->hosts);
   struct passwd *pw = getpwuid(getuid());
-  if (getuid() == 0 && pw) argv[k++] = own[no++] = xprintf("--user=%s", pw->pw_name);
+  if (getuid() == 0 && pw) argv[k++] = own[no++] = kt_asprintf("--user=%s", pw->pw_name);
   for (size_t i = 0; args && args[i] && k < 62; i++) argv[k++] = (char *)args[i];
   argv[k] = NULL;
   for (int i = 0; i < no; i++)
@@ -147,8 +139,8 @@ int kitd_test_dnsmasq_start(kitd_test_dnsmasq *d, const char *const *args) {
   char tmpl[] = "/tmp/kitd-dnsmasq-XXXXXX";
   if (!mkdtemp(tmpl)) return -1;
   d->dir = strdup(tmpl);
-  d->log = xprintf("%s/queries.log", tmpl);
-  d->hosts = xprintf("%s/hosts", tmpl);
+  d->log = kt_asprintf("%s/queries.log", tmpl);
+  d->hosts = kt_asprintf("%s/hosts", tmpl);
   if (!d->dir || !d->log || !d->hosts) return -1;
   FILE *f = fopen(d->hosts, "w");
   if (!f) return -1;
@@ -159,7 +151,7 @@ int kitd_test_dnsmasq_start(kitd_test_dnsmasq *d, const char *const *args) {
     d->port = free_port();
     if (d->port <= 0) return -1;
     free(d->addr);
-    d->addr = xprintf("127.0.0.1:%d", d->port);
+    d->addr = kt_asprintf("127.0.0.1:%d", d->port);
     if (spawn(d, args) == 0) return 0;
   }
   return -1;
@@ -187,7 +179,7 @@ int kitd_test_dnsmasq_restart(kitd_test_dnsmasq *d, const char *const *args) {
 }
 
 int kitd_test_dnsmasq_set_hosts(kitd_test_dnsmasq *d, const char *content) {
-  char *tmp = xprintf("%s.tmp", d->hosts);
+  char *tmp = kt_asprintf("%s.tmp", d->hosts);
   if (!tmp) return -1;
   FILE *f = fopen(tmp, "w");
   int rc = -1;
@@ -218,7 +210,7 @@ void kitd_test_dnsmasq_free(kitd_test_dnsmasq *d) {
   if (d->dir) {
     unlink(d->log);
     unlink(d->hosts);
-    char *tmp = xprintf("%s.tmp", d->hosts);
+    char *tmp = kt_asprintf("%s.tmp", d->hosts);
     if (tmp) unlink(tmp);
     free(tmp);
     rmdir(d->dir);

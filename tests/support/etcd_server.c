@@ -1,5 +1,6 @@
 /* A real etcd for the tests (etcd_server.h). */
 #include "etcd_server.h"
+#include "fixture.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -28,15 +29,6 @@ static void nap_ms(long ms) {
   nanosleep(&ts, NULL);
 }
 
-static char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xprintf(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *s = NULL;
-  if (vasprintf(&s, fmt, ap) < 0) s = NULL;
-  va_end(ap);
-  return s;
-}
 
 bool etcd_server_available(void) {
   return system("etcd --version >/dev/null 2>&1") == 0;
@@ -78,7 +70,7 @@ static int request(etcd_server *s, const char *path, const char *body, const cha
                    char **resp, long timeout_ms) {
   CURL *c = curl_easy_init();
   if (!c) return 0;
-  char *url = xprintf("%s%s", s->url, path), *auth = NULL, *out = NULL;
+  char *url = kt_asprintf("%s%s", s->url, path), *auth = NULL, *out = NULL;
   struct curl_slist *h = NULL;
   curl_easy_setopt(c, CURLOPT_URL, url);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -88,7 +80,7 @@ static int request(etcd_server *s, const char *path, const char *body, const cha
   if (s->ca) curl_easy_setopt(c, CURLOPT_CAINFO, s->ca);
   if (body) curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
   if (token) {
-    auth = xprintf("Authorization: %s", token);
+    auth = kt_asprintf("Authorization: %s", token);
     h = curl_slist_append(h, auth);
   }
   h = curl_slist_append(h, "Content-Type: application/json");
@@ -110,18 +102,18 @@ int etcd_server_post(etcd_server *s, const char *path, const char *body, const c
 }
 
 static void show_log(etcd_server *s) {
-  char *cmd = xprintf("tail -n 20 '%s/etcd.log' >&2", s->dir);
+  char *cmd = kt_asprintf("tail -n 20 '%s/etcd.log' >&2", s->dir);
   if (cmd && system(cmd) != 0) fprintf(stderr, "(no etcd log)\n");
   free(cmd);
 }
 
 static int spawn(etcd_server *s) {
   const char *scheme = s->cert ? "https" : "http";
-  char *curl_ = xprintf("%s://127.0.0.1:%d", scheme, s->client_port);
-  char *purl = xprintf("http://127.0.0.1:%d", s->peer_port);
-  char *cluster = xprintf("t=%s", purl);
-  char *data = xprintf("%s/data", s->dir);
-  char *log = xprintf("%s/etcd.log", s->dir);
+  char *curl_ = kt_asprintf("%s://127.0.0.1:%d", scheme, s->client_port);
+  char *purl = kt_asprintf("http://127.0.0.1:%d", s->peer_port);
+  char *cluster = kt_asprintf("t=%s", purl);
+  char *data = kt_asprintf("%s/data", s->dir);
+  char *log = kt_asprintf("%s/etcd.log", s->dir);
   pid_t pid = fork();
   if (pid == 0) {
     int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
@@ -179,14 +171,14 @@ int etcd_server_start(etcd_server *s, const char *ca, const char *cert, const ch
                       const char *const *extra) {
   memset(s, 0, sizeof *s);
   const char *tmp = getenv("TMPDIR");
-  char *tmpl = xprintf("%s/kitd-etcd-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  char *tmpl = kt_asprintf("%s/kitd-etcd-XXXXXX", tmp && *tmp ? tmp : "/tmp");
   if (!tmpl || !mkdtemp(tmpl)) {
     free(tmpl);
     return -1;
   }
   s->dir = tmpl;
   if (free_ports(&s->client_port, &s->peer_port)) return -1;
-  s->url = xprintf("%s://127.0.0.1:%d", cert ? "https" : "http", s->client_port);
+  s->url = kt_asprintf("%s://127.0.0.1:%d", cert ? "https" : "http", s->client_port);
   if (ca) s->ca = strdup(ca);
   if (cert) s->cert = strdup(cert);
   if (key) s->key = strdup(key);
@@ -206,7 +198,7 @@ int etcd_server_restart(etcd_server *s) {
 
 int etcd_server_wipe(etcd_server *s) {
   etcd_server_kill(s);
-  char *cmd = xprintf("rm -rf '%s/data'", s->dir);
+  char *cmd = kt_asprintf("rm -rf '%s/data'", s->dir);
   int rc = cmd ? system(cmd) : -1;
   free(cmd);
   return rc == 0 ? spawn(s) : -1;
@@ -223,7 +215,7 @@ void etcd_server_kill(etcd_server *s) {
 void etcd_server_stop(etcd_server *s) {
   etcd_server_kill(s);
   if (s->dir) {
-    char *cmd = xprintf("rm -rf '%s'", s->dir);
+    char *cmd = kt_asprintf("rm -rf '%s'", s->dir);
     if (cmd && system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", s->dir);
     free(cmd);
   }
@@ -247,7 +239,7 @@ static long revision_of(const char *resp) {
 long etcd_server_put(etcd_server *s, const char *key, const char *value) {
   char *k = kitd__b64_encode((const unsigned char *)key, strlen(key));
   char *v = kitd__b64_encode((const unsigned char *)value, strlen(value));
-  char *body = xprintf("{\"key\":\"%s\",\"value\":\"%s\"}", k, v);
+  char *body = kt_asprintf("{\"key\":\"%s\",\"value\":\"%s\"}", k, v);
   char *resp = NULL;
   int st = etcd_server_post(s, "/v3/kv/put", body, NULL, &resp);
   long rev = st == 200 ? revision_of(resp) : -st;
@@ -260,7 +252,7 @@ long etcd_server_put(etcd_server *s, const char *key, const char *value) {
 
 long etcd_server_del(etcd_server *s, const char *key) {
   char *k = kitd__b64_encode((const unsigned char *)key, strlen(key));
-  char *body = xprintf("{\"key\":\"%s\"}", k);
+  char *body = kt_asprintf("{\"key\":\"%s\"}", k);
   char *resp = NULL;
   int st = etcd_server_post(s, "/v3/kv/deleterange", body, NULL, &resp);
   long rev = st == 200 ? revision_of(resp) : -st;

@@ -58,6 +58,8 @@ kitd_instancer *kt_static(const char *csv);
 /* Milliseconds since an arbitrary start (monotonic). */
 int64_t kt_ms(void);
 void kt_sleep_ms(long ms);
+/* A new string (free()) formatted as printf does, or NULL. */
+char *kt_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* --- A small fleet of fake endpoints for the balancer and retry tests ---
  * Behaviour of an instance, chosen by its name's prefix: "ok:N" answers at
