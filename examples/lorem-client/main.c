@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* lorem-client: go-kit's lorem-consul client in C.
  *
  * Waits for the first non-empty set of passing "lorem" instances (Consul,

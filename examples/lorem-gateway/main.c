@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* lorem-gateway: the HTTP face of go-kit's lorem-consul client.
  *
  *   POST /sd-lorem {"requestType": "sentence", "min": 5, "max": 20}

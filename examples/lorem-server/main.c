@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* lorem-server: the lorem service of go-kit's lorem-consul example, on
  * libmicrohttpd, registering itself in Consul.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* lorem-server's registration through kitd_registrar (service "lorem" or -service, tags
  * "lorem" and "ru-rocker" as in the original, a stable ID
  * "lorem-<addr>-<port>" so that a restart replaces its own entry instead of

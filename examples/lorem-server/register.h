@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Consul registration of the lorem server, kept apart from the HTTP code so
  * the server builds (and runs with -no-register) without the Consul layer. */
 #ifndef LOREM_SERVER_REGISTER_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Go-style flags for the lorem programs (see flags.h). */
 #include "lorem/flags.h"
 

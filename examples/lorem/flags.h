@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Command-line flags for the lorem programs, in Go's style: -name value,
  * --name value, -name=value; a bool flag alone means true. Durations take
  * Go's units (500ms, 10s, 2m, 1h); a bare number is milliseconds. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The gateway's JSON request parser (see gwreq.h). */
 #include "lorem/gwreq.h"
 

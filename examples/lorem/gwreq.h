@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The gateway's request parser, a pure function (fuzzed):
  *   {"requestType": "word"|"sentence"|"paragraph", "min": N, "max": N}
  * requestType is matched without regard to case; min and max are JSON

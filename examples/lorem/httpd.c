@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared HTTP-server plumbing for lorem-server and lorem-gateway. */
 #include "lorem/httpd.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Small helpers the lorem HTTP programs share (server and gateway): a
  * listening socket bound before anything else, a libmicrohttpd daemon with a
  * thread pool, JSON answers, and waiting for SIGINT/SIGTERM. */

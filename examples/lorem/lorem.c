@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* lorem: the generator. See lorem.h for the rules and limits. */
 #include "lorem/lorem.h"
 

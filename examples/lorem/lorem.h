@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* lorem: a Latin-ish text generator (the service of go-kit's lorem example).
  *
  * Three kinds of text, each asked for with a count range [min, max):

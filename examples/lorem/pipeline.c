@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The lorem client pipeline (see pipeline.h). */
 #include "lorem/pipeline.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The client side of the lorem example, shared by lorem-client, the gateway
  * and the benchmark: go-kit's pipeline, layer by layer.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The lorem server's router (see route.h). Pure: it only reads its inputs. */
 #include "lorem/route.h"
 

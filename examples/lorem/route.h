@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The lorem server's router: a pure function from (method, path) to what
  * the server should answer. No I/O, no allocation, no global state, so it
  * can be unit-tested and fuzzed alone.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include <kitd/kitd.h>
 #include <stdio.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libkitd: balancers (go-kit's lb.Balancer), round robin and random.
  *
  * A balancer picks one endpoint from its endpointer's current snapshot. The

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libkitd: the Consul client (go-kit's sd/consul).
  *
  * kitd_consul is the client configuration: the agent's address, the ACL

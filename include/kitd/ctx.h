@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libkitd: kitd_ctx, the per-call context (go-kit's context.Context).
  *
  * A kitd_ctx carries a deadline on the monotonic clock, a cancel flag that

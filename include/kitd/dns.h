@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libkitd: the DNS SRV instancer (go-kit's sd/dnssrv).
  *
  * It polls the SRV records of one name (Consul's DNS interface

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libkitd: kitd_endpoint, a refcounted callable (go-kit's endpoint.Endpoint).
  *
  * An endpoint is a function with state and a close function. References are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libkitd: the endpointer (go-kit's sd.Endpointer).
  *
  * Subscribes to an instancer and keeps one endpoint per instance address,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libkitd: error codes.
  * Every fallible call returns 0 or one of these negative codes. Detail text
  * (the bad field, the upstream status) goes into a kitd_ctx or an event,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libkitd: the etcd v3 client (go-kit's sd/etcdv3).
  *
  * kitd_etcd is the client configuration: the endpoint URLs, the user and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libkitd: symbol export macro.
  * The library is built with -fvisibility=hidden; only declarations marked
  * KITD_API are part of the ABI. */

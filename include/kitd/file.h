@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libkitd: the watched file instancer.
  *
  * The file lists the instances, in one of two forms:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libkitd: the HTTP transport (go-kit's transport/http client).
  *
  * A kitd_http holds what every call to a service has in common: the method,

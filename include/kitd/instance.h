@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libkitd: instance records, what a registry says of one instance.
  *
  * A record holds the instance's address ("host:port", an IPv6 host in

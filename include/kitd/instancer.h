@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libkitd: instancers (go-kit's sd.Instancer) and the static instancer.
  *
  * An instancer watches a registry and tells its subscribers the current set

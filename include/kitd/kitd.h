@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libkitd: client-side service discovery and load balancing for C.
  *
  * The umbrella header: include it, or only the layers you use.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libkitd: structured logging.
  *
  * Every object that logs takes an optional kitd_logger (borrowed: it must

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libkitd: the registrar (go-kit's sd/consul.Registrar, plus TTL heartbeats).
  *
  * A kitd_registrar registers one service instance with the local Consul

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libkitd: retry (go-kit's lb.Retry / RetryWithCallback / RetryError).
  *
  * kitd_retry_new() wraps a balancer into an endpoint. A call through it picks

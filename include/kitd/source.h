@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libkitd: one string names a registry (a "source").
  *
  *   consul://HOST:PORT/SERVICE?tag=T&passing=1&dc=DC

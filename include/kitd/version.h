@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libkitd: version macros. The Makefile reads the numbers from here. */
 #ifndef KITD_VERSION_H
 #define KITD_VERSION_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Source strings: one way to name a registry (consul://, etcd://,
  * dns+srv://, file://, or a plain Consul service name). */
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal: the source string parser (unit-tested alone). Not API. */
 #ifndef KITD_CLIENT_SOURCE_IMPL_H
 #define KITD_CLIENT_SOURCE_IMPL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kitd_consul: the Consul client configuration, from the consul CLI's
  * environment variables and typed setters. */
 #include <ctype.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal: what lib/consul's files share. Not API. */
 #ifndef KITD_CONSUL_IMPL_H
 #define KITD_CONSUL_IMPL_H

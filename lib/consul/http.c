@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* One HTTP request to the Consul agent, over libcurl (lib/curl).
  *
  * Each kitd__consul_http owns a multi handle with one easy handle, so that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The Consul instancer: one thread per watched service running blocking
  * queries on /v1/health/service/<name>, following the client rules of
  * shared/consul-api.md (index reset, index >= 1, rate limit, timeout). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The health answer parser: /v1/health/service/<name> → instance records.
  * Kept apart from the watch loop so that it can be fuzzed on its own. */
 #include <jansson.h>

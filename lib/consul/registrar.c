@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kitd_registrar: register with the local agent, keep a TTL check alive,
  * register again when the agent forgets us, deregister on free. */
 #include <jansson.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Allocation with a failure hook for tests and a counter (alloc.h). */
 #include "core/alloc.h"
 

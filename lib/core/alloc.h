@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal: libkitd's allocation calls. Not API. They go to the C library,
  * except that a test may make the Nth allocation from now fail (jansson's
  * chaos test, libcurl's torture mode): every constructor must then return

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Exponential backoff with jitter (backoff.h). */
 #include "core/backoff.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal: the library's one backoff-with-jitter helper, used by every
  * registry watch, the registrars and retry. */
 #ifndef KITD_CORE_BACKOFF_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kitd_ctx: deadline, cancel flag, detail, instance and attempts of one
  * call. */
 #include "kitd/ctx.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kitd_endpoint: a refcounted callable. */
 #include "core/alloc.h"
 #include "kitd/endpoint.h"

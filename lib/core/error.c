@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Error codes: names and messages. */
 #include "kitd/error.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Per-thread hazard slots (see hazard.h). */
 #include "core/hazard.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal: per-thread hazard slots, the reclamation scheme of the pick path.
  *
  * A reader publishes the snapshot pointer it is about to use in one of its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Instance records: an address and the attributes a registry gives it. */
 #include <stdlib.h>
 #include <string.h>

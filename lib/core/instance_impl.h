@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal: the layout of an instance record, for the parts of the library
  * that read it on a hot path (balancers read the weight) and for the
  * instancer base (sorting, freezing). Not API. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The logger: records of key/value fields, logfmt and JSON writers. */
 #include "core/alloc.h"
 #include "core/log_impl.h"

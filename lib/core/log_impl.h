@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal: logging helpers shared by the registries. Not API. */
 #ifndef KITD_CORE_LOG_IMPL_H
 #define KITD_CORE_LOG_IMPL_H

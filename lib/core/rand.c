@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Seeding of the per-thread generators (rand.h). */
 #include "core/rand.h"
 

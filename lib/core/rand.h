@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal: the library's one random generator, xorshift64*, behind every
  * jitter and random pick. Each thread has its own state, seeded once from
  * getrandom() (mixed with the thread's address, so threads differ even if

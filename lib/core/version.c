@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The version of the library actually linked. */
 #include "kitd/version.h"
 

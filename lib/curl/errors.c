@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The one CURLcode -> KITD_E* map, for the Consul client and kitd_http.
  *
  * Retry policies act on the split, so each code says one thing:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libcurl's global state, set up once for all of libkitd.
  *
  * Why a counted reference under a mutex and not pthread_once: the state

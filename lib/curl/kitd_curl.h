@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal: the one libcurl module, shared by lib/consul and lib/http. Not API.
  *
  * It owns the three things both transports used to do each their own way:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The one perform loop: a multi handle driving one easy handle.
  *
  * Why a multi handle and not curl_easy_perform(): easy_perform cannot be

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A growable string for building URLs: no length guessed up front, so a
  * long service name, tag or datacenter can never truncate the request. */
 #include <ctype.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal: DNS wire exchange and SRV resolution for the DNS instancer.
  * Not API. Queries are built and parsed with glibc's libresolv
  * (res_nmkquery, ns_initparse, ns_parserr, ns_name_uncompress); the socket

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The DNS SRV instancer: one thread per name, polling at the TTL. */
 #include <errno.h>
 #include <poll.h>

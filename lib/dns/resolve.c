@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* SRV resolution over our own UDP/TCP sockets, with libresolv building the
  * queries and parsing the answers. */
 #include <arpa/inet.h>

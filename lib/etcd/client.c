@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* etcd calls on top of http.c: endpoint rotation, the auth token, and
  * etcd's JSON error answers ({"error":..,"message":..,"code":N}). */
 #include <stdio.h>

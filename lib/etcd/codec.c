@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* etcd's encodings: base64 keys and values, a prefix's range end, int64s
  * sent as strings, and the instance values the instancer reads. */
 #include <ctype.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The etcd client configuration (kitd_etcd). */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal: what lib/etcd's files share. Not API.
  *
  * Layers, bottom up:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* One POST to etcd's JSON gateway: the only file of lib/etcd that knows
  * libcurl, on top of lib/curl (global set-up, the wakeable perform loop,
  * the CURLcode map).

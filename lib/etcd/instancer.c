@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The etcd instancer: one thread per watched prefix. It lists the prefix
  * with /v3/kv/range, then follows one /v3/watch stream from the next
  * revision, applying each event to its own copy of the keys and publishing

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The etcd registrar: one key under a lease of its own, kept alive by a
  * thread (go-kit's sd/etcdv3.Registrar). Grant, put with the lease, then a
  * one-shot /v3/lease/keepalive every TTL/3; a keepalive answer without a

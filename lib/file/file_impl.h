@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal: the file instancer's parser (unit-tested alone). Not API. */
 #ifndef KITD_FILE_IMPL_H
 #define KITD_FILE_IMPL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The watched file instancer: inotify on the file's directory, so that a
  * rename over the file (the atomic way to replace it) is seen as well as
  * an edit in place. Watching the file itself would follow the old inode

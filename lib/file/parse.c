@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The two forms of an instance file: "host:port [weight]" lines, or a JSON
  * array of objects. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kitd_http_buf: the reusable byte buffer that callbacks write into. */
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kitd_http: the client object and its pool of libcurl handles.
  *
  * Why a pool of (multi, easy) pairs and not a share handle: a multi handle

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A pooled HTTP/1.1 keep-alive connection (the plain-http fast path).
  *
  * One exchange is: connect if needed (non-blocking, bounded by the connect

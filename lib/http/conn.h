@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal: a pooled HTTP/1.1 keep-alive connection for the plain-http fast
  * path, and the per-endpoint stack of idle ones. Not API. */
 #ifndef KITD_HTTP_CONN_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* An HTTP endpoint: one instance's base URL; each call borrows a pooled
  * handle, builds the URL and body into the handle's buffers, and maps the
  * outcome. The success path allocates nothing of its own once the buffers

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* How an error answer becomes a detail, for both paths of an endpoint call
  * (endpoint.c over libcurl, fast.c over our own HTTP/1.1). A failed
  * transfer's code comes from lib/curl's one map (kitd__curl_code), or from

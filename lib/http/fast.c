@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The plain-http fast path of an endpoint: what kitd_http's endpoint call
  * does when the instance is an IP literal and the client speaks plain
  * http:// with no proxy (see client.c, fast_allowed). Same callbacks, same

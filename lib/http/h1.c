@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* HTTP/1.x response parsing for the plain-http fast path (see h1.h).
  *
  * Hostile input is the design case: every length is checked before it is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal: HTTP/1.1 response parsing for the plain-http fast path. Not API.
  *
  * kitd__h1_parse_response() is a pure function over the bytes received so

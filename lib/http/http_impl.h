@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal: the pieces of the HTTP transport shared by its files. Not API. */
 #ifndef KITD_HTTP_IMPL_H
 #define KITD_HTTP_IMPL_H

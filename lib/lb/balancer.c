@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Balancers: what every strategy shares (set-up, the slow path of a pick,
  * done, references). The strategies are round_robin.c and random.c. */
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal: the balancer vtable and the shared parts of a pick. A strategy
  * is a file in lib/lb that fills kitd__balancer_ops with its own pick
  * (built from the inline helpers below, so its fast path makes no call)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Random: safe on one shared handle (go-kit's is not). Each thread draws
  * from its own generator, so picks share no written word; a seeded balancer
  * draws from one reproducible sequence instead (a shared counter). */

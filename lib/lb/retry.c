@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Retry: an endpoint made of a balancer (go-kit's lb.Retry,
  * RetryWithCallback and RetryError in one). */
 #include <stdlib.h>

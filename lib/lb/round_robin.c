@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Round robin: a strict global rotation (one shared counter) or a
  * per-thread rotation (no shared write). Both start at a random position,
  * or at seed % n once kitd_balancer_set_seed() is called. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The endpointer: one endpoint per instance address, published as
  * immutable snapshots that balancers read through hazard slots. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal: the endpointer's snapshot, read by balancers without a lock. */
 #ifndef KITD_SD_ENDPOINTER_IMPL_H
 #define KITD_SD_ENDPOINTER_IMPL_H

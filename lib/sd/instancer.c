@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The instancer base: subscribers, the last good set, the last error,
  * references, readiness, and calls made from inside a callback. */
 #include <errno.h>
@@ -17,7 +18,10 @@ struct deliv {
   const kitd_instancer *in;
   struct deliv *up;
 };
-static __thread struct deliv *tls_deliv;
+/* initial-exec, as every thread-local of the library: the general model
+ * goes through __tls_get_addr, which some sanitizer runtimes intercept
+ * badly in a shared library. */
+static __thread struct deliv *tls_deliv __attribute__((tls_model("initial-exec")));
 
 static int in_callback(const kitd_instancer *in) {
   for (struct deliv *d = tls_deliv; d; d = d->up)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal: the base every instancer embeds (static, Consul, etcd, DNS,
  * file). Not API. An implementation puts `struct kitd_instancer base;`
  * first in its own struct, calls kitd__instancer_init() with its ops, and

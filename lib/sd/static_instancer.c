@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The static instancer: a set given by the program, changeable at run time. */
 #include <stdlib.h>
 #include <string.h>

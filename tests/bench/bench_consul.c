@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Consul benchmarks against the Consul double:
  *   consul/propagation/p50, /p99  registry write → subscriber sees the new
  *                                 set, over >= 1,000 changes (TTL pass/fail)

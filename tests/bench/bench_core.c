@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Benchmarks of the request path and of endpointer updates.
  *
  *   pick/<balancer>/<threads>        pick + done over 8 endpoints, ns/op

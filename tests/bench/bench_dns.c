@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* DNS SRV benchmark against the real dnsmasq:
  *   dns/queries_per_min   queries one watched name costs at TTL 30 s with
  *                         the default refresh bounds (goal <= 2). Measured

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* etcd benchmarks against a real etcd started here:
  *   etcd/propagation/p50, /p99   from the put (its POST included) until the
  *                                subscriber has the new set, over 1,000

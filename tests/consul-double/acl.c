@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ACLs, as far as a client can see them: the token comes from ?token=
  * (it wins), then X-Consul-Token, then "Authorization: Bearer"; an
  * unknown token is 403 "ACL not found"; the anonymous token may not

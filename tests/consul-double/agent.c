@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The local agent's endpoints: register, deregister, services, checks,
  * per-service health, TTL updates and maintenance mode. */
 #include "double.h"

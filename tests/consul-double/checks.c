@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Running checks: one thread per HTTP/TCP check (first run after a random
  * stagger within the interval, then every interval), and one ticker that
  * expires TTL checks and reaps services critical for longer than their

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Request bodies decoded the way Consul's Go decoder does it: keys match
  * without regard to case (exact match first), unknown keys are an error,
  * types are strict, null leaves the zero value, bytes after the first JSON

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Consul test double: shared declarations.
  *
  * The double is one process: an MHD daemon (thread per connection, so a

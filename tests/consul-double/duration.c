@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Go's time.ParseDuration and Duration.String, and strconv.ParseBool:
  * Consul parses ?wait and check durations with them, so the double must
  * accept and reject exactly the same texts. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fault knobs and request counters, driven over HTTP on /_double/ (a path
  * real Consul does not have). A fault applies to requests whose path
  * starts with one of its prefixes (default: the health and catalog read

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Read endpoints with blocking queries: /v1/health/service/:name,
  * /v1/catalog/services, /v1/catalog/service/:name, and the (non-blocking)
  * /v1/status/leader. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* consul-double: a Consul agent stand-in for tests.
  *
  *   consul-double --listen 127.0.0.1:0 [--node NAME] [--dc DC]

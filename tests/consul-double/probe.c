@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The agent's HTTP and TCP probes, on plain sockets (the double does not
  * link libcurl): HTTP/1.1 with "Connection: close", Consul's User-Agent,
  * redirects followed, the last 4096 body bytes kept, and Go-like error

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* JSON shapes of Consul's answers (field order as Consul sends them; Go
  * maps come out with sorted keys). Called with the store lock held. */
 #include "double.h"

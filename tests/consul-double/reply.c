@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Building answers: Consul's common headers on every answer, plain-text
  * errors without a trailing newline, JSON (?pretty indents), and gzip for
  * bodies of 1400 bytes or more when the client accepts it. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The HTTP front: an MHD daemon with a thread per connection (a blocking
  * query just waits in its thread), Go ServeMux-style routing (clean-path
  * and trailing-slash redirects, longest pattern wins), method checks,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The catalog and the local agent's state, and Consul's index rules:
  * every indexed change takes the next raft index; each service name has
  * its own index; an unknown name answers with the index of the last

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzz the agent address and environment parsing: the input is up to eight
  * NUL- or newline-separated values, given in turn to CONSUL_HTTP_ADDR,
  * CONSUL_HTTP_SSL, CONSUL_HTTP_SSL_VERIFY, CONSUL_TLS_SERVER_NAME,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzz target: the Consul health answer parser. */
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzz what an etcd key's value becomes: the input is given as is to the
  * instance value parser ("host:port" or a JSON object), and as base64 to
  * the decoder (then encoded back). Every outcome must be 0 with a record,

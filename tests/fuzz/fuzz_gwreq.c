@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzz the gateway's JSON request parser: any bytes; never a crash, and a
  * parsed request is always within the generator's limits. Seeds (from the
  * http2 branch): JSON bodies. */

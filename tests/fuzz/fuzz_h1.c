@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzz the fast path's HTTP/1.x answer parser (lib/http/h1.c) with any
  * bytes as a server's answer. The first byte picks the options (HEAD, EOF,
  * a small or large body cap, a small head bound). Checks: no crash; a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzz the lorem server's router: any bytes as the path, under POST and
  * GET; never a crash, and a routed request always generates text within
  * LOREM_OUT_MAX with a printable error text otherwise. Seeds (from the

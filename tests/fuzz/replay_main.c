@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Replays fuzz inputs without libFuzzer, so that `make check` (built with
  * gcc or clang, with or without sanitizers) runs every saved corpus and
  * regression input through the same LLVMFuzzerTestOneInput the fuzzer uses.

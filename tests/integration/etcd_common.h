@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared by the etcd integration tests (header-only): a subscriber that
  * records every event, a logger that keeps lines, and waits bounded by
  * KITD_TEST_TIMEOUT_SCALE. */

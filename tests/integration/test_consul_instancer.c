@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The Consul instancer against the Consul double (or a real agent when
  * CONSUL_HTTP_ADDR is set: then the fault tests skip). */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The DNS SRV instancer against the real dnsmasq on 127.0.0.1. */
 #include <netinet/in.h>
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* etcd with auth on: the instancer and the registrar log in with a user and
  * password, a wrong password or a key outside the user's role is an ACL
  * error, and an expired token is replaced without the caller noticing

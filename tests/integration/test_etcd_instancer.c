@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The etcd instancer against a real etcd started by the test: go-kit's
  * sd/etcdv3 scenarios (initial set, changes propagate) plus the faults: a
  * value that is no address, etcd killed and restarted while watched, and a

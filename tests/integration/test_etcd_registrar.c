@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The etcd registrar against a real etcd: go-kit's register / deregister,
  * a lease lost behind its back (registered again), and a registering
  * process killed with -9 (its key gone within the lease TTL). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* etcd over TLS with a throwaway CA made by openssl in the test: the
  * instancer verifies the server with that CA; another CA, or none (the
  * system's store), is a TLS error; tls_verify = 0 turns the check off. */

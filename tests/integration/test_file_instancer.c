@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The watched file instancer: initial load, edit in place, atomic rename,
  * a bad file that keeps the last set, the JSON form. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The registrar against the Consul double (or a real agent). */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Soak: instances register and deregister every few milliseconds in the
  * Consul double while two threads pick and call through retry. Memory must
  * stay flat: the RSS at the end within 10% of the RSS after warm-up.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test helper: run the real dnsmasq on loopback. */
 #include "dnsmasq_server.h"
 #include "fixture.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test helper: the real dnsmasq (Debian dnsmasq-base) on 127.0.0.1 at a
  * free port, with its query log in a file, restartable with new flags. */
 #ifndef KITD_TEST_DNSMASQ_SERVER_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test helper: start/stop the Consul double, or use a real agent. */
 #include "double.h"
 

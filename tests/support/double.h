@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test helper: a Consul agent for integration tests and benchmarks.
  *
  * kitd_test_agent_start() runs the Consul double ($KITD_BUILD, default

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A real etcd for the tests (etcd_server.h). */
 #include "etcd_server.h"
 #include "fixture.h"

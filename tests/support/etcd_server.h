@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test helper: a real etcd (Debian etcd-server 3.4) on 127.0.0.1 at free
  * ports, in a throwaway data directory: start, wait until /health answers,
  * kill -9, restart on the same data directory and ports, stop (and remove

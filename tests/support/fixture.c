@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test helper: see fixture.h. */
 #include "fixture.h"
 

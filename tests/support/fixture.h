@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test helper for the sd/lb/core unit tests: a factory whose endpoints count
  * their calls and closes and stay readable after close (freed only by
  * kt_factory_destroy), so a test can assert that nothing it holds was closed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test helper: a subscriber that records an instancer's events. */
 #include "recorder.h"
 

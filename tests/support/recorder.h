@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test helper: a subscriber that records an instancer's events. */
 #ifndef KITD_TEST_RECORDER_H
 #define KITD_TEST_RECORDER_H

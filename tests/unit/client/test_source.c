@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Source strings: the parser's good and bad forms, and the instancers
  * kitd_source_instancer_new() makes from them. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kitd_consul: environment variables, address forms, setters, errors. */
 #include <setjmp.h>
 #include <stdarg.h>

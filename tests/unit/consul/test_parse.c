@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The health answer parser over the cases in tests/data/consul/<case>/:
  * body.json is an agent's answer, expect holds optional filter lines
  * ("tag=T", "all" for no passing filter) and then either "ok" followed by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fail the Nth allocation, N rising until success, in every constructor
  * and in an endpointer update: each failure is KITD_ENOMEM (or a skipped
  * instance), never a crash or a leak (the sanitizer and valgrind runs of

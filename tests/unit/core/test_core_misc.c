@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Error names, version, endpoint refcounting, logfmt logger. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kitd_endpoint: refcount, close once, call checks. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Error codes: every code has a message and a name; unknown codes too. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The logfmt logger: line shape, levels, quoting, truncation. */
 #include <setjmp.h>
 #include <stdarg.h>

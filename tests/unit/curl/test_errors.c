@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* lib/curl's CURLcode -> KITD_E* map: every CURLcode the library singles
  * out maps to the code documented in lib/curl/errors.c, and the write
  * error carries the callback's own reason. Also the URL string builder. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* lib/etcd's encodings and configuration, without a server: base64, the
  * prefix's range end (shared/etcd-api.md section 4), int64s sent as
  * strings, instance values, options sized by _init. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The instance file parser: both forms, and errors that name the line. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kitd__h1_parse_response, the fast path's HTTP/1.x answer parser: status
  * line, fields, Content-Length, chunked, 1xx, truncation, size bounds, bad
  * numbers, and bytes left over after the answer. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kitd_http against a tiny in-test libmicrohttpd server: connection reuse
  * (counted with MHD's connection notify callback), deadlines and cancel,
  * error mapping, the body cap, callbacks, and calls from several threads. */

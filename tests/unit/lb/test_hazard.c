@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Hazard slots under concurrency: pickers on 4 threads while another thread
  * keeps changing the set; records reused after thread exit. Pick/done live
  * in lib/lb, the slots in lib/sd/hazard.c. */

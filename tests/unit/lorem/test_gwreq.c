@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The gateway's JSON request parser. */
 #include <stdarg.h>
 #include <stddef.h>

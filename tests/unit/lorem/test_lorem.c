@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The lorem generator: counts in range, equal ends, swapped ranges, seed
  * determinism, limits, and the word list. The example code is not part of
  * the library, so the test compiles it in. */

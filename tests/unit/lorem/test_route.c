@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The lorem server's router, a pure function: routes, bounds, methods. */
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The instancer base: ordering, de-duplication, state, subscribers, stop. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Instance records through the pipeline, lifetimes in any free order, a
  * pick never handed back, calls from inside a subscriber callback, waiting
  * for the first answer, and the reason an empty set gives. */
