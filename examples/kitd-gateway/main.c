@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kitd-gateway: call any service by name over HTTP.
  *
  *   METHOD /<service>/<rest>  ->  METHOD /<rest> on an instance of <service>

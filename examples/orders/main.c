@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* orders: a service that calls two others, "users" and "billing", by name.
  *
  *   CONSUL_HTTP_ADDR=127.0.0.1:8500 orders [N [INTERVAL_MS]]

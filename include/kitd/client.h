@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libkitd: kitd_client, one handle per service.
  *
  * A client owns the whole pipeline of one service: the registry watch

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libkitd: kitd_directory, services by name, on demand.
  *
  * A directory makes a kitd_client for a service name the first time it is

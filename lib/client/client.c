@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kitd_client: one service's whole pipeline behind one handle (client.h).
  *
  * A client owns an instancer and one "variant" per (method, Content-Type)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kitd_directory: clients by name, made on first use (directory.h).
  *
  * The hot path is a lookup in an immutable open-addressing table, read

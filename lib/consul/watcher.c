@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The shared Consul watcher (watcher.h): many services, one thread, one
  * curl multi handle, a bounded number of agent connections.
  *

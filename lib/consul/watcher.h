@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal: the shared Consul watcher (watcher.c). The directory uses it,
  * and client.h exposes it as kitd_consul_watcher for standalone clients;
  * its instancers are ordinary kitd_instancers.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The answer's headers for decode callbacks (answer.h). A thread-local
  * pointer into the transport's own buffer: no copy and no allocation on
  * the call path, and nothing to free. */

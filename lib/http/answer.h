@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal: what a decode callback may learn of the answer beyond its
  * status and body. Not API. The transport sets it on the calling thread
  * just before decode runs and clears it after, so it is valid only inside

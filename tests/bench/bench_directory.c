@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kitd_directory benchmarks:
  *   directory/call_overhead          ns a call on a cached name costs more
  *                                    than kitd_client_call on its client

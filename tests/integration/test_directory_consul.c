@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kitd_directory over the Consul double: every watch on one thread, never
  * more agent connections than max_blocking (the double refuses a client
  * past its limit as Consul does), services past the blocking slots kept

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kitd_client: the raw and JSON codecs over real HTTP (an in-process
  * libmicrohttpd server), method and Content-Type passed per request, a
  * custom factory with failover, bad options, and free while calls run. */

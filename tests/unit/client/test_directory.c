@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kitd_directory: one client per name however many threads ask, idle and
  * LRU eviction, bad names, a flood of unknown names within the caps, and
  * calls racing evictions. The registry is a static instancer per name
