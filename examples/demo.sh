@@ -4,7 +4,8 @@
 # across them. It shows the answers alternating, a server killed with
 # SIGKILL in the middle of traffic without a failed request, and the server
 # rejoining. Everything it starts runs on 127.0.0.1 and is stopped at the
-# end, on Ctrl-C too.
+# end, on Ctrl-C too. Last, kitd-gateway reaches the same servers by
+# service name.
 # Usage: examples/demo.sh BUILD_DIR
 set -u
 B=${1:-build}
@@ -83,6 +84,19 @@ echo "  Consul passing set is back to 2"
 traffic 2 rejoin
 rj_total=$(wc -l < "$work/rejoin.txt"); rj_fail=$(grep -vc '^200 ' "$work/rejoin.txt")
 rj_A=$(grep -c ":$portA\$" "$work/rejoin.txt"); rj_B=$(grep -c ":$portB\$" "$work/rejoin.txt")
+
+# --- any service by name: kitd-gateway ---
+"$B/examples/kitd-gateway" -listen 127.0.0.1:0 -consul.addr "$chost:$cport" -timeout 2s \
+  > "$work/kgw.out" 2> "$work/kgw.log" &
+pids="$pids $!"
+l=$(wait_log "$work/kgw.log" "action=listen" 10) || die "kitd-gateway did not start: $(cat "$work/kgw.log")"
+kgw="127.0.0.1:$(field "$l" port)"
+say "kitd-gateway on $kgw: any service by name (METHOD /<service>/<path>), through a kitd_directory"
+for req in "POST /lorem/lorem/word/4/8" "POST /lorem/lorem/sentence/3/5" "GET /nosuch/x" "GET /"; do
+  m=${req%% *}; p=${req#* }
+  out=$(curl -s -X "$m" -w ' -> %{http_code}' "http://$kgw$p")
+  echo "  $m $p: $out"
+done
 
 say "summary"
 printf '  %-22s %9s %7s %7s %7s\n' phase requests failed "to A" "to B"

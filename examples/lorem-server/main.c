@@ -130,7 +130,7 @@ static int drain(struct MHD_Daemon *d, lorem_reg *reg, int64_t grace, int64_t ti
 
 int main(int argc, char **argv) {
   const char *consul_addr = NULL, *consul_port = NULL, *adv_addr = "127.0.0.1", *adv_port = NULL;
-  const char *listen_on = NULL, *check = "http";
+  const char *listen_on = NULL, *check = "http", *service = "lorem";
   long seed = -1, threads = 0;
   int no_register = 0;
   int64_t interval = 10000, timeout = 1000, ttl = 15000, dereg = 0;
@@ -149,6 +149,7 @@ int main(int argc, char **argv) {
       {"seed", FLAG_INT, &seed, "generator seed (default: from the clock)"},
       {"threads", FLAG_INT, &threads, "server threads (default: one per CPU)"},
       {"no-register", FLAG_BOOL, &no_register, "do not register in Consul"},
+      {"service", FLAG_STR, &service, "service name registered in Consul (default lorem)"},
       {"drain.grace", FLAG_DURATION, &grace, "on SIGTERM, time for watchers to see the deregistration before the listener closes (default 2s)"},
       {"drain.timeout", FLAG_DURATION, &drain_timeout, "on SIGTERM, longest wait for requests in flight (default 10s)"},
   };
@@ -192,7 +193,7 @@ int main(int argc, char **argv) {
   if (!no_register) {
     struct lorem_reg_conf rc = {consul_addr, consul_port, adv_addr,
                                 adv_port ? atoi(adv_port) : port, check, interval, timeout,
-                                ttl, dereg};
+                                ttl, dereg, service};
     if (lorem_reg_start(&rc, lg, &reg)) {
       MHD_stop_daemon(d);
       return 1;

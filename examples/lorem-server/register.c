@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* lorem-server's registration through kitd_registrar (service "lorem", tags
+/* lorem-server's registration through kitd_registrar (service "lorem" or -service, tags
  * "lorem" and "ru-rocker" as in the original, a stable ID
  * "lorem-<addr>-<port>" so that a restart replaces its own entry instead of
  * leaving a dead twin behind, an HTTP check on /health or a TTL check). */
@@ -17,7 +17,8 @@
 struct lorem_reg {
   kitd_registrar *r;
   kitd_logger *lg;
-  char id[300];
+  char *id;                  /* "<service>-<addr>-<port>" */
+  const char *service;       /* borrowed from the conf (argv) */
   int reported;
 };
 
@@ -45,14 +46,19 @@ int lorem_reg_start(const struct lorem_reg_conf *c, kitd_logger *lg, lorem_reg *
     return -1;
   }
   g->lg = lg;
-  snprintf(g->id, sizeof g->id, "lorem-%s-%d", c->advertise_addr, c->advertise_port);
+  g->service = c->service ? c->service : "lorem";
+  if (asprintf(&g->id, "%s-%s-%d", g->service, c->advertise_addr, c->advertise_port) < 0) {
+    kitd_consul_free(cc);
+    free(g);
+    return -1;
+  }
   static const char *const tags[] = {"lorem", "ru-rocker"};
   char url[400];
   snprintf(url, sizeof url, "http://%s%s%s:%d/health", strchr(c->advertise_addr, ':') ? "[" : "",
            c->advertise_addr, strchr(c->advertise_addr, ':') ? "]" : "", c->advertise_port);
   kitd_registration reg;
   kitd_registration_init(&reg);
-  reg.name = "lorem";
+  reg.name = g->service;
   reg.id = g->id;
   reg.tags = tags;
   reg.ntags = 2;
@@ -75,12 +81,13 @@ int lorem_reg_start(const struct lorem_reg_conf *c, kitd_logger *lg, lorem_reg *
   kitd_consul_free(cc);
   if (rc) {
     kitd_log(lg, KITD_LOG_ERROR, "lorem-server", "action=register err=%s", kitd_err_name(rc));
+    free(g->id);
     free(g);
     return -1;
   }
   kitd_log(lg, KITD_LOG_INFO, "lorem-server",
-           "action=register state=started service=lorem id=%s address=%s port=%d check=%s "
-           "consul=%s", g->id, c->advertise_addr, c->advertise_port,
+           "action=register state=started service=%s id=%s address=%s port=%d check=%s "
+           "consul=%s", g->service, g->id, c->advertise_addr, c->advertise_port,
            reg.check.kind == KITD_CHECK_TTL ? "ttl" : "http", agent);
   *out = g;
   return 0;
@@ -92,8 +99,8 @@ int lorem_reg_poll(lorem_reg *g) {
   int err = 0;
   if (kitd_registrar_registered(g->r, &err)) {
     g->reported = 1;
-    kitd_log(g->lg, KITD_LOG_INFO, "lorem-server", "action=register state=ok service=lorem id=%s",
-             g->id);
+    kitd_log(g->lg, KITD_LOG_INFO, "lorem-server", "action=register state=ok service=%s id=%s",
+             g->service, g->id);
     return 1;
   }
   return 0;
@@ -102,7 +109,8 @@ int lorem_reg_poll(lorem_reg *g) {
 void lorem_reg_stop(lorem_reg *g) {
   if (!g) return;
   kitd_registrar_free(g->r); /* deregisters, waiting at most 2 s */
-  kitd_log(g->lg, KITD_LOG_INFO, "lorem-server", "action=deregister service=lorem id=%s", g->id);
+  kitd_log(g->lg, KITD_LOG_INFO, "lorem-server", "action=deregister service=%s id=%s", g->service, g->id);
+  free(g->id);
   free(g);
 }
 

@@ -16,6 +16,7 @@ struct lorem_reg_conf {
   const char *check;           /* "http" or "ttl" */
   int64_t check_interval_ms, check_timeout_ms, check_ttl_ms;
   int64_t deregister_after_ms;
+  const char *service;         /* NULL: "lorem" */
 };
 
 typedef struct lorem_reg lorem_reg;

@@ -56,13 +56,23 @@ int lorem_listen(const char *hostport, int *port_out) {
 
 struct MHD_Daemon *lorem_httpd_start(int fd, int threads, MHD_AccessHandlerCallback h,
                                      void *arg, MHD_RequestCompletedCallback done) {
+  return lorem_httpd_start_uri(fd, threads, h, arg, done, NULL);
+}
+
+/* With a URI callback its result becomes the request's first state. */
+#define URI_OPT(u) MHD_OPTION_URI_LOG_CALLBACK, (u), arg
+
+struct MHD_Daemon *lorem_httpd_start_uri(int fd, int threads, MHD_AccessHandlerCallback h,
+                                         void *arg, MHD_RequestCompletedCallback done,
+                                         lorem_uri_fn uri) {
+  /* MHD_OPTION_URI_LOG_CALLBACK with a NULL function is the default */
   if (threads < 0) /* a thread per connection: for handlers that block */
     return MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                                 MHD_USE_POLL | MHD_USE_TURBO | MHD_USE_ITC,
                             0, NULL, NULL, h, arg, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
-                            MHD_OPTION_NOTIFY_COMPLETED, done, arg, MHD_OPTION_END);
+                            MHD_OPTION_NOTIFY_COMPLETED, done, arg, URI_OPT(uri), MHD_OPTION_END);
   if (threads == 0) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     threads = n > 0 ? (int)n : 2;
@@ -75,7 +85,7 @@ struct MHD_Daemon *lorem_httpd_start(int fd, int threads, MHD_AccessHandlerCallb
                           MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads,
                           MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
                           MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
-                          MHD_OPTION_NOTIFY_COMPLETED, done, arg, MHD_OPTION_END);
+                          MHD_OPTION_NOTIFY_COMPLETED, done, arg, URI_OPT(uri), MHD_OPTION_END);
 }
 
 enum MHD_Result lorem_reply(struct MHD_Connection *c, unsigned status, const char *json,

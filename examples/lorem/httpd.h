@@ -21,6 +21,16 @@ int lorem_listen(const char *hostport, int *port_out);
 struct MHD_Daemon *lorem_httpd_start(int fd, int threads, MHD_AccessHandlerCallback h,
                                      void *arg, MHD_RequestCompletedCallback done);
 
+/* Receives each request's full URI (query included, not decoded) before
+ * the handler runs; what it returns is the request's first *state. */
+typedef void *(*lorem_uri_fn)(void *arg, const char *uri, struct MHD_Connection *c);
+
+/* lorem_httpd_start(), with `uri` (may be NULL) called first for every
+ * request. */
+struct MHD_Daemon *lorem_httpd_start_uri(int fd, int threads, MHD_AccessHandlerCallback h,
+                                         void *arg, MHD_RequestCompletedCallback done,
+                                         lorem_uri_fn uri);
+
 /* Queue a JSON answer (`json` copied). `allow` (may be NULL) adds an Allow
  * header, `upstream` (may be NULL) an X-Upstream header. */
 enum MHD_Result lorem_reply(struct MHD_Connection *c, unsigned status, const char *json,

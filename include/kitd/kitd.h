@@ -32,6 +32,8 @@
 #include "retry.h"
 #include "http.h"
 #include "etcd.h"
+#include "client.h"
+#include "directory.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "http/answer.h"
 #include "http/http_impl.h"
 #include "kitd/error.h"
 
@@ -79,7 +80,11 @@ static int ep_call(void *state, kitd_ctx *ctx, const void *request, void **respo
   }
   if (h->o.decode) {
     void *resp = NULL;
+    char *ct = NULL;
+    if (curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &ct) != CURLE_OK) ct = NULL;
+    kitd__http_answer_set(ct, ct ? strlen(ct) : 0);
     rc = h->o.decode(h->o.arg, (int)status, c->resp.data, c->resp.len, &resp, ctx);
+    kitd__http_answer_set(NULL, 0);
     if (rc == 0 && response) *response = resp;
   }
 out:

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "http/answer.h"
 #include "http/conn.h"
 #include "kitd/error.h"
 
@@ -175,7 +176,9 @@ int kitd__http_fast_call(struct kitd__http_ep *e, kitd_ctx *ctx, const void *req
   }
   if (h->o.decode) {
     void *resp = NULL;
+    kitd__http_answer_set(r.ctype_len ? c->rbuf + r.ctype_off : NULL, r.ctype_len);
     rc = h->o.decode(h->o.arg, r.status, body, r.body_len, &resp, ctx);
+    kitd__http_answer_set(NULL, 0);
     if (rc == 0 && response) *response = resp;
   }
 out:

@@ -47,6 +47,8 @@ static int is_vbyte(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x
 struct fields {
   int64_t cl;   /* -1 if none */
   int te, chunked, conn_close, conn_keep;
+  const char *ctype; /* the Content-Type value, not terminated */
+  size_t ctype_len;
 };
 
 /* Find the line starting at p. Lines must end before `limit` (an offset).
@@ -98,6 +100,9 @@ static int field(const char *name, size_t nn, const char *v, size_t vn, struct f
     f->te = f->chunked = 1;
   } else if (ieq(name, nn, "connection")) {
     parse_connection(v, vn, f);
+  } else if (ieq(name, nn, "content-type")) {
+    f->ctype = v;
+    f->ctype_len = vn;
   }
   return 0;
 }
@@ -240,6 +245,7 @@ int kitd__h1_parse_response(const char *buf, size_t len, const kitd__h1_opts *oo
   r->chunked = f.chunked;
   r->content_length = f.cl;
   r->body_off = p;
+  if (f.ctype) r->ctype_off = (size_t)(f.ctype - buf), r->ctype_len = f.ctype_len;
   r->close = f.conn_close || (r->minor == 0 && !f.conn_keep);
   if (o->head || r->status == 204 || r->status == 304) {
     r->chunked = 0;

@@ -29,6 +29,8 @@ typedef struct kitd__h1_resp {
   int chunked;             /* Transfer-Encoding: chunked */
   int64_t content_length;  /* -1 if none */
   size_t body_off;         /* where the body (or first chunk) starts */
+  size_t ctype_off;        /* the Content-Type value (ctype_len bytes, 0 */
+  size_t ctype_len;        /* if none), not NUL-terminated */
   size_t body_len;         /* decoded body bytes (when complete) */
   size_t consumed;         /* bytes of the whole answer; any after it are
                               bytes the server sent unasked */

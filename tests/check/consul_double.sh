@@ -351,4 +351,46 @@ req GET /v1/health/service/web; expect 200 "[]"
 req GET /_double/stats; py 'd["last_token"]=="nope"'
 stop
 
+# ---- per-client connection limit: connections, not requests; the 429 is
+# Consul's bytes, written before the request is read
+start --max-conns-per-client 3
+req GET /v1/health/service/web; expect 200
+idx=$(hdr X-Consul-Index)
+block() {
+    curl -s -o /dev/null "http://$A/v1/health/service/web?index=$idx&wait=3s" &
+    PIDS="$PIDS $!"
+}
+block; block  # two blocking queries hold two connections; stats takes the third
+i=0
+while [ "$(curl -s "http://$A/_double/stats" | sed -n 's/.*"blocking": *\([0-9]*\).*/\1/p')" != 2 ]; do
+    [ $i -lt 100 ] || fail "the blocking queries did not start"
+    sleep 0.02; i=$((i + 1))
+done
+block; sleep 0.3  # the third: the client is at its limit
+curl -s -D "$T/hdr" -o "$T/body" "http://$A/v1/agent/services"
+grep -q '^HTTP/1.1 429 Too Many Requests' "$T/hdr" || fail "no 429: $(cat "$T/hdr")"
+[ "$(cat "$T/body")" = "Your IP is issuing too many concurrent connections, please rate limit your calls" ] \
+    || fail "429 body: $(cat "$T/body")"
+[ "$(wc -c < "$T/body")" = 81 ] || fail "429 body is not 81 bytes"
+grep -qi '^Connection: close' "$T/hdr" || fail "no Connection: close"
+ok
+wait_free() {
+    i=0
+    while ! curl -sf -o /dev/null "http://$A/v1/status/leader"; do
+        [ $i -lt 250 ] || fail "the limit did not free up"
+        sleep 0.02; i=$((i + 1))
+    done
+}
+wait_free  # once the blocking queries end, connections are accepted again
+req GET /_double/stats; py 'd["max_connections"] == 3'
+stop
+start --max-conns-per-client 0   # 0: no limit
+for k in 1 2 3 4 5; do
+    curl -s -o /dev/null "http://$A/v1/health/service/web?index=1000&wait=1s" &
+    PIDS="$PIDS $!"
+done
+sleep 0.2
+req GET /v1/agent/services; expect 200
+stop
+
 echo "consul double: $n checks passed"

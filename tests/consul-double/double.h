@@ -35,6 +35,7 @@ struct config {
     bool no_consul_service;
     char *tls_cert_pem;
     char *tls_key_pem;
+    int max_conns_per_client;  /* Consul: 200; <= 0: no limit */
     char **node_meta;       /* key, value, key, value...; Consul's node_meta */
     size_t n_node_meta;     /* pairs */
 };
@@ -232,6 +233,8 @@ json_t *render_health_entry(const struct service *s);
 json_t *render_catalog_entry(const struct service *s);
 json_t *render_agent_service(const struct service *s);
 json_t *render_check(const struct check *c, bool catalog_view);
+/* The node's serfHealth check, as the health endpoints show it. */
+json_t *serf_check(void);
 json_t *render_node(void);
 
 /* endpoints */
@@ -260,6 +263,12 @@ void supervisor_request_down(int64_t ms);
 /* server.c */
 int server_start(struct config *cfg);
 void server_stop(void);
+/* Open HTTP connections now (all peers), and the most one peer held at
+ * once since the start (for the connection-limit tests and benches). */
+int server_conns_now(void);
+int server_max_conns_seen(void);
+/* Start max_connections again from the connections open now (stats reset). */
+void server_reset_max_conns(void);
 bool server_tls_supported(void);
 /* Lock held: is the connection being cut (stop or down fault)? */
 bool store_cut(void);

@@ -270,12 +270,63 @@ static void catalog_services(struct req *r, struct reply *rp)
     set_meta(rp, idx, q.consistency);
 }
 
+/* The checks table's index: the highest check write, or a deregistration
+ * of any service (which deletes its checks). Lock held. */
+static uint64_t checks_index(void)
+{
+    uint64_t idx = g_store.node_index > g_store.tomb_index ? g_store.node_index : g_store.tomb_index;
+    for (size_t i = 0; i < g_store.n_svcs; i++)
+        for (size_t k = 0; k < g_store.svcs[i]->n_checks; k++)
+            if (g_store.svcs[i]->checks[k]->modify_index > idx)
+                idx = g_store.svcs[i]->checks[k]->modify_index;
+    return idx ? idx : 1;
+}
+
+static bool checks_moved(void *p)
+{
+    struct waitarg *a = p;
+    return checks_index() > a->min;
+}
+
+/* GET /v1/health/state/:state: every check in that state (any: all),
+ * node-level serfHealth included; blocking on the checks table. */
+static void health_state(struct req *r, struct reply *rp)
+{
+    struct query q;
+    if (!parse_query(r, rp, &q)) return;
+    const char *state = r->rest;
+    int want = -1;
+    if (strcmp(state, "passing") == 0) want = ST_PASSING;
+    else if (strcmp(state, "warning") == 0) want = ST_WARNING;
+    else if (strcmp(state, "critical") == 0) want = ST_CRITICAL;
+    else if (strcmp(state, "any") != 0) { reply_text(rp, 400, "Bad check state"); return; }
+    bool filtered;
+    if (!acl_read(r, rp, &filtered)) return;
+    pthread_mutex_lock(&g_store.mu);
+    struct waitarg a = {NULL, 0};
+    block(&q, checks_moved, &a);
+    if (store_cut()) { pthread_mutex_unlock(&g_store.mu); rp->status = -1; return; }
+    json_t *arr = json_array();
+    if (!filtered && (want < 0 || want == ST_PASSING)) json_array_append_new(arr, serf_check());
+    for (size_t i = 0; i < g_store.n_svcs && !filtered; i++)
+        for (size_t k = 0; k < g_store.svcs[i]->n_checks; k++) {
+            const struct check *c = g_store.svcs[i]->checks[k];
+            if (want < 0 || (int)c->status == want) json_array_append_new(arr, render_check(c, true));
+        }
+    uint64_t idx = checks_index();
+    pthread_mutex_unlock(&g_store.mu);
+    if (filtered) reply_add_header(rp, "X-Consul-Results-Filtered-By-Acls", "true");
+    reply_json(rp, r, 200, arr);
+    set_meta(rp, idx, q.consistency);
+}
+
 void api_health(struct req *r, struct reply *rp, const char *route)
 {
     if (reject_enterprise(r, rp)) return;
     if (strcmp(route, "/v1/health/service/") == 0) health_service(r, rp);
     else if (strcmp(route, "/v1/catalog/service/") == 0) catalog_service(r, rp);
     else if (strcmp(route, "/v1/catalog/services") == 0) catalog_services(r, rp);
+    else if (strcmp(route, "/v1/health/state/") == 0) health_state(r, rp);
     else if (strcmp(route, "/v1/status/leader") == 0)
         reply_json(rp, r, 200, json_string("127.0.0.1:8300"));
 }

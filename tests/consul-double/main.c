@@ -4,6 +4,7 @@
  *   consul-double --listen 127.0.0.1:0 [--node NAME] [--dc DC]
  *                 [--acl-token TOKEN]... [--min-interval MS] [--reap-floor MS]
  *                 [--reap-every MS] [--no-stagger] [--no-consul-service]
+ *                 [--max-conns-per-client N]
  *                 [--tls-cert FILE --tls-key FILE]
  *
  * Prints the address it listens on (127.0.0.1:PORT) as the first line of
@@ -34,6 +35,7 @@ static void usage(void)
             "usage: consul-double --listen HOST:PORT [--node NAME] [--dc DC]\n"
             "       [--acl-token TOKEN]... [--min-interval MS] [--reap-floor MS]\n"
             "       [--reap-every MS] [--no-stagger] [--no-consul-service]\n"
+            "       [--max-conns-per-client N]\n"
             "       [--tls-cert FILE --tls-key FILE] [--node-meta KEY:VALUE]...\n");
     exit(2);
 }
@@ -76,6 +78,7 @@ static void parse_args(int argc, char **argv)
     g_cfg.min_interval_ns = 1000 * NS_PER_MS;
     g_cfg.reap_floor_ns = 60000 * NS_PER_MS;
     g_cfg.reap_every_ns = 30000 * NS_PER_MS;
+    g_cfg.max_conns_per_client = 200;
     const char *cert = NULL, *key = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -120,6 +123,9 @@ static void parse_args(int argc, char **argv)
         } else if (strcmp(a, "--reap-every") == 0 && v) {
             g_cfg.reap_every_ns = ms_arg(v) * NS_PER_MS;
             if (g_cfg.reap_every_ns <= 0) usage();
+            i++;
+        } else if (strcmp(a, "--max-conns-per-client") == 0 && v) {
+            g_cfg.max_conns_per_client = (int)ms_arg(v);
             i++;
         } else if (strcmp(a, "--no-stagger") == 0) {
             g_cfg.no_stagger = true;

@@ -72,7 +72,7 @@ json_t *render_node(void)
     return n;
 }
 
-static json_t *serf_check(void)
+json_t *serf_check(void)
 {
     return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:[],s:s,s:s,s:s,s:i,s:{},s:I,s:I}",
                      "Node", g_store.cfg->node, "CheckID", "serfHealth",

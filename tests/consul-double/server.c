@@ -38,6 +38,7 @@ static const struct route routes[] = {
     {"/v1/agent/health/service/id/", true, false, api_agent},
     {"/v1/health/service/", true, false, api_health},
     {"/v1/catalog/services", false, false, api_health},
+    {"/v1/health/state/", true, false, api_health},
     {"/v1/catalog/service/", true, false, api_health},
     {"/v1/status/leader", false, false, api_health},
 };
@@ -305,6 +306,114 @@ static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+/* ---- Consul's per-client connection limit (limits.http_max_conns_per_client) ----
+ * Connections, not requests, count: from accept to close, per peer IP. One
+ * past the limit gets Consul's 429 bytes at once, before its request is
+ * read, and is closed (go-connlimit's behaviour since Consul 1.9). */
+struct peer {
+    char ip[64];                /* inet_ntop of an IPv4 or IPv6 peer */
+    int conns;
+    struct peer *next;
+};
+static struct peer *g_peers;
+static pthread_mutex_t g_peers_mu = PTHREAD_MUTEX_INITIALIZER;
+static int g_max_conns_seen;
+
+static const char too_many[] =
+    "HTTP/1.1 429 Too Many Requests\r\n"
+    "Content-Type: text/plain\r\n"
+    "Content-Length: 81\r\n"
+    "Connection: close\r\n"
+    "\r\n"
+    "Your IP is issuing too many concurrent connections, please rate limit your calls\n";
+
+static void peer_ip(struct MHD_Connection *conn, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr) return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, (socklen_t)cap);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf, (socklen_t)cap);
+}
+
+static struct peer *peer_get(const char *ip)
+{
+    for (struct peer *p = g_peers; p; p = p->next)
+        if (!strcmp(p->ip, ip)) return p;
+    struct peer *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    snprintf(p->ip, sizeof p->ip, "%s", ip);
+    p->next = g_peers;
+    g_peers = p;
+    return p;
+}
+
+/* socket_context: NULL, or the peer a counted connection belongs to. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)cls;
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        struct peer *p = *socket_context;
+        if (p) {
+            pthread_mutex_lock(&g_peers_mu);
+            p->conns--;
+            pthread_mutex_unlock(&g_peers_mu);
+        }
+        *socket_context = NULL;
+        return;
+    }
+    char ip[64];
+    peer_ip(conn, ip, sizeof ip);
+    pthread_mutex_lock(&g_peers_mu);
+    struct peer *p = peer_get(ip);
+    int over = p && g_cfg.max_conns_per_client > 0 && p->conns >= g_cfg.max_conns_per_client;
+    if (p && !over) {
+        p->conns++;
+        if (p->conns > g_max_conns_seen) g_max_conns_seen = p->conns;
+        *socket_context = p;
+    }
+    pthread_mutex_unlock(&g_peers_mu);
+    if (!over) return;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci) return;
+    /* best effort, as Consul's 10 ms write deadline: then hang up */
+    ssize_t w = send(ci->connect_fd, too_many, sizeof too_many - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)w;
+    shutdown(ci->connect_fd, SHUT_RDWR);
+}
+
+int server_max_conns_seen(void)
+{
+    pthread_mutex_lock(&g_peers_mu);
+    int n = g_max_conns_seen;
+    pthread_mutex_unlock(&g_peers_mu);
+    return n;
+}
+
+void server_reset_max_conns(void)
+{
+    pthread_mutex_lock(&g_peers_mu);
+    g_max_conns_seen = 0;
+    for (struct peer *p = g_peers; p; p = p->next)
+        if (p->conns > g_max_conns_seen) g_max_conns_seen = p->conns;
+    pthread_mutex_unlock(&g_peers_mu);
+}
+
+int server_conns_now(void)
+{
+    pthread_mutex_lock(&g_peers_mu);
+    int n = 0;
+    for (struct peer *p = g_peers; p; p = p->next) n += p->conns;
+    pthread_mutex_unlock(&g_peers_mu);
+    return n;
+}
+
 static void log_nothing(void *cls, const char *fmt, va_list ap)
 {
     (void)cls; (void)fmt; (void)ap;
@@ -346,6 +455,7 @@ int server_start(struct config *cfg)
     g_daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, NULL,
                                 MHD_OPTION_LISTEN_SOCKET, fd,
                                 MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL,
+                                MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)2000,
                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)0,
                                 MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024),

@@ -4,6 +4,7 @@
 
 #include <curl/curl.h>
 #include <pthread.h>
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -314,4 +315,29 @@ int kitd_test_agent_clear_faults(kitd_test_agent *a) {
     nanosleep(&ts, NULL);
   }
   return st;
+}
+
+long kitd_test_agent_stat(const kitd_test_agent *a, const char *key) {
+  char *body = NULL;
+  if (kitd_test_agent_http(a, "GET", "/_double/stats", NULL, &body) != 200) {
+    free(body);
+    return -1;
+  }
+  char pat[64];
+  snprintf(pat, sizeof pat, "\"%s\":", key);
+  const char *p = strstr(body, pat);
+  long v = p ? strtol(p + strlen(pat), NULL, 10) : -1;
+  free(body);
+  return v;
+}
+
+int kitd_test_threads(void) {
+  DIR *d = opendir("/proc/self/task");
+  if (!d) return -1;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)))
+    if (e->d_name[0] != '.') n++;
+  closedir(d);
+  return n;
 }

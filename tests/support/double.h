@@ -63,6 +63,13 @@ int kitd_test_agent_fault(kitd_test_agent *a, const char *knob, const char *valu
 /* Clear every fault. */
 int kitd_test_agent_clear_faults(kitd_test_agent *a);
 
+/* A number from the double's /_double/stats ("max_connections",
+ * "blocking", ...), or -1. */
+long kitd_test_agent_stat(const kitd_test_agent *a, const char *key);
+
+/* Threads of this process now (/proc/self/task), or -1. */
+int kitd_test_threads(void);
+
 /* Milliseconds scaled by KITD_TEST_TIMEOUT_SCALE (valgrind, sanitizers). */
 long kitd_test_ms(long ms);
 

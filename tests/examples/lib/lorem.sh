@@ -5,6 +5,8 @@
 TMP=$(mktemp -d)
 PIDS=""
 cleanup() {
+  # KEEP_LOGS=DIR keeps the logs of a run for a look afterwards
+  [ -n "${KEEP_LOGS:-}" ] && cp -r "$TMP" "$KEEP_LOGS" 2>/dev/null
   for p in $PIDS; do kill "$p" 2>/dev/null; done
   for p in $PIDS; do wait "$p" 2>/dev/null; done
   rm -rf "$TMP"

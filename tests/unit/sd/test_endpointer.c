@@ -5,240 +5,328 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
 #include <cmocka.h>
 
-#include "kitd/kitd.h"
 #include "../../support/fixture.h"
+#include "kitd/balancer.h"
+#include "kitd/endpointer.h"
+#include "kitd/error.h"
 
-#define ALIVE 0xA11FEu
-#define DEAD 0xDEADu
-
-struct tep {
-  unsigned magic;
-  char inst[64];
-};
-
-static atomic_int made, closed;
-static char fail_instance[64]; /* the factory fails for this one */
-static atomic_int bad_magic;
-
-static void tep_close(void *st) {
-  struct tep *t = st;
-  if (t->magic != ALIVE) atomic_fetch_add(&bad_magic, 1); /* closed twice */
-  t->magic = DEAD;
-  atomic_fetch_add(&closed, 1);
-  free(t);
+static kitd_endpointer *new_ep(kitd_instancer *in, kt_factory *f, int64_t inval_ms,
+                               kitd_logger *lg) {
+  kitd_endpointer_opts o;
+  kitd_endpointer_opts_init(&o);
+  assert_int_equal(o.invalidate_on_error_ms, -1);
+  o.invalidate_on_error_ms = inval_ms;
+  o.logger = lg;
+  kitd_endpointer *ep = NULL;
+  assert_int_equal(kitd_endpointer_new(in, &(kitd_factory){kt_factory_fn, f, NULL}, &o, &ep), 0);
+  return ep;
 }
 
-static int tep_call(void *st, kitd_ctx *ctx, const void *req, void **resp) {
-  (void)ctx;
-  (void)req;
-  struct tep *t = st;
-  if (t->magic != ALIVE) atomic_fetch_add(&bad_magic, 1);
-  *resp = t->inst;
-  return 0;
+/* A kt_* factory `f` and a static instancer `*in` over `csv`, and an
+ * endpointer over them; close_ep frees them and checks every endpoint was
+ * closed. */
+static kitd_endpointer *open_ep(kt_factory *f, kitd_instancer **in, const char *csv,
+                                int64_t inval_ms, kitd_logger *lg) {
+  kt_factory_init(f);
+  *in = kt_static(csv);
+  return new_ep(*in, f, inval_ms, lg);
 }
 
-static int factory(void *arg, const kitd_instance *rec_, kitd_endpoint **out) {
-  const char *instance = kitd_instance_address(rec_);
-  (void)arg;
-  if (fail_instance[0] && strcmp(instance, fail_instance) == 0) return KITD_ECONNECT;
-  struct tep *t = malloc(sizeof *t);
-  t->magic = ALIVE;
-  snprintf(t->inst, sizeof t->inst, "%s", instance);
-  int rc = kitd_endpoint_new(tep_call, tep_close, t, out); /* takes t */
-  if (!rc) atomic_fetch_add(&made, 1);
-  return rc;
-}
-
-static int setup(void **st) {
-  (void)st;
-  atomic_store(&made, 0);
-  atomic_store(&closed, 0);
-  atomic_store(&bad_magic, 0);
-  fail_instance[0] = '\0';
-  return 0;
-}
-
-static void test_factory_only_for_new(void **st) {
-  (void)st;
-  const char *v[] = {"a:1", "b:2", "c:3"};
-  kitd_instancer *in;
-  kitd_static_instancer_new(v, 3, &in);
-  kitd_endpointer *ep;
-  assert_int_equal(kitd_endpointer_new(in, &(kitd_factory){factory, NULL, NULL}, NULL, &ep), 0);
-  assert_int_equal(made, 3);
-  assert_int_equal(kitd_endpointer_count(ep), 3);
-  const char *w[] = {"b:2", "c:3", "d:4"};
-  kitd_static_instancer_set(in, w, 3);
-  assert_int_equal(made, 4);   /* only d:4 is new */
-  assert_int_equal(closed, 1); /* a:1 left and nobody held it */
-  kitd_endpoint **list;
-  size_t n;
-  assert_int_equal(kitd_endpointer_endpoints(ep, &list, &n), 0);
-  assert_int_equal(n, 3);
-  assert_string_equal(((struct tep *)kitd_endpoint_state(list[0]))->inst, "b:2");
-  kitd_endpoint_list_free(list, n);
+static void close_ep(kt_factory *f, kitd_instancer *in, kitd_endpointer *ep) {
   kitd_endpointer_free(ep);
-  assert_int_equal(closed, 4); /* every endpoint closed exactly once */
-  assert_int_equal(bad_magic, 0);
+  assert_int_equal(kt_live(f), 0);
   kitd_instancer_free(in);
+  kt_factory_destroy(f);
 }
 
-static void test_removed_endpoint_waits_for_pick(void **st) {
-  (void)st;
-  const char *v[] = {"a:1"};
+static void test_factory_only_for_new(void **s) {
+  (void)s;
+  kt_factory f;
   kitd_instancer *in;
-  kitd_static_instancer_new(v, 1, &in);
-  kitd_endpointer *ep;
-  kitd_endpointer_new(in, &(kitd_factory){factory, NULL, NULL}, NULL, &ep);
+  kitd_endpointer *ep = open_ep(&f, &in, "a:1,b:1,c:1", -1, NULL);
+  assert_int_equal(atomic_load(&f.factory_calls), 3); /* subscribed: at once */
+  assert_int_equal(kitd_endpointer_count(ep), 3);
+  kitd_endpoint **l1, **l2;
+  size_t n1, n2;
+  assert_int_equal(kitd_endpointer_endpoints(ep, &l1, &n1), 0);
+  assert_int_equal(kt_set(in, "b:1,c:1,d:1"), 0);
+  assert_int_equal(atomic_load(&f.factory_calls), 4); /* only d */
+  assert_int_equal(kitd_endpointer_endpoints(ep, &l2, &n2), 0);
+  assert_int_equal(n2, 3);
+  /* b and c are the same endpoint objects, in instance order. */
+  assert_ptr_equal(l2[0], l1[1]);
+  assert_ptr_equal(l2[1], l1[2]);
+  assert_ptr_equal(kitd_endpoint_state(l2[2]), kt_find(&f, "d:1"));
+  /* a was removed; our list reference keeps it open. */
+  assert_int_equal(atomic_load(&kt_find(&f, "a:1")->closed), 0);
+  kitd_endpoint_list_free(l1, n1);
+  assert_int_equal(atomic_load(&kt_find(&f, "a:1")->closed), 1);
+  kitd_endpoint_list_free(l2, n2);
+  kitd_endpoint_list_free(NULL, 0);
+  close_ep(&f, in, ep);
+}
+
+static char logbuf[4096];
+static void log_fn(void *arg, const kitd_log_record *rec_) {
+  kitd_log_level lv = rec_->level;
+  char line[4096];
+  kitd_log_format_record(rec_, KITD_LOG_LOGFMT, line, sizeof line);
+  (void)arg;
+  (void)lv;
+  size_t n = strlen(logbuf), m = strlen(line);
+  if (n + m + 2 > sizeof logbuf) return;
+  memcpy(logbuf + n, line, m);
+  logbuf[n + m] = '\n';
+  logbuf[n + m + 1] = '\0';
+}
+
+static int count_of(const char *hay, const char *needle) {
+  int n = 0;
+  for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle)) n++;
+  return n;
+}
+
+static void test_factory_error_skipped_logged_retried(void **s) {
+  (void)s;
+  kt_factory f;
+  kt_factory_init(&f);
+  strcpy(f.factory_fail, "bad");
+  kitd_logger *lg;
+  assert_int_equal(kitd_logger_new(KITD_LOG_INFO, log_fn, NULL, KITD_LOG_LOGFMT, &lg), 0);
+  logbuf[0] = '\0';
+  kitd_instancer *in = kt_static("a:1,bad:1");
+  kitd_endpointer *ep = new_ep(in, &f, -1, lg);
+  assert_int_equal(kitd_endpointer_count(ep), 1);
+  assert_int_equal(count_of(logbuf, "level=warn"), 1); /* one line, once */
+  assert_non_null(strstr(logbuf, "level=warn component=endpointer"));
+  assert_non_null(strstr(logbuf, "instance=bad:1"));
+  assert_non_null(strstr(logbuf, "err=ECONNECT"));
+  /* A later event that still has it: tried again, and now it works. */
+  f.factory_fail[0] = '\0';
+  long before = atomic_load(&f.factory_calls);
+  assert_int_equal(kt_set(in, "a:1,bad:1,c:1"), 0);
+  assert_int_equal(atomic_load(&f.factory_calls), before + 2); /* bad and c */
+  assert_int_equal(kitd_endpointer_count(ep), 3);
+  close_ep(&f, in, ep);
+  kitd_logger_free(lg);
+}
+
+/* Many updates, then free: every endpoint made is closed exactly once
+ * (kt_factory_destroy aborts on a double close). */
+static void test_every_endpoint_closed_once(void **s) {
+  (void)s;
+  kt_factory f;
+  kitd_instancer *in;
+  kitd_endpointer *ep = open_ep(&f, &in, "a:1,b:1", -1, NULL);
+  const char *sets[] = {"a:1,c:1", "", "d:1,e:1,f:1", "a:1,d:1", "a:1,b:1,c:1,d:1", "z:9"};
+  for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++) kt_set(in, sets[i]);
+  assert_int_equal(kt_live(&f), 1); /* only z:9 */
+  kitd_endpointer_free(ep);
+  assert_int_equal(atomic_load(&f.closes), atomic_load(&f.made));
+  for (kt_ep *e = f.all; e; e = e->next) assert_int_equal(atomic_load(&e->closed), 1);
+  kitd_instancer_free(in);
+  kt_factory_destroy(&f);
+}
+
+static void test_removed_not_closed_while_picked(void **s) {
+  (void)s;
+  kt_factory f;
+  kitd_instancer *in;
+  kitd_endpointer *ep = open_ep(&f, &in, "a:1", -1, NULL);
   kitd_balancer *b;
-  kitd_balancer_round_robin_new(ep, 0, &b);
+  assert_int_equal(kitd_balancer_round_robin_new(ep, 0, &b), 0);
   kitd_pick p;
   assert_int_equal(kitd_balancer_pick(b, &p), 0);
   assert_string_equal(kitd_instance_address(p.instance), "a:1");
-  const char *w[] = {"b:2"};
-  kitd_static_instancer_set(in, w, 1);
-  assert_int_equal(closed, 0); /* still picked */
-  kitd_ctx c;
-  kitd_ctx_init(&c);
-  void *resp;
-  assert_int_equal(kitd_endpoint_call(p.endpoint, &c, NULL, &resp), 0);
+  kt_ep *a = kt_find(&f, "a:1");
+  kt_set(in, "b:1");
+  kt_set(in, "c:1"); /* another update: a still held through the old snapshot */
+  assert_int_equal(atomic_load(&a->closed), 0);
+  /* The held pick pins its own snapshot only: b, added and removed after
+   * it, is closed at once. */
+  assert_int_equal(atomic_load(&kt_find(&f, "b:1")->closed), 1);
+  void *resp = NULL;
+  kitd_ctx ctx;
+  kitd_ctx_init(&ctx);
+  assert_int_equal(kitd_endpoint_call(p.endpoint, &ctx, NULL, &resp), 0);
   assert_string_equal(resp, "a:1");
   kitd_balancer_done(b, &p, 0, -1);
-  assert_int_equal(closed, 1); /* closed once its call finished */
+  /* done saw the snapshot retired and reclaimed at once. */
+  assert_int_equal(atomic_load(&a->closed), 1);
+  assert_int_equal(atomic_load(&kt_find(&f, "b:1")->closed), 1);
+  assert_int_equal(atomic_load(&kt_find(&f, "c:1")->closed), 0);
   kitd_pick q;
   assert_int_equal(kitd_balancer_pick(b, &q), 0);
-  assert_string_equal(kitd_instance_address(q.instance), "b:2");
+  assert_string_equal(kitd_instance_address(q.instance), "c:1");
   kitd_balancer_done(b, &q, 0, -1);
   kitd_balancer_free(b);
-  kitd_endpointer_free(ep);
-  kitd_instancer_free(in);
-  assert_int_equal(bad_magic, 0);
+  close_ep(&f, in, ep);
 }
 
-static char log_buf[2048];
-static void capture(void *arg, const kitd_log_record *rec_) {
-  kitd_log_level l = rec_->level;
-  char line[4096];
-  kitd_log_format_record(rec_, KITD_LOG_LOGFMT, line, sizeof line);
-  (void)arg;
-  (void)l;
-  snprintf(log_buf, sizeof log_buf, "%.2000s", line);
-}
-
-static void test_factory_error_skipped_and_retried(void **st) {
-  (void)st;
-  kitd_logger *lg;
-  kitd_logger_new(KITD_LOG_DEBUG, capture, NULL, KITD_LOG_LOGFMT, &lg);
-  snprintf(fail_instance, sizeof fail_instance, "bad:1");
-  const char *v[] = {"bad:1", "good:2"};
+/* More picks than hazard slots: the extra ones hold the snapshot by count,
+ * and still keep a removed endpoint open until done. */
+static void test_more_picks_than_slots(void **s) {
+  (void)s;
+  kt_factory f;
   kitd_instancer *in;
-  kitd_static_instancer_new(v, 2, &in);
-  kitd_endpointer_opts o;
-  kitd_endpointer_opts_init(&o);
-  o.logger = lg;
-  log_buf[0] = '\0';
-  kitd_endpointer *ep;
-  assert_int_equal(kitd_endpointer_new(in, &(kitd_factory){factory, NULL, NULL}, &o, &ep), 0);
-  assert_int_equal(kitd_endpointer_count(ep), 1);
-  /* the last line logged is the update; look for the factory warning */
-  fail_instance[0] = '\0';
-  const char *w[] = {"bad:1", "good:2", "other:3"};
-  kitd_static_instancer_set(in, w, 3); /* still holds bad:1: tried again */
-  assert_int_equal(kitd_endpointer_count(ep), 3);
-  kitd_endpointer_free(ep);
-  kitd_instancer_free(in);
-  kitd_logger_free(lg);
+  kitd_endpointer *ep = open_ep(&f, &in, "a:1", -1, NULL);
+  kitd_balancer *b;
+  assert_int_equal(kitd_balancer_random_new(ep, &b), 0);
+  kitd_pick p[KITD_PICK_FAST + 4];
+  for (int i = 0; i < KITD_PICK_FAST + 4; i++) assert_int_equal(kitd_balancer_pick(b, &p[i]), 0);
+  kt_set(in, "b:1");
+  kt_ep *a = kt_find(&f, "a:1");
+  for (int i = 0; i < KITD_PICK_FAST + 4; i++) {
+    assert_int_equal(atomic_load(&a->closed), 0);
+    kitd_balancer_done(b, &p[KITD_PICK_FAST + 3 - i], 0, -1);
+  }
+  assert_int_equal(atomic_load(&a->closed), 1);
+  /* The slots are all free again. */
+  for (int i = 0; i < KITD_PICK_FAST; i++) assert_int_equal(kitd_balancer_pick(b, &p[i]), 0);
+  for (int i = 0; i < KITD_PICK_FAST; i++) kitd_balancer_done(b, &p[i], 0, -1);
+  kitd_balancer_free(b);
+  close_ep(&f, in, ep);
 }
 
-static int warn_lines;
-static void count_warn(void *arg, const kitd_log_record *rec_) {
-  kitd_log_level l = rec_->level;
-  char line[4096];
-  kitd_log_format_record(rec_, KITD_LOG_LOGFMT, line, sizeof line);
-  (void)arg;
-  if (l == KITD_LOG_WARN && strstr(line, "instance=bad:1") && strstr(line, "err=ECONNECT"))
-    warn_lines++;
-}
-
-static void test_factory_error_logged(void **st) {
-  (void)st;
-  kitd_logger *lg;
-  kitd_logger_new(KITD_LOG_INFO, count_warn, NULL, KITD_LOG_LOGFMT, &lg);
-  snprintf(fail_instance, sizeof fail_instance, "bad:1");
-  const char *v[] = {"bad:1"};
+static void test_error_keeps_endpoints(void **s) {
+  (void)s;
+  kt_factory f;
   kitd_instancer *in;
-  kitd_static_instancer_new(v, 1, &in);
-  kitd_endpointer_opts o;
-  kitd_endpointer_opts_init(&o);
-  o.logger = lg;
-  warn_lines = 0;
-  kitd_endpointer *ep;
-  kitd_endpointer_new(in, &(kitd_factory){factory, NULL, NULL}, &o, &ep);
-  assert_int_equal(warn_lines, 1);
-  assert_int_equal(kitd_endpointer_count(ep), 0);
-  kitd_endpointer_free(ep);
-  kitd_instancer_free(in);
-  kitd_logger_free(lg);
-}
-
-static void test_invalidate_on_error(void **st) {
-  (void)st;
-  const char *v[] = {"a:1", "b:2"};
-  kitd_instancer *in;
-  kitd_static_instancer_new(v, 2, &in);
-  kitd_endpointer_opts o;
-  kitd_endpointer_opts_init(&o);
-  o.invalidate_on_error_ms = 100;
-  kitd_endpointer *ep;
-  kitd_endpointer_new(in, &(kitd_factory){factory, NULL, NULL}, &o, &ep);
-  kitd_static_instancer_fail(in, KITD_ECONNECT, "down");
-  kt_sleep_ms(50);
-  assert_int_equal(kitd_endpointer_count(ep), 2); /* not before the timeout */
-  kt_sleep_ms(100 + 200 * kt_scale());
-  assert_int_equal(kitd_endpointer_count(ep), 0); /* after it */
-  assert_int_equal(closed, 2);
-  /* A good event brings them back. */
-  kitd_static_instancer_set(in, v, 2);
-  assert_int_equal(kitd_endpointer_count(ep), 2);
-  /* A good event before the timeout cancels the invalidation. */
-  kitd_static_instancer_fail(in, KITD_ECONNECT, "down");
-  kt_sleep_ms(30);
-  kitd_static_instancer_set(in, v, 2);
-  kt_sleep_ms(150);
-  assert_int_equal(kitd_endpointer_count(ep), 2);
-  kitd_endpointer_free(ep);
-  kitd_instancer_free(in);
-}
-
-static void test_error_without_option_keeps_set(void **st) {
-  (void)st;
-  const char *v[] = {"a:1"};
-  kitd_instancer *in;
-  kitd_static_instancer_new(v, 1, &in);
-  kitd_endpointer *ep;
-  kitd_endpointer_new(in, &(kitd_factory){factory, NULL, NULL}, NULL, &ep);
+  kitd_endpointer *ep = open_ep(&f, &in, "a:1,b:1", -1, NULL);
+  for (int i = 0; i < 5; i++) kitd_static_instancer_fail(in, KITD_ECONNECT, "down");
   kitd_static_instancer_fail(in, KITD_EPROTO, "garbage");
-  kt_sleep_ms(20);
+  assert_int_equal(kitd_endpointer_count(ep), 2);
+  kt_sleep_ms(20); /* nor a while later: no invalidation without the option */
+  assert_int_equal(kitd_endpointer_count(ep), 2);
+  assert_int_equal(kt_live(&f), 2);
+  close_ep(&f, in, ep);
+}
+
+static void test_invalidate_on_error_timeout(void **s) {
+  (void)s;
+  long ms = 150 * kt_scale();
+  kt_factory f;
+  kitd_instancer *in;
+  kitd_endpointer *ep = open_ep(&f, &in, "a:1,b:1", ms, NULL);
+  int64_t t0 = kt_ms();
+  kitd_static_instancer_fail(in, KITD_ECONNECT, "down");
+  kitd_static_instancer_fail(in, KITD_ECONNECT, "still down"); /* no restart */
+  kt_sleep_ms(ms / 2);
+  assert_int_equal(kitd_endpointer_count(ep), 2); /* not before */
+  while (kitd_endpointer_count(ep) != 0 && kt_ms() - t0 < ms * 4) kt_sleep_ms(2);
+  int64_t took = kt_ms() - t0;
+  assert_int_equal(kitd_endpointer_count(ep), 0);
+  assert_true(took >= ms);
+  assert_true(took < ms + 100 * kt_scale()); /* on time, not at the next event */
+  assert_int_equal(kt_live(&f), 0);
+  /* A later error keeps it empty; a good event brings the set back. */
+  kitd_static_instancer_fail(in, KITD_ECONNECT, "down");
+  assert_int_equal(kitd_endpointer_count(ep), 0);
+  kt_set(in, "a:1");
   assert_int_equal(kitd_endpointer_count(ep), 1);
-  kitd_endpointer_free(ep);
+  close_ep(&f, in, ep);
+}
+
+static void test_good_event_cancels_invalidation(void **s) {
+  (void)s;
+  long ms = 100 * kt_scale();
+  kt_factory f;
+  kitd_instancer *in;
+  kitd_endpointer *ep = open_ep(&f, &in, "a:1,b:1", ms, NULL);
+  kitd_static_instancer_fail(in, KITD_ECONNECT, "down");
+  kt_sleep_ms(ms / 3);
+  kt_set(in, "a:1,b:1"); /* same set, but good: the error is over */
+  kt_sleep_ms(ms * 2);
+  assert_int_equal(kitd_endpointer_count(ep), 2);
+  /* A new error starts a new, full deadline. */
+  int64_t t0 = kt_ms();
+  kitd_static_instancer_fail(in, KITD_ECONNECT, "down");
+  while (kitd_endpointer_count(ep) != 0 && kt_ms() - t0 < ms * 4) kt_sleep_ms(2);
+  assert_true(kt_ms() - t0 >= ms);
+  assert_int_equal(kitd_endpointer_count(ep), 0);
+  close_ep(&f, in, ep);
+}
+
+static void test_invalidate_zero_is_at_once(void **s) {
+  (void)s;
+  kt_factory f;
+  kitd_instancer *in;
+  kitd_endpointer *ep = open_ep(&f, &in, "a:1", 0, NULL);
+  kitd_static_instancer_fail(in, KITD_EIO, NULL);
+  assert_int_equal(kitd_endpointer_count(ep), 0);
+  assert_int_equal(kt_live(&f), 0);
+  close_ep(&f, in, ep);
+}
+
+static void test_invalid(void **s) {
+  (void)s;
+  kitd_instancer *in = kt_static("a:1");
+  kitd_endpointer *ep = NULL;
+  assert_int_equal(kitd_endpointer_new(NULL, &(kitd_factory){kt_factory_fn, NULL, NULL}, NULL, &ep), KITD_EINVAL);
+  assert_int_equal(kitd_endpointer_new(in, &(kitd_factory){NULL, NULL, NULL}, NULL, &ep), KITD_EINVAL);
+  assert_int_equal(kitd_endpointer_new(in, &(kitd_factory){kt_factory_fn, NULL, NULL}, NULL, NULL), KITD_EINVAL);
+  assert_null(ep);
+  kitd_instancer_stop(in);
+  kt_factory f;
+  kt_factory_init(&f);
+  assert_int_equal(kitd_endpointer_new(in, &(kitd_factory){kt_factory_fn, &f, NULL}, NULL, &ep), KITD_ESTOPPED);
+  assert_int_equal(kitd_endpointer_count(NULL), 0);
+  kitd_endpointer_free(NULL);
   kitd_instancer_free(in);
+  kt_factory_destroy(&f);
+}
+
+/* Each allocation of kitd_endpointer_new and of an update fails in turn:
+ * ENOMEM (or a skipped instance), no leak, no crash, and a later update
+ * converges. */
+static void test_alloc_failures(void **s) {
+  (void)s;
+  kt_factory f;
+  kt_factory_init(&f);
+  kitd_instancer *in = kt_static("a:1,b:1,c:1");
+  for (long k = 0;; k++) {
+    kitd_endpointer *ep = NULL;
+    kitd__alloc_fail_after(k);
+    int rc = kitd_endpointer_new(in, &(kitd_factory){kt_factory_fn, &f, NULL}, NULL, &ep);
+    int fired = kitd__alloc_failed();
+    kitd__alloc_fail_after(-1);
+    if (rc) {
+      assert_int_equal(rc, KITD_ENOMEM);
+      assert_null(ep);
+      continue;
+    }
+    kitd_endpointer_free(ep);
+    if (!fired) break;
+  }
+  assert_int_equal(kt_live(&f), 0);
+  kitd_endpointer *ep = new_ep(in, &f, 50, NULL);
+  for (long k = 0; k < 40; k++) {
+    kitd__alloc_fail_after(k);
+    kt_set(in, (k & 1) ? "a:1,d:1,e:1" : "b:1,c:1,f:1");
+    kitd__alloc_fail_after(-1);
+  }
+  kt_set(in, "x:1,y:1");
+  assert_int_equal(kitd_endpointer_count(ep), 2);
+  assert_int_equal(kt_live(&f), 2);
+  close_ep(&f, in, ep);
 }
 
 /* --- picks from several threads while the set changes --- */
 struct race {
   kitd_balancer *b;
   atomic_int stop;
-  atomic_long picks;
+  atomic_long picks, wrong; /* wrong: an answer not from the picked instance */
 };
 
-static void *picker(void *arg) {
+static void *race_picker(void *arg) {
   struct race *r = arg;
   kitd_ctx c;
   kitd_ctx_init(&c);
@@ -248,8 +336,8 @@ static void *picker(void *arg) {
     if (rc == KITD_ENOENDPOINTS) continue;
     assert_int_equal(rc, 0);
     void *resp;
-    kitd_endpoint_call(p.endpoint, &c, NULL, &resp);
-    if (strcmp(resp, kitd_instance_address(p.instance)) != 0) atomic_fetch_add(&bad_magic, 1);
+    kitd_endpoint_call(p.endpoint, &c, NULL, &resp); /* aborts if closed */
+    if (strcmp(resp, kitd_instance_address(p.instance)) != 0) atomic_fetch_add(&r->wrong, 1);
     kitd_balancer_done(r->b, &p, 0, -1);
     atomic_fetch_add(&r->picks, 1);
   }
@@ -259,21 +347,22 @@ static void *picker(void *arg) {
 static void run_race(int random_balancer) {
   static const char *all[] = {"10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80", "10.0.0.4:80",
                               "10.0.0.5:80", "10.0.0.6:80", "10.0.0.7:80", "10.0.0.8:80"};
+  kt_factory f;
+  kt_factory_init(&f);
   kitd_instancer *in;
-  kitd_static_instancer_new(all, 8, &in);
-  kitd_endpointer *ep;
-  kitd_endpointer_new(in, &(kitd_factory){factory, NULL, NULL}, NULL, &ep);
+  assert_int_equal(kitd_static_instancer_new(all, 8, &in), 0);
+  kitd_endpointer *ep = new_ep(in, &f, -1, NULL);
   struct race r = {0};
   if (random_balancer)
-    kitd_balancer_random_new(ep, &r.b);
+    assert_int_equal(kitd_balancer_random_new(ep, &r.b), 0);
   else
-    kitd_balancer_round_robin_new(ep, 0, &r.b);
+    assert_int_equal(kitd_balancer_round_robin_new(ep, 0, &r.b), 0);
   pthread_t t[4];
-  for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, picker, &r);
+  for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, race_picker, &r);
   unsigned x = 12345;
-  int64_t end = kitd_now_ns() + 300 * 1000000LL;
+  int64_t end = kt_ms() + 300;
   int updates = 0;
-  while (kitd_now_ns() < end && updates < 20000) {
+  while (kt_ms() < end && updates < 20000) {
     const char *sub[8];
     size_t n = 0;
     x = x * 1103515245 + 12345;
@@ -286,33 +375,37 @@ static void run_race(int random_balancer) {
   for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
   assert_true(r.picks > 0);
   assert_true(updates > 10);
+  assert_int_equal(r.wrong, 0);
   kitd_balancer_free(r.b);
-  kitd_endpointer_free(ep);
-  kitd_instancer_free(in);
-  assert_int_equal(bad_magic, 0);
-  assert_int_equal(made, closed); /* every endpoint closed exactly once */
+  /* Every endpoint closed, none twice (kt_factory_destroy aborts then). */
+  close_ep(&f, in, ep);
 }
 
-static void test_picks_while_set_changes_rr(void **st) {
-  (void)st;
+static void test_picks_while_set_changes_rr(void **s) {
+  (void)s;
   run_race(0);
 }
 
-static void test_picks_while_set_changes_random(void **st) {
-  (void)st;
+static void test_picks_while_set_changes_random(void **s) {
+  (void)s;
   run_race(1);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup(test_factory_only_for_new, setup),
-      cmocka_unit_test_setup(test_removed_endpoint_waits_for_pick, setup),
-      cmocka_unit_test_setup(test_factory_error_skipped_and_retried, setup),
-      cmocka_unit_test_setup(test_factory_error_logged, setup),
-      cmocka_unit_test_setup(test_invalidate_on_error, setup),
-      cmocka_unit_test_setup(test_error_without_option_keeps_set, setup),
-      cmocka_unit_test_setup(test_picks_while_set_changes_rr, setup),
-      cmocka_unit_test_setup(test_picks_while_set_changes_random, setup),
+      cmocka_unit_test(test_factory_only_for_new),
+      cmocka_unit_test(test_factory_error_skipped_logged_retried),
+      cmocka_unit_test(test_every_endpoint_closed_once),
+      cmocka_unit_test(test_removed_not_closed_while_picked),
+      cmocka_unit_test(test_more_picks_than_slots),
+      cmocka_unit_test(test_error_keeps_endpoints),
+      cmocka_unit_test(test_invalidate_on_error_timeout),
+      cmocka_unit_test(test_good_event_cancels_invalidation),
+      cmocka_unit_test(test_invalidate_zero_is_at_once),
+      cmocka_unit_test(test_invalid),
+      cmocka_unit_test(test_alloc_failures),
+      cmocka_unit_test(test_picks_while_set_changes_rr),
+      cmocka_unit_test(test_picks_while_set_changes_random),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: MIT */
+/* kitd_directory over the Consul double: every watch on one thread, never
+ * more agent connections than max_blocking (the double refuses a client
+ * past its limit as Consul does), services past the blocking slots kept
+ * fresh through health/state/any and catalog/services, and a flood of
+ * unknown names within the caps. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../support/double.h"
+#include "kitd/kitd.h"
+
+#define MAX_BLOCKING 12 /* 6 services block; the others are polled */
+static kitd_test_agent agent;
+static int have_agent;
+
+static void *nothing(void *arg) { return arg; }
+
+static int setup(void **state) {
+  (void)state;
+  kitd_global_init();
+  /* Thread counts below compare before and after: start what starts with
+   * the first thread first (ThreadSanitizer's background thread). */
+  pthread_t t;
+  if (pthread_create(&t, NULL, nothing, NULL) == 0) pthread_join(t, NULL);
+  /* the double enforces a limit just above the directory's own cap (the
+   * test's helper requests share the address) */
+  const char *extra[] = {"--max-conns-per-client", "16", NULL};
+  int rc = kitd_test_agent_start(&agent, extra);
+  have_agent = rc == 0 && !agent.real;
+  return rc < 0 ? -1 : 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  if (have_agent) kitd_test_agent_stop(&agent);
+  kitd_global_cleanup();
+  return 0;
+}
+
+#define NEED_AGENT()                                 \
+  do {                                               \
+    if (!have_agent) {                               \
+      skip();                                        \
+      return;                                        \
+    }                                                \
+  } while (0)
+
+
+
+static kitd_directory *new_dir(unsigned max_clients) {
+  kitd_consul *c = NULL;
+  assert_int_equal(kitd_consul_new(KITD_CONSUL_NO_ENV, NULL, &c), 0);
+  assert_int_equal(kitd_consul_set_address(c, agent.url, NULL), 0);
+  kitd_directory_opts o;
+  kitd_directory_opts_init(&o);
+  o.consul = c;
+  o.max_blocking = MAX_BLOCKING;
+  o.max_clients = max_clients;
+  kitd_directory *d = NULL;
+  assert_int_equal(kitd_directory_new(&o, &d), 0);
+  kitd_consul_free(c);
+  return d;
+}
+
+/* Wait until the client of `svc` has `want` instances. */
+static int wait_count(kitd_directory *d, const char *svc, size_t want, long ms) {
+  kitd_client *c = NULL;
+  if (kitd_directory_get(d, svc, &c)) return 0;
+  int64_t end = kitd_now_ns() + kitd_test_ms(ms) * 1000000;
+  while (kitd_client_count(c) != want && kitd_now_ns() < end) usleep(2000);
+  int ok = kitd_client_count(c) == want;
+  kitd_client_free(c);
+  return ok;
+}
+
+static void test_many_services_one_thread(void **s) {
+  (void)s;
+  NEED_AGENT();
+  enum { N = 30 };
+  char name[N][48], id[N][64 + 48];
+  for (int i = 0; i < N; i++) {
+    snprintf(name[i], sizeof name[i], "dir-svc-%d-%d", (int)getpid() % 100000, i);
+    snprintf(id[i], sizeof id[i], "%s-a", name[i]);
+    assert_int_equal(kitd_test_agent_register(&agent, name[i], id[i], "10.1.0.1", 1000 + i, NULL,
+                                              "passing", 3600), 200);
+  }
+  kitd_test_agent_http(&agent, "PUT", "/_double/stats/reset", NULL, NULL);
+  int before = kitd_test_threads();
+  kitd_directory *d = new_dir(100);
+  for (int i = 0; i < N; i++) assert_true(wait_count(d, name[i], 1, 3000));
+  /* the directory's own threads: its sweeper and one watcher, whatever N */
+  assert_true(kitd_test_threads() - before <= 2);
+  /* a health flip of every service reaches its client, polled or not */
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(kitd_test_agent_ttl(&agent, id[i], "fail"), 200);
+    assert_true(wait_count(d, name[i], 0, 2000));
+    assert_int_equal(kitd_test_agent_ttl(&agent, id[i], "pass"), 200);
+    assert_true(wait_count(d, name[i], 1, 2000));
+  }
+  /* a second instance (a catalog change), then a deregistration */
+  char id2[80];
+  snprintf(id2, sizeof id2, "%s-b", name[N - 1]);
+  assert_int_equal(kitd_test_agent_register(&agent, name[N - 1], id2, "10.1.0.2", 2000, NULL,
+                                            "passing", 3600), 200);
+  assert_true(wait_count(d, name[N - 1], 2, 2000));
+  assert_int_equal(kitd_test_agent_deregister(&agent, id2), 200);
+  assert_true(wait_count(d, name[N - 1], 1, 2000));
+  /* never past the cap: the double would have refused with a 429 */
+  long most = kitd_test_agent_stat(&agent, "max_connections");
+  assert_true(most > 0 && most <= MAX_BLOCKING + 2);
+  kitd_directory_free(d);
+  for (int i = 0; i < N; i++) kitd_test_agent_deregister(&agent, id[i]);
+}
+
+/* Distinct unknown names, one after another: the clients, and so the
+ * watches and connections, stay within the caps. */
+static void test_flood_of_unknown_names(void **s) {
+  (void)s;
+  NEED_AGENT();
+  kitd_test_agent_http(&agent, "PUT", "/_double/stats/reset", NULL, NULL);
+  kitd_directory *d = new_dir(20);
+  int64_t end = kitd_now_ns() + kitd_test_ms(30000) * 1000000;
+  int i;
+  for (i = 0; i < 2000 && kitd_now_ns() < end; i++) {
+    char name[48];
+    snprintf(name, sizeof name, "nobody-%d-%d", (int)getpid(), i);
+    kitd_ctx ctx;
+    kitd_ctx_init(&ctx);
+    kitd_ctx_set_timeout_ms(&ctx, kitd_test_ms(2000));
+    assert_int_equal(kitd_directory_call(d, name, &ctx, NULL, NULL), KITD_ENOENDPOINTS);
+    assert_true(kitd_directory_count(d) <= 20);
+  }
+  assert_true(i >= 200); /* however slow the machine, a real flood went through */
+  long most = kitd_test_agent_stat(&agent, "max_connections");
+  assert_true(most > 0 && most <= MAX_BLOCKING + 2);
+  kitd_directory_free(d);
+}
+
+/* Standalone clients opt in to one shared watcher: one thread for all. */
+static void test_standalone_clients_share_a_watcher(void **s) {
+  (void)s;
+  NEED_AGENT();
+  enum { N = 3 };
+  char name[N][48], id[N][112];
+  for (int i = 0; i < N; i++) {
+    snprintf(name[i], sizeof name[i], "solo-%d-%d", (int)getpid() % 100000, i);
+    snprintf(id[i], sizeof id[i], "%s-a", name[i]);
+    assert_int_equal(kitd_test_agent_register(&agent, name[i], id[i], "10.4.0.1", 80, NULL,
+                                              "passing", 3600), 200);
+  }
+  kitd_consul *c = NULL;
+  assert_int_equal(kitd_consul_new(KITD_CONSUL_NO_ENV, NULL, &c), 0);
+  assert_int_equal(kitd_consul_set_address(c, agent.url, NULL), 0);
+  int before = kitd_test_threads();
+  kitd_consul_watcher *w = NULL;
+  assert_int_equal(kitd_consul_watcher_new(c, MAX_BLOCKING, NULL, &w), 0);
+  kitd_consul_free(c);
+  kitd_client *cl[N];
+  for (int i = 0; i < N; i++) {
+    kitd_client_opts o;
+    kitd_client_opts_init(&o);
+    o.service = name[i];
+    o.watcher = w;
+    assert_int_equal(kitd_client_new(&o, &cl[i]), 0);
+  }
+  kitd_consul_watcher_free(w); /* the clients keep it */
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(kitd_client_wait_ready(cl[i], kitd_test_ms(3000)), 0);
+    assert_int_equal(kitd_client_count(cl[i]), 1);
+  }
+  assert_int_equal(kitd_test_threads() - before, 1);
+  assert_int_equal(kitd_test_agent_ttl(&agent, id[1], "fail"), 200);
+  int64_t end = kitd_now_ns() + kitd_test_ms(2000) * 1000000;
+  while (kitd_client_count(cl[1]) && kitd_now_ns() < end) usleep(2000);
+  assert_int_equal(kitd_client_count(cl[1]), 0);
+  for (int i = 0; i < N; i++) kitd_client_free(cl[i]);
+  for (int i = 0; i < N; i++) kitd_test_agent_deregister(&agent, id[i]);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_many_services_one_thread),
+      cmocka_unit_test(test_flood_of_unknown_names),
+      cmocka_unit_test(test_standalone_clients_share_a_watcher),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
