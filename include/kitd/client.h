@@ -95,6 +95,7 @@ typedef struct kitd_client_opts {
   size_t size;              /* sizeof(kitd_client_opts), set by _init */
   const char *service;      /* the service name; copied; required */
   /* The registry, one of (tried in this order):
+   *  - source (below): a source string naming any registry;
    *  - instancer: any instancer (a reference is taken);
    *  - consul: a Consul configuration (copied at kitd_client_new());
    *  - neither: Consul from the environment (CONSUL_HTTP_ADDR, ...). */
@@ -128,6 +129,12 @@ typedef struct kitd_client_opts {
   int64_t ready_timeout_ms; /* how long a call waits for the registry's
                                first answer (default 5000) */
   kitd_logger *logger;      /* borrowed, must outlive the client; NULL: none */
+  const char *source;       /* the registry as a source string (source.h:
+                               consul://HOST:PORT/SERVICE?tag=T,
+                               etcd://HOST:PORT/PREFIX, dns+srv://…,
+                               file:///PATH); when set it wins over
+                               instancer, consul and watcher; `watch` gives
+                               its Consul options; copied at _new */
 } kitd_client_opts;
 
 /* Fill `o` with the defaults above. Thread-safety: any thread. */

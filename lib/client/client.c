@@ -20,6 +20,7 @@
 #include "kitd/client.h"
 #include "kitd/endpointer.h"
 #include "kitd/error.h"
+#include "kitd/source.h"
 #include "sd/instancer_impl.h"
 
 /* A user-controlled method or Content-Type must not grow a client without
@@ -309,6 +310,12 @@ static void client_destroy(kitd_client *c) {
 }
 
 static int make_instancer(const kitd_client_opts *o, kitd_instancer **out) {
+  if (o->source) { /* consul://, etcd://, dns+srv://, file:// (source.h) */
+    kitd_source_opts so;
+    kitd_source_opts_init(&so);
+    so.consul = o->watch;
+    return kitd_source_instancer_new(o->source, &so, o->logger, out);
+  }
   if (o->instancer) {
     *out = kitd__instancer_ref(o->instancer);
     return 0;

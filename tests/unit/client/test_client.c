@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <unistd.h>
 
 #include "../../support/double.h"
 #include "../../support/fixture.h"
@@ -165,6 +166,39 @@ static void test_raw(void **s) {
   assert_int_equal(kitd_client_count(c), 1);
   assert_string_equal(kitd_client_service(c), "echo");
   kitd_client_free(c);
+}
+
+/* The registry named by a source string (a watched file here). */
+static void test_source(void **s) {
+  (void)s;
+  char dir[] = "/tmp/kitd-client-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char path[128], src[160];
+  snprintf(path, sizeof path, "%s/echo.list", dir);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fprintf(f, "%s\n", g_inst);
+  fclose(f);
+  snprintf(src, sizeof src, "file://%s", path);
+  kitd_client_opts o;
+  kitd_client_opts_init(&o);
+  o.service = "echo";
+  o.source = src;
+  kitd_client *c = NULL;
+  assert_int_equal(kitd_client_new(&o, &c), 0);
+  kitd_ctx ctx;
+  kitd_ctx_init(&ctx);
+  kitd_ctx_set_timeout_ms(&ctx, kitd_test_ms(5000));
+  kitd_client_resp r = {0};
+  kitd_client_req rq = {.path = "/src"};
+  assert_int_equal(kitd_client_call(c, &ctx, &rq, &r), 0);
+  assert_string_equal(r.body, "GET /src - ");
+  kitd_client_resp_clear(&r);
+  kitd_client_free(c);
+  o.source = "gopher://x/y";
+  assert_int_equal(kitd_client_new(&o, &c), KITD_EINVAL);
+  unlink(path);
+  rmdir(dir);
 }
 
 static void test_json(void **s) {
@@ -329,6 +363,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_raw),
       cmocka_unit_test(test_json),
+      cmocka_unit_test(test_source),
       cmocka_unit_test(test_factory_failover),
       cmocka_unit_test(test_bad_options),
       cmocka_unit_test(test_free_while_calling),
