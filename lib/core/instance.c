@@ -19,8 +19,12 @@ static int valid_address(const char *a) {
 int kitd_instance_new(const char *address, kitd_instance **out) {
   if (!address || !out || !valid_address(address)) return KITD_EINVAL;
   size_t n = strlen(address);
-  kitd_instance *i = kitd__calloc(1, sizeof *i + n + 1);
+  size_t at = (sizeof(kitd_instance) + n + 1 + _Alignof(struct kitd__attrs) - 1) &
+              ~(size_t)(_Alignof(struct kitd__attrs) - 1);
+  kitd_instance *i = kitd__aligned_alloc(64, at + sizeof(struct kitd__attrs));
   if (!i) return KITD_ENOMEM;
+  memset(i, 0, at + sizeof(struct kitd__attrs));
+  i->a = (struct kitd__attrs *)((char *)i + at);
   memcpy(i->address, address, n + 1);
   i->address_len = (uint32_t)n;
   atomic_init(&i->refs, 1);
@@ -39,13 +43,13 @@ static void kv_free(struct kitd__kv *v, size_t n) {
 }
 
 static void instance_free(kitd_instance *i) {
-  for (size_t k = 0; k < i->ntags; k++) free(i->tags[k]);
-  free(i->tags);
-  kv_free(i->meta, i->nmeta);
-  kv_free(i->node_meta, i->nnode_meta);
-  free(i->node);
-  free(i->datacenter);
-  free(i->zone);
+  for (size_t k = 0; k < i->a->ntags; k++) free(i->a->tags[k]);
+  free(i->a->tags);
+  kv_free(i->a->meta, i->a->nmeta);
+  kv_free(i->a->node_meta, i->a->nnode_meta);
+  free(i->a->node);
+  free(i->a->datacenter);
+  free(i->a->zone);
   free(i);
 }
 
@@ -84,13 +88,13 @@ int kitd_instance_add_tag(kitd_instance *i, const char *tag) {
   if (!writable(i) || !tag) return KITD_EINVAL;
   char *t = kitd__strdup(tag);
   if (!t) return KITD_ENOMEM;
-  char **v = kitd__realloc(i->tags, (i->ntags + 1) * sizeof *v);
+  char **v = kitd__realloc(i->a->tags, (i->a->ntags + 1) * sizeof *v);
   if (!v) {
     free(t);
     return KITD_ENOMEM;
   }
-  v[i->ntags++] = t;
-  i->tags = v;
+  v[i->a->ntags++] = t;
+  i->a->tags = v;
   return 0;
 }
 
@@ -143,12 +147,12 @@ static const char *kv_get(const struct kitd__kv *v, size_t n, const char *key) {
 
 int kitd_instance_set_meta(kitd_instance *i, const char *key, const char *value) {
   if (!writable(i) || !key || !value) return KITD_EINVAL;
-  return kv_set(&i->meta, &i->nmeta, key, value);
+  return kv_set(&i->a->meta, &i->a->nmeta, key, value);
 }
 
 int kitd_instance_set_node_meta(kitd_instance *i, const char *key, const char *value) {
   if (!writable(i) || !key || !value) return KITD_EINVAL;
-  return kv_set(&i->node_meta, &i->nnode_meta, key, value);
+  return kv_set(&i->a->node_meta, &i->a->nnode_meta, key, value);
 }
 
 static int set_str(kitd_instance *i, char **field, const char *value) {
@@ -161,13 +165,13 @@ static int set_str(kitd_instance *i, char **field, const char *value) {
 }
 
 int kitd_instance_set_node(kitd_instance *i, const char *node) {
-  return set_str(i, i ? &i->node : NULL, node);
+  return set_str(i, i ? &i->a->node : NULL, node);
 }
 int kitd_instance_set_datacenter(kitd_instance *i, const char *dc) {
-  return set_str(i, i ? &i->datacenter : NULL, dc);
+  return set_str(i, i ? &i->a->datacenter : NULL, dc);
 }
 int kitd_instance_set_zone(kitd_instance *i, const char *zone) {
-  return set_str(i, i ? &i->zone : NULL, zone);
+  return set_str(i, i ? &i->a->zone : NULL, zone);
 }
 
 const char *kitd_instance_address(const kitd_instance *i) { return i ? i->address : ""; }
@@ -175,20 +179,20 @@ kitd_health kitd_instance_status(const kitd_instance *i) {
   return i ? i->status : KITD_HEALTH_CRITICAL;
 }
 uint32_t kitd_instance_weight(const kitd_instance *i) { return i ? i->weight : 0; }
-size_t kitd_instance_tag_count(const kitd_instance *i) { return i ? i->ntags : 0; }
+size_t kitd_instance_tag_count(const kitd_instance *i) { return i ? i->a->ntags : 0; }
 const char *kitd_instance_tag(const kitd_instance *i, size_t k) {
-  return i && k < i->ntags ? i->tags[k] : NULL;
+  return i && k < i->a->ntags ? i->a->tags[k] : NULL;
 }
 int kitd_instance_has_tag(const kitd_instance *i, const char *tag) {
   if (!i || !tag) return 0;
-  for (size_t k = 0; k < i->ntags; k++)
-    if (strcmp(i->tags[k], tag) == 0) return 1;
+  for (size_t k = 0; k < i->a->ntags; k++)
+    if (strcmp(i->a->tags[k], tag) == 0) return 1;
   return 0;
 }
 const char *kitd_instance_meta(const kitd_instance *i, const char *key) {
-  return i && key ? kv_get(i->meta, i->nmeta, key) : NULL;
+  return i && key ? kv_get(i->a->meta, i->a->nmeta, key) : NULL;
 }
-size_t kitd_instance_meta_count(const kitd_instance *i) { return i ? i->nmeta : 0; }
+size_t kitd_instance_meta_count(const kitd_instance *i) { return i ? i->a->nmeta : 0; }
 static int kv_at(const struct kitd__kv *v, size_t n, size_t k, const char **key,
                  const char **value) {
   if (k >= n) return KITD_ENOTFOUND;
@@ -198,27 +202,27 @@ static int kv_at(const struct kitd__kv *v, size_t n, size_t k, const char **key,
 }
 int kitd_instance_meta_at(const kitd_instance *i, size_t k, const char **key,
                           const char **value) {
-  return i ? kv_at(i->meta, i->nmeta, k, key, value) : KITD_EINVAL;
+  return i ? kv_at(i->a->meta, i->a->nmeta, k, key, value) : KITD_EINVAL;
 }
 const char *kitd_instance_node(const kitd_instance *i) {
-  return i && i->node ? i->node : "";
+  return i && i->a->node ? i->a->node : "";
 }
 const char *kitd_instance_node_meta(const kitd_instance *i, const char *key) {
-  return i && key ? kv_get(i->node_meta, i->nnode_meta, key) : NULL;
+  return i && key ? kv_get(i->a->node_meta, i->a->nnode_meta, key) : NULL;
 }
-size_t kitd_instance_node_meta_count(const kitd_instance *i) { return i ? i->nnode_meta : 0; }
+size_t kitd_instance_node_meta_count(const kitd_instance *i) { return i ? i->a->nnode_meta : 0; }
 int kitd_instance_node_meta_at(const kitd_instance *i, size_t k, const char **key,
                                const char **value) {
-  return i ? kv_at(i->node_meta, i->nnode_meta, k, key, value) : KITD_EINVAL;
+  return i ? kv_at(i->a->node_meta, i->a->nnode_meta, k, key, value) : KITD_EINVAL;
 }
 const char *kitd_instance_datacenter(const kitd_instance *i) {
-  return i && i->datacenter ? i->datacenter : "";
+  return i && i->a->datacenter ? i->a->datacenter : "";
 }
 const char *kitd_instance_zone(const kitd_instance *i) {
   if (!i) return "";
-  if (i->zone) return i->zone;
-  const char *z = kv_get(i->node_meta, i->nnode_meta, "zone");
-  if (!z) z = kv_get(i->meta, i->nmeta, "zone");
+  if (i->a->zone) return i->a->zone;
+  const char *z = kv_get(i->a->node_meta, i->a->nnode_meta, "zone");
+  if (!z) z = kv_get(i->a->meta, i->a->nmeta, "zone");
   return z ? z : "";
 }
 
@@ -245,14 +249,14 @@ static int kv_eq(const struct kitd__kv *a, size_t na, const struct kitd__kv *b, 
 int kitd_instance_equal(const kitd_instance *a, const kitd_instance *b) {
   if (a == b) return 1;
   if (!a || !b) return 0;
-  if (a->status != b->status || a->weight != b->weight || a->ntags != b->ntags) return 0;
+  if (a->status != b->status || a->weight != b->weight || a->a->ntags != b->a->ntags) return 0;
   if (strcmp(a->address, b->address) != 0) return 0;
-  for (size_t k = 0; k < a->ntags; k++)
-    if (strcmp(a->tags[k], b->tags[k]) != 0) return 0;
-  return kv_eq(a->meta, a->nmeta, b->meta, b->nmeta) &&
-         kv_eq(a->node_meta, a->nnode_meta, b->node_meta, b->nnode_meta) &&
-         str_eq(a->node, b->node) && str_eq(a->datacenter, b->datacenter) &&
-         str_eq(a->zone, b->zone);
+  for (size_t k = 0; k < a->a->ntags; k++)
+    if (strcmp(a->a->tags[k], b->a->tags[k]) != 0) return 0;
+  return kv_eq(a->a->meta, a->a->nmeta, b->a->meta, b->a->nmeta) &&
+         kv_eq(a->a->node_meta, a->a->nnode_meta, b->a->node_meta, b->a->nnode_meta) &&
+         str_eq(a->a->node, b->a->node) && str_eq(a->a->datacenter, b->a->datacenter) &&
+         str_eq(a->a->zone, b->a->zone);
 }
 
 /* FNV-1a over the attributes, each string followed by a 0 byte and each
@@ -279,11 +283,11 @@ void kitd__instance_freeze(kitd_instance *i) {
   uint32_t st = (uint32_t)i->status;
   h = mix_bytes(h, &st, sizeof st);
   h = mix_bytes(h, &i->weight, sizeof i->weight);
-  h = mix_bytes(h, &i->ntags, sizeof i->ntags);
-  for (size_t k = 0; k < i->ntags; k++) h = mix_str(h, i->tags[k]);
-  h = mix_kv(h, i->meta, i->nmeta);
-  h = mix_kv(h, i->node_meta, i->nnode_meta);
-  h = mix_str(mix_str(mix_str(h, i->node), i->datacenter), i->zone);
+  h = mix_bytes(h, &i->a->ntags, sizeof i->a->ntags);
+  for (size_t k = 0; k < i->a->ntags; k++) h = mix_str(h, i->a->tags[k]);
+  h = mix_kv(h, i->a->meta, i->a->nmeta);
+  h = mix_kv(h, i->a->node_meta, i->a->nnode_meta);
+  h = mix_str(mix_str(mix_str(h, i->a->node), i->a->datacenter), i->a->zone);
   h ^= h >> 30;
   h *= 0xbf58476d1ce4e5b9ull;
   h ^= h >> 27;

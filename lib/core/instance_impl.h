@@ -17,6 +17,22 @@ struct kitd__kv {
   char *value;
 };
 
+/* The attributes a reader seldom needs, after the address in the same
+ * block. */
+struct kitd__attrs {
+  char **tags;
+  size_t ntags;
+  struct kitd__kv *meta;      /* sorted by key, unique */
+  size_t nmeta;
+  struct kitd__kv *node_meta; /* sorted by key, unique */
+  size_t nnode_meta;
+  char *node, *datacenter, *zone; /* NULL when unset */
+};
+
+/* One 64-byte aligned block: the fields an update or a pick reads first,
+ * then the address, then the other attributes. An address of up to 23
+ * bytes shares the first cache line with the digest, so an update over a
+ * large set reads one line per kept record. */
 struct kitd_instance {
   atomic_long refs;
   bool frozen;        /* set when an instancer takes it: no setter after */
@@ -26,18 +42,10 @@ struct kitd_instance {
    * of the instance that served a call with one memcpy of known size. */
   uint32_t address_len;
   /* A 64-bit digest of every attribute but the address, made when the
-   * record is frozen: the endpointer compares digests, not attributes, so
-   * an update over a large set reads one cache line per kept record (the
-   * address is inline below, on the same line). */
+   * record is frozen: the endpointer compares digests, not attributes. */
   uint64_t digest;
-  char **tags;
-  size_t ntags;
-  struct kitd__kv *meta;      /* sorted by key, unique */
-  size_t nmeta;
-  struct kitd__kv *node_meta; /* sorted by key, unique */
-  size_t nnode_meta;
-  char *node, *datacenter, *zone; /* NULL when unset */
-  char address[];                 /* the identity, inline */
+  struct kitd__attrs *a;
+  char address[];     /* the identity, inline */
 };
 
 /* Freeze a record (no setter works after) and compute its digest. */
