@@ -140,8 +140,13 @@ static enum MHD_Result forward(struct MHD_Connection *c, const char *method, str
     return MHD_NO;
   }
   const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-  kitd_client_req rq = {.method = method, .path = path, .body = q->body, .len = q->len,
-                        .content_type = ct ? ct : q->len ? "application/octet-stream" : NULL};
+  kitd_client_req rq = {.method = method,
+                        .path = path,
+                        .body = q->body,
+                        .len = q->len,
+                        .content_type = ct       ? ct
+                                        : q->len ? "application/octet-stream"
+                                                 : NULL};
   kitd_ctx ctx;
   kitd_ctx_init(&ctx);
   kitd_ctx_set_timeout_ms(&ctx, g_timeout_ms);
@@ -178,7 +183,7 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *c, const char *ur
                              size_t *upload_size, void **state) {
   (void)cls, (void)url, (void)version;
   struct rq *q = *state;
-  if (!q) return MHD_NO; /* no memory for the request */
+  if (!q) return MHD_NO;  /* no memory for the request */
   if (!q->headers_seen) { /* the body, if any, comes in the next calls */
     q->headers_seen = 1;
     return MHD_YES;
@@ -217,9 +222,12 @@ int main(int argc, char **argv) {
   int64_t timeout_ms = 10000, idle_ms = 300000;
   long max_clients = 100, max_body = 16 << 20;
   lorem_flag flags[] = {
-      {"listen", FLAG_STR, &listen_on, "host:port to listen on (default :8080; port 0: any free port)"},
-      {"consul.addr", FLAG_STR, &consul_addr, "Consul agent host:port (default CONSUL_HTTP_ADDR, else 127.0.0.1:8500)"},
-      {"timeout", FLAG_DURATION, &timeout_ms, "deadline of one request, across attempts (default 10s)"},
+      {"listen", FLAG_STR, &listen_on,
+       "host:port to listen on (default :8080; port 0: any free port)"},
+      {"consul.addr", FLAG_STR, &consul_addr,
+       "Consul agent host:port (default CONSUL_HTTP_ADDR, else 127.0.0.1:8500)"},
+      {"timeout", FLAG_DURATION, &timeout_ms,
+       "deadline of one request, across attempts (default 10s)"},
       {"idle", FLAG_DURATION, &idle_ms, "forget a service unused this long (default 5m)"},
       {"max.clients", FLAG_INT, &max_clients, "services watched at most at once (default 100)"},
       {"max.body", FLAG_INT, &max_body, "largest request body in bytes (default 16 MiB)"},
@@ -241,7 +249,8 @@ int main(int argc, char **argv) {
   kitd_ctx_init(&ctx);
   kitd_consul *consul = NULL;
   int rc = kitd_consul_new(0, &ctx, &consul);
-  if (rc == 0 && consul_addr && *consul_addr) rc = kitd_consul_set_address(consul, consul_addr, &ctx);
+  if (rc == 0 && consul_addr && *consul_addr)
+    rc = kitd_consul_set_address(consul, consul_addr, &ctx);
   kitd_directory_opts o;
   kitd_directory_opts_init(&o);
   o.consul = consul;
@@ -257,7 +266,8 @@ int main(int argc, char **argv) {
   }
   int port = 0;
   int fd = lorem_listen(listen_on, &port);
-  struct MHD_Daemon *d = fd < 0 ? NULL : lorem_httpd_start_uri(fd, -1, serve, NULL, completed, on_uri);
+  struct MHD_Daemon *d =
+      fd < 0 ? NULL : lorem_httpd_start_uri(fd, -1, serve, NULL, completed, on_uri);
   if (!d) {
     kitd_log(lg, KITD_LOG_ERROR, "kitd-gateway", "action=listen addr=%s err=\"%s\"", listen_on,
              fd < 0 ? strerror(errno) : "cannot start the HTTP daemon");
@@ -267,7 +277,8 @@ int main(int argc, char **argv) {
   kitd_log(lg, KITD_LOG_INFO, "kitd-gateway", "action=listen addr=%s port=%d max_clients=%ld",
            listen_on, port, max_clients);
   int sig = lorem_wait_signal(-1);
-  kitd_log(lg, KITD_LOG_INFO, "kitd-gateway", "action=stop signal=%s", sig == 2 ? "SIGINT" : "SIGTERM");
+  kitd_log(lg, KITD_LOG_INFO, "kitd-gateway", "action=stop signal=%s",
+           sig == 2 ? "SIGINT" : "SIGTERM");
   MHD_stop_daemon(d);
   close(fd);
   kitd_directory_free(g_dir);

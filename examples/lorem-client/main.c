@@ -72,10 +72,15 @@ int main(int argc, char **argv) {
   long min = 5, max = 20, conc = 1, attempts = 3, per_thread = 0;
   int64_t wait_ms = 10000, timeout_ms = 3000, attempt_ms = 1000;
   lorem_flag flags[] = {
-      {"consul.addr", FLAG_STR, &consul_addr, "Consul agent address (default: CONSUL_HTTP_ADDR, else 127.0.0.1)"},
+      {"consul.addr", FLAG_STR, &consul_addr,
+       "Consul agent address (default: CONSUL_HTTP_ADDR, else 127.0.0.1)"},
       {"consul.port", FLAG_STR, &consul_port, "Consul agent port (default 8500)"},
-      {"static", FLAG_STR, &static_list, "host:port,host:port: use these instances instead of Consul"},
-      {"source", FLAG_STR, &source, "the registry as a source string: consul://HOST:PORT/SERVICE?tag=T, etcd://HOST:PORT/PREFIX, dns+srv://SERVER:PORT/NAME, file:///PATH (wins over -static and -consul.*)"},
+      {"static", FLAG_STR, &static_list,
+       "host:port,host:port: use these instances instead of Consul"},
+      {"source", FLAG_STR, &source,
+       "the registry as a source string: consul://HOST:PORT/SERVICE?tag=T, "
+       "etcd://HOST:PORT/PREFIX, dns+srv://SERVER:PORT/NAME, file:///PATH (wins over -static and "
+       "-consul.*)"},
       {"service", FLAG_STR, &service, "Consul service name (default lorem)"},
       {"tag", FLAG_STR, &tag, "Consul tag the instances must carry (default lorem; \"\" for none)"},
       {"type", FLAG_STR, &type, "word, sentence or paragraph (default sentence)"},
@@ -83,13 +88,17 @@ int main(int argc, char **argv) {
       {"max", FLAG_INT, &max, "maximum count, exclusive (default 20)"},
       {"n", FLAG_INT, &g_n, "calls per thread (default 1)"},
       {"c", FLAG_INT, &conc, "concurrent threads (default 1)"},
-      {"duration", FLAG_DURATION, &g_duration_ms, "call until this much time has passed (instead of -n)"},
+      {"duration", FLAG_DURATION, &g_duration_ms,
+       "call until this much time has passed (instead of -n)"},
       {"wait", FLAG_DURATION, &wait_ms, "how long to wait for a first instance (default 10s)"},
-      {"timeout", FLAG_DURATION, &timeout_ms, "overall deadline of one call, across attempts (default 3s)"},
+      {"timeout", FLAG_DURATION, &timeout_ms,
+       "overall deadline of one call, across attempts (default 3s)"},
       {"attempt.timeout", FLAG_DURATION, &attempt_ms, "deadline of one attempt (default 1s)"},
       {"attempts", FLAG_INT, &attempts, "attempts per call, across instances (default 3)"},
-      {"per-thread-rr", FLAG_BOOL, &per_thread, "round robin per thread instead of one global rotation"},
-      {"upstream", FLAG_BOOL, &g_show_upstream, "prefix each message with the instance that served it and a tab"},
+      {"per-thread-rr", FLAG_BOOL, &per_thread,
+       "round robin per thread instead of one global rotation"},
+      {"upstream", FLAG_BOOL, &g_show_upstream,
+       "prefix each message with the instance that served it and a tab"},
       {"q", FLAG_BOOL, &g_quiet, "do not print the messages"},
   };
   int pr = lorem_flags_parse(argc, argv, flags, (int)(sizeof flags / sizeof flags[0]),
@@ -109,10 +118,13 @@ int main(int argc, char **argv) {
 
   kitd_global_init();
   kitd_logger *lg = NULL;
-  kitd_logger_new(KITD_LOG_WARN, NULL, NULL, KITD_LOG_LOGFMT, &lg); /* quiet unless something goes wrong */
-  struct lorem_pipeline_conf pc = {static_list, consul_addr, consul_port, service, tag,
-                                   (unsigned)attempts, attempt_ms, timeout_ms,
-                                   per_thread ? KITD_RR_PER_THREAD : KITD_RR_GLOBAL, lg, source};
+  kitd_logger_new(KITD_LOG_WARN, NULL, NULL, KITD_LOG_LOGFMT,
+                  &lg); /* quiet unless something goes wrong */
+  struct lorem_pipeline_conf pc = {
+      static_list, consul_addr, consul_port,
+      service,     tag,         (unsigned)attempts,
+      attempt_ms,  timeout_ms,  per_thread ? KITD_RR_PER_THREAD : KITD_RR_GLOBAL,
+      lg,          source};
   if (lorem_pipeline_new(&pc, &g_p)) {
     fprintf(stderr, "lorem-client: cannot build the pipeline (see the log above)\n");
     return 1;
@@ -120,7 +132,9 @@ int main(int argc, char **argv) {
   size_t n = lorem_pipeline_wait(g_p, wait_ms);
   if (n == 0) {
     fprintf(stderr, "lorem-client: no instance of %s found within %lld ms%s\n", service,
-            (long long)wait_ms, static_list ? "" : " (is the Consul agent up, and a lorem-server registered and passing?)");
+            (long long)wait_ms,
+            static_list ? ""
+                        : " (is the Consul agent up, and a lorem-server registered and passing?)");
     lorem_pipeline_free(g_p);
     kitd_logger_free(lg);
     return 1;
@@ -135,7 +149,9 @@ int main(int argc, char **argv) {
   double secs = (double)(kitd_now_ns() - t0) / 1e9;
   long ok = atomic_load(&g_ok), failed = atomic_load(&g_failed);
   if (conc > 1 || g_duration_ms > 0 || g_quiet)
-    fprintf(stderr, "lorem-client: calls=%ld ok=%ld failed=%ld threads=%ld instances=%zu seconds=%.3f rate=%.0f req/s\n",
+    fprintf(stderr,
+            "lorem-client: calls=%ld ok=%ld failed=%ld threads=%ld instances=%zu seconds=%.3f "
+            "rate=%.0f req/s\n",
             ok + failed, ok, failed, conc, lorem_pipeline_count(g_p), secs,
             secs > 0 ? (double)(ok + failed) / secs : 0);
   lorem_pipeline_free(g_p);

@@ -57,7 +57,8 @@ static enum MHD_Result reply_failure(struct MHD_Connection *c, int rc, kitd_ctx 
   char body[8192], tmp[600];
   size_t n = 0;
   int m = lorem_json_string(tmp, sizeof tmp, msg);
-  n += (size_t)snprintf(body + n, sizeof body - n, "{\"error\":%s,\"attempts\":[", m > 0 ? tmp : "\"error\"");
+  n += (size_t)snprintf(body + n, sizeof body - n, "{\"error\":%s,\"attempts\":[",
+                        m > 0 ? tmp : "\"error\"");
   const kitd_attempt_error *a;
   for (unsigned i = 0; (a = kitd_ctx_attempt(ctx, i)) && n < sizeof body - 1024; i++) {
     char inst[300], det[300];
@@ -81,7 +82,8 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *c, const char *ur
       *state = (void *)1;
       return MHD_YES;
     }
-    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && strtoull(cl, NULL, 10) > LOREM_GWREQ_MAX)
       return lorem_reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large", NULL);
     struct body *b = malloc(sizeof *b + LOREM_GWREQ_MAX + 1);
@@ -104,7 +106,8 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *c, const char *ur
     if (strcmp(method, "GET") && strcmp(method, "HEAD"))
       return lorem_reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed", "GET, HEAD");
     static const char ok[] = "{\"status\":true}";
-    if (lorem_pipeline_count(g_p) > 0) return lorem_reply(c, MHD_HTTP_OK, ok, sizeof ok - 1, NULL, NULL);
+    if (lorem_pipeline_count(g_p) > 0)
+      return lorem_reply(c, MHD_HTTP_OK, ok, sizeof ok - 1, NULL, NULL);
     /* Not ready: no instance to send to. Say why, as JSON. */
     char why[256], q[600], body[700];
     lorem_pipeline_explain(g_p, why, sizeof why);
@@ -162,16 +165,23 @@ int main(int argc, char **argv) {
   long attempts = 3, threads = -1;
   int64_t attempt_ms = 1000, timeout_ms = 3000;
   lorem_flag flags[] = {
-      {"consul.addr", FLAG_STR, &consul_addr, "Consul agent address (default: CONSUL_HTTP_ADDR, else 127.0.0.1)"},
+      {"consul.addr", FLAG_STR, &consul_addr,
+       "Consul agent address (default: CONSUL_HTTP_ADDR, else 127.0.0.1)"},
       {"consul.port", FLAG_STR, &consul_port, "Consul agent port (default 8500)"},
-      {"static", FLAG_STR, &static_list, "host:port,host:port: use these instances instead of Consul"},
-      {"source", FLAG_STR, &source, "the registry as a source string: consul://HOST:PORT/SERVICE?tag=T, etcd://HOST:PORT/PREFIX, dns+srv://SERVER:PORT/NAME, file:///PATH (wins over -static and -consul.*)"},
+      {"static", FLAG_STR, &static_list,
+       "host:port,host:port: use these instances instead of Consul"},
+      {"source", FLAG_STR, &source,
+       "the registry as a source string: consul://HOST:PORT/SERVICE?tag=T, "
+       "etcd://HOST:PORT/PREFIX, dns+srv://SERVER:PORT/NAME, file:///PATH (wins over -static and "
+       "-consul.*)"},
       {"service", FLAG_STR, &service, "Consul service name (default lorem)"},
       {"tag", FLAG_STR, &tag, "Consul tag the instances must carry (default lorem; \"\" for none)"},
-      {"listen", FLAG_STR, &listen_on, "host:port to listen on (default :8080; port 0: any free port)"},
+      {"listen", FLAG_STR, &listen_on,
+       "host:port to listen on (default :8080; port 0: any free port)"},
       {"attempts", FLAG_INT, &attempts, "attempts per request, across instances (default 3)"},
       {"attempt.timeout", FLAG_DURATION, &attempt_ms, "deadline of one attempt (default 1s)"},
-      {"timeout", FLAG_DURATION, &timeout_ms, "overall deadline of a request, across attempts (default 3s)"},
+      {"timeout", FLAG_DURATION, &timeout_ms,
+       "overall deadline of a request, across attempts (default 3s)"},
       {"threads", FLAG_INT, &threads, "server threads (default -1: one per connection)"},
   };
   int pr = lorem_flags_parse(argc, argv, flags, (int)(sizeof flags / sizeof flags[0]),
@@ -185,8 +195,9 @@ int main(int argc, char **argv) {
   lorem_block_signals();
   kitd_global_init();
   kitd_logger *lg = kitd_logger_stderr();
-  struct lorem_pipeline_conf pc = {static_list, consul_addr, consul_port, service, tag,
-                                   (unsigned)attempts, attempt_ms, timeout_ms, KITD_RR_GLOBAL, lg, source};
+  struct lorem_pipeline_conf pc = {
+      static_list, consul_addr, consul_port,    service, tag,   (unsigned)attempts,
+      attempt_ms,  timeout_ms,  KITD_RR_GLOBAL, lg,      source};
   if (lorem_pipeline_new(&pc, &g_p)) return 1;
   int port = 0;
   int fd = lorem_listen(listen_on, &port);
@@ -198,16 +209,19 @@ int main(int argc, char **argv) {
   }
   struct MHD_Daemon *d = lorem_httpd_start(fd, (int)threads, serve, NULL, completed);
   if (!d) {
-    kitd_log(lg, KITD_LOG_ERROR, "lorem-gateway", "action=listen err=\"cannot start the HTTP daemon\"");
+    kitd_log(lg, KITD_LOG_ERROR, "lorem-gateway",
+             "action=listen err=\"cannot start the HTTP daemon\"");
     lorem_pipeline_free(g_p);
     return 1;
   }
   kitd_log(lg, KITD_LOG_INFO, "lorem-gateway",
-           "action=listen addr=%s port=%d discovery=%s attempts=%ld attempt_timeout_ms=%lld timeout_ms=%lld",
+           "action=listen addr=%s port=%d discovery=%s attempts=%ld attempt_timeout_ms=%lld "
+           "timeout_ms=%lld",
            listen_on, port, static_list ? "static" : "consul", attempts, (long long)attempt_ms,
            (long long)timeout_ms);
   int sig = lorem_wait_signal(-1);
-  kitd_log(lg, KITD_LOG_INFO, "lorem-gateway", "action=stop signal=%s", sig == 2 ? "SIGINT" : "SIGTERM");
+  kitd_log(lg, KITD_LOG_INFO, "lorem-gateway", "action=stop signal=%s",
+           sig == 2 ? "SIGINT" : "SIGTERM");
   MHD_stop_daemon(d);
   close(fd);
   lorem_pipeline_free(g_p);

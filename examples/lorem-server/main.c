@@ -47,14 +47,15 @@ static _Thread_local int t_seeded;
 static _Thread_local char t_out[LOREM_OUT_MAX + 32];
 
 static enum MHD_Result serve(void *cls, struct MHD_Connection *c, const char *url,
-                             const char *method, const char *version,
-                             const char *upload, size_t *upload_size, void **state) {
+                             const char *method, const char *version, const char *upload,
+                             size_t *upload_size, void **state) {
   (void)cls, (void)version, (void)upload;
   /* *state counts the body bytes seen + 1: no allocation per request. */
   uintptr_t seen = (uintptr_t)*state;
   if (seen == 0) {
     atomic_fetch_add(&g_inflight, 1); /* request_done takes it back */
-    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && strtoull(cl, NULL, 10) > LOREM_BODY_MAX)
       return lorem_reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large", NULL);
     *state = (void *)(uintptr_t)1;
@@ -81,10 +82,8 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *c, const char *ur
                          NULL);
     }
     return MHD_queue_response(c, MHD_HTTP_OK, g_health);
-  case LOREM_ROUTE_ERROR:
-    return lorem_reply_error(c, (unsigned)rt.status, rt.error, rt.allow);
-  case LOREM_ROUTE_LOREM:
-    break;
+  case LOREM_ROUTE_ERROR: return lorem_reply_error(c, (unsigned)rt.status, rt.error, rt.allow);
+  case LOREM_ROUTE_LOREM: break;
   }
   if (!t_seeded) {
     lorem_seed(&t_rng, g_seed + 0x9e3779b97f4a7c15ULL * atomic_fetch_add(&g_thread_no, 1));
@@ -136,22 +135,29 @@ int main(int argc, char **argv) {
   int64_t interval = 10000, timeout = 1000, ttl = 15000, dereg = 0;
   int64_t grace = 2000, drain_timeout = 10000;
   lorem_flag flags[] = {
-      {"consul.addr", FLAG_STR, &consul_addr, "Consul agent address (default: CONSUL_HTTP_ADDR, else 127.0.0.1)"},
+      {"consul.addr", FLAG_STR, &consul_addr,
+       "Consul agent address (default: CONSUL_HTTP_ADDR, else 127.0.0.1)"},
       {"consul.port", FLAG_STR, &consul_port, "Consul agent port (default 8500)"},
       {"advertise.addr", FLAG_STR, &adv_addr, "address registered in Consul (default 127.0.0.1)"},
-      {"advertise.port", FLAG_STR, &adv_port, "port registered in Consul (default: the bound port)"},
-      {"listen", FLAG_STR, &listen_on, "host:port to listen on (default :<advertise.port>, else :7002; port 0: any free port)"},
+      {"advertise.port", FLAG_STR, &adv_port,
+       "port registered in Consul (default: the bound port)"},
+      {"listen", FLAG_STR, &listen_on,
+       "host:port to listen on (default :<advertise.port>, else :7002; port 0: any free port)"},
       {"check", FLAG_STR, &check, "Consul check kind: http (GET /health) or ttl (default http)"},
       {"check.interval", FLAG_DURATION, &interval, "HTTP check interval (default 10s)"},
       {"check.timeout", FLAG_DURATION, &timeout, "HTTP check timeout (default 1s)"},
       {"check.ttl", FLAG_DURATION, &ttl, "TTL check TTL, heartbeats every third (default 15s)"},
-      {"check.deregister", FLAG_DURATION, &dereg, "DeregisterCriticalServiceAfter (default: never)"},
+      {"check.deregister", FLAG_DURATION, &dereg,
+       "DeregisterCriticalServiceAfter (default: never)"},
       {"seed", FLAG_INT, &seed, "generator seed (default: from the clock)"},
       {"threads", FLAG_INT, &threads, "server threads (default: one per CPU)"},
       {"no-register", FLAG_BOOL, &no_register, "do not register in Consul"},
       {"service", FLAG_STR, &service, "service name registered in Consul (default lorem)"},
-      {"drain.grace", FLAG_DURATION, &grace, "on SIGTERM, time for watchers to see the deregistration before the listener closes (default 2s)"},
-      {"drain.timeout", FLAG_DURATION, &drain_timeout, "on SIGTERM, longest wait for requests in flight (default 10s)"},
+      {"drain.grace", FLAG_DURATION, &grace,
+       "on SIGTERM, time for watchers to see the deregistration before the listener closes "
+       "(default 2s)"},
+      {"drain.timeout", FLAG_DURATION, &drain_timeout,
+       "on SIGTERM, longest wait for requests in flight (default 10s)"},
   };
   int pr = lorem_flags_parse(argc, argv, flags, (int)(sizeof flags / sizeof flags[0]),
                              "lorem-server [flags]");
@@ -179,21 +185,23 @@ int main(int argc, char **argv) {
     return 1;
   }
   static const char health[] = "{\"status\":true}";
-  g_health = MHD_create_response_from_buffer(sizeof health - 1, (void *)health,
-                                             MHD_RESPMEM_PERSISTENT);
+  g_health =
+      MHD_create_response_from_buffer(sizeof health - 1, (void *)health, MHD_RESPMEM_PERSISTENT);
   MHD_add_response_header(g_health, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
   struct MHD_Daemon *d = lorem_httpd_start(fd, (int)threads, serve, NULL, request_done);
   if (!d) {
-    kitd_log(lg, KITD_LOG_ERROR, "lorem-server", "action=listen addr=%s err=\"cannot start the HTTP daemon\"", listen_on);
+    kitd_log(lg, KITD_LOG_ERROR, "lorem-server",
+             "action=listen addr=%s err=\"cannot start the HTTP daemon\"", listen_on);
     return 1;
   }
   kitd_log(lg, KITD_LOG_INFO, "lorem-server", "action=listen addr=%s port=%d", listen_on, port);
 
   lorem_reg *reg = NULL;
   if (!no_register) {
-    struct lorem_reg_conf rc = {consul_addr, consul_port, adv_addr,
-                                adv_port ? atoi(adv_port) : port, check, interval, timeout,
-                                ttl, dereg, service};
+    struct lorem_reg_conf rc = {
+        consul_addr, consul_port, adv_addr, adv_port ? atoi(adv_port) : port,
+        check,       interval,    timeout,  ttl,
+        dereg,       service};
     if (lorem_reg_start(&rc, lg, &reg)) {
       MHD_stop_daemon(d);
       return 1;
@@ -201,7 +209,8 @@ int main(int argc, char **argv) {
   }
   int sig;
   while ((sig = lorem_wait_signal(reg ? 200 : -1)) == 0) lorem_reg_poll(reg);
-  kitd_log(lg, KITD_LOG_INFO, "lorem-server", "action=stop signal=%s", sig == 2 ? "SIGINT" : "SIGTERM");
+  kitd_log(lg, KITD_LOG_INFO, "lorem-server", "action=stop signal=%s",
+           sig == 2 ? "SIGINT" : "SIGTERM");
   int rc = drain(d, reg, grace, drain_timeout, lg);
   MHD_stop_daemon(d);
   MHD_destroy_response(g_health);

@@ -17,8 +17,8 @@
 struct lorem_reg {
   kitd_registrar *r;
   kitd_logger *lg;
-  char *id;                  /* "<service>-<addr>-<port>" */
-  const char *service;       /* borrowed from the conf (argv) */
+  char *id;            /* "<service>-<addr>-<port>" */
+  const char *service; /* borrowed from the conf (argv) */
   int reported;
 };
 
@@ -87,7 +87,8 @@ int lorem_reg_start(const struct lorem_reg_conf *c, kitd_logger *lg, lorem_reg *
   }
   kitd_log(lg, KITD_LOG_INFO, "lorem-server",
            "action=register state=started service=%s id=%s address=%s port=%d check=%s "
-           "consul=%s", g->service, g->id, c->advertise_addr, c->advertise_port,
+           "consul=%s",
+           g->service, g->id, c->advertise_addr, c->advertise_port,
            reg.check.kind == KITD_CHECK_TTL ? "ttl" : "http", agent);
   *out = g;
   return 0;
@@ -109,7 +110,8 @@ int lorem_reg_poll(lorem_reg *g) {
 void lorem_reg_stop(lorem_reg *g) {
   if (!g) return;
   kitd_registrar_free(g->r); /* deregisters, waiting at most 2 s */
-  kitd_log(g->lg, KITD_LOG_INFO, "lorem-server", "action=deregister service=%s id=%s", g->service, g->id);
+  kitd_log(g->lg, KITD_LOG_INFO, "lorem-server", "action=deregister service=%s id=%s", g->service,
+           g->id);
   free(g->id);
   free(g);
 }
@@ -119,11 +121,15 @@ void lorem_reg_stop(lorem_reg *g) {
 int lorem_reg_start(const struct lorem_reg_conf *c, kitd_logger *lg, lorem_reg **out) {
   (void)c;
   *out = NULL;
-  kitd_log(lg, KITD_LOG_WARN, "lorem-server",
-           "action=register err=ECONFIG detail=\"built without the Consul layer; use -no-register\"");
+  kitd_log(
+      lg, KITD_LOG_WARN, "lorem-server",
+      "action=register err=ECONFIG detail=\"built without the Consul layer; use -no-register\"");
   return -1;
 }
-int lorem_reg_poll(lorem_reg *r) { (void)r; return 0; }
+int lorem_reg_poll(lorem_reg *r) {
+  (void)r;
+  return 0;
+}
 void lorem_reg_stop(lorem_reg *r) { (void)r; }
 
 #endif

@@ -9,14 +9,14 @@
 #include <kitd/log.h>
 
 struct lorem_reg_conf {
-  const char *consul_addr;     /* NULL: CONSUL_HTTP_ADDR or 127.0.0.1 */
-  const char *consul_port;     /* NULL: 8500 (or CONSUL_HTTP_ADDR's) */
-  const char *advertise_addr;  /* registered address */
+  const char *consul_addr;    /* NULL: CONSUL_HTTP_ADDR or 127.0.0.1 */
+  const char *consul_port;    /* NULL: 8500 (or CONSUL_HTTP_ADDR's) */
+  const char *advertise_addr; /* registered address */
   int advertise_port;
-  const char *check;           /* "http" or "ttl" */
+  const char *check; /* "http" or "ttl" */
   int64_t check_interval_ms, check_timeout_ms, check_ttl_ms;
   int64_t deregister_after_ms;
-  const char *service;         /* NULL: "lorem" */
+  const char *service; /* NULL: "lorem" */
 };
 
 typedef struct lorem_reg lorem_reg;

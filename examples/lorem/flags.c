@@ -55,8 +55,10 @@ int lorem_split_hostport(const char *s, char *host, size_t cap, int *port) {
 static void usage(const lorem_flag *f, int n, const char *synopsis, FILE *out) {
   fprintf(out, "usage: %s\n", synopsis);
   for (int i = 0; i < n; i++) {
-    const char *t = f[i].type == FLAG_STR ? " string" : f[i].type == FLAG_INT ? " int"
-                    : f[i].type == FLAG_DURATION ? " duration" : "";
+    const char *t = f[i].type == FLAG_STR        ? " string"
+                    : f[i].type == FLAG_INT      ? " int"
+                    : f[i].type == FLAG_DURATION ? " duration"
+                                                 : "";
     fprintf(out, "  -%s%s\n    \t%s\n", f[i].name, t, f[i].help);
   }
 }
@@ -64,9 +66,7 @@ static void usage(const lorem_flag *f, int n, const char *synopsis, FILE *out) {
 static int set(const lorem_flag *f, const char *v) {
   char *end;
   switch (f->type) {
-  case FLAG_STR:
-    *(const char **)f->ptr = v;
-    return 0;
+  case FLAG_STR: *(const char **)f->ptr = v; return 0;
   case FLAG_INT: {
     errno = 0;
     long x = strtol(v, &end, 10);
@@ -74,8 +74,7 @@ static int set(const lorem_flag *f, const char *v) {
     *(long *)f->ptr = x;
     return 0;
   }
-  case FLAG_DURATION:
-    return lorem_parse_duration_ms(v, (int64_t *)f->ptr);
+  case FLAG_DURATION: return lorem_parse_duration_ms(v, (int64_t *)f->ptr);
   case FLAG_BOOL:
     if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "t")) *(int *)f->ptr = 1;
     else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "f")) *(int *)f->ptr = 0;
@@ -85,8 +84,7 @@ static int set(const lorem_flag *f, const char *v) {
   return -1;
 }
 
-int lorem_flags_parse(int argc, char **argv, const lorem_flag *flags, int n,
-                      const char *synopsis) {
+int lorem_flags_parse(int argc, char **argv, const lorem_flag *flags, int n, const char *synopsis) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (a[0] != '-' || !a[1]) {

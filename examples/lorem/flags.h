@@ -8,12 +8,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { FLAG_STR, FLAG_INT, FLAG_DURATION, FLAG_BOOL } lorem_flag_type;
+typedef enum {
+  FLAG_STR,
+  FLAG_INT,
+  FLAG_DURATION,
+  FLAG_BOOL
+} lorem_flag_type;
 
 typedef struct lorem_flag {
-  const char *name;   /* without dashes: "consul.addr" */
+  const char *name; /* without dashes: "consul.addr" */
   lorem_flag_type type;
-  void *ptr;          /* const char **, long *, int64_t * (ms), int * */
+  void *ptr; /* const char **, long *, int64_t * (ms), int * */
   const char *help;
 } lorem_flag;
 

@@ -54,8 +54,8 @@ int lorem_listen(const char *hostport, int *port_out) {
   return fd;
 }
 
-struct MHD_Daemon *lorem_httpd_start(int fd, int threads, MHD_AccessHandlerCallback h,
-                                     void *arg, MHD_RequestCompletedCallback done) {
+struct MHD_Daemon *lorem_httpd_start(int fd, int threads, MHD_AccessHandlerCallback h, void *arg,
+                                     MHD_RequestCompletedCallback done) {
   return lorem_httpd_start_uri(fd, threads, h, arg, done, NULL);
 }
 
@@ -80,16 +80,15 @@ struct MHD_Daemon *lorem_httpd_start_uri(int fd, int threads, MHD_AccessHandlerC
   /* MHD_USE_ITC: a stopping server can quiesce the daemon (stop accepting)
    * while its threads finish the requests in flight. */
   unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_USE_ITC;
-  return MHD_start_daemon(flags, 0, NULL, NULL, h, arg,
-                          MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+  return MHD_start_daemon(flags, 0, NULL, NULL, h, arg, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
                           MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads,
-                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
-                          MHD_OPTION_NOTIFY_COMPLETED, done, arg, URI_OPT(uri), MHD_OPTION_END);
+                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_CONNECTION_LIMIT,
+                          (unsigned)4096, MHD_OPTION_NOTIFY_COMPLETED, done, arg, URI_OPT(uri),
+                          MHD_OPTION_END);
 }
 
-enum MHD_Result lorem_reply(struct MHD_Connection *c, unsigned status, const char *json,
-                            size_t len, const char *allow, const char *upstream) {
+enum MHD_Result lorem_reply(struct MHD_Connection *c, unsigned status, const char *json, size_t len,
+                            const char *allow, const char *upstream) {
   struct MHD_Response *r =
       MHD_create_response_from_buffer(len, (void *)json, MHD_RESPMEM_MUST_COPY);
   if (!r) return MHD_NO;
@@ -101,8 +100,8 @@ enum MHD_Result lorem_reply(struct MHD_Connection *c, unsigned status, const cha
   return ret;
 }
 
-enum MHD_Result lorem_reply_error(struct MHD_Connection *c, unsigned status,
-                                  const char *msg, const char *allow) {
+enum MHD_Result lorem_reply_error(struct MHD_Connection *c, unsigned status, const char *msg,
+                                  const char *allow) {
   char body[600];
   int n = snprintf(body, sizeof body, "{\"error\":");
   int m = lorem_json_string(body + n, sizeof body - (size_t)n - 2, msg);

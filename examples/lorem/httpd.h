@@ -18,8 +18,8 @@ int lorem_listen(const char *hostport, int *port_out);
 /* Start a daemon over `fd` with `threads` epoll threads (0: one per CPU;
  * -1: a thread per connection, for handlers that block). `done` (may be
  * NULL) runs when a request ends. NULL on failure. */
-struct MHD_Daemon *lorem_httpd_start(int fd, int threads, MHD_AccessHandlerCallback h,
-                                     void *arg, MHD_RequestCompletedCallback done);
+struct MHD_Daemon *lorem_httpd_start(int fd, int threads, MHD_AccessHandlerCallback h, void *arg,
+                                     MHD_RequestCompletedCallback done);
 
 /* Receives each request's full URI (query included, not decoded) before
  * the handler runs; what it returns is the request's first *state. */
@@ -33,12 +33,12 @@ struct MHD_Daemon *lorem_httpd_start_uri(int fd, int threads, MHD_AccessHandlerC
 
 /* Queue a JSON answer (`json` copied). `allow` (may be NULL) adds an Allow
  * header, `upstream` (may be NULL) an X-Upstream header. */
-enum MHD_Result lorem_reply(struct MHD_Connection *c, unsigned status, const char *json,
-                            size_t len, const char *allow, const char *upstream);
+enum MHD_Result lorem_reply(struct MHD_Connection *c, unsigned status, const char *json, size_t len,
+                            const char *allow, const char *upstream);
 
 /* Queue {"error": "<msg>"} (msg escaped). */
-enum MHD_Result lorem_reply_error(struct MHD_Connection *c, unsigned status,
-                                  const char *msg, const char *allow);
+enum MHD_Result lorem_reply_error(struct MHD_Connection *c, unsigned status, const char *msg,
+                                  const char *allow);
 
 /* Block SIGINT, SIGTERM (and SIGPIPE) in this thread and every thread
  * started after; call first thing in main. */

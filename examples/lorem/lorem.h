@@ -26,11 +26,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LOREM_WORD_MAX 14        /* longest word, in letters */
-#define LOREM_SENTENCE_MAX 1000  /* most words in a sentence */
-#define LOREM_PARAGRAPH_MAX 100  /* most sentences in a paragraph */
-#define LOREM_PARA_WORDS_MIN 4   /* words of a sentence inside a paragraph, */
-#define LOREM_PARA_WORDS_MAX 16  /* from MIN to MAX inclusive */
+#define LOREM_WORD_MAX 14       /* longest word, in letters */
+#define LOREM_SENTENCE_MAX 1000 /* most words in a sentence */
+#define LOREM_PARAGRAPH_MAX 100 /* most sentences in a paragraph */
+#define LOREM_PARA_WORDS_MIN 4  /* words of a sentence inside a paragraph, */
+#define LOREM_PARA_WORDS_MAX 16 /* from MIN to MAX inclusive */
 /* Worst cases: 1000 words of 14 letters + comma + space, and 100 sentences
  * of 16 such words: about 16 KB and 26 KB; round up. */
 #define LOREM_OUT_MAX 32768
@@ -65,8 +65,7 @@ int lorem_limit(lorem_type t);
  * suffices). Returns its length (NUL excluded), or -1 if an end is negative
  * or over lorem_limit(t), or -2 if cap is too small (buf then holds a
  * truncated, NUL-terminated text). */
-int lorem_generate(lorem_rng *r, lorem_type t, int min, int max, char *buf,
-                   size_t cap);
+int lorem_generate(lorem_rng *r, lorem_type t, int min, int max, char *buf, size_t cap);
 
 /* For tests: the word list and its size. */
 const char *const *lorem_words(size_t *count);

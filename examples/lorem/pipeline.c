@@ -34,8 +34,7 @@ void lorem_response_free(lorem_response *r) {
 static int path_fn(void *arg, const void *request, kitd_http_buf *path, kitd_ctx *ctx) {
   (void)arg, (void)ctx;
   const lorem_request *rq = request;
-  return kitd_http_buf_printf(path, "/lorem/%s/%d/%d", lorem_type_name(rq->type), rq->min,
-                              rq->max);
+  return kitd_http_buf_printf(path, "/lorem/%s/%d/%d", lorem_type_name(rq->type), rq->min, rq->max);
 }
 
 static int decode(void *arg, int status, const char *body, size_t len, void **response,

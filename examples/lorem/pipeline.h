@@ -24,24 +24,24 @@ typedef struct lorem_request {
 } lorem_request;
 
 typedef struct lorem_response {
-  char *message;                       /* NUL-terminated */
-  char upstream[KITD_INSTANCE_MAX];    /* "host:port" that answered */
+  char *message;                    /* NUL-terminated */
+  char upstream[KITD_INSTANCE_MAX]; /* "host:port" that answered */
 } lorem_response;
 
 void lorem_response_free(lorem_response *r);
 
 struct lorem_pipeline_conf {
-  const char *static_list;   /* "host:port,host:port": no Consul; NULL: Consul */
-  const char *consul_addr;   /* NULL: CONSUL_HTTP_ADDR, else 127.0.0.1 */
-  const char *consul_port;   /* NULL: 8500 */
-  const char *service;       /* default "lorem" */
-  const char *tag;           /* default "lorem"; "" for none */
-  unsigned attempts;         /* default 3 */
-  int64_t attempt_timeout_ms;/* default 1000 */
-  int64_t timeout_ms;        /* overall; default 3000 */
-  unsigned rr_flags;         /* KITD_RR_GLOBAL (default) or KITD_RR_PER_THREAD */
-  kitd_logger *lg;           /* may be NULL */
-  const char *source;        /* a registry source string (consul://, etcd://,
+  const char *static_list;    /* "host:port,host:port": no Consul; NULL: Consul */
+  const char *consul_addr;    /* NULL: CONSUL_HTTP_ADDR, else 127.0.0.1 */
+  const char *consul_port;    /* NULL: 8500 */
+  const char *service;        /* default "lorem" */
+  const char *tag;            /* default "lorem"; "" for none */
+  unsigned attempts;          /* default 3 */
+  int64_t attempt_timeout_ms; /* default 1000 */
+  int64_t timeout_ms;         /* overall; default 3000 */
+  unsigned rr_flags;          /* KITD_RR_GLOBAL (default) or KITD_RR_PER_THREAD */
+  kitd_logger *lg;            /* may be NULL */
+  const char *source;         /* a registry source string (consul://, etcd://,
                                 dns+srv://, file://; see kitd/source.h):
                                 wins over static_list and the Consul flags */
 };

@@ -106,10 +106,10 @@ int lorem_route_parse(const char *method, const char *path, size_t len, lorem_ro
 
 int lorem_json_string(char *buf, size_t cap, const char *s) {
   size_t n = 0;
-#define PUT(c)                   \
-  do {                           \
-    if (n + 1 >= cap) return -1; \
-    buf[n++] = (c);              \
+#define PUT(c)                                                                                     \
+  do {                                                                                             \
+    if (n + 1 >= cap) return -1;                                                                   \
+    buf[n++] = (c);                                                                                \
   } while (0)
   PUT('"');
   for (const unsigned char *p = (const unsigned char *)s; *p; p++) {

@@ -16,8 +16,7 @@
 
 #include <kitd/kitd.h>
 
-static int ask(kitd_directory *dir, const char *service, const char *path,
-               kitd_client_resp *out) {
+static int ask(kitd_directory *dir, const char *service, const char *path, kitd_client_resp *out) {
   kitd_ctx ctx;
   kitd_ctx_init(&ctx);
   kitd_ctx_set_timeout_ms(&ctx, 3000);
@@ -33,7 +32,7 @@ int main(int argc, char **argv) {
   long interval_ms = argc > 2 ? atol(argv[2]) : 100;
   kitd_global_init();
   kitd_directory *dir;
-  if (kitd_directory_new(NULL, &dir)) return 1;  /* Consul from CONSUL_HTTP_ADDR */
+  if (kitd_directory_new(NULL, &dir)) return 1; /* Consul from CONSUL_HTTP_ADDR */
 
   int failed = 0;
   for (int i = 1; i <= n; i++) {

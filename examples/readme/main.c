@@ -6,7 +6,8 @@
  * instance answers with its own address. Leave `factory` NULL and the
  * client calls the instances over HTTP (kitd_http). */
 static int hello(void *state, kitd_ctx *ctx, const void *req, void **resp) {
-  (void)ctx; (void)req;
+  (void)ctx;
+  (void)req;
   *resp = state;
   return 0;
 }
@@ -23,11 +24,11 @@ int main(void) {
   kitd_client_opts o;
   kitd_client_opts_init(&o);
   o.service = "hello";
-  o.instancer = in;                     /* without it: Consul, CONSUL_HTTP_ADDR */
+  o.instancer = in; /* without it: Consul, CONSUL_HTTP_ADDR */
   o.factory = &(kitd_factory){factory, NULL, NULL};
   kitd_client *c;
   int rc = kitd_client_new(&o, &c);
-  kitd_instancer_free(in);              /* the client holds its own reference */
+  kitd_instancer_free(in); /* the client holds its own reference */
   if (rc) return 1;
   for (int i = 0; i < 4; i++) {
     kitd_ctx ctx;

@@ -36,11 +36,11 @@ typedef struct kitd_balancer kitd_balancer;
 
 /* A pick: a value the caller keeps on its stack between pick and done. */
 typedef struct kitd_pick {
-  kitd_endpoint *endpoint; /* borrowed until kitd_balancer_done() */
+  kitd_endpoint *endpoint;       /* borrowed until kitd_balancer_done() */
   const kitd_instance *instance; /* its record (address, weight, zone...);
                                     borrowed likewise */
-  size_t index;            /* position in the snapshot */
-  size_t count;            /* size of the snapshot picked from */
+  size_t index;                  /* position in the snapshot */
+  size_t count;                  /* size of the snapshot picked from */
   /* private */
   void *snap_;
   int slot_;
@@ -77,14 +77,14 @@ KITD_API int kitd_balancer_random_new(kitd_endpointer *ep, kitd_balancer **out);
 /* Settings of the balancers that learn from outcomes (weighted, p2c): which
  * instances they avoid, and when they stop avoiding any. */
 typedef struct kitd_balancer_opts {
-  size_t size;             /* sizeof(kitd_balancer_opts), set by _init */
+  size_t size; /* sizeof(kitd_balancer_opts), set by _init */
   /* Outlier ejection: after this many consecutive failed calls (reported
    * to kitd_balancer_done()) an instance is left out for eject_base_ms
    * times the number of times it was ejected (at most 10 times the base).
    * Default 5; 0 turns ejection off. */
   int eject_consecutive;
-  int64_t eject_base_ms;   /* default 30000 */
-  int eject_max_percent;   /* at most this share ejected at once (at least
+  int64_t eject_base_ms; /* default 30000 */
+  int eject_max_percent; /* at most this share ejected at once (at least
                               one instance); default 10 */
   /* Panic: when fewer than this percentage of the instances are healthy
    * (status passing and not ejected), balance over all of them, as if all
@@ -146,8 +146,7 @@ KITD_API int kitd_balancer_pick(kitd_balancer *b, kitd_pick *out);
  * KITD_E* code, `latency_ns` its duration (or -1 if unknown). After this the
  * pick's endpoint and instance must not be used (take kitd_endpoint_ref()
  * first to keep the endpoint). Thread-safety: any thread (the picking one). */
-KITD_API void kitd_balancer_done(kitd_balancer *b, kitd_pick *p, int result,
-                                 int64_t latency_ns);
+KITD_API void kitd_balancer_done(kitd_balancer *b, kitd_pick *p, int result, int64_t latency_ns);
 
 /* Add a reference; returns `b`. Thread-safety: any thread. */
 KITD_API kitd_balancer *kitd_balancer_ref(kitd_balancer *b);

@@ -57,9 +57,9 @@ typedef struct kitd_consul_watcher kitd_consul_watcher;
 
 /* How requests and answers are encoded. */
 typedef enum kitd_codec {
-  KITD_CODEC_RAW = 0,  /* request: const kitd_client_req * (NULL: an empty
+  KITD_CODEC_RAW = 0,   /* request: const kitd_client_req * (NULL: an empty
                           request); response: kitd_client_resp * to fill */
-  KITD_CODEC_JSON = 1, /* request: const json_t * (NULL: no body);
+  KITD_CODEC_JSON = 1,  /* request: const json_t * (NULL: no body);
                           response: json_t ** (a new reference: json_decref) */
   KITD_CODEC_CUSTOM = 2 /* `http`'s callbacks; response: void ** receiving
                            what decode produced */
@@ -73,10 +73,10 @@ typedef enum kitd_client_balancer {
 
 /* A raw request. Every field may be left zero. */
 typedef struct kitd_client_req {
-  const char *method;       /* NULL: the client's method */
-  const char *path;         /* NULL: the client's path; else '/' then
+  const char *method; /* NULL: the client's method */
+  const char *path;   /* NULL: the client's path; else '/' then
                                visible ASCII (query allowed) */
-  const char *body;         /* `len` bytes; NULL: no body */
+  const char *body;   /* `len` bytes; NULL: no body */
   size_t len;
   const char *content_type; /* of the body; NULL: the client's */
 } kitd_client_req;
@@ -84,16 +84,16 @@ typedef struct kitd_client_req {
 /* A raw answer, filled by kitd_client_call(); release its memory with
  * kitd_client_resp_clear(). */
 typedef struct kitd_client_resp {
-  int status;               /* HTTP status (2xx, 3xx or 4xx: a 5xx answer
+  int status; /* HTTP status (2xx, 3xx or 4xx: a 5xx answer
                                is a failed attempt, retried elsewhere) */
-  char *body;               /* `len` bytes plus a NUL not counted */
+  char *body; /* `len` bytes plus a NUL not counted */
   size_t len;
-  char *content_type;       /* the answer's Content-Type, or NULL */
+  char *content_type; /* the answer's Content-Type, or NULL */
 } kitd_client_resp;
 
 typedef struct kitd_client_opts {
-  size_t size;              /* sizeof(kitd_client_opts), set by _init */
-  const char *service;      /* the service name; copied; required */
+  size_t size;         /* sizeof(kitd_client_opts), set by _init */
+  const char *service; /* the service name; copied; required */
   /* The registry, one of (tried in this order):
    *  - source (below): a source string naming any registry;
    *  - instancer: any instancer (a reference is taken);
@@ -101,7 +101,7 @@ typedef struct kitd_client_opts {
    *  - neither: Consul from the environment (CONSUL_HTTP_ADDR, ...). */
   kitd_instancer *instancer;
   const kitd_consul *consul;
-  kitd_consul_watcher *watcher; /* when set (and no instancer): watch
+  kitd_consul_watcher *watcher;            /* when set (and no instancer): watch
                                    through this shared watcher, with its
                                    Consul configuration (`consul` is then
                                    ignored), instead of a thread of its own;
@@ -109,12 +109,12 @@ typedef struct kitd_client_opts {
   const kitd_consul_instancer_opts *watch; /* Consul watch options; NULL:
                                               defaults; copied */
   /* Transport: kitd_http with these, unless `factory` is set. */
-  const char *method;       /* default "GET" (RAW without body), "POST"
+  const char *method;          /* default "GET" (RAW without body), "POST"
                                otherwise; copied */
-  const char *path;         /* default "/"; copied */
-  const char *content_type; /* default "application/json"; copied */
-  kitd_codec codec;         /* default KITD_CODEC_RAW */
-  const kitd_http_opts *http; /* full kitd_http options (callbacks for
+  const char *path;            /* default "/"; copied */
+  const char *content_type;    /* default "application/json"; copied */
+  kitd_codec codec;            /* default KITD_CODEC_RAW */
+  const kitd_http_opts *http;  /* full kitd_http options (callbacks for
                                  KITD_CODEC_CUSTOM, timeouts, scheme);
                                  copied; method/path/content_type above
                                  override its fields when set */
@@ -123,13 +123,13 @@ typedef struct kitd_client_opts {
                                   it unchanged. Copied; its release runs on
                                   every path. */
   kitd_client_balancer balancer;
-  unsigned balancer_flags;  /* KITD_RR_GLOBAL (default) or KITD_RR_PER_THREAD */
+  unsigned balancer_flags;      /* KITD_RR_GLOBAL (default) or KITD_RR_PER_THREAD */
   const kitd_retry_opts *retry; /* NULL: 3 attempts, 10 s overall, 5xx and
                                    connection errors retried; copied */
-  int64_t ready_timeout_ms; /* how long a call waits for the registry's
+  int64_t ready_timeout_ms;     /* how long a call waits for the registry's
                                first answer (default 5000) */
-  kitd_logger *logger;      /* borrowed, must outlive the client; NULL: none */
-  const char *source;       /* the registry as a source string (source.h:
+  kitd_logger *logger;          /* borrowed, must outlive the client; NULL: none */
+  const char *source;           /* the registry as a source string (source.h:
                                consul://HOST:PORT/SERVICE?tag=T,
                                etcd://HOST:PORT/PREFIX, dns+srv://…,
                                file:///PATH); when set it wins over
@@ -155,8 +155,7 @@ KITD_API int kitd_client_new(const kitd_client_opts *o, kitd_client **out);
  * in the ctx detail, KITD_ECONNECT, KITD_EHTTP, KITD_ETIMEDOUT, ...), or
  * KITD_EINVAL. On failure the response is left untouched.
  * Thread-safety: any thread. */
-KITD_API int kitd_client_call(kitd_client *c, kitd_ctx *ctx, const void *request,
-                              void *response);
+KITD_API int kitd_client_call(kitd_client *c, kitd_ctx *ctx, const void *request, void *response);
 
 /* Wait up to timeout_ms (< 0: no limit) for the registry's first answer.
  * Returns 0, or what kitd_instancer_wait_ready() returns.
@@ -194,8 +193,8 @@ KITD_API void kitd_client_resp_clear(kitd_client_resp *r);
  * thread starts at once. `lg` is borrowed and must outlive it. Returns 0
  * and a new watcher in *out (kitd_consul_watcher_free()), or KITD_EINVAL,
  * KITD_ENOMEM, KITD_ECONFIG or KITD_EINTERNAL. Thread-safety: any thread. */
-KITD_API int kitd_consul_watcher_new(const kitd_consul *c, unsigned max_blocking,
-                                     kitd_logger *lg, kitd_consul_watcher **out);
+KITD_API int kitd_consul_watcher_new(const kitd_consul *c, unsigned max_blocking, kitd_logger *lg,
+                                     kitd_consul_watcher **out);
 
 /* Drop the caller's reference: clients made on the watcher keep it (and
  * its thread) until they are freed. NULL is allowed. Thread-safety: any

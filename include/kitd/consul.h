@@ -56,14 +56,12 @@ KITD_API void kitd_consul_free(kitd_consul *c);
 /* Agent address, same forms as CONSUL_HTTP_ADDR: "host:port",
  * "http://host:port[/prefix]", "https://host:port[/prefix]",
  * "unix:///path/to.sock". Another scheme is KITD_ECONFIG. */
-KITD_API int kitd_consul_set_address(kitd_consul *c, const char *addr,
-                                     kitd_ctx *ctx);
+KITD_API int kitd_consul_set_address(kitd_consul *c, const char *addr, kitd_ctx *ctx);
 /* ACL token, sent as X-Consul-Token. */
 KITD_API int kitd_consul_set_token(kitd_consul *c, const char *token);
 /* Read the token from a file now (whitespace trimmed). KITD_ECONFIG if the
  * file cannot be read or is empty. */
-KITD_API int kitd_consul_set_token_file(kitd_consul *c, const char *path,
-                                        kitd_ctx *ctx);
+KITD_API int kitd_consul_set_token_file(kitd_consul *c, const char *path, kitd_ctx *ctx);
 /* HTTP basic auth, "user:password" or "user". */
 KITD_API int kitd_consul_set_auth(kitd_consul *c, const char *userpass);
 /* Use https (on != 0). Once on, an http:// address does not turn it off. */
@@ -71,12 +69,11 @@ KITD_API int kitd_consul_set_tls(kitd_consul *c, int on);
 /* Verify the agent's certificate (default on). */
 KITD_API int kitd_consul_set_tls_verify(kitd_consul *c, int on);
 /* CA file and/or CA directory (either may be NULL). */
-KITD_API int kitd_consul_set_ca(kitd_consul *c, const char *cafile,
-                                const char *capath);
+KITD_API int kitd_consul_set_ca(kitd_consul *c, const char *cafile, const char *capath);
 /* Client certificate and key for mutual TLS: both or neither
  * (KITD_ECONFIG otherwise). */
-KITD_API int kitd_consul_set_client_cert(kitd_consul *c, const char *cert,
-                                         const char *key, kitd_ctx *ctx);
+KITD_API int kitd_consul_set_client_cert(kitd_consul *c, const char *cert, const char *key,
+                                         kitd_ctx *ctx);
 /* Name to verify and send as SNI instead of the host (":port" dropped). */
 KITD_API int kitd_consul_set_tls_server_name(kitd_consul *c, const char *name);
 /* Datacenter for reads (dc=); default: the agent's. */
@@ -156,8 +153,8 @@ KITD_API void kitd_consul_instancer_opts_init(kitd_consul_instancer_opts *o);
  * kitd_consul_instancer_opts_init()), KITD_ENOMEM, KITD_EINTERNAL (no
  * thread). Thread-safety: any thread. */
 KITD_API int kitd_consul_instancer_new(const kitd_consul *c, const char *service,
-                                       const kitd_consul_instancer_opts *o,
-                                       kitd_logger *lg, kitd_instancer **out);
+                                       const kitd_consul_instancer_opts *o, kitd_logger *lg,
+                                       kitd_instancer **out);
 
 /* One non-blocking lookup of `service` (for command-line tools): the
  * set sorted by address, one record per address, in *instances (*count
@@ -170,9 +167,8 @@ KITD_API int kitd_consul_instancer_new(const kitd_consul *c, const char *service
  * KITD_EACL, KITD_EIO, KITD_EPROTO, KITD_ETOOBIG, KITD_ETLS, KITD_ETIMEDOUT
  * or KITD_ECANCELED. Thread-safety: any thread. */
 KITD_API int kitd_consul_lookup(const kitd_consul *c, const char *service,
-                                const kitd_consul_instancer_opts *o,
-                                kitd_ctx *ctx, kitd_instance ***instances,
-                                size_t *count);
+                                const kitd_consul_instancer_opts *o, kitd_ctx *ctx,
+                                kitd_instance ***instances, size_t *count);
 
 #ifdef __cplusplus
 }

@@ -38,24 +38,24 @@ extern "C" {
 /* One attempt of a call, as kitd_retry records it in the caller's attempt
  * log (see kitd_ctx_set_attempt_log()). */
 typedef struct kitd_attempt_error {
-  int err;                                /* KITD_E* code of the attempt */
-  int status;                             /* HTTP status, or 0 */
-  int64_t latency_ns;                     /* how long the attempt took, or -1 */
-  char instance[KITD_INSTANCE_MAX];       /* address it went to, or "" */
-  char detail[KITD_ATTEMPT_DETAIL_MAX];   /* the attempt's detail text */
+  int err;                              /* KITD_E* code of the attempt */
+  int status;                           /* HTTP status, or 0 */
+  int64_t latency_ns;                   /* how long the attempt took, or -1 */
+  char instance[KITD_INSTANCE_MAX];     /* address it went to, or "" */
+  char detail[KITD_ATTEMPT_DETAIL_MAX]; /* the attempt's detail text */
 } kitd_attempt_error;
 
 typedef struct kitd_ctx {
   /* private */
-  int64_t deadline_ns_;        /* absolute CLOCK_MONOTONIC ns; 0: none */
+  int64_t deadline_ns_; /* absolute CLOCK_MONOTONIC ns; 0: none */
   const struct kitd_ctx *parent_;
-  kitd_attempt_error *log_;    /* caller's attempt log, or NULL */
+  kitd_attempt_error *log_; /* caller's attempt log, or NULL */
   unsigned logcap_;
-  unsigned nattempts_;         /* every attempt, logged or not */
-  int lasterr_;                /* code of the last attempt, 0 if none */
-  int canceled_;               /* set with atomic builtins */
-  int status_;                 /* HTTP status of the last answer, or 0 */
-  uint32_t magic_;             /* set by kitd_ctx_init: catches a ctx used
+  unsigned nattempts_; /* every attempt, logged or not */
+  int lasterr_;        /* code of the last attempt, 0 if none */
+  int canceled_;       /* set with atomic builtins */
+  int status_;         /* HTTP status of the last answer, or 0 */
+  uint32_t magic_;     /* set by kitd_ctx_init: catches a ctx used
                                   before it */
   char detail_[KITD_CTX_DETAIL_MAX];
   char instance_[KITD_INSTANCE_MAX];
@@ -89,8 +89,7 @@ KITD_API void kitd_ctx_init(kitd_ctx *c);
  * empty detail, instance and attempt count, and no attempt log: the
  * parent's log is not shared. A NULL parent makes a root ctx.
  * Thread-safety: one thread at a time per handle. */
-KITD_API void kitd_ctx_init_child(kitd_ctx *child, const kitd_ctx *parent,
-                                  int64_t timeout_ms);
+KITD_API void kitd_ctx_init_child(kitd_ctx *child, const kitd_ctx *parent, int64_t timeout_ms);
 
 /* Set the deadline to now + ms (ms <= 0 removes the deadline).
  * NULL is ignored. Thread-safety: one thread at a time per handle. */
@@ -154,8 +153,7 @@ KITD_API void kitd_ctx_set_instance(kitd_ctx *c, const char *address);
  * buf NULL or cap 0) a ctx keeps only the count of attempts and the last
  * attempt's code. A child ctx never inherits the log.
  * Thread-safety: one thread at a time per handle. */
-KITD_API void kitd_ctx_set_attempt_log(kitd_ctx *c, kitd_attempt_error *buf,
-                                       unsigned cap);
+KITD_API void kitd_ctx_set_attempt_log(kitd_ctx *c, kitd_attempt_error *buf, unsigned cap);
 
 /* Attempts recorded under `c` (by kitd_retry, or kitd_ctx_add_attempt()):
  * the count of all of them, logged or not. Thread-safety: one thread at a
@@ -170,17 +168,15 @@ KITD_API int kitd_ctx_last_attempt_err(const kitd_ctx *c);
  * count, past the log's capacity, or no log. Loop until NULL, not to the
  * count. Borrowed: it points into the log buffer.
  * Thread-safety: one thread at a time per handle. */
-KITD_API const kitd_attempt_error *kitd_ctx_attempt(const kitd_ctx *c,
-                                                    unsigned i);
+KITD_API const kitd_attempt_error *kitd_ctx_attempt(const kitd_ctx *c, unsigned i);
 
 /* Record an attempt (used by kitd_retry; available to custom wrappers):
  * counts it, keeps its code as the last one, and if the log has room,
  * writes a record. `instance` and `detail` are copied (cut to fit) and may
  * be NULL. NULL `c` is ignored.
  * Thread-safety: one thread at a time per handle. */
-KITD_API void kitd_ctx_add_attempt(kitd_ctx *c, int err, int status,
-                                   int64_t latency_ns, const char *instance,
-                                   const char *detail);
+KITD_API void kitd_ctx_add_attempt(kitd_ctx *c, int err, int status, int64_t latency_ns,
+                                   const char *instance, const char *detail);
 
 #ifdef __cplusplus
 }

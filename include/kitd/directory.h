@@ -44,17 +44,16 @@ typedef struct kitd_directory kitd_directory;
  * instancer in *out (the directory's client takes it over), or a negative
  * KITD_E* code. Thread-safety: any thread (called from the thread that
  * first asks for a name, under the directory's lock: keep it quick). */
-typedef int (*kitd_directory_instancer_fn)(void *arg, const char *service,
-                                           kitd_instancer **out);
+typedef int (*kitd_directory_instancer_fn)(void *arg, const char *service, kitd_instancer **out);
 
 typedef struct kitd_directory_opts {
-  size_t size;                /* sizeof(kitd_directory_opts), set by _init */
+  size_t size; /* sizeof(kitd_directory_opts), set by _init */
   /* The registry shared by every client, one of (in this order):
    *  - new_instancer(arg, service, &out): any registry;
    *  - consul: a Consul configuration, copied at kitd_directory_new();
    *  - neither: Consul from the environment (CONSUL_HTTP_ADDR, ...). */
   kitd_directory_instancer_fn new_instancer;
-  void *arg;                  /* for new_instancer; borrowed */
+  void *arg; /* for new_instancer; borrowed */
   const kitd_consul *consul;
   /* The template of every client: all of kitd_client_opts but service,
    * instancer and consul (ignored), and logger (the directory's). Copied;
@@ -64,11 +63,11 @@ typedef struct kitd_directory_opts {
    * release, once, even if kitd_directory_new() fails) and until the last
    * client a caller still holds is freed. NULL: defaults. */
   const kitd_client_opts *client;
-  int64_t idle_ms;            /* evict a client unused this long (default
+  int64_t idle_ms;       /* evict a client unused this long (default
                                  300000: 5 minutes); <= 0: default */
-  unsigned max_clients;       /* at most this many clients (default 1000);
+  unsigned max_clients;  /* at most this many clients (default 1000);
                                  0: default */
-  unsigned max_blocking;      /* Consul: the most connections (blocking
+  unsigned max_blocking; /* Consul: the most connections (blocking
                                  queries) the directory holds to the agent
                                  (default 100, at least 7; 0: default).
                                  Every Consul watch runs on one shared
@@ -78,7 +77,7 @@ typedef struct kitd_directory_opts {
                                  when a blocking query on
                                  /v1/health/state/any or
                                  /v1/catalog/services says they changed. */
-  kitd_logger *logger;        /* borrowed, must outlive the directory */
+  kitd_logger *logger;   /* borrowed, must outlive the directory */
 } kitd_directory_opts;
 
 /* Fill `o` with the defaults above. Thread-safety: any thread. */
@@ -104,8 +103,7 @@ KITD_API int kitd_directory_call(kitd_directory *dir, const char *service, kitd_
  * (release with kitd_client_free(); it stays usable after an eviction or
  * kitd_directory_free()). Returns 0, KITD_EINVAL or what kitd_client_new()
  * returned. Thread-safety: any thread. */
-KITD_API int kitd_directory_get(kitd_directory *dir, const char *service,
-                                kitd_client **out);
+KITD_API int kitd_directory_get(kitd_directory *dir, const char *service, kitd_client **out);
 
 /* Clients cached now. Thread-safety: any thread. */
 KITD_API size_t kitd_directory_count(kitd_directory *dir);

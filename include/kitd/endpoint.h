@@ -23,8 +23,7 @@ typedef struct kitd_endpoint kitd_endpoint;
  * the endpoint: kitd_http documents its own), or a negative KITD_E* code,
  * with detail in `ctx`. Runs on the caller's thread, on many threads at
  * once: it must be thread-safe. */
-typedef int (*kitd_endpoint_fn)(void *state, kitd_ctx *ctx,
-                                const void *request, void **response);
+typedef int (*kitd_endpoint_fn)(void *state, kitd_ctx *ctx, const void *request, void **response);
 
 /* Releases `state`; runs once, on the thread that drops the last reference. */
 typedef void (*kitd_endpoint_close_fn)(void *state);
@@ -35,8 +34,8 @@ typedef void (*kitd_endpoint_close_fn)(void *state);
  * is NULL, KITD_ENOMEM; *out is then untouched). So
  * kitd_endpoint_new(fn, free, strdup(x), &e) cannot leak.
  * Thread-safety: any thread. */
-KITD_API int kitd_endpoint_new(kitd_endpoint_fn fn, kitd_endpoint_close_fn close,
-                               void *state, kitd_endpoint **out);
+KITD_API int kitd_endpoint_new(kitd_endpoint_fn fn, kitd_endpoint_close_fn close, void *state,
+                               kitd_endpoint **out);
 
 /* Make an endpoint for `instance` (borrowed for the call; take
  * kitd_instance_ref() to keep it). Returns 0 and a new endpoint in *out
@@ -45,8 +44,7 @@ KITD_API int kitd_endpoint_new(kitd_endpoint_fn fn, kitd_endpoint_close_fn close
  * it has none), and tried again when a later set still holds it.
  * Thread-safety: watch thread (the instancer's, or the subscribing thread).
  * kitd_endpointer_new() takes a kitd_factory. */
-typedef int (*kitd_factory_fn)(void *arg, const kitd_instance *instance,
-                               kitd_endpoint **out);
+typedef int (*kitd_factory_fn)(void *arg, const kitd_instance *instance, kitd_endpoint **out);
 
 /* A factory: its function, its argument, and what releases the argument. */
 typedef struct kitd_factory {
@@ -71,8 +69,8 @@ KITD_API void kitd_endpoint_unref(kitd_endpoint *ep);
  * already done. Pass a response pointer even to an endpoint that sets none:
  * a NULL one would leave a decoded answer nobody can free.
  * Thread-safety: any thread (the caller must hold a reference or a pick). */
-KITD_API int kitd_endpoint_call(kitd_endpoint *ep, kitd_ctx *ctx,
-                                const void *request, void **response);
+KITD_API int kitd_endpoint_call(kitd_endpoint *ep, kitd_ctx *ctx, const void *request,
+                                void **response);
 
 /* The state pointer given at creation. Borrowed.
  * Thread-safety: any thread. */

@@ -53,8 +53,7 @@ KITD_API void kitd_endpointer_opts_init(kitd_endpointer_opts *o);
  * kitd_endpointer_free(). Returns 0, KITD_EINVAL, KITD_ENOMEM, or what
  * kitd_instancer_subscribe() returned. Thread-safety: any thread. */
 KITD_API int kitd_endpointer_new(kitd_instancer *src, const kitd_factory *factory,
-                                 const kitd_endpointer_opts *opts,
-                                 kitd_endpointer **out);
+                                 const kitd_endpointer_opts *opts, kitd_endpointer **out);
 
 /* Drop the caller's reference. The last reference unsubscribes, releases
  * every endpoint (each closes when its last reference goes), releases the
@@ -66,8 +65,7 @@ KITD_API void kitd_endpointer_free(kitd_endpointer *ep);
  * order: *out is an array of *count endpoints; release with
  * kitd_endpoint_list_free(). Returns 0, KITD_EINVAL or KITD_ENOMEM.
  * Thread-safety: any thread. */
-KITD_API int kitd_endpointer_endpoints(kitd_endpointer *ep, kitd_endpoint ***out,
-                                       size_t *count);
+KITD_API int kitd_endpointer_endpoints(kitd_endpointer *ep, kitd_endpoint ***out, size_t *count);
 
 /* How many endpoints the current snapshot holds. Thread-safety: any thread. */
 KITD_API size_t kitd_endpointer_count(kitd_endpointer *ep);
@@ -78,8 +76,7 @@ KITD_API size_t kitd_endpointer_count(kitd_endpointer *ep);
  * with tags [v2]", or that every instance's factory failed, or that no
  * answer came yet. Written into buf (cap bytes, always terminated,
  * truncated if need be); returns buf. Thread-safety: any thread. */
-KITD_API const char *kitd_endpointer_explain(kitd_endpointer *ep, char *buf,
-                                             size_t cap);
+KITD_API const char *kitd_endpointer_explain(kitd_endpointer *ep, char *buf, size_t cap);
 
 /* Unref each endpoint and free the array. NULL is allowed.
  * Thread-safety: any thread. */

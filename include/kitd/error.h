@@ -12,23 +12,23 @@
 extern "C" {
 #endif
 
-#define KITD_ERRNO_MAP(X)                                          \
-  X(EINVAL, -1, "invalid argument")                                \
-  X(ENOMEM, -2, "out of memory")                                   \
-  X(ENOENDPOINTS, -3, "no endpoints available")                    \
-  X(ETIMEDOUT, -4, "deadline exceeded")                            \
-  X(ECANCELED, -5, "canceled")                                     \
-  X(ECONNECT, -6, "connection failed")                             \
-  X(EHTTP, -7, "HTTP error status")                                \
-  X(EPROTO, -8, "malformed answer")                                \
-  X(ETOOBIG, -9, "answer too large")                               \
-  X(ESTOPPED, -10, "stopped")                                      \
-  X(ENOTFOUND, -11, "not found")                                   \
-  X(EEXIST, -12, "already exists")                                 \
-  X(EACL, -13, "permission denied by ACL")                         \
-  X(EIO, -14, "I/O error")                                         \
-  X(ECONFIG, -16, "invalid configuration")                         \
-  X(ETLS, -17, "TLS error")                                        \
+#define KITD_ERRNO_MAP(X)                                                                          \
+  X(EINVAL, -1, "invalid argument")                                                                \
+  X(ENOMEM, -2, "out of memory")                                                                   \
+  X(ENOENDPOINTS, -3, "no endpoints available")                                                    \
+  X(ETIMEDOUT, -4, "deadline exceeded")                                                            \
+  X(ECANCELED, -5, "canceled")                                                                     \
+  X(ECONNECT, -6, "connection failed")                                                             \
+  X(EHTTP, -7, "HTTP error status")                                                                \
+  X(EPROTO, -8, "malformed answer")                                                                \
+  X(ETOOBIG, -9, "answer too large")                                                               \
+  X(ESTOPPED, -10, "stopped")                                                                      \
+  X(ENOTFOUND, -11, "not found")                                                                   \
+  X(EEXIST, -12, "already exists")                                                                 \
+  X(EACL, -13, "permission denied by ACL")                                                         \
+  X(EIO, -14, "I/O error")                                                                         \
+  X(ECONFIG, -16, "invalid configuration")                                                         \
+  X(ETLS, -17, "TLS error")                                                                        \
   X(EINTERNAL, -18, "internal error")
 
 typedef enum kitd_errno {

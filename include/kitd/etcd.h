@@ -33,7 +33,7 @@ typedef struct kitd_etcd kitd_etcd;
  * so that fields can be appended without breaking programs built against
  * an older header. Strings are borrowed for the call (copied). */
 typedef struct kitd_etcd_opts {
-  size_t size;               /* set by kitd_etcd_opts_init() */
+  size_t size; /* set by kitd_etcd_opts_init() */
   /* Comma-separated endpoint URLs, "http://host:port" or
    * "https://host:port" (IPv6 hosts in brackets). Default
    * "http://127.0.0.1:2379". On a failure the next one is tried. */
@@ -46,10 +46,10 @@ typedef struct kitd_etcd_opts {
   const char *ca_file;
   const char *cert_file;
   const char *key_file;
-  int tls_verify;            /* default 1 */
+  int tls_verify;             /* default 1 */
   int64_t connect_timeout_ms; /* default 5000 */
   int64_t request_timeout_ms; /* one unary request; default 10000 */
-  size_t max_body;           /* largest answer or watch message; default 64 MiB */
+  size_t max_body;            /* largest answer or watch message; default 64 MiB */
 } kitd_etcd_opts;
 
 /* Fill `o` with the defaults above. Thread-safety: any thread. */
@@ -73,7 +73,7 @@ KITD_API const char *kitd_etcd_endpoint(const kitd_etcd *c);
 /* --- Watching a key prefix: the etcd instancer --- */
 
 typedef struct kitd_etcd_instancer_opts {
-  size_t size;             /* set by kitd_etcd_instancer_opts_init() */
+  size_t size; /* set by kitd_etcd_instancer_opts_init() */
   /* Backoff after a failure: `backoff_min_ms` (default 100) doubling up to
    * `backoff_max_ms` (default 10000), jittered in [d/2, d]; reset once a
    * watch is established again. */
@@ -102,15 +102,15 @@ KITD_API void kitd_etcd_instancer_opts_init(kitd_etcd_instancer_opts *o);
  * (unknown `o->size`) or KITD_EINTERNAL (no thread).
  * Thread-safety: any thread. */
 KITD_API int kitd_etcd_instancer_new(const kitd_etcd *c, const char *prefix,
-                                     const kitd_etcd_instancer_opts *o,
-                                     kitd_logger *lg, kitd_instancer **out);
+                                     const kitd_etcd_instancer_opts *o, kitd_logger *lg,
+                                     kitd_instancer **out);
 
 /* --- Registering one key under a lease: the etcd registrar --- */
 
 typedef struct kitd_etcd_registrar kitd_etcd_registrar;
 
 typedef struct kitd_etcd_registrar_opts {
-  size_t size;            /* set by kitd_etcd_registrar_opts_init() */
+  size_t size; /* set by kitd_etcd_registrar_opts_init() */
   /* Lease TTL in seconds (default 10; etcd raises it to at least 2). The
    * lease is renewed every ttl_s / 3 seconds. */
   int64_t ttl_s;
@@ -133,16 +133,14 @@ KITD_API void kitd_etcd_registrar_opts_init(kitd_etcd_registrar_opts *o);
  * KITD_ECONFIG (unknown `o->size`) or KITD_EINTERNAL. The first
  * registration happens in the background: see
  * kitd_etcd_registrar_wait_registered(). Thread-safety: any thread. */
-KITD_API int kitd_etcd_registrar_new(const kitd_etcd *c, const char *key,
-                                     const char *value,
-                                     const kitd_etcd_registrar_opts *o,
-                                     kitd_logger *lg, kitd_etcd_registrar **out);
+KITD_API int kitd_etcd_registrar_new(const kitd_etcd *c, const char *key, const char *value,
+                                     const kitd_etcd_registrar_opts *o, kitd_logger *lg,
+                                     kitd_etcd_registrar **out);
 
 /* Wait up to timeout_ms (< 0: forever) until the key is in etcd under our
  * lease. Returns 0, KITD_ETIMEDOUT or KITD_ESTOPPED.
  * Thread-safety: any thread. */
-KITD_API int kitd_etcd_registrar_wait_registered(kitd_etcd_registrar *r,
-                                                 int64_t timeout_ms);
+KITD_API int kitd_etcd_registrar_wait_registered(kitd_etcd_registrar *r, int64_t timeout_ms);
 
 /* 1 if the key is registered (as far as we know), else 0; *last_err (may
  * be NULL) gets the last error met (0 if none). Thread-safety: any thread. */

@@ -83,14 +83,14 @@ KITD_API size_t kitd_http_buf_len(const kitd_http_buf *b);
  * `request` into `path`. Return 0 or a negative KITD_E* code (the call then
  * fails with it, before any I/O). Runs on the calling thread, from many
  * threads at once. Thread-safety: any thread. */
-typedef int (*kitd_http_path_fn)(void *arg, const void *request,
-                                 kitd_http_buf *path, kitd_ctx *ctx);
+typedef int (*kitd_http_path_fn)(void *arg, const void *request, kitd_http_buf *path,
+                                 kitd_ctx *ctx);
 
 /* Write the request body for `request` into `body` (leave it empty for no
  * body). Return 0 or a negative KITD_E* code (the call fails with it, before
  * any I/O). Thread-safety: any thread. */
-typedef int (*kitd_http_encode_fn)(void *arg, const void *request,
-                                   kitd_http_buf *body, kitd_ctx *ctx);
+typedef int (*kitd_http_encode_fn)(void *arg, const void *request, kitd_http_buf *body,
+                                   kitd_ctx *ctx);
 
 /* Turn an answer into a response object. `body` (borrowed for the call
  * only; `len` bytes, followed by a NUL that is not counted) is the answer's
@@ -99,34 +99,34 @@ typedef int (*kitd_http_encode_fn)(void *arg, const void *request,
  * kitd_endpoint_call() will own (the decoder documents how it is freed), or
  * a negative KITD_E* code (detail in ctx) and leave *response unset.
  * Thread-safety: any thread. */
-typedef int (*kitd_http_decode_fn)(void *arg, int status, const char *body,
-                                   size_t len, void **response, kitd_ctx *ctx);
+typedef int (*kitd_http_decode_fn)(void *arg, int status, const char *body, size_t len,
+                                   void **response, kitd_ctx *ctx);
 
 typedef struct kitd_http_opts {
-  size_t size;                 /* sizeof(kitd_http_opts), set by _init:
+  size_t size;                   /* sizeof(kitd_http_opts), set by _init:
                                   kitd_http_new() refuses another value */
-  const char *method;          /* "GET", "POST", ...; default "POST" if an
+  const char *method;            /* "GET", "POST", ...; default "POST" if an
                                   encoder is set, else "GET". Copied. */
-  const char *path;            /* fixed path ("/lorem"); used when path_fn is
+  const char *path;              /* fixed path ("/lorem"); used when path_fn is
                                   NULL; default "/". Copied. */
-  kitd_http_path_fn path_fn;   /* builds the path from the request */
-  kitd_http_encode_fn encode;  /* NULL: no body */
-  kitd_http_decode_fn decode;  /* NULL: *response is left NULL */
-  void *arg;                   /* passed to the three callbacks; borrowed */
-  const char *content_type;    /* of the request body; default
+  kitd_http_path_fn path_fn;     /* builds the path from the request */
+  kitd_http_encode_fn encode;    /* NULL: no body */
+  kitd_http_decode_fn decode;    /* NULL: *response is left NULL */
+  void *arg;                     /* passed to the three callbacks; borrowed */
+  const char *content_type;      /* of the request body; default
                                   "application/json". Copied. */
-  const char *scheme;          /* "http" (default) or "https". Copied. */
-  size_t max_body;             /* largest answer body; default 1 MiB */
-  int64_t connect_timeout_ms;  /* default 1000; <= 0: libcurl's (300 s) */
-  int64_t timeout_ms;          /* used only when the ctx has no deadline;
+  const char *scheme;            /* "http" (default) or "https". Copied. */
+  size_t max_body;               /* largest answer body; default 1 MiB */
+  int64_t connect_timeout_ms;    /* default 1000; <= 0: libcurl's (300 s) */
+  int64_t timeout_ms;            /* used only when the ctx has no deadline;
                                   default 0: none */
-  unsigned max_idle_handles;   /* pooled easy handles kept, and idle
+  unsigned max_idle_handles;     /* pooled easy handles kept, and idle
                                   fast-path connections kept per endpoint;
                                   default 64 */
   unsigned max_conns_per_handle; /* keep-alive connections each handle
                                     caches (one per instance talked to);
                                     default 16 */
-  int decode_all_status;       /* nonzero: decode every status, not only
+  int decode_all_status;         /* nonzero: decode every status, not only
                                   2xx (then no KITD_EHTTP is made) */
 } kitd_http_opts;
 
@@ -153,8 +153,7 @@ KITD_API void kitd_http_free(kitd_http *h);
  * handed to the callbacks; *response gets what decode produced (caller owns
  * it) or stays untouched on failure. Returns 0, KITD_EINVAL (bad instance)
  * or KITD_ENOMEM. Thread-safety: any thread. */
-KITD_API int kitd_http_endpoint_new(kitd_http *h, const char *instance,
-                                    kitd_endpoint **out);
+KITD_API int kitd_http_endpoint_new(kitd_http *h, const char *instance, kitd_endpoint **out);
 
 /* A factory for kitd_endpointer_new(): endpoints of `h` for each
  * instance's address. It carries a new reference on `h`, which the
@@ -171,15 +170,13 @@ KITD_API kitd_factory kitd_http_factory(kitd_http *h);
  * fast-path connections opened so far, and handles plus fast-path
  * connections idle in the pools. Either pointer may be NULL.
  * Thread-safety: any thread. */
-KITD_API void kitd_http_stats(kitd_http *h, unsigned long *handles_created,
-                              unsigned *handles_idle);
+KITD_API void kitd_http_stats(kitd_http *h, unsigned long *handles_created, unsigned *handles_idle);
 
 /* Parse `body` (`len` bytes) as a JSON object and copy its "error" string
  * into buf (cap bytes, NUL-terminated). Returns 1 if found, else 0 and buf
  * is left "". A helper for decode callbacks; the transport uses it for
  * KITD_EHTTP details. Thread-safety: any thread. */
-KITD_API int kitd_http_error_text(const char *body, size_t len, char *buf,
-                                  size_t cap);
+KITD_API int kitd_http_error_text(const char *body, size_t len, char *buf, size_t cap);
 
 #ifdef __cplusplus
 }

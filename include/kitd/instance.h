@@ -64,11 +64,9 @@ KITD_API int kitd_instance_new(const char *address, kitd_instance **out);
 KITD_API int kitd_instance_set_status(kitd_instance *i, kitd_health status);
 KITD_API int kitd_instance_set_weight(kitd_instance *i, uint32_t weight);
 KITD_API int kitd_instance_add_tag(kitd_instance *i, const char *tag);
-KITD_API int kitd_instance_set_meta(kitd_instance *i, const char *key,
-                                    const char *value);
+KITD_API int kitd_instance_set_meta(kitd_instance *i, const char *key, const char *value);
 KITD_API int kitd_instance_set_node(kitd_instance *i, const char *node);
-KITD_API int kitd_instance_set_node_meta(kitd_instance *i, const char *key,
-                                         const char *value);
+KITD_API int kitd_instance_set_node_meta(kitd_instance *i, const char *key, const char *value);
 KITD_API int kitd_instance_set_datacenter(kitd_instance *i, const char *dc);
 KITD_API int kitd_instance_set_zone(kitd_instance *i, const char *zone);
 
@@ -92,19 +90,17 @@ KITD_API size_t kitd_instance_tag_count(const kitd_instance *i);
 KITD_API const char *kitd_instance_tag(const kitd_instance *i, size_t k);
 /* 1 if the record has tag `tag`, else 0. */
 KITD_API int kitd_instance_has_tag(const kitd_instance *i, const char *tag);
-KITD_API const char *kitd_instance_meta(const kitd_instance *i,
-                                        const char *key);
+KITD_API const char *kitd_instance_meta(const kitd_instance *i, const char *key);
 /* Meta entries in key order: the k-th one's key and value, 0; or
  * KITD_ENOTFOUND past the count. */
 KITD_API size_t kitd_instance_meta_count(const kitd_instance *i);
-KITD_API int kitd_instance_meta_at(const kitd_instance *i, size_t k,
-                                   const char **key, const char **value);
+KITD_API int kitd_instance_meta_at(const kitd_instance *i, size_t k, const char **key,
+                                   const char **value);
 KITD_API const char *kitd_instance_node(const kitd_instance *i);
-KITD_API const char *kitd_instance_node_meta(const kitd_instance *i,
-                                             const char *key);
+KITD_API const char *kitd_instance_node_meta(const kitd_instance *i, const char *key);
 KITD_API size_t kitd_instance_node_meta_count(const kitd_instance *i);
-KITD_API int kitd_instance_node_meta_at(const kitd_instance *i, size_t k,
-                                        const char **key, const char **value);
+KITD_API int kitd_instance_node_meta_at(const kitd_instance *i, size_t k, const char **key,
+                                        const char **value);
 KITD_API const char *kitd_instance_datacenter(const kitd_instance *i);
 /* The zone: the one set with kitd_instance_set_zone() (a registry sets it
  * from the meta key its user names), else node meta "zone", else service

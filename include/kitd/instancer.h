@@ -41,12 +41,12 @@ extern "C" {
 typedef struct kitd_instancer kitd_instancer;
 
 typedef struct kitd_event {
-  int err;             /* 0, or the KITD_E* code of a failed watch */
-  const char *detail;  /* error detail ("" when err is 0); never NULL */
+  int err;                               /* 0, or the KITD_E* code of a failed watch */
+  const char *detail;                    /* error detail ("" when err is 0); never NULL */
   const kitd_instance *const *instances; /* sorted by address, unique; on
                                             error: the last good set */
-  size_t count;        /* number of instances */
-  int64_t last_good_ns; /* kitd_now_ns() of the last good answer; 0: none */
+  size_t count;                          /* number of instances */
+  int64_t last_good_ns;                  /* kitd_now_ns() of the last good answer; 0: none */
 } kitd_event;
 
 /* Receives an event. Everything in `ev` is borrowed for the call only:
@@ -59,15 +59,13 @@ typedef void (*kitd_event_fn)(void *arg, const kitd_event *ev);
  * same (fn, arg) pair may be subscribed once. Returns 0, KITD_EINVAL,
  * KITD_EEXIST, KITD_ENOMEM or KITD_ESTOPPED; on failure fn is never called.
  * Thread-safety: any thread, also from a callback. */
-KITD_API int kitd_instancer_subscribe(kitd_instancer *in, kitd_event_fn fn,
-                                      void *arg);
+KITD_API int kitd_instancer_subscribe(kitd_instancer *in, kitd_event_fn fn, void *arg);
 
 /* Remove (fn, arg). Once this returns, fn is not running (unless this is
  * called from fn itself) and never runs again for this subscription.
  * Returns 0, KITD_EINVAL or KITD_ENOTFOUND.
  * Thread-safety: any thread, also from a callback. */
-KITD_API int kitd_instancer_unsubscribe(kitd_instancer *in, kitd_event_fn fn,
-                                        void *arg);
+KITD_API int kitd_instancer_unsubscribe(kitd_instancer *in, kitd_event_fn fn, void *arg);
 
 /* A copy of the current state: the last good set in *instances (an array
  * of *count records, each with a reference; release with
@@ -76,8 +74,7 @@ KITD_API int kitd_instancer_unsubscribe(kitd_instancer *in, kitd_event_fn fn,
  * KITD_ENOTFOUND with an empty set before any state. KITD_EINVAL and
  * KITD_ENOMEM leave the out parameters untouched.
  * Thread-safety: any thread, also from a callback. */
-KITD_API int kitd_instancer_state(kitd_instancer *in, kitd_instance ***instances,
-                                  size_t *count);
+KITD_API int kitd_instancer_state(kitd_instancer *in, kitd_instance ***instances, size_t *count);
 
 /* Wait up to timeout_ms (< 0: no limit) for the registry's first good
  * answer (an empty set is an answer). Returns 0 once there is one (at once
@@ -111,15 +108,14 @@ KITD_API void kitd_instancer_free(kitd_instancer *in);
  * allowed). Caller frees with kitd_instancer_free(). Returns 0, KITD_EINVAL
  * (a NULL or malformed address: see kitd_instance_new()) or KITD_ENOMEM.
  * Thread-safety: any thread. */
-KITD_API int kitd_static_instancer_new(const char *const *addresses,
-                                       size_t count, kitd_instancer **out);
+KITD_API int kitd_static_instancer_new(const char *const *addresses, size_t count,
+                                       kitd_instancer **out);
 
 /* Replace the set by records made from `addresses`; subscribers are told
  * if the set changed. Returns 0, KITD_EINVAL (not a static instancer, or a
  * bad address) or KITD_ENOMEM (the old set stays).
  * Thread-safety: any thread, also from a callback. */
-KITD_API int kitd_static_instancer_set(kitd_instancer *in,
-                                       const char *const *addresses,
+KITD_API int kitd_static_instancer_set(kitd_instancer *in, const char *const *addresses,
                                        size_t count);
 
 /* Replace the set by `records` (each gets a reference from the instancer
@@ -127,16 +123,14 @@ KITD_API int kitd_static_instancer_set(kitd_instancer *in,
  * record any more). The instancer keeps one record per address. Returns as
  * kitd_static_instancer_set(). Thread-safety: any thread, also from a
  * callback. */
-KITD_API int kitd_static_instancer_set_records(kitd_instancer *in,
-                                               kitd_instance *const *records,
+KITD_API int kitd_static_instancer_set_records(kitd_instancer *in, kitd_instance *const *records,
                                                size_t count);
 
 /* Publish an error event (for tests and for wrappers that learn of a
  * failure elsewhere); the set is kept. `err` must be a KITD_E* code (< 0);
  * `detail` is copied and may be NULL. Returns 0 or KITD_EINVAL.
  * Thread-safety: any thread, also from a callback. */
-KITD_API int kitd_static_instancer_fail(kitd_instancer *in, int err,
-                                        const char *detail);
+KITD_API int kitd_static_instancer_fail(kitd_instancer *in, int err, const char *detail);
 
 #ifdef __cplusplus
 }

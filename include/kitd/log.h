@@ -47,9 +47,9 @@ typedef struct kitd_log_field {
 
 /* One log entry. Everything is borrowed for the call only. */
 typedef struct kitd_log_record {
-  int64_t time_ns;            /* CLOCK_REALTIME, ns since the epoch */
+  int64_t time_ns; /* CLOCK_REALTIME, ns since the epoch */
   kitd_log_level level;
-  const char *component;      /* "endpointer", "consul", ... */
+  const char *component; /* "endpointer", "consul", ... */
   const kitd_log_field *fields;
   size_t nfields;
 } kitd_log_record;
@@ -59,14 +59,17 @@ typedef struct kitd_log_record {
 typedef void (*kitd_log_fn)(void *arg, const kitd_log_record *rec);
 
 /* Output formats of the built-in writers. */
-typedef enum kitd_log_format { KITD_LOG_LOGFMT = 0, KITD_LOG_JSON = 1 } kitd_log_format;
+typedef enum kitd_log_format {
+  KITD_LOG_LOGFMT = 0,
+  KITD_LOG_JSON = 1
+} kitd_log_format;
 
 /* A new logger passing records of `min` and above to `fn(arg, ...)`; with
  * a NULL `fn`, lines go to stderr in `format`, one write per line. Caller
  * frees with kitd_logger_free() after every object using it is freed.
  * Returns 0, KITD_EINVAL or KITD_ENOMEM. Thread-safety: any thread. */
-KITD_API int kitd_logger_new(kitd_log_level min, kitd_log_fn fn, void *arg,
-                             kitd_log_format format, kitd_logger **out);
+KITD_API int kitd_logger_new(kitd_log_level min, kitd_log_fn fn, void *arg, kitd_log_format format,
+                             kitd_logger **out);
 
 /* Write `rec` as one line (no newline) in `format` into buf: always
  * NUL-terminated, cut at cap - 1. Returns the length the whole line needs
@@ -85,11 +88,10 @@ KITD_API kitd_logger *kitd_logger_stderr(void);
  * (quote values with kitd_log_quote()); they reach the callback split and
  * unquoted. A NULL logger does nothing. A record is cut at 4 KiB of
  * fields. Thread-safety: any thread. */
-KITD_API void kitd_log(kitd_logger *lg, kitd_log_level level,
-                       const char *component, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-KITD_API void kitd_logv(kitd_logger *lg, kitd_log_level level,
-                        const char *component, const char *fmt, va_list ap);
+KITD_API void kitd_log(kitd_logger *lg, kitd_log_level level, const char *component,
+                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+KITD_API void kitd_logv(kitd_logger *lg, kitd_log_level level, const char *component,
+                        const char *fmt, va_list ap);
 
 /* Would a line at `level` be written? Thread-safety: any thread. */
 KITD_API int kitd_log_enabled(const kitd_logger *lg, kitd_log_level level);

@@ -32,32 +32,32 @@ typedef enum kitd_check_kind {
 
 typedef struct kitd_check {
   kitd_check_kind kind;
-  const char *target;            /* HTTP: URL; TCP: "host:port" */
-  int64_t interval_ms;           /* HTTP, TCP: required (Consul raises < 1 s to 1 s) */
-  int64_t timeout_ms;            /* HTTP, TCP: 0 = Consul's default (10 s) */
-  int64_t ttl_ms;                /* TTL: required */
-  int64_t deregister_after_ms;   /* DeregisterCriticalServiceAfter; 0: never
+  const char *target;          /* HTTP: URL; TCP: "host:port" */
+  int64_t interval_ms;         /* HTTP, TCP: required (Consul raises < 1 s to 1 s) */
+  int64_t timeout_ms;          /* HTTP, TCP: 0 = Consul's default (10 s) */
+  int64_t ttl_ms;              /* TTL: required */
+  int64_t deregister_after_ms; /* DeregisterCriticalServiceAfter; 0: never
                                   * (Consul raises < 1 min to 1 min) */
-  const char *initial_status;    /* "passing", "warning", "critical" or NULL
+  const char *initial_status;  /* "passing", "warning", "critical" or NULL
                                   * (Consul's default: critical) */
 } kitd_check;
 
 typedef struct kitd_registration {
-  size_t size;                   /* sizeof the struct, set by
+  size_t size;      /* sizeof the struct, set by
                                   * kitd_registration_init(): fields can be
                                   * added later without breaking callers;
                                   * another value is KITD_EINVAL */
-  const char *name;              /* required */
-  const char *id;                /* NULL: "<name>-<address>-<port>" */
+  const char *name; /* required */
+  const char *id;   /* NULL: "<name>-<address>-<port>" */
   const char *const *tags;
   size_t ntags;
-  const char *address;           /* NULL or "": the node's address */
-  int port;                      /* 0..65535 */
-  const char *const *meta;       /* 2 * nmeta strings: key, value, key, value... */
+  const char *address;     /* NULL or "": the node's address */
+  int port;                /* 0..65535 */
+  const char *const *meta; /* 2 * nmeta strings: key, value, key, value... */
   size_t nmeta;
-  int weight_passing;            /* 0: not sent (Consul's default 1) */
+  int weight_passing; /* 0: not sent (Consul's default 1) */
   int weight_warning;
-  kitd_check check;              /* kind NONE: no check */
+  kitd_check check; /* kind NONE: no check */
 } kitd_registration;
 
 /* Zero `g` and set its size: call it before filling a registration.
@@ -76,8 +76,8 @@ KITD_API void kitd_registration_init(kitd_registration *g);
  * or KITD_EINTERNAL. The first registration happens in the background:
  * wait for it with kitd_registrar_wait_registered().
  * Thread-safety: any thread. */
-KITD_API int kitd_registrar_new(const kitd_consul *c, const kitd_registration *reg,
-                                kitd_logger *lg, kitd_registrar **out);
+KITD_API int kitd_registrar_new(const kitd_consul *c, const kitd_registration *reg, kitd_logger *lg,
+                                kitd_registrar **out);
 
 /* Wait up to timeout_ms (< 0: forever) until the agent has accepted the
  * registration. Returns 0, KITD_ETIMEDOUT, or KITD_ESTOPPED.

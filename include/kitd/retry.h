@@ -35,8 +35,7 @@ extern "C" {
  * (and its record is in the ctx's attempt log, if one was set). Return
  * nonzero to try again (within max_attempts and the deadline), 0 to stop.
  * Thread-safety: runs on the calling thread, from many threads at once. */
-typedef int (*kitd_retry_fn)(void *arg, unsigned attempt, int *err,
-                             const kitd_ctx *ctx);
+typedef int (*kitd_retry_fn)(void *arg, unsigned attempt, int *err, const kitd_ctx *ctx);
 
 /* The most attempts one call may make. */
 #define KITD_RETRY_MAX_ATTEMPTS 1000
@@ -91,8 +90,7 @@ KITD_API void kitd_retry_opts_init(kitd_retry_opts *o);
  * that served the call is kitd_ctx_instance(ctx). The success path reads
  * no clock unless a timeout is set, and allocates nothing.
  * Returns 0, KITD_EINVAL or KITD_ENOMEM. Thread-safety: any thread. */
-KITD_API int kitd_retry_new(kitd_balancer *b, const kitd_retry_opts *opts,
-                            kitd_endpoint **out);
+KITD_API int kitd_retry_new(kitd_balancer *b, const kitd_retry_opts *opts, kitd_endpoint **out);
 
 #ifdef __cplusplus
 }

@@ -44,7 +44,7 @@ typedef struct kitd_source_opts {
   const kitd_consul_instancer_opts *consul;
   const kitd_dns_instancer_opts *dns;
   const kitd_file_instancer_opts *file;
-  const kitd_etcd_opts *etcd;                     /* user, password, TLS */
+  const kitd_etcd_opts *etcd; /* user, password, TLS */
   const kitd_etcd_instancer_opts *etcd_instancer;
   /* When not NULL, a failure's reason goes into its detail
    * ("unknown scheme 'http' in 'http://x' (expected consul://, …)"). */

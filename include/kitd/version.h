@@ -12,16 +12,15 @@ extern "C" {
 #define KITD_VERSION_MAJOR 0
 #define KITD_VERSION_MINOR 1
 #define KITD_VERSION_PATCH 0
-#define KITD_VERSION_HEX \
+#define KITD_VERSION_HEX                                                                           \
   ((KITD_VERSION_MAJOR << 16) | (KITD_VERSION_MINOR << 8) | KITD_VERSION_PATCH)
 #define KITD_SOVERSION 0 /* bumped only when an existing call or type changes */
 /* "MAJOR.MINOR.PATCH" of these headers, made from the numbers above. */
 #define KITD__VERSION_STR(x) #x
 #define KITD__VERSION_XSTR(x) KITD__VERSION_STR(x)
-#define KITD_VERSION_STRING                    \
-  KITD__VERSION_XSTR(KITD_VERSION_MAJOR) "."   \
-  KITD__VERSION_XSTR(KITD_VERSION_MINOR) "."   \
-  KITD__VERSION_XSTR(KITD_VERSION_PATCH)
+#define KITD_VERSION_STRING                                                                        \
+  KITD__VERSION_XSTR(KITD_VERSION_MAJOR)                                                           \
+  "." KITD__VERSION_XSTR(KITD_VERSION_MINOR) "." KITD__VERSION_XSTR(KITD_VERSION_PATCH)
 
 /* KITD_VERSION_HEX of the library actually linked.
  * Thread-safety: any thread. */

@@ -40,13 +40,13 @@ struct kitd_client {
   atomic_int ready; /* the first wait for the registry is over */
   char *service;
   kitd_instancer *in;
-  struct variant *def;              /* the client's own method and type */
-  _Atomic(struct variant *) extra;  /* others, prepended, never removed */
-  pthread_mutex_t mu;               /* serialises making variants */
+  struct variant *def;             /* the client's own method and type */
+  _Atomic(struct variant *) extra; /* others, prepended, never removed */
+  pthread_mutex_t mu;              /* serialises making variants */
   unsigned nvariants;
   kitd_codec codec;
-  int custom_factory;               /* transport is the user's factory */
-  kitd_http_opts http;              /* copy; strings below */
+  int custom_factory;  /* transport is the user's factory */
+  kitd_http_opts http; /* copy; strings below */
   char *path;
   kitd_retry_opts retry;
   kitd_client_balancer balancer;
@@ -360,8 +360,9 @@ int kitd_client_new(const kitd_client_opts *o, kitd_client **out) {
   int rc = KITD_EINVAL;
   if (!o || !out || o->size != sizeof *o || !kitd_service_name_ok(o->service) ||
       (unsigned)o->codec > KITD_CODEC_CUSTOM || (unsigned)o->balancer > KITD_BALANCE_RANDOM ||
-      (o->method && !token_ok(o->method, 0)) || (o->content_type && !token_ok(o->content_type, 1)) ||
-      (o->path && o->path[0] != '/') || (o->retry && o->retry->size != sizeof *o->retry))
+      (o->method && !token_ok(o->method, 0)) ||
+      (o->content_type && !token_ok(o->content_type, 1)) || (o->path && o->path[0] != '/') ||
+      (o->retry && o->retry->size != sizeof *o->retry))
     goto early;
   if (o->codec == KITD_CODEC_CUSTOM && !custom && (!o->http || !o->http->decode)) goto early;
   rc = KITD_ENOMEM;
@@ -408,13 +409,14 @@ int kitd_client_new(const kitd_client_opts *o, kitd_client **out) {
     client_destroy(c);
     goto early;
   }
-  const char *method = o->method ? o->method
+  const char *method = o->method                    ? o->method
                        : o->http && o->http->method ? o->http->method
                        : c->codec == KITD_CODEC_CUSTOM && o->http && o->http->encode ? "POST"
-                       : c->codec == KITD_CODEC_JSON ? "POST" : "GET";
-  const char *ctype = o->content_type ? o->content_type
+                       : c->codec == KITD_CODEC_JSON                                 ? "POST"
+                                                                                     : "GET";
+  const char *ctype = o->content_type                    ? o->content_type
                       : o->http && o->http->content_type ? o->http->content_type
-                      : "application/json";
+                                                         : "application/json";
   c->custom_factory = custom != NULL;
   rc = variant_new(c, method, ctype, custom, &c->def); /* takes the factory */
   custom = NULL;

@@ -32,13 +32,13 @@
 struct entry {
   char *name;
   uint64_t hash;
-  kitd_client *c;            /* the directory's reference */
+  kitd_client *c;             /* the directory's reference */
   _Atomic uint64_t last_used; /* the tick of the latest call */
 };
 
 struct table {
-  size_t mask;               /* capacity - 1 (a power of two) */
-  struct entry *slot[];      /* NULL: empty */
+  size_t mask;          /* capacity - 1 (a power of two) */
+  struct entry *slot[]; /* NULL: empty */
 };
 
 /* A replaced table, and the entries evicted when it was replaced. */
@@ -50,24 +50,24 @@ struct retired {
 };
 
 struct kitd_directory {
-  void *_Atomic tab;         /* struct table *, read under a hazard slot */
-  _Atomic uint64_t tick;     /* coarse milliseconds, advanced by the sweeper */
-  pthread_mutex_t mu;        /* writers; everything below */
-  pthread_cond_t cond;       /* CLOCK_MONOTONIC: wakes the sweeper to stop */
-  struct entry **all;        /* the cached clients */
+  void *_Atomic tab;     /* struct table *, read under a hazard slot */
+  _Atomic uint64_t tick; /* coarse milliseconds, advanced by the sweeper */
+  pthread_mutex_t mu;    /* writers; everything below */
+  pthread_cond_t cond;   /* CLOCK_MONOTONIC: wakes the sweeper to stop */
+  struct entry **all;    /* the cached clients */
   size_t n, cap;
   struct retired *rhead, *rtail;
   int stop;
   pthread_t sweeper;
   kitd_client_opts tmpl;
-  kitd_factory factory;      /* the template's, if any: shared by every client */
+  kitd_factory factory; /* the template's, if any: shared by every client */
   kitd_directory_instancer_fn new_instancer;
   void *arg;
-  kitd_consul *consul;       /* own copy, or NULL with new_instancer */
+  kitd_consul *consul;           /* own copy, or NULL with new_instancer */
   kitd__consul_watcher *watcher; /* every Consul watch, on one thread */
   int64_t idle_ms;
   unsigned max;
-  int64_t period_ms;         /* tick and sweep period */
+  int64_t period_ms; /* tick and sweep period */
   kitd_logger *lg;
 };
 

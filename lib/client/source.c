@@ -13,8 +13,9 @@
 #include "kitd/error.h"
 #include "kitd/source.h"
 
-#define EXPECTED "expected consul://HOST:PORT/SERVICE, etcd://HOST:PORT/PREFIX, " \
-                 "dns+srv://SERVER:PORT/NAME, dns+srv:///NAME, file:///PATH or a Consul service name"
+#define EXPECTED                                                                                   \
+  "expected consul://HOST:PORT/SERVICE, etcd://HOST:PORT/PREFIX, "                                 \
+  "dns+srv://SERVER:PORT/NAME, dns+srv:///NAME, file:///PATH or a Consul service name"
 
 static int bad(char **detail, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int bad(char **detail, const char *fmt, ...) {
@@ -101,8 +102,7 @@ static int host_port(const char *s, size_t n) {
   return port > 0;
 }
 
-static int consul_query(const char *src, const char *q, struct kitd__source *out,
-                        char **detail) {
+static int consul_query(const char *src, const char *q, struct kitd__source *out, char **detail) {
   while (*q) {
     const char *amp = strchr(q, '&');
     size_t n = amp ? (size_t)(amp - q) : strlen(q);
@@ -133,8 +133,8 @@ static int consul_query(const char *src, const char *q, struct kitd__source *out
       if (!*v) return bad(detail, "'%s': empty dc=", src);
     } else {
       free(v);
-      return bad(detail, "'%s': unknown query key '%.*s' (consul:// knows tag, passing, dc)",
-                 src, (int)kn, q);
+      return bad(detail, "'%s': unknown query key '%.*s' (consul:// knows tag, passing, dc)", src,
+                 (int)kn, q);
     }
     q += n + (amp ? 1 : 0);
   }
@@ -209,8 +209,8 @@ void kitd_source_opts_init(kitd_source_opts *o) {
   o->size = sizeof *o;
 }
 
-static int make_consul(const struct kitd__source *src, const kitd_source_opts *o,
-                       kitd_logger *lg, kitd_ctx *ctx, kitd_instancer **out) {
+static int make_consul(const struct kitd__source *src, const kitd_source_opts *o, kitd_logger *lg,
+                       kitd_ctx *ctx, kitd_instancer **out) {
   kitd_consul *c = NULL;
   /* The environment still gives the token and TLS settings when the
    * source names the agent: only the address is the source's. */
@@ -237,8 +237,8 @@ static int make_consul(const struct kitd__source *src, const kitd_source_opts *o
 /* etcd at http://HOST:PORT (the client options' user, password and TLS
  * apply; their endpoints are replaced by the source's), every key under the
  * prefix. */
-static int make_etcd(const struct kitd__source *src, const kitd_source_opts *o,
-                     kitd_logger *lg, kitd_ctx *ctx, kitd_instancer **out) {
+static int make_etcd(const struct kitd__source *src, const kitd_source_opts *o, kitd_logger *lg,
+                     kitd_ctx *ctx, kitd_instancer **out) {
   kitd_etcd_opts eo;
   if (o->etcd) eo = *o->etcd;
   else kitd_etcd_opts_init(&eo);
@@ -254,8 +254,8 @@ static int make_etcd(const struct kitd__source *src, const kitd_source_opts *o,
   return e;
 }
 
-int kitd_source_instancer_new(const char *source, const kitd_source_opts *o,
-                              kitd_logger *lg, kitd_instancer **out) {
+int kitd_source_instancer_new(const char *source, const kitd_source_opts *o, kitd_logger *lg,
+                              kitd_instancer **out) {
   if (!out) return KITD_EINVAL;
   kitd_source_opts ro;
   kitd_source_opts_init(&ro);
@@ -268,12 +268,8 @@ int kitd_source_instancer_new(const char *source, const kitd_source_opts *o,
   int e = kitd__source_parse(source, &src, &detail);
   if (!e) {
     switch (src.kind) {
-    case KITD__SOURCE_CONSUL:
-      e = make_consul(&src, &ro, lg, ro.ctx, out);
-      break;
-    case KITD__SOURCE_ETCD:
-      e = make_etcd(&src, &ro, lg, ro.ctx, out);
-      break;
+    case KITD__SOURCE_CONSUL: e = make_consul(&src, &ro, lg, ro.ctx, out); break;
+    case KITD__SOURCE_ETCD: e = make_etcd(&src, &ro, lg, ro.ctx, out); break;
     case KITD__SOURCE_DNS_SRV: {
       kitd_dns_instancer_opts d;
       if (ro.dns) d = *ro.dns;
@@ -285,9 +281,7 @@ int kitd_source_instancer_new(const char *source, const kitd_source_opts *o,
       }
       break;
     }
-    case KITD__SOURCE_FILE:
-      e = kitd_file_instancer_new(src.name, ro.file, lg, out);
-      break;
+    case KITD__SOURCE_FILE: e = kitd_file_instancer_new(src.name, ro.file, lg, out); break;
     }
     kitd__source_clear(&src);
   }

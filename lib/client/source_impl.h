@@ -14,12 +14,12 @@ enum kitd__source_kind {
 
 struct kitd__source {
   enum kitd__source_kind kind;
-  char *host;   /* "HOST:PORT" as written, or NULL (environment / resolv.conf) */
-  char *name;   /* Consul service, etcd prefix, SRV name or file path (decoded) */
-  char **tags;  /* Consul tag= values (decoded) */
+  char *host;  /* "HOST:PORT" as written, or NULL (environment / resolv.conf) */
+  char *name;  /* Consul service, etcd prefix, SRV name or file path (decoded) */
+  char **tags; /* Consul tag= values (decoded) */
   size_t ntags;
-  int passing;  /* Consul passing=: -1 unset, 0, 1 */
-  char *dc;     /* Consul dc= */
+  int passing; /* Consul passing=: -1 unset, 0, 1 */
+  char *dc;    /* Consul dc= */
 };
 
 /* Parse `s`. Returns 0 with `out` filled (free with kitd__source_clear),

@@ -63,8 +63,7 @@ static int update_display(kitd_consul *c) {
                                   : strlen(c->host) + strlen(port) + strlen(c->prefix));
   char *buf = kitd__malloc(cap);
   if (!buf) return KITD_ENOMEM;
-  if (c->unix_path)
-    snprintf(buf, cap, "unix://%s", c->unix_path);
+  if (c->unix_path) snprintf(buf, cap, "unix://%s", c->unix_path);
   else
     snprintf(buf, cap, "%s://%s%s%s%s%s", scheme, v6 ? "[" : "", c->host, v6 ? "]" : "", port,
              c->prefix);
@@ -74,8 +73,8 @@ static int update_display(kitd_consul *c) {
 }
 
 /* Parse "host[:port]" (host may be "[v6]") into *host / *port. */
-static int parse_hostport(const char *s, size_t n, char **host, int *port,
-                          kitd_ctx *ctx, const char *what) {
+static int parse_hostport(const char *s, size_t n, char **host, int *port, kitd_ctx *ctx,
+                          const char *what) {
   const char *end = s + n, *hs, *he, *p = NULL;
   if (n == 0) return econfig(ctx, "%s: empty host", what);
   if (s[0] == '[') {
@@ -119,8 +118,7 @@ static int parse_hostport(const char *s, size_t n, char **host, int *port,
   return 0;
 }
 
-static int set_address(kitd_consul *c, const char *addr, kitd_ctx *ctx,
-                       const char *what) {
+static int set_address(kitd_consul *c, const char *addr, kitd_ctx *ctx, const char *what) {
   if (!addr || !*addr) return econfig(ctx, "%s: empty address", what);
   const char *sep = strstr(addr, "://");
   const char *rest = addr;
@@ -187,8 +185,7 @@ static void free_secret(char *s) {
   }
 }
 
-static int read_token_file(const char *path, char **out, kitd_ctx *ctx,
-                           const char *what) {
+static int read_token_file(const char *path, char **out, kitd_ctx *ctx, const char *what) {
   FILE *f = fopen(path, "r");
   if (!f) {
     kitd_ctx_set_detail(ctx, "%s: cannot open %s: %s", what, path, strerror(errno));
@@ -219,7 +216,6 @@ static int read_token_file(const char *path, char **out, kitd_ctx *ctx,
   *out = t;
   return 0;
 }
-
 
 static int set_auth(kitd_consul *c, const char *userpass) {
   char *u = NULL, *p = NULL;
@@ -285,8 +281,7 @@ static int load_env(kitd_consul *c, kitd_ctx *ctx) {
   /* CONSUL_HTTP_SSL first: an http:// address must not turn it off. */
   if ((e = env_bool("CONSUL_HTTP_SSL", &b, ctx)) < 0) return e;
   if (e == 1) c->tls = b;
-  if ((v = env("CONSUL_HTTP_ADDR")) && (e = set_address(c, v, ctx, "CONSUL_HTTP_ADDR")))
-    return e;
+  if ((v = env("CONSUL_HTTP_ADDR")) && (e = set_address(c, v, ctx, "CONSUL_HTTP_ADDR"))) return e;
   if ((v = env("CONSUL_HTTP_TOKEN")) && (e = set_str(&c->token, v))) return e;
   /* The token file wins over CONSUL_HTTP_TOKEN. */
   if ((v = env("CONSUL_HTTP_TOKEN_FILE")) &&
@@ -299,8 +294,9 @@ static int load_env(kitd_consul *c, kitd_ctx *ctx) {
   if ((e = set_str(&c->capath, env("CONSUL_CAPATH")))) return e;
   const char *cert = env("CONSUL_CLIENT_CERT"), *key = env("CONSUL_CLIENT_KEY");
   if (!cert != !key)
-    return econfig(ctx, "%s", cert ? "CONSUL_CLIENT_CERT is set without CONSUL_CLIENT_KEY"
-                                   : "CONSUL_CLIENT_KEY is set without CONSUL_CLIENT_CERT");
+    return econfig(ctx, "%s",
+                   cert ? "CONSUL_CLIENT_CERT is set without CONSUL_CLIENT_KEY"
+                        : "CONSUL_CLIENT_KEY is set without CONSUL_CLIENT_CERT");
   if ((e = set_str(&c->cert, cert)) || (e = set_str(&c->key, key))) return e;
   if ((e = set_server_name(c, env("CONSUL_TLS_SERVER_NAME")))) return e;
   if ((e = set_str(&c->ns, env("CONSUL_NAMESPACE")))) return e;
@@ -351,10 +347,9 @@ int kitd__consul_dup(const kitd_consul *c, kitd_consul **out) {
   kitd_consul *d = kitd__calloc(1, sizeof *d);
   if (!d) return KITD_ENOMEM;
   *d = *c;
-  char **fields[] = {&d->host, &d->prefix, &d->unix_path, &d->token,
-                     &d->auth_user, &d->auth_pass, &d->cafile, &d->capath, &d->cert,
-                     &d->key, &d->server_name, &d->dc, &d->ns, &d->partition,
-                     &d->display};
+  char **fields[] = {&d->host,        &d->prefix, &d->unix_path, &d->token,     &d->auth_user,
+                     &d->auth_pass,   &d->cafile, &d->capath,    &d->cert,      &d->key,
+                     &d->server_name, &d->dc,     &d->ns,        &d->partition, &d->display};
   int e = 0;
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
     if (!*fields[i]) continue;
@@ -430,12 +425,10 @@ int kitd_consul_set_ca(kitd_consul *c, const char *cafile, const char *capath) {
   return 0;
 }
 
-int kitd_consul_set_client_cert(kitd_consul *c, const char *cert, const char *key,
-                                kitd_ctx *ctx) {
+int kitd_consul_set_client_cert(kitd_consul *c, const char *cert, const char *key, kitd_ctx *ctx) {
   if (!c) return KITD_EINVAL;
   bool hc = cert && *cert, hk = key && *key;
-  if (hc != hk)
-    return econfig(ctx, "%s", "client certificate and key: give both or neither");
+  if (hc != hk) return econfig(ctx, "%s", "client certificate and key: give both or neither");
   char *a = NULL, *b = NULL;
   if (set_str(&a, cert) || set_str(&b, key)) {
     free(a);
@@ -471,9 +464,7 @@ int kitd_consul_set_max_body(kitd_consul *c, size_t bytes) {
   return 0;
 }
 
-const char *kitd_consul_address(const kitd_consul *c) {
-  return c && c->display ? c->display : "";
-}
+const char *kitd_consul_address(const kitd_consul *c) { return c && c->display ? c->display : ""; }
 
 void kitd__consul_duration(char *buf, size_t cap, int64_t ms) {
   if (ms <= 0) {

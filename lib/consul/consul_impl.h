@@ -14,19 +14,19 @@
 #define KITD__CONSUL_DEFAULT_MAX_BODY ((size_t)64 << 20)
 
 struct kitd_consul {
-  char *host;        /* as given; IPv6 without brackets */
-  int port;          /* 0: the scheme's default */
-  char *prefix;      /* "" or "/consul" (no trailing slash) */
-  char *unix_path;   /* unix socket, or NULL */
-  bool tls;          /* asked for https (CONSUL_HTTP_SSL or https://) */
+  char *host;      /* as given; IPv6 without brackets */
+  int port;        /* 0: the scheme's default */
+  char *prefix;    /* "" or "/consul" (no trailing slash) */
+  char *unix_path; /* unix socket, or NULL */
+  bool tls;        /* asked for https (CONSUL_HTTP_SSL or https://) */
   bool tls_verify;
-  char *token;       /* never logged */
+  char *token; /* never logged */
   char *auth_user, *auth_pass;
   char *cafile, *capath, *cert, *key;
   char *server_name;
   char *dc, *ns, *partition;
   size_t max_body;
-  char *display;     /* kitd_consul_address() */
+  char *display; /* kitd_consul_address() */
 };
 
 /* A deep copy of `c` (for objects that outlive the caller's config). */
@@ -46,32 +46,31 @@ typedef struct kitd__consul_http kitd__consul_http;
 
 /* A reusable connection (keeps the connection alive between requests).
  * `stop` (may be NULL) is read atomically: non-zero aborts a request. */
-int kitd__consul_http_new(const kitd_consul *c, const int *stop,
-                          kitd__consul_http **out);
+int kitd__consul_http_new(const kitd_consul *c, const int *stop, kitd__consul_http **out);
 void kitd__consul_http_free(kitd__consul_http *h);
 /* Wake a request blocked in kitd__consul_http_do() so that it sees the stop
  * flag now. Any thread, while `h` exists. */
 void kitd__consul_http_wake(kitd__consul_http *h);
 
 typedef struct kitd__consul_resp {
-  int status;          /* HTTP status, 0 if none */
-  char *body;          /* NUL-terminated, malloc'd (caller frees), or NULL */
+  int status; /* HTTP status, 0 if none */
+  char *body; /* NUL-terminated, malloc'd (caller frees), or NULL */
   size_t len;
   bool has_index;
-  uint64_t index;      /* X-Consul-Index */
-  char detail[256];    /* why it failed (no token) */
+  uint64_t index;   /* X-Consul-Index */
+  char detail[256]; /* why it failed (no token) */
 } kitd__consul_resp;
 
 typedef struct kitd__consul_req {
-  const char *method;   /* "GET" or "PUT" */
-  const char *path;     /* "/v1/...", already percent-encoded */
-  const char *query;    /* "a=b&c=d" without '?', or NULL */
-  const char *dc;       /* dc= to send, or NULL */
-  const char *body;     /* request body or NULL */
+  const char *method; /* "GET" or "PUT" */
+  const char *path;   /* "/v1/...", already percent-encoded */
+  const char *query;  /* "a=b&c=d" without '?', or NULL */
+  const char *dc;     /* dc= to send, or NULL */
+  const char *body;   /* request body or NULL */
   size_t body_len;
-  int64_t timeout_ms;   /* whole request */
-  size_t max_body;      /* 0: the client's */
-  const kitd_ctx *ctx;  /* optional: deadline and cancel */
+  int64_t timeout_ms;  /* whole request */
+  size_t max_body;     /* 0: the client's */
+  const kitd_ctx *ctx; /* optional: deadline and cancel */
 } kitd__consul_req;
 
 /* Perform one request. Returns 0 for a 2xx answer; otherwise a transfer
@@ -81,8 +80,7 @@ typedef struct kitd__consul_req {
  * KITD_EHTTP (non-2xx; Consul's text in detail), KITD_EACL (403),
  * KITD_ESTOPPED (stop flag), the ctx's KITD_ECANCELED / KITD_ETIMEDOUT.
  * `r` is always filled (body may be set on an error status). */
-int kitd__consul_http_do(kitd__consul_http *h, const kitd__consul_req *q,
-                         kitd__consul_resp *r);
+int kitd__consul_http_do(kitd__consul_http *h, const kitd__consul_req *q, kitd__consul_resp *r);
 void kitd__consul_resp_clear(kitd__consul_resp *r);
 
 /* Append `s` percent-encoded as a path segment or query value to buf (a
@@ -108,8 +106,7 @@ char *kitd__consul_path(const char *prefix, const char *s);
  * `zone_key` (node meta, then service meta; NULL: the record's default).
  * On a bad answer returns KITD_EPROTO (or KITD_ENOMEM) with the reason in
  * detail and *out untouched. */
-int kitd__consul_parse_health(const char *body, size_t len,
-                              const char *const *tags, size_t ntags,
+int kitd__consul_parse_health(const char *body, size_t len, const char *const *tags, size_t ntags,
                               bool passing, const char *zone_key, kitd_instance ***out,
                               size_t *count, char *detail, size_t detail_cap);
 

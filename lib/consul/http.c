@@ -39,8 +39,7 @@ struct xfer {
   bool bad_index;
 };
 
-int kitd__consul_http_new(const kitd_consul *c, const int *stop,
-                          kitd__consul_http **out) {
+int kitd__consul_http_new(const kitd_consul *c, const int *stop, kitd__consul_http **out) {
   kitd__consul_http *h = kitd__calloc(1, sizeof *h);
   if (!h) return KITD_ENOMEM;
   int rc = kitd__curl_acquire();
@@ -148,8 +147,8 @@ int kitd__consul_escape(char *buf, size_t cap, const char *s) {
 
 /* Copy Consul's plain-text error into detail: printable bytes only, the
  * token (should an answer ever echo it) replaced. */
-static void error_detail(char *dst, size_t cap, const char *agent, int status,
-                         const char *body, size_t len, const char *token) {
+static void error_detail(char *dst, size_t cap, const char *agent, int status, const char *body,
+                         size_t len, const char *token) {
   int n = snprintf(dst, cap, "consul: %s: HTTP %d", agent, status);
   if (n < 0 || (size_t)n >= cap) return;
   size_t o = (size_t)n;
@@ -203,30 +202,20 @@ static void curl_detail(int rc, CURLcode cc, const char *agent, const struct xfe
   size_t n = sizeof r->detail;
   switch (rc) {
   case KITD_ECONNECT:
-    if (cc == CURLE_COULDNT_CONNECT)
-      snprintf(d, n, "consul: connect %s refused", agent);
-    else
-      snprintf(d, n, "consul: cannot connect to %s: %s", agent, what);
+    if (cc == CURLE_COULDNT_CONNECT) snprintf(d, n, "consul: connect %s refused", agent);
+    else snprintf(d, n, "consul: cannot connect to %s: %s", agent, what);
     break;
-  case KITD_ETIMEDOUT:
-    snprintf(d, n, "consul: %s did not answer in time", agent);
-    break;
-  case KITD_ETLS:
-    snprintf(d, n, "consul: %s: TLS: %s", agent, what);
-    break;
+  case KITD_ETIMEDOUT: snprintf(d, n, "consul: %s did not answer in time", agent); break;
+  case KITD_ETLS: snprintf(d, n, "consul: %s: TLS: %s", agent, what); break;
   case KITD_ETOOBIG:
     snprintf(d, n, "consul: %s: answer larger than %zu bytes", agent, x->max);
     break;
-  case KITD_ENOMEM:
-    snprintf(d, n, "consul: out of memory reading the answer of %s", agent);
-    break;
+  case KITD_ENOMEM: snprintf(d, n, "consul: out of memory reading the answer of %s", agent); break;
   case KITD_EPROTO:
     snprintf(d, n, "consul: %s: %s: %s", agent,
              cc == CURLE_PARTIAL_FILE ? "answer cut short" : "bad answer", what);
     break;
-  default:
-    snprintf(d, n, "consul: %s: request failed: %s", agent, what);
-    break;
+  default: snprintf(d, n, "consul: %s: request failed: %s", agent, what); break;
   }
 }
 
@@ -299,12 +288,11 @@ static void set_conn_opts(CURL *ez, const kitd_consul *c, struct req *rq) {
   if (c->server_name && !c->unix_path) {
     /* Verify (and send as SNI) the server name, connect to the real host. */
     bool v6 = strchr(c->host, ':') != NULL;
-    kitd__curl_str_printf(&rq->connect_to, "%s::%s%s%s:", c->server_name, v6 ? "[" : "",
-                          c->host, v6 ? "]" : "");
+    kitd__curl_str_printf(&rq->connect_to, "%s::%s%s%s:", c->server_name, v6 ? "[" : "", c->host,
+                          v6 ? "]" : "");
     if (rq->connect_to.err || !(rq->cto = curl_slist_append(NULL, rq->connect_to.data)))
       rq->oom = true;
-    else
-      curl_easy_setopt(ez, CURLOPT_CONNECT_TO, rq->cto);
+    else curl_easy_setopt(ez, CURLOPT_CONNECT_TO, rq->cto);
   }
   if (c->tls) {
     curl_easy_setopt(ez, CURLOPT_SSL_VERIFYPEER, c->tls_verify ? 1L : 0L);
@@ -322,8 +310,8 @@ static void set_conn_opts(CURL *ez, const kitd_consul *c, struct req *rq) {
 }
 
 /* Options of this request: URL, callbacks, method, body, headers. */
-static void set_req_opts(CURL *ez, const kitd_consul *c, const kitd__consul_req *q,
-                         struct xfer *x, struct req *rq) {
+static void set_req_opts(CURL *ez, const kitd_consul *c, const kitd__consul_req *q, struct xfer *x,
+                         struct req *rq) {
   curl_easy_setopt(ez, CURLOPT_URL, rq->url.data);
   curl_easy_setopt(ez, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(ez, CURLOPT_WRITEDATA, x);
@@ -379,8 +367,7 @@ static int finish(kitd__consul_http *h, CURLcode cc, struct xfer *x, kitd__consu
   return rc;
 }
 
-int kitd__consul_http_do(kitd__consul_http *h, const kitd__consul_req *q,
-                         kitd__consul_resp *r) {
+int kitd__consul_http_do(kitd__consul_http *h, const kitd__consul_req *q, kitd__consul_resp *r) {
   memset(r, 0, sizeof *r);
   struct req rq = {0};
   struct xfer x = {0};
@@ -401,10 +388,8 @@ int kitd__consul_http_do(kitd__consul_http *h, const kitd__consul_req *q,
   kitd__curl_stop stop = {.ctx = q->ctx, .flag = h->stop, .wakeable = 1};
   CURLcode cc = CURLE_OK;
   rc = kitd__curl_perform(h->multi, h->easy, &stop, &cc);
-  if (rc)
-    snprintf(r->detail, sizeof r->detail, "consul: %s", kitd_strerror(rc));
-  else
-    rc = finish(h, cc, &x, r);
+  if (rc) snprintf(r->detail, sizeof r->detail, "consul: %s", kitd_strerror(rc));
+  else rc = finish(h, cc, &x, r);
 out:
   free(x.buf);
   req_done(&rq);

@@ -25,22 +25,22 @@ struct consul_instancer {
   struct kitd_instancer base; /* first: kitd_instancer * points here */
   kitd_consul *c;
   char *service;
-  char *path;                 /* /v1/health/service/<escaped> */
+  char *path; /* /v1/health/service/<escaped> */
   char **tags;
   size_t ntags;
   char *dc;
-  char *zone_key;             /* NULL: the record's default */
+  char *zone_key; /* NULL: the record's default */
   bool passing;
   int64_t wait_ms, min_interval_ms, backoff_min_ms, backoff_max_ms;
   size_t max_body;
   kitd_logger *lg;
   kitd__consul_http *http;
-  int stop;                   /* atomic */
-  pthread_mutex_t mu;         /* for interruptible sleeps */
+  int stop;           /* atomic */
+  pthread_mutex_t mu; /* for interruptible sleeps */
   pthread_cond_t cv;
   pthread_t th;
   bool started;
-  bool sync_ok;               /* mu and cv were initialised */
+  bool sync_ok; /* mu and cv were initialised */
 };
 
 void kitd_consul_instancer_opts_init(kitd_consul_instancer_opts *o) {
@@ -72,18 +72,17 @@ static bool nap(struct consul_instancer *ci, int64_t ms) {
   return !is_stopped(ci);
 }
 
-static void log_service(struct consul_instancer *ci, kitd_log_level lvl,
-                        const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void log_service(struct consul_instancer *ci, kitd_log_level lvl,
-                        const char *fmt, ...) {
+static void log_service(struct consul_instancer *ci, kitd_log_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void log_service(struct consul_instancer *ci, kitd_log_level lvl, const char *fmt, ...) {
   if (!kitd_log_enabled(ci->lg, lvl)) return;
   char svc[300], rest[1024];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(rest, sizeof rest, fmt, ap);
   va_end(ap);
-  kitd_log(ci->lg, lvl, "consul", "service=%s %s",
-           kitd_log_quote(svc, sizeof svc, ci->service), rest);
+  kitd_log(ci->lg, lvl, "consul", "service=%s %s", kitd_log_quote(svc, sizeof svc, ci->service),
+           rest);
 }
 
 /* Build the query string of a health request. */
@@ -107,8 +106,7 @@ static char *build_query(struct consul_instancer *ci, uint64_t index, bool passi
   if (index > 0) {
     char w[32], buf[96];
     kitd__consul_duration(w, sizeof w, wait_ms);
-    snprintf(buf, sizeof buf, "%sindex=%llu&wait=%s", *q ? "&" : "",
-             (unsigned long long)index, w);
+    snprintf(buf, sizeof buf, "%sindex=%llu&wait=%s", *q ? "&" : "", (unsigned long long)index, w);
     strcat(q, buf);
   }
   return q;
@@ -119,10 +117,11 @@ static void watch_failed(struct consul_instancer *ci, int err, const char *detai
   (*fails)++;
   /* Jitter in [d/2, d]: many watchers that failed together spread out. */
   int64_t delay = kitd__backoff_ns(ci->backoff_min_ms * 1000000, ci->backoff_max_ms * 1000000,
-                                   *fails, KITD__JITTER_HALF) / 1000000;
+                                   *fails, KITD__JITTER_HALF) /
+                  1000000;
   /* The detail reaches a caller's ctx through the endpointer: make it say
    * who failed ("consul: ..."); the HTTP layer's texts already do. */
-  char full[sizeof ((kitd__consul_resp *)0)->detail + 16];
+  char full[sizeof((kitd__consul_resp *)0)->detail + 16];
   if (strncmp(detail, "consul:", 7) != 0) {
     snprintf(full, sizeof full, "consul: %s", detail);
     detail = full;
@@ -130,9 +129,8 @@ static void watch_failed(struct consul_instancer *ci, int err, const char *detai
   kitd__instancer_publish_error(&ci->base, err, detail);
   char dq[600];
   log_service(ci, *fails == 1 ? KITD_LOG_ERROR : KITD_LOG_WARN,
-              "msg=\"watch failed\" err=%s detail=%s failures=%u retry_ms=%lld",
-              kitd_err_name(err), kitd_log_quote(dq, sizeof dq, detail), *fails,
-              (long long)delay);
+              "msg=\"watch failed\" err=%s detail=%s failures=%u retry_ms=%lld", kitd_err_name(err),
+              kitd_log_quote(dq, sizeof dq, detail), *fails, (long long)delay);
   nap(ci, delay);
 }
 
@@ -162,8 +160,8 @@ static void *watch(void *arg) {
     tokens -= 1.0;
 
     /* Never block with an index below 1 (rule 2): 0 means "answer now". */
-    char *query = build_query(ci, index, ci->passing, (const char *const *)ci->tags,
-                              ci->ntags, ci->wait_ms);
+    char *query =
+        build_query(ci, index, ci->passing, (const char *const *)ci->tags, ci->ntags, ci->wait_ms);
     if (!query) {
       watch_failed(ci, KITD_ENOMEM, "out of memory", &fails);
       continue;
@@ -190,8 +188,8 @@ static void *watch(void *arg) {
     kitd_instance **set = NULL;
     size_t count = 0;
     if (!rc)
-      rc = kitd__consul_parse_health(r.body, r.len, (const char *const *)ci->tags,
-                                     ci->ntags, ci->passing, ci->zone_key, &set, &count, r.detail,
+      rc = kitd__consul_parse_health(r.body, r.len, (const char *const *)ci->tags, ci->ntags,
+                                     ci->passing, ci->zone_key, &set, &count, r.detail,
                                      sizeof r.detail);
     if (rc) {
       /* Keep the last good set (the base does), and ask without an index
@@ -204,12 +202,10 @@ static void *watch(void *arg) {
     }
     uint64_t got = r.index;
     kitd__consul_resp_clear(&r);
-    if (fails)
-      log_service(ci, KITD_LOG_INFO, "msg=\"watch recovered\" failures=%u", fails);
+    if (fails) log_service(ci, KITD_LOG_INFO, "msg=\"watch recovered\" failures=%u", fails);
     fails = 0;
     if (count != last_count)
-      log_service(ci, KITD_LOG_INFO, "instances=%zu index=%llu", count,
-                  (unsigned long long)got);
+      log_service(ci, KITD_LOG_INFO, "instances=%zu index=%llu", count, (unsigned long long)got);
     last_count = count;
     /* KITD_ESTOPPED: a subscriber's callback stopped the instancer; it
      * could not join this thread from inside the callback, so end here. */
@@ -259,9 +255,7 @@ static void ci_free_fields(struct consul_instancer *ci) {
   free(ci);
 }
 
-static void ci_destroy(kitd_instancer *in) {
-  ci_free_fields((struct consul_instancer *)in);
-}
+static void ci_destroy(kitd_instancer *in) { ci_free_fields((struct consul_instancer *)in); }
 
 static const struct kitd__instancer_ops consul_ops = {"consul", ci_stop, ci_destroy};
 
@@ -325,8 +319,8 @@ static int describe(struct consul_instancer *ci) {
   for (size_t i = 0; i < ci->ntags; i++) cap += strlen(ci->tags[i]) + 1;
   char *w = kitd__malloc(cap);
   if (!w) return KITD_ENOMEM;
-  size_t o = (size_t)snprintf(w, cap, "%sinstances of '%s'", ci->passing ? "passing " : "",
-                              ci->service);
+  size_t o =
+      (size_t)snprintf(w, cap, "%sinstances of '%s'", ci->passing ? "passing " : "", ci->service);
   for (size_t i = 0; i < ci->ntags; i++)
     o += (size_t)snprintf(w + o, cap - o, "%s%s", i ? "," : " with tags [", ci->tags[i]);
   if (ci->ntags) o += (size_t)snprintf(w + o, cap - o, "]");
@@ -351,15 +345,14 @@ static int ci_fill(struct consul_instancer *ci, const kitd_consul *c, const char
   if (!e) e = make_path(service, &ci->path);
   if (!e) e = copy_tags(ro, &ci->tags, &ci->ntags);
   if (!e && dc && *dc && !(ci->dc = kitd__strdup(dc))) e = KITD_ENOMEM;
-  if (!e && ro->zone_meta_key && !(ci->zone_key = kitd__strdup(ro->zone_meta_key)))
-    e = KITD_ENOMEM;
+  if (!e && ro->zone_meta_key && !(ci->zone_key = kitd__strdup(ro->zone_meta_key))) e = KITD_ENOMEM;
   if (!e) e = kitd__consul_http_new(ci->c, &ci->stop, &ci->http);
   return e;
 }
 
 int kitd_consul_instancer_new(const kitd_consul *c, const char *service,
-                              const kitd_consul_instancer_opts *o,
-                              kitd_logger *lg, kitd_instancer **out) {
+                              const kitd_consul_instancer_opts *o, kitd_logger *lg,
+                              kitd_instancer **out) {
   if (!c || !service || !*service || !out) return KITD_EINVAL;
   kitd_consul_instancer_opts ro;
   if (resolve_opts(o, &ro)) return KITD_EINVAL;
@@ -402,8 +395,8 @@ int kitd_consul_lookup(const kitd_consul *c, const char *service,
   kitd__consul_http *h = NULL;
   int e = copy_tags(&ro, &tags, &ntags);
   if (!e) e = make_path(service, &path);
-  if (!e && !(query = build_query(NULL, 0, ro.passing_only != 0,
-                                  (const char *const *)tags, ntags, 0)))
+  if (!e &&
+      !(query = build_query(NULL, 0, ro.passing_only != 0, (const char *const *)tags, ntags, 0)))
     e = KITD_ENOMEM;
   if (!e) e = kitd__consul_http_new(c, NULL, &h);
   if (e) {

@@ -45,8 +45,8 @@ static bool has_tag(json_t *tags, const char *want) {
 /* Checks the answer against the filters the agent should already have
  * applied: agents before 1.3 honour only the first tag, and a proxy may
  * drop parameters. Returns 1 keep, 0 skip, <0 bad entry. */
-static int entry_matches(json_t *svc, json_t *checks, const char *const *tags,
-                         size_t ntags, bool passing, const char **why) {
+static int entry_matches(json_t *svc, json_t *checks, const char *const *tags, size_t ntags,
+                         bool passing, const char **why) {
   json_t *jt = json_object_get(svc, "Tags");
   if (jt && !json_is_null(jt) && !json_is_array(jt)) {
     *why = "Service.Tags is not an array";
@@ -116,15 +116,14 @@ static int copy_meta(kitd_instance *r, json_t *obj,
 }
 
 /* Fill the attributes of a record from one health entry. */
-static int fill_record(kitd_instance *r, json_t *svc, json_t *node, json_t *checks,
-                       kitd_health st, long weight, const char *zone_key) {
+static int fill_record(kitd_instance *r, json_t *svc, json_t *node, json_t *checks, kitd_health st,
+                       long weight, const char *zone_key) {
   int rc = kitd_instance_set_status(r, st);
   if (!rc && weight > 0) rc = kitd_instance_set_weight(r, (uint32_t)weight);
   json_t *tags = json_object_get(svc, "Tags");
   size_t i;
   json_t *t;
-  if (json_is_array(tags))
-    json_array_foreach(tags, i, t) {
+  if (json_is_array(tags)) json_array_foreach(tags, i, t) {
       if (!rc && json_is_string(t)) rc = kitd_instance_add_tag(r, json_string_value(t));
     }
   if (!rc) rc = copy_meta(r, json_object_get(svc, "Meta"), kitd_instance_set_meta);
@@ -198,8 +197,7 @@ static int entry_address(json_t *svc, json_t *node, char *buf, size_t cap, const
 /* One entry of the answer: 0 with a record in *out, or with *out NULL when
  * the entry is filtered out or skipped; KITD_EPROTO (*why set) or
  * KITD_ENOMEM. */
-static int parse_entry(json_t *ent, const struct filter *f, kitd_instance **out,
-                       const char **why) {
+static int parse_entry(json_t *ent, const struct filter *f, kitd_instance **out, const char **why) {
   *out = NULL;
   if (!json_is_object(ent)) {
     *why = "not an object";
@@ -242,16 +240,15 @@ static int parse_entry(json_t *ent, const struct filter *f, kitd_instance **out,
   return 0;
 }
 
-int kitd__consul_parse_health(const char *body, size_t len,
-                              const char *const *tags, size_t ntags,
+int kitd__consul_parse_health(const char *body, size_t len, const char *const *tags, size_t ntags,
                               bool passing, const char *zone_key, kitd_instance ***out,
                               size_t *count, char *detail, size_t detail_cap) {
   json_error_t jerr;
   json_t *root = json_loadb(body ? body : "", body ? len : 0, JSON_DECODE_ANY, &jerr);
   if (!root) {
     if (detail && detail_cap)
-      snprintf(detail, detail_cap, "consul: bad health answer: not JSON: %s at byte %d",
-               jerr.text, jerr.position);
+      snprintf(detail, detail_cap, "consul: bad health answer: not JSON: %s at byte %d", jerr.text,
+               jerr.position);
     return KITD_EPROTO;
   }
   if (!json_is_array(root)) {

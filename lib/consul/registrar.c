@@ -29,36 +29,36 @@ struct kitd_registrar {
   kitd_consul *c;
   kitd_logger *lg;
   char *id, *name;
-  char *body;              /* the registration, JSON */
+  char *body; /* the registration, JSON */
   /* Every path that carries the ID, escaped and allocated to size: a fixed
    * buffer once cut a long ID, and the agent answered each heartbeat 404. */
-  char *path_beat[3];      /* /v1/agent/check/{pass,warn,fail}/service%3A<id> */
-  char *path_health;       /* /v1/agent/health/service/id/<id> */
-  char *path_dereg;        /* /v1/agent/service/deregister/<id> */
+  char *path_beat[3]; /* /v1/agent/check/{pass,warn,fail}/service%3A<id> */
+  char *path_health;  /* /v1/agent/health/service/id/<id> */
+  char *path_dereg;   /* /v1/agent/service/deregister/<id> */
   kitd_check_kind kind;
   int64_t ttl_ms;
   kitd__consul_http *http;
-  int stop;                /* atomic */
-  pthread_mutex_t mu;      /* guards below */
-  pthread_cond_t cv;       /* signalled on any change */
+  int stop;           /* atomic */
+  pthread_mutex_t mu; /* guards below */
+  pthread_cond_t cv;  /* signalled on any change */
   bool registered;
   int last_err;
-  const char *status;      /* TTL status the heartbeats send */
+  const char *status; /* TTL status the heartbeats send */
   bool heartbeats;
-  bool dirty;              /* status or heartbeats changed: act now */
+  bool dirty; /* status or heartbeats changed: act now */
   pthread_t th;
   bool started;
-  bool sync_ok;            /* mu and cv were initialised */
-  bool deregistered;       /* kitd_registrar_deregister() has run */
-  int dereg_rc;            /* and what it returned */
+  bool sync_ok;      /* mu and cv were initialised */
+  bool deregistered; /* kitd_registrar_deregister() has run */
+  int dereg_rc;      /* and what it returned */
 };
 
 /* What the thread keeps between rounds. */
 struct run_state {
   bool registered;
-  unsigned fails;          /* consecutive failed requests */
-  unsigned forgets;        /* times the agent forgot us with no good beat since */
-  int64_t next_register;   /* monotonic ns: not before */
+  unsigned fails;        /* consecutive failed requests */
+  unsigned forgets;      /* times the agent forgot us with no good beat since */
+  int64_t next_register; /* monotonic ns: not before */
   int64_t next_beat, next_resync;
 };
 
@@ -87,8 +87,9 @@ static void nap(kitd_registrar *r, int64_t ms) {
  * backoff, jittered in [d/2, d] so registrars that failed together (an
  * agent restart) come back spread out. */
 static int64_t backoff_ms(unsigned n) {
-  return kitd__backoff_ns((int64_t)BACKOFF_MIN_MS * 1000000, (int64_t)BACKOFF_MAX_MS * 1000000,
-                          n, KITD__JITTER_HALF) / 1000000;
+  return kitd__backoff_ns((int64_t)BACKOFF_MIN_MS * 1000000, (int64_t)BACKOFF_MAX_MS * 1000000, n,
+                          KITD__JITTER_HALF) /
+         1000000;
 }
 
 static void set_state(kitd_registrar *r, bool registered, int err) {
@@ -125,8 +126,7 @@ static int put(kitd__consul_http *h, const char *path, const char *body, int64_t
 static bool forgotten(const kitd__consul_resp *resp) {
   if (resp->status == 404) return true;
   if (resp->status == 500 && resp->body &&
-      (strstr(resp->body, "does not have associated TTL") ||
-       strstr(resp->body, "Unknown check")))
+      (strstr(resp->body, "does not have associated TTL") || strstr(resp->body, "Unknown check")))
     return true;
   return false;
 }
@@ -162,8 +162,8 @@ static bool try_register(kitd_registrar *r, struct run_state *st) {
     st->fails++;
     set_state(r, false, rc);
     rlog(r, st->fails == 1 ? KITD_LOG_ERROR : KITD_LOG_WARN,
-         rc == KITD_EACL ? "registration refused: check the ACL token" : "registration failed",
-         rc, resp.detail);
+         rc == KITD_EACL ? "registration refused: check the ACL token" : "registration failed", rc,
+         resp.detail);
     kitd__consul_resp_clear(&resp);
     int64_t d = backoff_ms(st->fails);
     nap(r, rc == KITD_EACL && d < ACL_RETRY_MS ? ACL_RETRY_MS : d);
@@ -284,7 +284,8 @@ static int build_body(const kitd_registration *g, const char *id, const char *ch
   bad |= json_object_set_new(o, "ID", json_string(id));
   if (g->ntags) {
     bad |= json_object_set_new(o, "Tags", a = json_array());
-    for (size_t i = 0; a && i < g->ntags; i++) bad |= json_array_append_new(a, json_string(g->tags[i]));
+    for (size_t i = 0; a && i < g->ntags; i++)
+      bad |= json_array_append_new(a, json_string(g->tags[i]));
   }
   if (g->address && *g->address) bad |= json_object_set_new(o, "Address", json_string(g->address));
   bad |= json_object_set_new(o, "Port", json_integer(g->port));
@@ -325,8 +326,8 @@ static int build_body(const kitd_registration *g, const char *id, const char *ch
 }
 
 static bool valid_status(const char *s) {
-  return s && (strcmp(s, "passing") == 0 || strcmp(s, "warning") == 0 ||
-               strcmp(s, "critical") == 0);
+  return s &&
+         (strcmp(s, "passing") == 0 || strcmp(s, "warning") == 0 || strcmp(s, "critical") == 0);
 }
 
 void kitd_registration_init(kitd_registration *g) {
@@ -347,10 +348,10 @@ static int validate(const kitd_registration *g) {
   const kitd_check *c = &g->check;
   if (c->initial_status && !valid_status(c->initial_status)) return KITD_EINVAL;
   switch (c->kind) {
-    case KITD_CHECK_NONE: return 0;
-    case KITD_CHECK_TTL: return c->ttl_ms > 0 ? 0 : KITD_EINVAL;
-    case KITD_CHECK_HTTP:
-    case KITD_CHECK_TCP: return c->target && *c->target && c->interval_ms > 0 ? 0 : KITD_EINVAL;
+  case KITD_CHECK_NONE: return 0;
+  case KITD_CHECK_TTL: return c->ttl_ms > 0 ? 0 : KITD_EINVAL;
+  case KITD_CHECK_HTTP:
+  case KITD_CHECK_TCP: return c->target && *c->target && c->interval_ms > 0 ? 0 : KITD_EINVAL;
   }
   return KITD_EINVAL;
 }
@@ -414,8 +415,8 @@ static int fill(kitd_registrar *r, const kitd_registration *reg) {
   return e;
 }
 
-int kitd_registrar_new(const kitd_consul *c, const kitd_registration *reg,
-                       kitd_logger *lg, kitd_registrar **out) {
+int kitd_registrar_new(const kitd_consul *c, const kitd_registration *reg, kitd_logger *lg,
+                       kitd_registrar **out) {
   if (!c || !out) return KITD_EINVAL;
   int e = validate(reg);
   if (e) return e;
@@ -516,8 +517,7 @@ int kitd_registrar_deregister(kitd_registrar *r) {
            resp.status == 404 ? "deregistration failed: the agent does not know this ID"
                               : "deregistration failed",
            rc, resp.detail);
-    else
-      rlog(r, KITD_LOG_INFO, "deregistered", 0, NULL);
+    else rlog(r, KITD_LOG_INFO, "deregistered", 0, NULL);
     kitd__consul_resp_clear(&resp);
     kitd__consul_http_free(h);
   }

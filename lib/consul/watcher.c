@@ -51,12 +51,16 @@ struct xfer {
   uint64_t index;
 };
 
-enum mode { W_NEW, W_BLOCKING, W_POLLED };
+enum mode {
+  W_NEW,
+  W_BLOCKING,
+  W_POLLED
+};
 
 struct watch {
   struct kitd_instancer base; /* first: the instancer */
   kitd__consul_watcher *w;
-  char *service, *path;       /* path: "/v1/health/service/<escaped>" */
+  char *service, *path; /* path: "/v1/health/service/<escaped>" */
   char **tags;
   size_t ntags;
   bool passing;
@@ -66,7 +70,7 @@ struct watch {
   /* under w->mu */
   enum mode mode;
   bool removed, detached, destroyed, in_flight, dirty, blocking_req;
-  bool destroy_waits;         /* watch_destroy() frees it after the detach */
+  bool destroy_waits; /* watch_destroy() frees it after the detach */
   uint64_t index;
   double tokens;
   int64_t tokens_ns, next_ns;
@@ -85,22 +89,22 @@ struct listq {
 };
 
 struct seen { /* health/state/any: the highest check ModifyIndex per name */
-  char *name;  /* a service name, or "\n" + node name for node-level checks */
+  char *name; /* a service name, or "\n" + node name for node-level checks */
   uint64_t idx;
 };
 
 struct kitd_consul_watcher {
   atomic_long refs;
   kitd_consul *c;
-  char *base;                 /* "http://host:port/prefix" */
+  char *base; /* "http://host:port/prefix" */
   struct curl_slist *hdrs;
   char *connect_to;
   struct curl_slist *cto;
-  pthread_mutex_t mu;         /* recursive */
-  pthread_cond_t drained;     /* the thread detached what was removed */
+  pthread_mutex_t mu;     /* recursive */
+  pthread_cond_t drained; /* the thread detached what was removed */
   pthread_t th;
   bool stop, self_free;
-  bool owner_gone;            /* no new watch comes: stop draining */
+  bool owner_gone; /* no new watch comes: stop draining */
   CURLM *multi;
   struct watch *list;
   unsigned max_conns, blocking_cap, nblocking, npolled, refetching;
@@ -219,9 +223,9 @@ static int outcome(CURL *e, CURLcode cc, const struct xfer *x, char *detail, siz
       return KITD_ETOOBIG;
     }
     snprintf(detail, cap, "consul: %s", curl_easy_strerror(cc));
-    return cc == CURLE_OPERATION_TIMEDOUT ? KITD_ETIMEDOUT
+    return cc == CURLE_OPERATION_TIMEDOUT                                    ? KITD_ETIMEDOUT
            : cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ? KITD_ECONNECT
-                                                                              : KITD_EIO;
+                                                                             : KITD_EIO;
   }
   if (status < 200 || status > 299) {
     size_t n = 0;
@@ -328,15 +332,15 @@ static void watch_done(kitd__consul_watcher *w, struct watch *s, CURLcode cc, in
   size_t n = 0;
   if (rc == 0)
     rc = kitd__consul_parse_health(s->x.buf ? s->x.buf : "[]", s->x.len,
-                                   (const char *const *)s->tags, s->ntags, s->passing, NULL,
-                                   &set, &n, detail, sizeof detail);
+                                   (const char *const *)s->tags, s->ntags, s->passing, NULL, &set,
+                                   &n, detail, sizeof detail);
   if (rc) {
     kitd__instancer_publish_error(&s->base, rc, detail);
     s->next_ns = now + jitter(w, s->backoff_ms) * 1000000LL;
     s->backoff_ms = s->backoff_ms * 2 > s->bmax ? s->bmax : s->backoff_ms * 2;
     if (s->mode == W_POLLED) s->dirty = true;
-    kitd_log(w->lg, KITD_LOG_WARN, "consul-watcher", "service=%s err=%s detail=\"%s\"",
-             s->service, kitd_err_name(rc), detail);
+    kitd_log(w->lg, KITD_LOG_WARN, "consul-watcher", "service=%s err=%s detail=\"%s\"", s->service,
+             kitd_err_name(rc), detail);
     return;
   }
   s->backoff_ms = s->bmin;
@@ -434,7 +438,8 @@ static int state_diff(kitd__consul_watcher *w, const char *body, size_t len) {
     json_int_t mi = json_integer_value(json_object_get(ck, "ModifyIndex"));
     char *name = NULL;
     if (svc && *svc) name = kitd__strdup(svc);
-    else if (node && (name = kitd__malloc(strlen(node) + 2))) name[0] = '\n', strcpy(name + 1, node);
+    else if (node && (name = kitd__malloc(strlen(node) + 2)))
+      name[0] = '\n', strcpy(name + 1, node);
     if (!name) continue;
     v[k].name = name;
     v[k++].idx = (uint64_t)mi;
@@ -496,8 +501,8 @@ static void list_done(kitd__consul_watcher *w, struct listq *l, CURLcode cc, int
 
 static void list_start(kitd__consul_watcher *w, struct listq *l) {
   char *q = query(w, false, l->index, 300000, NULL);
-  int rc = q ? start(w, &l->easy, &l->x, l->path, q, l->index ? 300000 + 300000 / 16 + 10000 : 30000,
-                     l, 0)
+  int rc = q ? start(w, &l->easy, &l->x, l->path, q,
+                     l->index ? 300000 + 300000 / 16 + 10000 : 30000, l, 0)
              : KITD_ENOMEM;
   free(q);
   if (rc == 0) l->in_flight = true;
@@ -743,7 +748,8 @@ int kitd__consul_watcher_instancer(kitd__consul_watcher *w, const char *service,
   s->tags = o->ntags ? kitd__calloc(o->ntags, sizeof *s->tags) : NULL;
   s->dc = o->datacenter ? kitd__strdup(o->datacenter) : NULL;
   int rc = s->path && s->service && (!o->ntags || s->tags) && (!o->datacenter || s->dc)
-               ? 0 : KITD_ENOMEM;
+               ? 0
+               : KITD_ENOMEM;
   for (size_t i = 0; rc == 0 && i < o->ntags; i++, s->ntags++)
     if (!o->tags[i] || !(s->tags[i] = kitd__strdup(o->tags[i])))
       rc = o->tags[i] ? KITD_ENOMEM : KITD_EINVAL;
@@ -757,7 +763,8 @@ int kitd__consul_watcher_instancer(kitd__consul_watcher *w, const char *service,
     return rc;
   }
   char what[300];
-  snprintf(what, sizeof what, "%sinstances of '%.200s'", o->passing_only ? "passing " : "", service);
+  snprintf(what, sizeof what, "%sinstances of '%.200s'", o->passing_only ? "passing " : "",
+           service);
   kitd__instancer_set_what(&s->base, what); /* only a message if it fails */
   s->passing = o->passing_only != 0;
   s->max_body = o->max_body;

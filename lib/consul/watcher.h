@@ -40,7 +40,7 @@ int kitd__consul_watcher_instancer(kitd__consul_watcher *w, const char *service,
 
 /* For tests and benches: threads the watcher runs (1), connections it has
  * open to the agent now, and the most it had at once. */
-void kitd__consul_watcher_stats(kitd__consul_watcher *w, unsigned *blocking,
-                                unsigned *polled, long *refetches);
+void kitd__consul_watcher_stats(kitd__consul_watcher *w, unsigned *blocking, unsigned *polled,
+                                long *refetches);
 
 #endif

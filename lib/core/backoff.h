@@ -9,7 +9,10 @@
 /* How the delay is spread. FULL: uniform in [0, d] (spreads a fleet's
  * retries best: AWS's "full jitter"; retry uses it). HALF: uniform in
  * [d/2, d] (a watch or registrar that must not come back at once). */
-enum kitd__jitter { KITD__JITTER_FULL, KITD__JITTER_HALF };
+enum kitd__jitter {
+  KITD__JITTER_FULL,
+  KITD__JITTER_HALF
+};
 
 /* The delay before attempt `n` + 1 after `n` >= 1 consecutive failures:
  * d = base_ns * 2^(n-1), capped at max_ns (max_ns < base_ns: base_ns), then

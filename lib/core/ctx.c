@@ -44,8 +44,7 @@ void kitd_ctx_init(kitd_ctx *c) {
   c->instance_[0] = '\0';
 }
 
-void kitd_ctx_init_child(kitd_ctx *child, const kitd_ctx *parent,
-                         int64_t timeout_ms) {
+void kitd_ctx_init_child(kitd_ctx *child, const kitd_ctx *parent, int64_t timeout_ms) {
   if (!child) return;
   kitd_ctx_init(child);
   child->parent_ = parent;

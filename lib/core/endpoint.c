@@ -14,8 +14,8 @@ struct kitd_endpoint {
   long refs; /* atomic builtins */
 };
 
-int kitd_endpoint_new(kitd_endpoint_fn fn, kitd_endpoint_close_fn close,
-                      void *state, kitd_endpoint **out) {
+int kitd_endpoint_new(kitd_endpoint_fn fn, kitd_endpoint_close_fn close, void *state,
+                      kitd_endpoint **out) {
   /* `state` is taken on every path (jansson's rule): a caller may write
    * kitd_endpoint_new(f, free, strdup(x), &e) and leak nothing. */
   kitd_endpoint *ep = fn && out ? kitd__malloc(sizeof *ep) : NULL;
@@ -44,8 +44,7 @@ void kitd_endpoint_unref(kitd_endpoint *ep) {
   free(ep);
 }
 
-int kitd_endpoint_call(kitd_endpoint *ep, kitd_ctx *ctx, const void *request,
-                       void **response) {
+int kitd_endpoint_call(kitd_endpoint *ep, kitd_ctx *ctx, const void *request, void **response) {
   /* No response pointer is refused rather than replaced by a local one: an
    * endpoint's answer would be decoded, then leaked, since only the caller
    * knows how to free it. */

@@ -20,8 +20,6 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
-
-
 /* Slots per thread: how many picks a thread may hold on the fast path
  * (balancer.h exports the same number as KITD_PICK_FAST). */
 #define KITD__HP_SLOTS 8

@@ -111,10 +111,8 @@ static int kv_set(struct kitd__kv **pv, size_t *pn, const char *key, const char 
       (*pv)[mid].value = nv;
       return 0;
     }
-    if (c < 0)
-      lo = mid + 1;
-    else
-      hi = mid;
+    if (c < 0) lo = mid + 1;
+    else hi = mid;
   }
   char *k = kitd__strdup(key), *val = kitd__strdup(value);
   struct kitd__kv *v = k && val ? kitd__realloc(*pv, (*pn + 1) * sizeof *v) : NULL;
@@ -137,10 +135,8 @@ static const char *kv_get(const struct kitd__kv *v, size_t n, const char *key) {
     size_t mid = (lo + hi) / 2;
     int c = strcmp(v[mid].key, key);
     if (c == 0) return v[mid].value;
-    if (c < 0)
-      lo = mid + 1;
-    else
-      hi = mid;
+    if (c < 0) lo = mid + 1;
+    else hi = mid;
   }
   return NULL;
 }
@@ -200,13 +196,10 @@ static int kv_at(const struct kitd__kv *v, size_t n, size_t k, const char **key,
   if (value) *value = v[k].value;
   return 0;
 }
-int kitd_instance_meta_at(const kitd_instance *i, size_t k, const char **key,
-                          const char **value) {
+int kitd_instance_meta_at(const kitd_instance *i, size_t k, const char **key, const char **value) {
   return i ? kv_at(i->a->meta, i->a->nmeta, k, key, value) : KITD_EINVAL;
 }
-const char *kitd_instance_node(const kitd_instance *i) {
-  return i && i->a->node ? i->a->node : "";
-}
+const char *kitd_instance_node(const kitd_instance *i) { return i && i->a->node ? i->a->node : ""; }
 const char *kitd_instance_node_meta(const kitd_instance *i, const char *key) {
   return i && key ? kv_get(i->a->node_meta, i->a->nnode_meta, key) : NULL;
 }
@@ -228,16 +221,14 @@ const char *kitd_instance_zone(const kitd_instance *i) {
 
 const char *kitd_health_name(kitd_health s) {
   switch (s) {
-    case KITD_HEALTH_PASSING: return "passing";
-    case KITD_HEALTH_WARNING: return "warning";
-    case KITD_HEALTH_CRITICAL: return "critical";
+  case KITD_HEALTH_PASSING: return "passing";
+  case KITD_HEALTH_WARNING: return "warning";
+  case KITD_HEALTH_CRITICAL: return "critical";
   }
   return "unknown";
 }
 
-static int str_eq(const char *a, const char *b) {
-  return a == b || (a && b && strcmp(a, b) == 0);
-}
+static int str_eq(const char *a, const char *b) { return a == b || (a && b && strcmp(a, b) == 0); }
 
 static int kv_eq(const struct kitd__kv *a, size_t na, const struct kitd__kv *b, size_t nb) {
   if (na != nb) return 0;
@@ -306,10 +297,8 @@ size_t kitd__instance_sort_unique(kitd_instance **v, size_t count) {
   qsort(v, count, sizeof *v, cmp_addr);
   size_t o = 1;
   for (size_t k = 1; k < count; k++) {
-    if (strcmp(v[k]->address, v[o - 1]->address) == 0)
-      kitd_instance_unref(v[k]);
-    else
-      v[o++] = v[k];
+    if (strcmp(v[k]->address, v[o - 1]->address) == 0) kitd_instance_unref(v[k]);
+    else v[o++] = v[k];
   }
   return o;
 }

@@ -22,7 +22,7 @@ struct kitd__kv {
 struct kitd__attrs {
   char **tags;
   size_t ntags;
-  struct kitd__kv *meta;      /* sorted by key, unique */
+  struct kitd__kv *meta; /* sorted by key, unique */
   size_t nmeta;
   struct kitd__kv *node_meta; /* sorted by key, unique */
   size_t nnode_meta;
@@ -35,7 +35,7 @@ struct kitd__attrs {
  * large set reads one line per kept record. */
 struct kitd_instance {
   atomic_long refs;
-  bool frozen;        /* set when an instancer takes it: no setter after */
+  bool frozen; /* set when an instancer takes it: no setter after */
   kitd_health status;
   uint32_t weight;
   /* strlen(address), at most KITD_ADDRESS_MAX: a retry copies the address
@@ -45,7 +45,7 @@ struct kitd_instance {
    * record is frozen: the endpointer compares digests, not attributes. */
   uint64_t digest;
   struct kitd__attrs *a;
-  char address[];     /* the identity, inline */
+  char address[]; /* the identity, inline */
 };
 
 /* Freeze a record (no setter works after) and compute its digest. */

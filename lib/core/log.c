@@ -67,11 +67,11 @@ void kitd_logger_free(kitd_logger *lg) {
 
 const char *kitd_log_level_name(kitd_log_level level) {
   switch (level) {
-    case KITD_LOG_DEBUG: return "debug";
-    case KITD_LOG_INFO: return "info";
-    case KITD_LOG_WARN: return "warn";
-    case KITD_LOG_ERROR: return "error";
-    case KITD_LOG_NONE: return "none";
+  case KITD_LOG_DEBUG: return "debug";
+  case KITD_LOG_INFO: return "info";
+  case KITD_LOG_WARN: return "warn";
+  case KITD_LOG_ERROR: return "error";
+  case KITD_LOG_NONE: return "none";
   }
   return "unknown";
 }
@@ -93,16 +93,30 @@ char *kitd_log_quote(char *buf, size_t cap, const char *value) {
     buf[n] = '\0';
     return buf;
   }
-  if (cap < 3) { buf[0] = '\0'; return buf; }
+  if (cap < 3) {
+    buf[0] = '\0';
+    return buf;
+  }
   buf[o++] = '"';
   for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
     char esc[8];
     size_t n;
-    if (*p == '"' || *p == '\\') { esc[0] = '\\'; esc[1] = (char)*p; n = 2; }
-    else if (*p == '\n') { memcpy(esc, "\\n", 2); n = 2; }
-    else if (*p == '\t') { memcpy(esc, "\\t", 2); n = 2; }
-    else if (*p < ' ' || *p == 0x7f) { n = (size_t)snprintf(esc, sizeof esc, "\\x%02x", *p); }
-    else { esc[0] = (char)*p; n = 1; }
+    if (*p == '"' || *p == '\\') {
+      esc[0] = '\\';
+      esc[1] = (char)*p;
+      n = 2;
+    } else if (*p == '\n') {
+      memcpy(esc, "\\n", 2);
+      n = 2;
+    } else if (*p == '\t') {
+      memcpy(esc, "\\t", 2);
+      n = 2;
+    } else if (*p < ' ' || *p == 0x7f) {
+      n = (size_t)snprintf(esc, sizeof esc, "\\x%02x", *p);
+    } else {
+      esc[0] = (char)*p;
+      n = 1;
+    }
     if (o + n + 2 > cap) break; /* room for the closing quote and NUL */
     memcpy(buf + o, esc, n);
     o += n;
@@ -175,10 +189,17 @@ static void put_json_str(char *buf, size_t cap, size_t *o, size_t *need, const c
     char esc[8];
     size_t n = 1;
     esc[0] = (char)*p;
-    if (*p == '"' || *p == '\\') { esc[0] = '\\'; esc[1] = (char)*p; n = 2; }
-    else if (*p == '\n') { memcpy(esc, "\\n", 2); n = 2; }
-    else if (*p == '\t') { memcpy(esc, "\\t", 2); n = 2; }
-    else if (*p < ' ' || *p == 0x7f) n = (size_t)snprintf(esc, sizeof esc, "\\u%04x", *p);
+    if (*p == '"' || *p == '\\') {
+      esc[0] = '\\';
+      esc[1] = (char)*p;
+      n = 2;
+    } else if (*p == '\n') {
+      memcpy(esc, "\\n", 2);
+      n = 2;
+    } else if (*p == '\t') {
+      memcpy(esc, "\\t", 2);
+      n = 2;
+    } else if (*p < ' ' || *p == 0x7f) n = (size_t)snprintf(esc, sizeof esc, "\\u%04x", *p);
     put(buf, cap, o, need, esc, n);
   }
   put(buf, cap, o, need, "\"", 1);
@@ -191,9 +212,8 @@ size_t kitd_log_format_record(const kitd_log_record *rec, kitd_log_format format
   time_t sec = (time_t)(rec->time_ns / 1000000000);
   struct tm tm;
   gmtime_r(&sec, &tm);
-  snprintf(tsb, sizeof tsb, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-           (int)((rec->time_ns / 1000000) % 1000));
+  snprintf(tsb, sizeof tsb, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)((rec->time_ns / 1000000) % 1000));
   const char *comp = rec->component ? rec->component : "kitd";
   size_t o = 0, need = 0;
   char tmp[1];
@@ -220,7 +240,8 @@ size_t kitd_log_format_record(const kitd_log_record *rec, kitd_log_format format
     put(buf, cap, &o, &need, "ts=", 3);
     put(buf, cap, &o, &need, tsb, strlen(tsb));
     put(buf, cap, &o, &need, " level=", 7);
-    put(buf, cap, &o, &need, kitd_log_level_name(rec->level), strlen(kitd_log_level_name(rec->level)));
+    put(buf, cap, &o, &need, kitd_log_level_name(rec->level),
+        strlen(kitd_log_level_name(rec->level)));
     put(buf, cap, &o, &need, " component=", 11);
     kitd_log_quote(q, sizeof q, comp);
     put(buf, cap, &o, &need, q, strlen(q));
@@ -236,8 +257,8 @@ size_t kitd_log_format_record(const kitd_log_record *rec, kitd_log_format format
   return need;
 }
 
-void kitd_logv(kitd_logger *lg, kitd_log_level level, const char *component,
-               const char *fmt, va_list ap) {
+void kitd_logv(kitd_logger *lg, kitd_log_level level, const char *component, const char *fmt,
+               va_list ap) {
   if (!kitd_log_enabled(lg, level)) return;
   char text[KITD__LOG_LINE_MAX];
   text[0] = '\0';
@@ -267,8 +288,7 @@ void kitd_logv(kitd_logger *lg, kitd_log_level level, const char *component,
   (void)w;
 }
 
-void kitd_log(kitd_logger *lg, kitd_log_level level, const char *component,
-              const char *fmt, ...) {
+void kitd_log(kitd_logger *lg, kitd_log_level level, const char *component, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   kitd_logv(lg, level, component, fmt, ap);
@@ -282,8 +302,8 @@ char *kitd__log_quote_dup(const char *value) {
   return q ? kitd_log_quote(q, cap, value) : NULL;
 }
 
-void kitd__log_about(kitd_logger *lg, kitd_log_level lvl, const char *component,
-                     const char *key, const char *value, const char *fmt, ...) {
+void kitd__log_about(kitd_logger *lg, kitd_log_level lvl, const char *component, const char *key,
+                     const char *value, const char *fmt, ...) {
   if (!kitd_log_enabled(lg, lvl)) return;
   char *q = kitd__log_quote_dup(value);
   va_list ap;

@@ -11,8 +11,7 @@ char *kitd__log_quote_dup(const char *value);
 
 /* Log "KEY=VALUE REST" (VALUE quoted, REST formatted) if `lvl` is
  * enabled: a registry's lines all start with what it watches. */
-void kitd__log_about(kitd_logger *lg, kitd_log_level lvl, const char *component,
-                     const char *key, const char *value, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
+void kitd__log_about(kitd_logger *lg, kitd_log_level lvl, const char *component, const char *key,
+                     const char *value, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
 #endif

@@ -35,12 +35,10 @@
 
 int kitd__curl_code(CURLcode cc, int write_err) {
   switch (cc) {
-  case CURLE_OK:
-    return 0;
+  case CURLE_OK: return 0;
   case CURLE_COULDNT_CONNECT:
   case CURLE_COULDNT_RESOLVE_HOST:
-  case CURLE_COULDNT_RESOLVE_PROXY:
-    return KITD_ECONNECT;
+  case CURLE_COULDNT_RESOLVE_PROXY: return KITD_ECONNECT;
   case CURLE_SSL_CONNECT_ERROR:
   case CURLE_PEER_FAILED_VERIFICATION:
   case CURLE_SSL_CERTPROBLEM:
@@ -55,31 +53,23 @@ int kitd__curl_code(CURLcode cc, int write_err) {
   case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
   case CURLE_SSL_INVALIDCERTSTATUS:
   case CURLE_SSL_CLIENTCERT:
-  case CURLE_USE_SSL_FAILED:
-    return KITD_ETLS;
-  case CURLE_OPERATION_TIMEDOUT:
-    return KITD_ETIMEDOUT;
+  case CURLE_USE_SSL_FAILED: return KITD_ETLS;
+  case CURLE_OPERATION_TIMEDOUT: return KITD_ETIMEDOUT;
   case CURLE_WRITE_ERROR:
     /* Our write callbacks refuse data only when it is too big or memory
      * ran out, and record which; anything else is a failed transfer. */
     return write_err ? write_err : KITD_EIO;
-  case CURLE_OUT_OF_MEMORY:
-    return KITD_ENOMEM;
-  case CURLE_ABORTED_BY_CALLBACK:
-    return KITD_ECANCELED;
+  case CURLE_OUT_OF_MEMORY: return KITD_ENOMEM;
+  case CURLE_ABORTED_BY_CALLBACK: return KITD_ECANCELED;
   case CURLE_URL_MALFORMAT:
-  case CURLE_UNSUPPORTED_PROTOCOL:
-    return KITD_EINVAL;
+  case CURLE_UNSUPPORTED_PROTOCOL: return KITD_EINVAL;
   case CURLE_WEIRD_SERVER_REPLY:
   case CURLE_BAD_CONTENT_ENCODING:
   case CURLE_HTTP2:
-  case CURLE_PARTIAL_FILE:
-    return KITD_EPROTO;
+  case CURLE_PARTIAL_FILE: return KITD_EPROTO;
   case CURLE_SEND_ERROR:
   case CURLE_RECV_ERROR:
-  case CURLE_GOT_NOTHING:
-    return KITD_EIO;
-  default:
-    return KITD_EIO;
+  case CURLE_GOT_NOTHING: return KITD_EIO;
+  default: return KITD_EIO;
   }
 }

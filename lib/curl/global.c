@@ -21,10 +21,8 @@ static unsigned long refs;
 int kitd__curl_acquire(void) {
   int rc = 0;
   pthread_mutex_lock(&mu);
-  if (refs == 0 && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-    rc = KITD_EINTERNAL;
-  else
-    refs++;
+  if (refs == 0 && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) rc = KITD_EINTERNAL;
+  else refs++;
   pthread_mutex_unlock(&mu);
   return rc;
 }

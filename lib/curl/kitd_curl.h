@@ -70,7 +70,7 @@ int kitd__curl_code(CURLcode cc, int write_err);
 typedef struct kitd__curl_str {
   char *data; /* NUL-terminated once anything was added; NULL before */
   size_t len, cap;
-  int err;    /* first failure (KITD_ENOMEM, KITD_EINVAL): later adds do nothing */
+  int err; /* first failure (KITD_ENOMEM, KITD_EINVAL): later adds do nothing */
 } kitd__curl_str;
 
 /* Append formatted text. Failures are kept in s->err, so a caller checks

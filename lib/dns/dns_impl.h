@@ -44,7 +44,7 @@ int kitd__dns_load_system(kitd__dns *d);
  * KITD_ESTOPPED; or an error (KITD_ETIMEDOUT, KITD_ECONNECT, KITD_EIO for
  * SERVFAIL/REFUSED/other rcodes, KITD_EPROTO, KITD_ENOMEM) with a new
  * detail string in *detail (free() it). */
-int kitd__dns_resolve_srv(kitd__dns *d, const char *name, kitd_instance ***out,
-                          size_t *count, uint32_t *ttl, char **detail);
+int kitd__dns_resolve_srv(kitd__dns *d, const char *name, kitd_instance ***out, size_t *count,
+                          uint32_t *ttl, char **detail);
 
 #endif

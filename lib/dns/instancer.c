@@ -58,7 +58,8 @@ static bool nap(struct dns_instancer *di, int64_t ms) {
   }
 }
 
-#define log_name(di, lvl, ...) kitd__log_about((di)->lg, lvl, "dns", "name", (di)->name, __VA_ARGS__)
+#define log_name(di, lvl, ...)                                                                     \
+  kitd__log_about((di)->lg, lvl, "dns", "name", (di)->name, __VA_ARGS__)
 
 static void *watch(void *arg) {
   struct dns_instancer *di = arg;
@@ -77,7 +78,8 @@ static void *watch(void *arg) {
       fails++;
       kitd__instancer_publish_error(&di->base, rc, detail ? detail : kitd_strerror(rc));
       wait_ms = kitd__backoff_ns(di->o.backoff_min_ms * 1000000, di->o.backoff_max_ms * 1000000,
-                                 fails, KITD__JITTER_HALF) / 1000000;
+                                 fails, KITD__JITTER_HALF) /
+                1000000;
       if (kitd_log_enabled(di->lg, fails == 1 ? KITD_LOG_ERROR : KITD_LOG_WARN)) {
         char *dq = kitd__log_quote_dup(detail);
         log_name(di, fails == 1 ? KITD_LOG_ERROR : KITD_LOG_WARN,
@@ -153,8 +155,8 @@ static int resolve_opts(const kitd_dns_instancer_opts *o, kitd_dns_instancer_opt
   return 0;
 }
 
-int kitd_dns_instancer_new(const char *name, const kitd_dns_instancer_opts *o,
-                           kitd_logger *lg, kitd_instancer **out) {
+int kitd_dns_instancer_new(const char *name, const kitd_dns_instancer_opts *o, kitd_logger *lg,
+                           kitd_instancer **out) {
   if (!name || !*name || !out) return KITD_EINVAL;
   kitd_dns_instancer_opts ro;
   if (resolve_opts(o, &ro)) return KITD_EINVAL;

@@ -27,8 +27,7 @@
  * Kubernetes headless service) fit without a TCP retry. */
 #define EDNS_UDP 4096
 
-static int fail(char **detail, int err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static int fail(char **detail, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(char **detail, int err, const char *fmt, ...) {
   if (detail && !*detail) {
     va_list ap;
@@ -185,8 +184,8 @@ static int matches(const unsigned char *q, int qlen, const unsigned char *a, int
 }
 
 /* One UDP exchange. Returns the answer length, 0 on timeout, or an error. */
-static int udp_once(kitd__dns *d, const struct kitd__dns_server *s,
-                    const unsigned char *q, int qlen, unsigned char *ans) {
+static int udp_once(kitd__dns *d, const struct kitd__dns_server *s, const unsigned char *q,
+                    int qlen, unsigned char *ans) {
   int fd = socket(s->sa.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return KITD_EIO;
   /* connect(): the kernel then drops datagrams from other addresses and
@@ -219,8 +218,7 @@ static int udp_once(kitd__dns *d, const struct kitd__dns_server *s,
   return rc;
 }
 
-static int full_io(kitd__dns *d, int fd, unsigned char *buf, size_t n, int wr,
-                   int64_t deadline) {
+static int full_io(kitd__dns *d, int fd, unsigned char *buf, size_t n, int wr, int64_t deadline) {
   size_t off = 0;
   while (off < n) {
     int w = wait_fd(d, fd, wr ? POLLOUT : POLLIN, deadline);
@@ -236,8 +234,8 @@ static int full_io(kitd__dns *d, int fd, unsigned char *buf, size_t n, int wr,
 
 /* One TCP exchange (after a truncated UDP answer). Returns the length or
  * an error (a timeout is KITD_ETIMEDOUT here). */
-static int tcp_once(kitd__dns *d, const struct kitd__dns_server *s,
-                    const unsigned char *q, int qlen, unsigned char *ans) {
+static int tcp_once(kitd__dns *d, const struct kitd__dns_server *s, const unsigned char *q,
+                    int qlen, unsigned char *ans) {
   int fd = socket(s->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return KITD_EIO;
   int64_t deadline = kitd_now_ns() + d->timeout_ms * 1000000;
@@ -267,16 +265,15 @@ static int tcp_once(kitd__dns *d, const struct kitd__dns_server *s,
 
 /* Send query (name, type) to the servers in turn, `attempts` rounds.
  * Returns the answer length in `ans` or an error with *detail set. */
-static int exchange(kitd__dns *d, const char *name, int type, unsigned char *ans,
-                    char **detail) {
+static int exchange(kitd__dns *d, const char *name, int type, unsigned char *ans, char **detail) {
   unsigned char q[NS_PACKETSZ + 16];
   struct __res_state st;
   memset(&st, 0, sizeof st);
   /* res_nmkquery needs an initialised state only for its options and ID;
    * RES_INIT without reading resolv.conf is enough. */
   st.options = RES_INIT | RES_RECURSE;
-  int qlen = res_nmkquery(&st, ns_o_query, name, ns_c_in, type, NULL, 0, NULL, q,
-                          (int)(sizeof q - 11));
+  int qlen =
+      res_nmkquery(&st, ns_o_query, name, ns_c_in, type, NULL, 0, NULL, q, (int)(sizeof q - 11));
   if (qlen < 0) return fail(detail, KITD_EINVAL, "cannot make a query for '%s'", name);
   /* An EDNS0 OPT record (RFC 6891): root name, type 41, class = UDP size. */
   static const unsigned char opt[11] = {0, 0, 41, EDNS_UDP >> 8, EDNS_UDP & 0xff, 0, 0, 0, 0, 0, 0};
@@ -303,7 +300,9 @@ static int exchange(kitd__dns *d, const char *name, int type, unsigned char *ans
         free(*detail);
         *detail = NULL;
         fail(detail, last, "%s for '%s' from %s",
-             rcode == ns_r_servfail ? "SERVFAIL" : rcode == ns_r_refused ? "REFUSED" : "DNS error",
+             rcode == ns_r_servfail  ? "SERVFAIL"
+             : rcode == ns_r_refused ? "REFUSED"
+                                     : "DNS error",
              name, where);
         continue;
       }
@@ -312,7 +311,9 @@ static int exchange(kitd__dns *d, const char *name, int type, unsigned char *ans
       free(*detail);
       *detail = NULL;
       fail(detail, last, "query for '%s' to %s: %s", name, where,
-           n == 0 ? "timed out" : n == KITD_ECONNECT ? "connection refused" : kitd_strerror(n));
+           n == 0               ? "timed out"
+           : n == KITD_ECONNECT ? "connection refused"
+                                : kitd_strerror(n));
     }
     if (stopped(d)) return KITD_ESTOPPED;
   }
@@ -322,7 +323,7 @@ static int exchange(kitd__dns *d, const char *name, int type, unsigned char *ans
 /* Addresses seen for a name, from answer and additional sections. */
 struct addr {
   char *owner;
-  char *text;   /* "1.2.3.4" or "[::1]" */
+  char *text; /* "1.2.3.4" or "[::1]" */
   uint32_t ttl;
 };
 struct addrs {
@@ -392,7 +393,8 @@ static uint32_t negative_ttl(ns_msg *m) {
     int k1 = ns_name_skip(&p, e);
     int k2 = k1 == 0 ? ns_name_skip(&p, e) : -1;
     if (k2 != 0 || e - p < 20) return 0;
-    uint32_t min = ((uint32_t)p[16] << 24) | ((uint32_t)p[17] << 16) | ((uint32_t)p[18] << 8) | p[19];
+    uint32_t min =
+        ((uint32_t)p[16] << 24) | ((uint32_t)p[17] << 16) | ((uint32_t)p[18] << 8) | p[19];
     return min < ns_rr_ttl(rr) ? min : ns_rr_ttl(rr);
   }
   return 0;
@@ -400,8 +402,8 @@ static uint32_t negative_ttl(ns_msg *m) {
 
 /* Query A then AAAA for `host`, adding what comes to `a`. A name with no
  * address is not an error (the target is skipped). */
-static int lookup_addrs(kitd__dns *d, const char *host, unsigned char *buf,
-                        struct addrs *a, uint32_t *ttl, char **detail) {
+static int lookup_addrs(kitd__dns *d, const char *host, unsigned char *buf, struct addrs *a,
+                        uint32_t *ttl, char **detail) {
   static const int types[2] = {ns_t_a, ns_t_aaaa};
   for (int t = 0; t < 2; t++) {
     int n = exchange(d, host, types[t], buf, detail);
@@ -447,8 +449,8 @@ static int make_record(const struct srv *s, const char *ip, kitd_instance **out)
   return 0;
 }
 
-int kitd__dns_resolve_srv(kitd__dns *d, const char *name, kitd_instance ***out,
-                          size_t *count, uint32_t *ttl, char **detail) {
+int kitd__dns_resolve_srv(kitd__dns *d, const char *name, kitd_instance ***out, size_t *count,
+                          uint32_t *ttl, char **detail) {
   *out = NULL;
   *count = 0;
   *detail = NULL;
@@ -518,8 +520,7 @@ int kitd__dns_resolve_srv(kitd__dns *d, const char *name, kitd_instance ***out,
   }
   if (rc) goto out;
   for (size_t i = 0; i < nsrv && !rc; i++) {
-    if (!has_addr(&a, srv[i].target))
-      rc = lookup_addrs(d, srv[i].target, buf, &a, ttl, detail);
+    if (!has_addr(&a, srv[i].target)) rc = lookup_addrs(d, srv[i].target, buf, &a, ttl, detail);
   }
   if (rc) goto out;
   for (size_t i = 0; i < nsrv && !rc; i++) {

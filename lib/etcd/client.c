@@ -58,8 +58,7 @@ struct timespec kitd__etcd_after(int64_t ns) {
   return ts;
 }
 
-void kitd__etcd_nap(kitd__etcd_client *cl, pthread_mutex_t *mu, pthread_cond_t *cv,
-                    int64_t ns) {
+void kitd__etcd_nap(kitd__etcd_client *cl, pthread_mutex_t *mu, pthread_cond_t *cv, int64_t ns) {
   struct timespec ts = kitd__etcd_after(ns);
   pthread_mutex_lock(mu);
   while (!kitd__etcd_client_stopped(cl))
@@ -85,8 +84,7 @@ static char *make_url(const kitd__etcd_client *cl, const char *path) {
 }
 
 /* Copy etcd's message into detail, printable bytes only. */
-static void error_detail(char *detail, const char *path, int status, int code,
-                         const char *msg) {
+static void error_detail(char *detail, const char *path, int status, int code, const char *msg) {
   int n = snprintf(detail, KITD__ETCD_DETAIL, "%s: HTTP %d, code %d: ", path, status, code);
   if (n < 0 || n >= KITD__ETCD_DETAIL) return;
   size_t o = (size_t)n;
@@ -115,8 +113,7 @@ static int parse_error(const char *body, size_t len, char **msg) {
 
 /* POST once, at the current endpoint. */
 static int post(kitd__etcd_client *cl, const char *path, json_t *req, bool send_token,
-                int64_t timeout_ms, kitd__etcd_line_fn on_line, void *arg,
-                kitd__etcd_reply *r) {
+                int64_t timeout_ms, kitd__etcd_line_fn on_line, void *arg, kitd__etcd_reply *r) {
   char *body = json_dumps(req, JSON_COMPACT);
   char *url = make_url(cl, path);
   int rc;
@@ -167,8 +164,7 @@ static int authenticate(kitd__etcd_client *cl, int *grpc_code, char *detail) {
     return KITD_ENOMEM;
   }
   kitd__etcd_reply r;
-  int rc = post(cl, "/v3/auth/authenticate", req, false, cl->c->request_timeout_ms, NULL,
-                NULL, &r);
+  int rc = post(cl, "/v3/auth/authenticate", req, false, cl->c->request_timeout_ms, NULL, NULL, &r);
   json_decref(req);
   if (rc) {
     snprintf(detail, KITD__ETCD_DETAIL, "%s", r.detail);
@@ -249,8 +245,7 @@ static int do_call(kitd__etcd_client *cl, const char *path, json_t *req, int64_t
       kitd__etcd_reply_clear(&r);
       /* An expired or unknown token: drop it and authenticate once more.
        * Without a user configured, a 401 is final. */
-      if ((code == KITD__GRPC_UNAUTHENTICATED || st == 401) && cl->c->user &&
-          attempt == 0) {
+      if ((code == KITD__GRPC_UNAUTHENTICATED || st == 401) && cl->c->user && attempt == 0) {
         kitd__etcd_client_drop_token(cl);
         cl->auth_off = false;
         continue;
@@ -273,13 +268,13 @@ static int do_call(kitd__etcd_client *cl, const char *path, json_t *req, int64_t
   }
 }
 
-int kitd__etcd_call(kitd__etcd_client *cl, const char *path, json_t *req,
-                    int64_t timeout_ms, json_t **resp, int *grpc_code, char *detail) {
+int kitd__etcd_call(kitd__etcd_client *cl, const char *path, json_t *req, int64_t timeout_ms,
+                    json_t **resp, int *grpc_code, char *detail) {
   if (timeout_ms <= 0) timeout_ms = cl->c->request_timeout_ms;
   return do_call(cl, path, req, timeout_ms, NULL, NULL, resp, grpc_code, detail);
 }
 
-int kitd__etcd_watch(kitd__etcd_client *cl, json_t *req, kitd__etcd_line_fn on_line,
-                     void *arg, int *grpc_code, char *detail) {
+int kitd__etcd_watch(kitd__etcd_client *cl, json_t *req, kitd__etcd_line_fn on_line, void *arg,
+                     int *grpc_code, char *detail) {
   return do_call(cl, "/v3/watch", req, 0, on_line, arg, NULL, grpc_code, detail);
 }

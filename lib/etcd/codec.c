@@ -127,8 +127,7 @@ static int fail(char *detail, size_t cap, const char *what) {
   return KITD_EPROTO;
 }
 
-static int parse_object(const char *v, size_t n, kitd_instance **out, char *detail,
-                        size_t cap) {
+static int parse_object(const char *v, size_t n, kitd_instance **out, char *detail, size_t cap) {
   json_error_t je;
   json_t *o = json_loadb(v, n, JSON_REJECT_DUPLICATES, &je);
   if (!o) return fail(detail, cap, "value is neither host:port nor JSON");
@@ -202,8 +201,7 @@ out:
   return rc;
 }
 
-int kitd__etcd_parse_value(const char *v, size_t n, kitd_instance **out, char *detail,
-                           size_t cap) {
+int kitd__etcd_parse_value(const char *v, size_t n, kitd_instance **out, char *detail, size_t cap) {
   size_t b = 0;
   while (b < n && isspace((unsigned char)v[b])) b++;
   while (n > b && isspace((unsigned char)v[n - 1])) n--;

@@ -24,8 +24,7 @@ int kitd__etcd_copy_opts(void *defaults, size_t def_size, const void *o, size_t 
    * what we know. */
   if (size < sizeof(size_t)) return KITD_ECONFIG;
   size_t n = size < def_size ? size : def_size;
-  memcpy((char *)defaults + sizeof(size_t), (const char *)o + sizeof(size_t),
-         n - sizeof(size_t));
+  memcpy((char *)defaults + sizeof(size_t), (const char *)o + sizeof(size_t), n - sizeof(size_t));
   return 0;
 }
 
@@ -102,11 +101,11 @@ int kitd_etcd_new(const kitd_etcd_opts *o, kitd_ctx *ctx, kitd_etcd **out) {
   c->connect_timeout_ms = r.connect_timeout_ms > 0 ? r.connect_timeout_ms : 5000;
   c->request_timeout_ms = r.request_timeout_ms > 0 ? r.request_timeout_ms : 10000;
   c->max_body = r.max_body ? r.max_body : KITD__ETCD_DEFAULT_MAX_BODY;
-  int e = parse_endpoints(c, r.endpoints && *r.endpoints ? r.endpoints
-                                                         : "http://127.0.0.1:2379", ctx);
+  int e =
+      parse_endpoints(c, r.endpoints && *r.endpoints ? r.endpoints : "http://127.0.0.1:2379", ctx);
   if (!e) e = dup_opt(r.user, &c->user);
-  if (!e && c->user) e = (c->password = kitd__strdup(r.password ? r.password : ""))
-                             ? 0 : KITD_ENOMEM;
+  if (!e && c->user)
+    e = (c->password = kitd__strdup(r.password ? r.password : "")) ? 0 : KITD_ENOMEM;
   if (!e) e = dup_opt(r.ca_file, &c->ca_file);
   if (!e) e = dup_opt(r.cert_file, &c->cert_file);
   if (!e) e = dup_opt(r.key_file, &c->key_file);
@@ -119,9 +118,7 @@ int kitd_etcd_new(const kitd_etcd_opts *o, kitd_ctx *ctx, kitd_etcd **out) {
   return 0;
 }
 
-const char *kitd_etcd_endpoint(const kitd_etcd *c) {
-  return c && c->nurls ? c->urls[0] : "";
-}
+const char *kitd_etcd_endpoint(const kitd_etcd *c) { return c && c->nurls ? c->urls[0] : ""; }
 
 int kitd__etcd_dup(const kitd_etcd *c, kitd_etcd **out) {
   kitd_etcd *d = kitd__calloc(1, sizeof *d);

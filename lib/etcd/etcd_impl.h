@@ -24,7 +24,7 @@
 #define KITD__ETCD_DETAIL 256
 
 struct kitd_etcd {
-  char **urls;        /* base URLs without a trailing slash */
+  char **urls; /* base URLs without a trailing slash */
   size_t nurls;
   char *user, *password;
   char *ca_file, *cert_file, *key_file;
@@ -52,18 +52,18 @@ typedef struct kitd__etcd_http kitd__etcd_http;
 typedef int (*kitd__etcd_line_fn)(void *arg, char *line, size_t len);
 
 typedef struct kitd__etcd_post {
-  const char *url;          /* full URL */
-  const char *auth;         /* Authorization header value, or NULL */
+  const char *url;  /* full URL */
+  const char *auth; /* Authorization header value, or NULL */
   const char *body;
   size_t body_len;
-  int64_t timeout_ms;       /* 0: none (a watch stream) */
+  int64_t timeout_ms;         /* 0: none (a watch stream) */
   kitd__etcd_line_fn on_line; /* NULL: buffer the whole answer */
   void *arg;
 } kitd__etcd_post;
 
 typedef struct kitd__etcd_reply {
-  int status;               /* HTTP status, 0 if none */
-  char *body;               /* buffered answer (NUL-terminated), or NULL */
+  int status; /* HTTP status, 0 if none */
+  char *body; /* buffered answer (NUL-terminated), or NULL */
   size_t len;
   char detail[KITD__ETCD_DETAIL];
 } kitd__etcd_reply;
@@ -76,8 +76,7 @@ void kitd__etcd_http_wake(kitd__etcd_http *h);
 /* Returns 0 once an answer came (any status: see r->status), or
  * KITD_ECONNECT, KITD_ETLS, KITD_ETIMEDOUT, KITD_EPROTO, KITD_ETOOBIG,
  * KITD_ENOMEM, KITD_EIO, KITD_ESTOPPED, with the reason in r->detail. */
-int kitd__etcd_http_post(kitd__etcd_http *h, const kitd__etcd_post *p,
-                         kitd__etcd_reply *r);
+int kitd__etcd_http_post(kitd__etcd_http *h, const kitd__etcd_post *p, kitd__etcd_reply *r);
 void kitd__etcd_reply_clear(kitd__etcd_reply *r);
 /* POSTs started since the process started, all clients together (for the
  * benchmark of an idle watch). */
@@ -86,12 +85,12 @@ unsigned long kitd__etcd_http_count(void);
 /* --- client.c: etcd calls --- */
 
 typedef struct kitd__etcd_client {
-  kitd_etcd *c;             /* owned copy */
+  kitd_etcd *c; /* owned copy */
   kitd__etcd_http *http;
-  size_t cur;               /* current endpoint */
-  char *token;              /* auth token, or NULL */
-  bool auth_off;            /* etcd said auth is not enabled */
-  int stop;                 /* atomic; set by the owner */
+  size_t cur;    /* current endpoint */
+  char *token;   /* auth token, or NULL */
+  bool auth_off; /* etcd said auth is not enabled */
+  int stop;      /* atomic; set by the owner */
 } kitd__etcd_client;
 
 /* gRPC codes the callers branch on. */
@@ -115,15 +114,15 @@ void kitd__etcd_client_rotate(kitd__etcd_client *cl);
  * the reason in detail (cap KITD__ETCD_DETAIL) and, for an etcd error
  * answer, its gRPC code in *grpc_code (0 otherwise; may be NULL):
  * KITD_EACL for codes 7 and 16, KITD_EHTTP for the others. */
-int kitd__etcd_call(kitd__etcd_client *cl, const char *path, json_t *req,
-                    int64_t timeout_ms, json_t **resp, int *grpc_code, char *detail);
+int kitd__etcd_call(kitd__etcd_client *cl, const char *path, json_t *req, int64_t timeout_ms,
+                    json_t **resp, int *grpc_code, char *detail);
 
 /* Open a /v3/watch stream with `req` (borrowed) and feed each line to
  * on_line until it returns non-zero, the stream ends or the stop flag is
  * set. Returns as kitd__etcd_call() (0: the stream ended or on_line ended
  * it; KITD_ESTOPPED: stopped). */
-int kitd__etcd_watch(kitd__etcd_client *cl, json_t *req, kitd__etcd_line_fn on_line,
-                     void *arg, int *grpc_code, char *detail);
+int kitd__etcd_watch(kitd__etcd_client *cl, json_t *req, kitd__etcd_line_fn on_line, void *arg,
+                     int *grpc_code, char *detail);
 
 /* Drop the token (etcd said it is invalid); the next call authenticates. */
 void kitd__etcd_client_drop_token(kitd__etcd_client *cl);
@@ -136,8 +135,7 @@ int kitd__etcd_client_stopped(kitd__etcd_client *cl);
  * (the stopper broadcasts `cv` under `mu` after setting it). */
 void kitd__etcd_cond_init(pthread_cond_t *cv);
 struct timespec kitd__etcd_after(int64_t ns);
-void kitd__etcd_nap(kitd__etcd_client *cl, pthread_mutex_t *mu, pthread_cond_t *cv,
-                    int64_t ns);
+void kitd__etcd_nap(kitd__etcd_client *cl, pthread_mutex_t *mu, pthread_cond_t *cv, int64_t ns);
 
 /* --- codec.c --- */
 
@@ -156,7 +154,6 @@ int64_t kitd__etcd_int(const json_t *v, int64_t def);
 /* Parse one value: "host:port" or a JSON object (see etcd.h). Returns 0
  * and a new record, or KITD_EPROTO with the reason in detail, or
  * KITD_ENOMEM. */
-int kitd__etcd_parse_value(const char *v, size_t n, kitd_instance **out, char *detail,
-                           size_t cap);
+int kitd__etcd_parse_value(const char *v, size_t n, kitd_instance **out, char *detail, size_t cap);
 
 #endif

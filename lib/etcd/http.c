@@ -22,7 +22,7 @@ struct kitd__etcd_http {
   const int *stop;
   CURLM *multi;
   CURL *easy;
-  bool acquired;     /* holds a reference on libcurl's global state */
+  bool acquired; /* holds a reference on libcurl's global state */
 };
 
 /* One transfer's state, shared with the callbacks. */
@@ -30,7 +30,7 @@ struct xfer {
   CURL *easy;
   char *buf;
   size_t len, cap, max;
-  size_t scan;          /* bytes of buf already searched for '\n' */
+  size_t scan; /* bytes of buf already searched for '\n' */
   bool too_big, oom;
   bool checked, stream; /* stream: feed lines (a 200 answer to a watch) */
   bool ended;           /* the line callback asked to end */
@@ -40,9 +40,7 @@ struct xfer {
 
 static unsigned long posts; /* atomic */
 
-unsigned long kitd__etcd_http_count(void) {
-  return __atomic_load_n(&posts, __ATOMIC_RELAXED);
-}
+unsigned long kitd__etcd_http_count(void) { return __atomic_load_n(&posts, __ATOMIC_RELAXED); }
 
 int kitd__etcd_http_new(const kitd_etcd *c, const int *stop, kitd__etcd_http **out) {
   kitd__etcd_http *h = kitd__calloc(1, sizeof *h);
@@ -142,18 +140,14 @@ static int curl_err(CURLcode cc, const struct xfer *x, kitd__etcd_reply *r) {
   int e = kitd__curl_code(cc, x->too_big ? KITD_ETOOBIG : x->oom ? KITD_ENOMEM : 0);
   const char *what = curl_easy_strerror(cc);
   switch (e) {
-    case KITD_ECONNECT:
-      snprintf(r->detail, sizeof r->detail, "cannot connect to etcd: %s", what);
-      break;
-    case KITD_ETOOBIG:
-      snprintf(r->detail, sizeof r->detail, "answer larger than %zu bytes", x->max);
-      break;
-    case KITD_ETLS:
-      snprintf(r->detail, sizeof r->detail, "TLS: %s", what);
-      break;
-    default:
-      snprintf(r->detail, sizeof r->detail, "etcd request failed: %s", what);
-      break;
+  case KITD_ECONNECT:
+    snprintf(r->detail, sizeof r->detail, "cannot connect to etcd: %s", what);
+    break;
+  case KITD_ETOOBIG:
+    snprintf(r->detail, sizeof r->detail, "answer larger than %zu bytes", x->max);
+    break;
+  case KITD_ETLS: snprintf(r->detail, sizeof r->detail, "TLS: %s", what); break;
+  default: snprintf(r->detail, sizeof r->detail, "etcd request failed: %s", what); break;
   }
   return e ? e : KITD_EIO;
 }
@@ -162,8 +156,7 @@ static bool stopped(const kitd__etcd_http *h) {
   return h->stop && __atomic_load_n(h->stop, __ATOMIC_ACQUIRE);
 }
 
-int kitd__etcd_http_post(kitd__etcd_http *h, const kitd__etcd_post *p,
-                         kitd__etcd_reply *r) {
+int kitd__etcd_http_post(kitd__etcd_http *h, const kitd__etcd_post *p, kitd__etcd_reply *r) {
   memset(r, 0, sizeof *r);
   const kitd_etcd *c = h->c;
   if (stopped(h)) {

@@ -33,19 +33,19 @@ struct etcd_instancer {
   unsigned char *prefix;
   size_t plen;
   char *key_b64, *end_b64;
-  char *qprefix;              /* quoted prefix for the log */
+  char *qprefix; /* quoted prefix for the log */
   int64_t backoff_min_ms, backoff_max_ms;
   kitd_logger *lg;
-  pthread_mutex_t mu;         /* for interruptible sleeps */
+  pthread_mutex_t mu; /* for interruptible sleeps */
   pthread_cond_t cv;
   pthread_t th;
   bool started;
   /* Watch thread only: */
-  struct entry *ents;         /* sorted by key */
+  struct entry *ents; /* sorted by key */
   size_t n, cap;
-  int64_t next;               /* the first revision not applied yet */
+  int64_t next; /* the first revision not applied yet */
   bool need_list;
-  bool told_recovery;         /* "watch recovered" logged since the last failure */
+  bool told_recovery; /* "watch recovered" logged since the last failure */
   unsigned fails;
 };
 
@@ -66,9 +66,7 @@ void kitd_etcd_instancer_opts_init(kitd_etcd_instancer_opts *o) {
   o->backoff_max_ms = 10000;
 }
 
-static bool is_stopped(struct etcd_instancer *ei) {
-  return kitd__etcd_client_stopped(&ei->cl);
-}
+static bool is_stopped(struct etcd_instancer *ei) { return kitd__etcd_client_stopped(&ei->cl); }
 
 static void nap(struct etcd_instancer *ei, int64_t ns) {
   kitd__etcd_nap(&ei->cl, &ei->mu, &ei->cv, ns);
@@ -98,8 +96,7 @@ static int cmp_key(const unsigned char *a, size_t an, const unsigned char *b, si
 }
 
 /* Index of `key`, or where it would go (*found false). */
-static size_t find(struct etcd_instancer *ei, const unsigned char *key, size_t klen,
-                   bool *found) {
+static size_t find(struct etcd_instancer *ei, const unsigned char *key, size_t klen, bool *found) {
   size_t lo = 0, hi = ei->n;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
@@ -125,8 +122,8 @@ static void clear_table(struct etcd_instancer *ei) {
 
 /* Set `key` to `value`: takes `key` (malloc'd) on every path. A value that
  * is no instance is remembered as skipped (and logged). */
-static int put_key(struct etcd_instancer *ei, unsigned char *key, size_t klen,
-                   const char *value, size_t vlen) {
+static int put_key(struct etcd_instancer *ei, unsigned char *key, size_t klen, const char *value,
+                   size_t vlen) {
   char why[160];
   kitd_instance *rec = NULL;
   int rc = kitd__etcd_parse_value(value, vlen, &rec, why, sizeof why);
@@ -139,8 +136,7 @@ static int put_key(struct etcd_instancer *ei, unsigned char *key, size_t klen,
     char qw[200], *qk = kitd__malloc(klen * 4 + 3);
     if (qk)
       logp(ei, KITD_LOG_WARN, "msg=\"value skipped\" key=%s reason=%s",
-           kitd_log_quote(qk, klen * 4 + 3, (const char *)key),
-           kitd_log_quote(qw, sizeof qw, why));
+           kitd_log_quote(qk, klen * 4 + 3, (const char *)key), kitd_log_quote(qw, sizeof qw, why));
     free(qk);
   }
   bool found;
@@ -372,9 +368,9 @@ static void *watch(void *arg) {
       last_count = ei->n;
       if (publish(ei) == KITD_ESTOPPED) break;
     }
-    json_t *req = json_pack("{s:{s:s, s:s, s:I, s:b}}", "create_request", "key", ei->key_b64,
-                            "range_end", ei->end_b64, "start_revision",
-                            (json_int_t)ei->next, "progress_notify", 1);
+    json_t *req =
+        json_pack("{s:{s:s, s:s, s:I, s:b}}", "create_request", "key", ei->key_b64, "range_end",
+                  ei->end_b64, "start_revision", (json_int_t)ei->next, "progress_notify", 1);
     if (!req) {
       failed(ei, KITD_ENOMEM, "out of memory");
       continue;
@@ -460,8 +456,8 @@ int kitd_etcd_instancer_new(const kitd_etcd *c, const char *prefix,
   kitd__etcd_cond_init(&ei->cv);
   pthread_mutex_init(&ei->mu, NULL);
   ei->backoff_min_ms = r.backoff_min_ms > 0 ? r.backoff_min_ms : 100;
-  ei->backoff_max_ms = r.backoff_max_ms > ei->backoff_min_ms ? r.backoff_max_ms
-                                                              : ei->backoff_min_ms;
+  ei->backoff_max_ms =
+      r.backoff_max_ms > ei->backoff_min_ms ? r.backoff_max_ms : ei->backoff_min_ms;
   ei->lg = lg;
   ei->need_list = true;
   ei->plen = strlen(prefix);

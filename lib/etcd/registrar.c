@@ -21,14 +21,14 @@ struct kitd_etcd_registrar {
   int64_t ttl_s, backoff_min_ms, backoff_max_ms;
   kitd_logger *lg;
   pthread_mutex_t mu;
-  pthread_cond_t cv;   /* naps, and the registered state */
+  pthread_cond_t cv; /* naps, and the registered state */
   pthread_t th;
   bool started;
-  bool registered;     /* under mu */
-  bool done;           /* the thread has ended (under mu) */
-  int last_err;        /* under mu */
+  bool registered; /* under mu */
+  bool done;       /* the thread has ended (under mu) */
+  int last_err;    /* under mu */
   /* Thread only: */
-  int64_t lease;       /* 0: none */
+  int64_t lease; /* 0: none */
   int64_t granted_s;
   unsigned fails;
 };
@@ -42,13 +42,9 @@ void kitd_etcd_registrar_opts_init(kitd_etcd_registrar_opts *o) {
   o->backoff_max_ms = 5000;
 }
 
-static bool is_stopped(kitd_etcd_registrar *r) {
-  return kitd__etcd_client_stopped(&r->cl);
-}
+static bool is_stopped(kitd_etcd_registrar *r) { return kitd__etcd_client_stopped(&r->cl); }
 
-static void nap(kitd_etcd_registrar *r, int64_t ns) {
-  kitd__etcd_nap(&r->cl, &r->mu, &r->cv, ns);
-}
+static void nap(kitd_etcd_registrar *r, int64_t ns) { kitd__etcd_nap(&r->cl, &r->mu, &r->cv, ns); }
 
 static void set_state(kitd_etcd_registrar *r, bool registered, int err) {
   pthread_mutex_lock(&r->mu);
@@ -61,13 +57,13 @@ static void set_state(kitd_etcd_registrar *r, bool registered, int err) {
 static void failed(kitd_etcd_registrar *r, const char *what, int err, const char *detail) {
   r->fails++;
   set_state(r, r->lease != 0 && r->registered, err);
-  int64_t d = kitd__backoff_ns(r->backoff_min_ms * 1000000, r->backoff_max_ms * 1000000,
-                               r->fails, KITD__JITTER_HALF);
+  int64_t d = kitd__backoff_ns(r->backoff_min_ms * 1000000, r->backoff_max_ms * 1000000, r->fails,
+                               KITD__JITTER_HALF);
   if (kitd_log_enabled(r->lg, KITD_LOG_WARN)) {
     char dq[400];
     kitd_log(r->lg, r->fails == 1 ? KITD_LOG_ERROR : KITD_LOG_WARN, "etcd",
-             "key=%s msg=\"%s failed\" err=%s detail=%s failures=%u retry_ms=%lld", r->qkey,
-             what, kitd_err_name(err), kitd_log_quote(dq, sizeof dq, detail), r->fails,
+             "key=%s msg=\"%s failed\" err=%s detail=%s failures=%u retry_ms=%lld", r->qkey, what,
+             kitd_err_name(err), kitd_log_quote(dq, sizeof dq, detail), r->fails,
              (long long)(d / 1000000));
   }
   nap(r, d);
@@ -95,8 +91,8 @@ static int put(kitd_etcd_registrar *r, char *detail) {
   char id[24];
   snprintf(id, sizeof id, "%lld", (long long)r->lease);
   /* Always with the lease: a put without one detaches the key from it. */
-  json_t *req = json_pack("{s:s, s:s, s:s}", "key", r->key_b64, "value", r->val_b64,
-                          "lease", id), *resp = NULL;
+  json_t *req = json_pack("{s:s, s:s, s:s}", "key", r->key_b64, "value", r->val_b64, "lease", id),
+         *resp = NULL;
   if (!req) return KITD_ENOMEM;
   int code = 0;
   int rc = kitd__etcd_call(&r->cl, "/v3/kv/put", req, 0, &resp, &code, detail);
@@ -150,8 +146,8 @@ static void *run(void *arg) {
       registered = true;
       r->fails = 0;
       set_state(r, true, 0);
-      kitd_log(r->lg, KITD_LOG_INFO, "etcd", "key=%s msg=registered lease=%lld ttl_s=%lld",
-               r->qkey, (long long)r->lease, (long long)r->granted_s);
+      kitd_log(r->lg, KITD_LOG_INFO, "etcd", "key=%s msg=registered lease=%lld ttl_s=%lld", r->qkey,
+               (long long)r->lease, (long long)r->granted_s);
     }
     int64_t every = r->granted_s * 1000000000 / 3;
     nap(r, every);
@@ -214,19 +210,18 @@ static void deregister(kitd_etcd_registrar *r) {
   if (r->cl.c->connect_timeout_ms > 1000) r->cl.c->connect_timeout_ms = 1000;
   char detail[KITD__ETCD_DETAIL], id[24];
   json_t *del = json_pack("{s:s}", "key", r->key_b64);
-  int rc = del ? kitd__etcd_call(&r->cl, "/v3/kv/deleterange", del, 0, NULL, NULL, detail)
-               : KITD_ENOMEM;
+  int rc =
+      del ? kitd__etcd_call(&r->cl, "/v3/kv/deleterange", del, 0, NULL, NULL, detail) : KITD_ENOMEM;
   json_decref(del);
   snprintf(id, sizeof id, "%lld", (long long)r->lease);
   json_t *rev = json_pack("{s:s}", "ID", id);
-  int rc2 = rev ? kitd__etcd_call(&r->cl, "/v3/lease/revoke", rev, 0, NULL, NULL, detail)
-                : KITD_ENOMEM;
+  int rc2 =
+      rev ? kitd__etcd_call(&r->cl, "/v3/lease/revoke", rev, 0, NULL, NULL, detail) : KITD_ENOMEM;
   json_decref(rev);
   if (rc || rc2)
     kitd_log(r->lg, KITD_LOG_WARN, "etcd", "key=%s msg=\"deregister failed\" err=%s", r->qkey,
              kitd_err_name(rc ? rc : rc2));
-  else
-    kitd_log(r->lg, KITD_LOG_INFO, "etcd", "key=%s msg=deregistered", r->qkey);
+  else kitd_log(r->lg, KITD_LOG_INFO, "etcd", "key=%s msg=deregistered", r->qkey);
 }
 
 static void reg_free(kitd_etcd_registrar *r) {
@@ -264,8 +259,7 @@ int kitd_etcd_registrar_new(const kitd_etcd *c, const char *key, const char *val
   pthread_mutex_init(&r->mu, NULL);
   r->ttl_s = ro.ttl_s > 0 ? ro.ttl_s : 10;
   r->backoff_min_ms = ro.backoff_min_ms > 0 ? ro.backoff_min_ms : 100;
-  r->backoff_max_ms = ro.backoff_max_ms > r->backoff_min_ms ? ro.backoff_max_ms
-                                                             : r->backoff_min_ms;
+  r->backoff_max_ms = ro.backoff_max_ms > r->backoff_min_ms ? ro.backoff_max_ms : r->backoff_min_ms;
   r->lg = lg;
   int e = kitd__etcd_client_init(&r->cl, c);
   size_t kl = strlen(key), ql = kl * 4 + 3;

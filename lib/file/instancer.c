@@ -27,9 +27,9 @@
 #include "kitd/file.h"
 #include "sd/instancer_impl.h"
 
-#define DIR_MASK                                                                     \
-  (IN_CLOSE_WRITE | IN_MODIFY | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | \
-   IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
+#define DIR_MASK                                                                                   \
+  (IN_CLOSE_WRITE | IN_MODIFY | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB |  \
+   IN_DELETE_SELF | IN_MOVE_SELF)
 
 struct file_instancer {
   struct kitd_instancer base; /* first: kitd_instancer * points here */
@@ -49,7 +49,8 @@ void kitd_file_instancer_opts_init(kitd_file_instancer_opts *o) {
   o->settle_ms = 20;
 }
 
-#define log_file(fi, lvl, ...) kitd__log_about((fi)->lg, lvl, "file", "path", (fi)->path, __VA_ARGS__)
+#define log_file(fi, lvl, ...)                                                                     \
+  kitd__log_about((fi)->lg, lvl, "file", "path", (fi)->path, __VA_ARGS__)
 
 static void report(struct file_instancer *fi, int err, const char *detail) {
   kitd__instancer_publish_error(&fi->base, err, detail);
@@ -245,8 +246,8 @@ static void fi_destroy(kitd_instancer *in) { fi_free_fields((struct file_instanc
 
 static const struct kitd__instancer_ops file_ops = {"file", fi_stop, fi_destroy};
 
-int kitd_file_instancer_new(const char *path, const kitd_file_instancer_opts *o,
-                            kitd_logger *lg, kitd_instancer **out) {
+int kitd_file_instancer_new(const char *path, const kitd_file_instancer_opts *o, kitd_logger *lg,
+                            kitd_instancer **out) {
   if (!path || !*path || !out) return KITD_EINVAL;
   kitd_file_instancer_opts ro;
   kitd_file_instancer_opts_init(&ro);

@@ -13,8 +13,7 @@
 #include "file/file_impl.h"
 #include "kitd/error.h"
 
-static int fail(char **detail, int err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static int fail(char **detail, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(char **detail, int err, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -116,8 +115,8 @@ static int parse_lines(const char *label, const char *text, size_t len, struct l
     if (!is_host_port(addr)) {
       rc = fail(detail, KITD_EPROTO, "%s:%zu: not host:port", label, lineno);
     } else if (weight && !parse_weight(weight, &w)) {
-      rc = fail(detail, KITD_EPROTO, "%s:%zu: weight is not an integer from 1 to %u", label,
-                lineno, (unsigned)UINT32_MAX);
+      rc = fail(detail, KITD_EPROTO, "%s:%zu: weight is not an integer from 1 to %u", label, lineno,
+                (unsigned)UINT32_MAX);
     } else if (extra) {
       rc = fail(detail, KITD_EPROTO, "%s:%zu: more than \"host:port weight\"", label, lineno);
     } else {
@@ -137,8 +136,7 @@ static int parse_lines(const char *label, const char *text, size_t len, struct l
   return rc;
 }
 
-static int json_record(const char *label, size_t k, json_t *o, kitd_instance **out,
-                       char **detail) {
+static int json_record(const char *label, size_t k, json_t *o, kitd_instance **out, char **detail) {
   if (!json_is_object(o))
     return fail(detail, KITD_EPROTO, "%s: element %zu: not an object", label, k);
   json_t *a = json_object_get(o, "address");
@@ -183,8 +181,8 @@ static int json_record(const char *label, size_t k, json_t *o, kitd_instance **o
       json_t *v;
       json_object_foreach(meta, key, v) {
         if (!json_is_string(v)) {
-          rc = fail(detail, KITD_EPROTO, "%s: element %zu: meta \"%s\" is not a string", label,
-                    k, key);
+          rc = fail(detail, KITD_EPROTO, "%s: element %zu: meta \"%s\" is not a string", label, k,
+                    key);
           break;
         }
         if ((rc = kitd_instance_set_meta(r, key, json_string_value(v)))) break;
@@ -195,8 +193,7 @@ static int json_record(const char *label, size_t k, json_t *o, kitd_instance **o
   if (!rc && zone) {
     if (!json_is_string(zone))
       rc = fail(detail, KITD_EPROTO, "%s: element %zu: \"zone\" is not a string", label, k);
-    else
-      rc = kitd_instance_set_zone(r, json_string_value(zone));
+    else rc = kitd_instance_set_zone(r, json_string_value(zone));
   }
   if (rc == KITD_EINVAL) /* a setter refused a value (an empty key, …) */
     rc = fail(detail, KITD_EPROTO, "%s: element %zu: bad value", label, k);
@@ -212,8 +209,7 @@ static int parse_json(const char *label, const char *text, size_t len, struct li
                       char **detail) {
   json_error_t je;
   json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-  if (!root)
-    return fail(detail, KITD_EPROTO, "%s:%d: %s", label, je.line, je.text);
+  if (!root) return fail(detail, KITD_EPROTO, "%s:%d: %s", label, je.line, je.text);
   int rc = 0;
   if (!json_is_array(root)) {
     rc = fail(detail, KITD_EPROTO, "%s: not a JSON array", label);
@@ -230,14 +226,13 @@ static int parse_json(const char *label, const char *text, size_t len, struct li
   return rc;
 }
 
-int kitd__file_parse(const char *label, const char *text, size_t len,
-                     kitd_instance ***out, size_t *count, char **detail) {
+int kitd__file_parse(const char *label, const char *text, size_t len, kitd_instance ***out,
+                     size_t *count, char **detail) {
   *out = NULL;
   *count = 0;
   *detail = NULL;
   size_t i = 0;
-  while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n'))
-    i++;
+  while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n')) i++;
   struct list l = {0};
   /* JSON when the text opens with '[', unless its first word is a
    * bracketed IPv6 "host:port" ("[::1]:80" is a line). */
@@ -250,8 +245,8 @@ int kitd__file_parse(const char *label, const char *text, size_t len,
     json = !is_host_port(word);
     free(word);
   }
-  int rc = json ? parse_json(label, text, len, &l, detail)
-                                     : parse_lines(label, text, len, &l, detail);
+  int rc =
+      json ? parse_json(label, text, len, &l, detail) : parse_lines(label, text, len, &l, detail);
   if (rc == KITD_ENOMEM && !*detail) *detail = kitd__strdup("out of memory");
   if (rc) {
     list_clear(&l);

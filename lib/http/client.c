@@ -33,9 +33,7 @@ void kitd_http_opts_init(kitd_http_opts *o) {
   o->max_conns_per_handle = 16;
 }
 
-static char *dup_or(const char *s, const char *dflt) {
-  return kitd__strdup(s && *s ? s : dflt);
-}
+static char *dup_or(const char *s, const char *dflt) { return kitd__strdup(s && *s ? s : dflt); }
 
 void kitd__http_conn_free(struct kitd__http_conn *c) {
   if (!c) return;
@@ -136,7 +134,11 @@ int kitd_http_new(const kitd_http_opts *o, kitd_http **out) {
   if (rc) {
     curl_slist_free_all(h->headers);
     pthread_mutex_destroy(&h->mu);
-    free(h->method); free(h->path); free(h->content_type); free(h->scheme); free(h);
+    free(h->method);
+    free(h->path);
+    free(h->content_type);
+    free(h->scheme);
+    free(h);
     return rc;
   }
   atomic_init(&h->refs, 1);

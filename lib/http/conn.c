@@ -23,9 +23,9 @@
 #include "core/alloc.h"
 #include "kitd/error.h"
 
-#define WAIT_SLICE_MS 10          /* longest wait before checking cancel */
+#define WAIT_SLICE_MS 10 /* longest wait before checking cancel */
 #define RBUF_MIN (16u * 1024)
-#define RBUF_KEEP (256u * 1024)  /* larger answer buffers are not kept */
+#define RBUF_KEEP (256u * 1024) /* larger answer buffers are not kept */
 
 int kitd__h1_pool_init(struct kitd__h1_pool *p, unsigned max, atomic_uint *total_idle) {
   memset(p, 0, sizeof *p);
@@ -126,17 +126,16 @@ static int wait_fd(int fd, short events, int64_t deadline, const struct kitd__h1
 /* The reason goes into the caller's fixed buffer, which bounds a detail
  * message: a reason cut short is still a reason, so no truncation check. */
 static int fail(char *why, size_t cap, int rc, const char *what, int err) {
-  if (err)
-    snprintf(why, cap, "%s: %s", what, strerror(err));
-  else
-    snprintf(why, cap, "%s", what);
+  if (err) snprintf(why, cap, "%s: %s", what, strerror(err));
+  else snprintf(why, cap, "%s", what);
   return rc;
 }
 
 static int conn_open(struct kitd__h1_conn *c, const struct kitd__h1_io *io, char *why, size_t cap) {
   int fd = socket(io->addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return fail(why, cap, errno == ENOMEM || errno == ENOBUFS ? KITD_ENOMEM : KITD_ECONNECT,
-                          "socket", errno);
+  if (fd < 0)
+    return fail(why, cap, errno == ENOMEM || errno == ENOBUFS ? KITD_ENOMEM : KITD_ECONNECT,
+                "socket", errno);
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
@@ -157,7 +156,8 @@ static int conn_open(struct kitd__h1_conn *c, const struct kitd__h1_io *io, char
   int rc = wait_fd(fd, POLLOUT, dl, io);
   if (rc) {
     conn_close(c);
-    return fail(why, cap, rc, rc == KITD_ETIMEDOUT ? "connect timed out" : "canceled while connecting", 0);
+    return fail(why, cap, rc,
+                rc == KITD_ETIMEDOUT ? "connect timed out" : "canceled while connecting", 0);
   }
   int err = 0;
   socklen_t len = sizeof err;
@@ -226,7 +226,9 @@ static int read_resp(struct kitd__h1_conn *c, const struct kitd__h1_io *io, kitd
     if (c->rlen >= rawmax) return fail(why, cap, KITD_ETOOBIG, "answer too large", 0);
     if (grow(c, want)) return fail(why, cap, KITD_ENOMEM, "out of memory", 0);
     int rc = wait_fd(c->fd, POLLIN, io->deadline_ns, io);
-    if (rc) return fail(why, cap, rc, rc == KITD_ETIMEDOUT ? "timed out waiting for the answer" : "canceled", 0);
+    if (rc)
+      return fail(why, cap, rc,
+                  rc == KITD_ETIMEDOUT ? "timed out waiting for the answer" : "canceled", 0);
     size_t room = c->rcap - c->rlen - 1;
     if (room > rawmax - c->rlen) room = rawmax - c->rlen;
     ssize_t n = recv(c->fd, c->rbuf + c->rlen, room, 0);
@@ -248,7 +250,8 @@ static int read_resp(struct kitd__h1_conn *c, const struct kitd__h1_io *io, kitd
     if (rc == 1) break;
     if (rc < 0 || po.eof) {
       if (rc == KITD_ETOOBIG) return fail(why, cap, rc, "answer body too large", 0);
-      return fail(why, cap, KITD_EPROTO, po.eof ? "truncated or malformed answer" : "malformed answer", 0);
+      return fail(why, cap, KITD_EPROTO,
+                  po.eof ? "truncated or malformed answer" : "malformed answer", 0);
     }
     need = r->need;
   }

@@ -14,11 +14,11 @@
 /* One TCP connection (or none yet: fd -1) with the buffers of the call that
  * borrows it. Borrowed by one call at a time. */
 struct kitd__h1_conn {
-  int fd;                      /* -1: not connected */
-  int must_close;              /* the last answer forbids reuse */
-  struct kitd__h1_conn *next;  /* idle stack link */
-  kitd_http_buf head, body;    /* the request's head and body */
-  char *rbuf;                  /* the answer, as received */
+  int fd;                     /* -1: not connected */
+  int must_close;             /* the last answer forbids reuse */
+  struct kitd__h1_conn *next; /* idle stack link */
+  kitd_http_buf head, body;   /* the request's head and body */
+  char *rbuf;                 /* the answer, as received */
   size_t rlen, rcap;
 };
 
@@ -28,7 +28,7 @@ struct kitd__h1_pool {
   pthread_mutex_t mu;
   struct kitd__h1_conn *idle;
   unsigned nidle, max;
-  atomic_uint *total_idle;     /* the client's counter, for kitd_http_stats */
+  atomic_uint *total_idle; /* the client's counter, for kitd_http_stats */
 };
 
 int kitd__h1_pool_init(struct kitd__h1_pool *p, unsigned max, atomic_uint *total_idle);
@@ -43,11 +43,11 @@ void kitd__h1_pool_put(struct kitd__h1_pool *p, struct kitd__h1_conn *c);
 struct kitd__h1_io {
   const struct sockaddr *addr;
   socklen_t addrlen;
-  int64_t deadline_ns;         /* kitd_now_ns() terms; 0: none */
-  int64_t connect_timeout_ms;  /* <= 0: the deadline alone */
-  const kitd_ctx *ctx;         /* checked for cancel every 10 ms of waiting */
-  kitd__h1_opts parse;         /* max_body, head */
-  atomic_ulong *opened;        /* counts connections made */
+  int64_t deadline_ns;        /* kitd_now_ns() terms; 0: none */
+  int64_t connect_timeout_ms; /* <= 0: the deadline alone */
+  const kitd_ctx *ctx;        /* checked for cancel every 10 ms of waiting */
+  kitd__h1_opts parse;        /* max_body, head */
+  atomic_ulong *opened;       /* counts connections made */
 };
 
 /* Send c->head then c->body and read one answer into c->rbuf. Connects

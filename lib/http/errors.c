@@ -37,8 +37,6 @@ void kitd__http_error_detail(kitd_ctx *ctx, int status, const char *body, size_t
   }
   size_t n = 0;
   while (n < len && n < 120 && body[n] != '\n' && body[n] != '\r') n++;
-  if (n)
-    kitd_ctx_set_detail(ctx, "HTTP %d: %.*s", status, (int)n, body);
-  else
-    kitd_ctx_set_detail(ctx, "HTTP %d", status);
+  if (n) kitd_ctx_set_detail(ctx, "HTTP %d: %.*s", status, (int)n, body);
+  else kitd_ctx_set_detail(ctx, "HTTP %d", status);
 }

@@ -81,10 +81,11 @@ int kitd__http_fast_init(struct kitd__http_ep *e, const char *instance) {
                     " HTTP/1.1\r\nHost: %s\r\nAccept: application/json\r\nContent-Type: %s\r\n",
                     instance, h->content_type);
   else
-    e->suffix = fmt(&e->suffixlen, " HTTP/1.1\r\nHost: %s\r\nAccept: application/json\r\n",
-                    instance);
+    e->suffix =
+        fmt(&e->suffixlen, " HTTP/1.1\r\nHost: %s\r\nAccept: application/json\r\n", instance);
   struct kitd__h1_pool *p = kitd__calloc(1, sizeof *p);
-  if (!e->prefix || !e->suffix || !p || kitd__h1_pool_init(p, h->o.max_idle_handles, &h->fast_idle)) {
+  if (!e->prefix || !e->suffix || !p ||
+      kitd__h1_pool_init(p, h->o.max_idle_handles, &h->fast_idle)) {
     free(p);
     free(e->prefix);
     free(e->suffix);

@@ -45,7 +45,7 @@ static int hexval(unsigned char c) {
 static int is_vbyte(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
 
 struct fields {
-  int64_t cl;   /* -1 if none */
+  int64_t cl; /* -1 if none */
   int te, chunked, conn_close, conn_keep;
   const char *ctype; /* the Content-Type value, not terminated */
   size_t ctype_len;

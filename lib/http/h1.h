@@ -23,18 +23,18 @@ typedef struct kitd__h1_opts {
 } kitd__h1_opts;
 
 typedef struct kitd__h1_resp {
-  int status;              /* final status (1xx interim answers are skipped) */
-  int minor;               /* HTTP/1.<minor> */
-  int close;               /* the connection cannot be reused afterwards */
-  int chunked;             /* Transfer-Encoding: chunked */
-  int64_t content_length;  /* -1 if none */
-  size_t body_off;         /* where the body (or first chunk) starts */
-  size_t ctype_off;        /* the Content-Type value (ctype_len bytes, 0 */
-  size_t ctype_len;        /* if none), not NUL-terminated */
-  size_t body_len;         /* decoded body bytes (when complete) */
-  size_t consumed;         /* bytes of the whole answer; any after it are
+  int status;             /* final status (1xx interim answers are skipped) */
+  int minor;              /* HTTP/1.<minor> */
+  int close;              /* the connection cannot be reused afterwards */
+  int chunked;            /* Transfer-Encoding: chunked */
+  int64_t content_length; /* -1 if none */
+  size_t body_off;        /* where the body (or first chunk) starts */
+  size_t ctype_off;       /* the Content-Type value (ctype_len bytes, 0 */
+  size_t ctype_len;       /* if none), not NUL-terminated */
+  size_t body_len;        /* decoded body bytes (when complete) */
+  size_t consumed;        /* bytes of the whole answer; any after it are
                               bytes the server sent unasked */
-  size_t need;             /* when incomplete: no use calling again before
+  size_t need;            /* when incomplete: no use calling again before
                               this many bytes are there */
 } kitd__h1_resp;
 
@@ -43,8 +43,7 @@ typedef struct kitd__h1_resp {
  * are needed (r->need set), KITD_EPROTO when malformed, truncated (with
  * o->eof), or the headers exceed max_header, KITD_ETOOBIG when the body
  * exceeds max_body. */
-int kitd__h1_parse_response(const char *buf, size_t len, const kitd__h1_opts *o,
-                            kitd__h1_resp *r);
+int kitd__h1_parse_response(const char *buf, size_t len, const kitd__h1_opts *o, kitd__h1_resp *r);
 
 /* After a complete chunked answer: move the chunks' data together, in place,
  * to buf + r->body_off (r->body_len bytes). Bytes after r->consumed are left

@@ -24,28 +24,28 @@ void kitd__http_buf_release(kitd_http_buf *b);
 
 /* One pooled easy handle with its buffers. Borrowed by one call at a time. */
 struct kitd__http_conn {
-  CURLM *multi;                 /* owns the connection cache of `easy` */
+  CURLM *multi; /* owns the connection cache of `easy` */
   CURL *easy;
   struct kitd__http_conn *next; /* idle stack link */
   kitd_http_buf url, body, resp;
   size_t max_body;
-  int write_err;                /* why on_write refused data: ETOOBIG, ENOMEM */
+  int write_err; /* why on_write refused data: ETOOBIG, ENOMEM */
   char errbuf[CURL_ERROR_SIZE];
 };
 
 struct kitd_http {
-  atomic_int refs;              /* the user's handle + one per endpoint */
-  kitd_http_opts o;             /* strings point into the copies below */
+  atomic_int refs;  /* the user's handle + one per endpoint */
+  kitd_http_opts o; /* strings point into the copies below */
   char *method, *path, *content_type, *scheme;
-  int method_kind;              /* 0 GET, 1 POST, 2 custom */
-  struct curl_slist *headers;   /* shared read-only by every easy handle */
-  pthread_mutex_t mu;           /* guards the idle stack and counters */
+  int method_kind;            /* 0 GET, 1 POST, 2 custom */
+  struct curl_slist *headers; /* shared read-only by every easy handle */
+  pthread_mutex_t mu;         /* guards the idle stack and counters */
   struct kitd__http_conn *idle;
   unsigned nidle;
   unsigned long created;
-  int fast;                     /* plain-http endpoints may use the fast path */
-  atomic_ulong fast_opened;     /* fast-path connections made */
-  atomic_uint fast_idle;        /* fast-path connections idle in the pools */
+  int fast;                 /* plain-http endpoints may use the fast path */
+  atomic_ulong fast_opened; /* fast-path connections made */
+  atomic_uint fast_idle;    /* fast-path connections idle in the pools */
 };
 
 /* An endpoint: one instance. Plain http:// to an IP literal goes through
@@ -53,18 +53,18 @@ struct kitd_http {
  * connections; anything else through libcurl (endpoint.c). */
 struct kitd__h1_pool;
 struct kitd__http_ep {
-  kitd_http *h;                 /* a reference */
-  struct kitd__h1_pool *pool;   /* NULL: libcurl */
+  kitd_http *h;               /* a reference */
+  struct kitd__h1_pool *pool; /* NULL: libcurl */
   struct sockaddr_storage addr;
   socklen_t addrlen;
-  char *prefix;                 /* "METHOD " */
-  char *suffix;                 /* " HTTP/1.1\r\nHost: ...\r\n...": up to the
+  char *prefix; /* "METHOD " */
+  char *suffix; /* " HTTP/1.1\r\nHost: ...\r\n...": up to the
                                    Content-Length line */
   size_t prefixlen, suffixlen;
-  int send_body;                /* Content-Length (and the body) are sent */
-  int head;                     /* HEAD: the answer has no body */
+  int send_body; /* Content-Length (and the body) are sent */
+  int head;      /* HEAD: the answer has no body */
   size_t baselen;
-  char base[];                  /* "http://host:port" */
+  char base[]; /* "http://host:port" */
 };
 
 /* Set up the fast path for `e` if its instance and the client allow it

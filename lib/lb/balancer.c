@@ -12,8 +12,8 @@
 /* A pick that holds its snapshot by refcount, not by a hazard slot. */
 #define PICK_REF (-2)
 
-int kitd__balancer_new(kitd_endpointer *ep, const struct kitd__balancer_ops *ops,
-                       unsigned flags, kitd_balancer **out) {
+int kitd__balancer_new(kitd_endpointer *ep, const struct kitd__balancer_ops *ops, unsigned flags,
+                       kitd_balancer **out) {
   static atomic_uint ids;
   if (!ep || !out) return KITD_EINVAL;
   kitd_balancer *b = kitd__aligned_alloc(_Alignof(kitd_balancer), sizeof *b);
@@ -26,9 +26,7 @@ int kitd__balancer_new(kitd_endpointer *ep, const struct kitd__balancer_ops *ops
   /* A random start: a fleet of short-lived clients (or one-shot ones) must
    * not all send their first request to the first instance. */
   b->start = kitd__seed64(b) >> 32; /* 32 bits: see round_robin.c */
-  do {
-    b->id = atomic_fetch_add_explicit(&ids, 1, memory_order_relaxed) + 1;
-  } while (b->id == 0);
+  do { b->id = atomic_fetch_add_explicit(&ids, 1, memory_order_relaxed) + 1; } while (b->id == 0);
   atomic_init(&b->counter, 0);
   *out = b;
   return 0;
@@ -42,10 +40,8 @@ void kitd_balancer_set_seed(kitd_balancer *b, uint64_t seed) {
 }
 
 int kitd__pick_empty(kitd_balancer *b, kitd_pick *out, struct kitd__snap *s, int slot) {
-  if (slot >= 0)
-    kitd__hp_release(slot);
-  else
-    kitd__endpointer_unref_snap(b->ep, s);
+  if (slot >= 0) kitd__hp_release(slot);
+  else kitd__endpointer_unref_snap(b->ep, s);
   memset(out, 0, sizeof *out);
   out->slot_ = -1;
   return KITD_ENOENDPOINTS;

@@ -40,8 +40,8 @@ struct kitd_balancer {
   /* Read-only after set-up: every pick reads this line. */
   const struct kitd__balancer_ops *ops;
   kitd_endpointer *ep;
-  uint64_t start;    /* random start, or the seed */
-  uint32_t id;       /* unique, nonzero: tags per-thread state */
+  uint64_t start; /* random start, or the seed */
+  uint32_t id;    /* unique, nonzero: tags per-thread state */
   unsigned flags;
   int seeded;
   atomic_long refs;
@@ -49,8 +49,8 @@ struct kitd_balancer {
    * read only when a set is not all healthy, and by done. */
   int eject_consecutive, eject_max_percent, panic_percent;
   int64_t eject_base_ns;
-  char *zone;                   /* local zone (owned), or NULL */
-  int64_t slow_start_ns;        /* the window, 0: off */
+  char *zone;            /* local zone (owned), or NULL */
+  int64_t slow_start_ns; /* the window, 0: off */
   /* The generation of a snapshot whose youngest instance is past the
    * window: its picks skip the slow-start check. */
   atomic_uint_least64_t warm_gen;
@@ -72,8 +72,8 @@ static inline size_t kitd__rr_global_next(kitd_balancer *b, size_t n) {
 }
 
 /* Allocate and fill the common part (takes a reference on ep). */
-int kitd__balancer_new(kitd_endpointer *ep, const struct kitd__balancer_ops *ops,
-                       unsigned flags, kitd_balancer **out);
+int kitd__balancer_new(kitd_endpointer *ep, const struct kitd__balancer_ops *ops, unsigned flags,
+                       kitd_balancer **out);
 
 /* Map a 32-bit random value onto [0, n) without a divide (Lemire). */
 static inline size_t kitd__reduce(uint32_t x, size_t n) {

@@ -21,9 +21,7 @@ void kitd__budget_init(struct kitd__budget *g, int percent, int min_per_sec) {
   static atomic_uint ids;
   g->deposit = percent < 0 ? -1 : (int64_t)percent * 10;
   g->interval_ns = min_per_sec > 0 ? 1000000000 / min_per_sec : 0;
-  do {
-    g->id = atomic_fetch_add_explicit(&ids, 1, memory_order_relaxed) + 1;
-  } while (g->id == 0);
+  do { g->id = atomic_fetch_add_explicit(&ids, 1, memory_order_relaxed) + 1; } while (g->id == 0);
   atomic_init(&g->balance, 0);
   atomic_init(&g->win, 0);
   atomic_init(&g->win_cur, 0);

@@ -13,17 +13,17 @@
 #include <stdint.h>
 
 struct kitd__budget {
-  int64_t deposit;       /* milli-tokens per call: 10 × percent; < 0: no budget */
-  int64_t interval_ns;   /* of the reserve: 1 s / min_per_sec; 0: no reserve */
-  uint32_t id;           /* tags per-thread call counts */
+  int64_t deposit;     /* milli-tokens per call: 10 × percent; < 0: no budget */
+  int64_t interval_ns; /* of the reserve: 1 s / min_per_sec; 0: no reserve */
+  uint32_t id;         /* tags per-thread call counts */
   /* Milli-tokens the calls deposited; a retry takes 1000. Capped at what
    * the calls of the current and the previous 10 s window deposited (as
    * Finagle's deposits expire after 10 s), so a long quiet spell cannot
    * fund a storm, while a busy client keeps enough for a failover. */
   _Alignas(64) atomic_int_least64_t balance;
-  atomic_int_least64_t win;        /* index of the current window */
-  atomic_int_least64_t win_cur;    /* milli-tokens deposited in it */
-  atomic_int_least64_t win_prev;   /* and in the one before */
+  atomic_int_least64_t win;      /* index of the current window */
+  atomic_int_least64_t win_cur;  /* milli-tokens deposited in it */
+  atomic_int_least64_t win_prev; /* and in the one before */
   /* The reserve as a GCRA rate limiter: its theoretical arrival time. */
   _Alignas(64) atomic_int_least64_t tat;
 };

@@ -82,8 +82,7 @@ static size_t p2c_choose(const kitd_balancer *b, const struct kitd__snap *s, siz
 /* Not all healthy, a zone preferred, or an instance in slow start: draw
  * again (a few times) for usable candidates, in the local zone first if it
  * has any; a usable one always beats an unusable one. */
-static size_t p2c_slow(kitd_balancer *b, const struct kitd__snap *s, size_t n, size_t a,
-                       size_t c) {
+static size_t p2c_slow(kitd_balancer *b, const struct kitd__snap *s, size_t n, size_t a, size_t c) {
   int64_t now = 0;
   int warm = kitd__warming(b, s, &now);
   if (kitd__all_healthy(b, s) || kitd__panic(b, s)) return p2c_choose(b, s, a, c, warm, now);
@@ -118,8 +117,7 @@ static int p2c_pick(kitd_balancer *b, kitd_pick *out) {
     p2c_draw(n, &a, &c);
     if (__builtin_expect(kitd__all_healthy(b, s) && kitd__settled(b, s), 1))
       i = p2c_better(b, s, a, c);
-    else
-      i = p2c_slow(b, s, n, a, c);
+    else i = p2c_slow(b, s, n, a, c);
   }
   atomic_fetch_add_explicit(&s->st[i]->pending, 1, memory_order_relaxed);
   kitd__pick_fill(out, s, i, n, slot);

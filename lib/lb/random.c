@@ -9,8 +9,7 @@ static inline size_t random_next(kitd_balancer *b, size_t n) {
   uint64_t x;
   if (__builtin_expect(b->seeded, 0))
     x = kitd__mix64(b->start + atomic_fetch_add_explicit(&b->counter, 1, memory_order_relaxed));
-  else
-    x = kitd__rand64();
+  else x = kitd__rand64();
   return kitd__reduce((uint32_t)(x >> 32), n);
 }
 
@@ -26,7 +25,8 @@ static int random_pick(kitd_balancer *b, kitd_pick *out) {
   return 0;
 }
 
-static const struct kitd__balancer_ops random_ops = {"random", random_pick, random_next_fn, NULL, 0};
+static const struct kitd__balancer_ops random_ops = {"random", random_pick, random_next_fn, NULL,
+                                                     0};
 
 int kitd_balancer_random_new(kitd_endpointer *ep, kitd_balancer **out) {
   return kitd__balancer_new(ep, &random_ops, 0, out);

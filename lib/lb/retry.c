@@ -52,8 +52,7 @@ static int pick_avoiding(struct retry *r, kitd_pick *p, kitd_endpoint *const *av
     kitd_balancer_done(r->b, p, KITD__RESULT_UNUSED, -1); /* not used: no outcome */
     rc = kitd_balancer_pick(r->b, p);
   }
-  if (rc != 0 || !navoid || p->count <= navoid || !avoided(avoid, navoid, p->endpoint))
-    return rc;
+  if (rc != 0 || !navoid || p->count <= navoid || !avoided(avoid, navoid, p->endpoint)) return rc;
   /* The balancer kept landing on failed endpoints (a random one can): take
    * the next endpoint that has not failed from the same snapshot, which the
    * pick still protects. */
@@ -218,10 +217,8 @@ int kitd_retry_new(kitd_balancer *b, const kitd_retry_opts *opts, kitd_endpoint 
   struct retry *r = kitd__aligned_alloc(_Alignof(struct retry), sizeof *r);
   if (!r) return KITD_ENOMEM;
   r->b = kitd_balancer_ref(b);
-  if (opts)
-    r->o = *opts;
-  else
-    kitd_retry_opts_init(&r->o);
+  if (opts) r->o = *opts;
+  else kitd_retry_opts_init(&r->o);
   kitd__budget_init(&r->budget, r->o.budget_percent, r->o.budget_min_per_sec);
   /* The endpoint takes its state on every path: retry_close releases the
    * balancer reference and the state if this fails. */

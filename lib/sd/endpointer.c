@@ -57,10 +57,8 @@ static void snap_reset(struct kitd__snap *s) {
  * (a set that shrank for good should not pin its old size), else new. */
 static struct kitd__snap *snap_new(kitd_endpointer *ep, size_t n) {
   struct kitd__snap *s = ep->spare;
-  if (s && s->cap >= n && s->cap <= 2 * n + 64)
-    ep->spare = NULL;
-  else
-    s = snap_alloc(n);
+  if (s && s->cap >= n && s->cap <= 2 * n + 64) ep->spare = NULL;
+  else s = snap_alloc(n);
   if (s) snap_reset(s);
   return s;
 }
@@ -83,8 +81,8 @@ static void snap_free(kitd_endpointer *ep, struct kitd__snap *s) {
 static struct kitd__ist *ist_new(kitd_endpointer *ep, int64_t now) {
   if (!ep->ist_free) {
     /* The chunk's first line links the chunks; states follow, aligned. */
-    struct kitd__ist *c = kitd__aligned_alloc(_Alignof(struct kitd__ist),
-                                              (IST_CHUNK + 1) * sizeof *c);
+    struct kitd__ist *c =
+        kitd__aligned_alloc(_Alignof(struct kitd__ist), (IST_CHUNK + 1) * sizeof *c);
     if (!c) return NULL;
     *(void **)c = ep->ist_chunks;
     ep->ist_chunks = c;
@@ -132,10 +130,8 @@ static void held_add(struct held *h, uint64_t g) {
   if (h->n == 0 && !h->overflow) h->lo = h->hi = g;
   if (g < h->lo) h->lo = g;
   if (g > h->hi) h->hi = g;
-  if (h->n < HELD_MAX)
-    h->gen[h->n++] = g;
-  else
-    h->overflow = 1;
+  if (h->n < HELD_MAX) h->gen[h->n++] = g;
+  else h->overflow = 1;
 }
 
 static int held_in(const struct held *h, uint64_t born, uint64_t died) {
@@ -166,10 +162,8 @@ static void reclaim_locked(kitd_endpointer *ep) {
   size_t o = 0;
   for (size_t i = 0; i < ep->nlimbo; i++) {
     struct kitd__drop *d = &ep->limbo[i];
-    if ((h.n || h.overflow) && held_in(&h, d->born, d->died))
-      ep->limbo[o++] = *d;
-    else
-      drop_release(ep, d);
+    if ((h.n || h.overflow) && held_in(&h, d->born, d->died)) ep->limbo[o++] = *d;
+    else drop_release(ep, d);
   }
   ep->nlimbo = o;
 }
@@ -209,8 +203,8 @@ static int limbo_reserve(kitd_endpointer *ep, size_t n) {
   return 0;
 }
 
-static void limbo_add(kitd_endpointer *ep, kitd_endpoint *e, kitd_instance *r,
-                      struct kitd__ist *st, uint64_t born, uint64_t died) {
+static void limbo_add(kitd_endpointer *ep, kitd_endpoint *e, kitd_instance *r, struct kitd__ist *st,
+                      uint64_t born, uint64_t died) {
   struct kitd__drop *d = &ep->limbo[ep->nlimbo++];
   if (st && atomic_exchange_explicit(&st->eject_until, 0, memory_order_relaxed) != 0)
     atomic_fetch_sub_explicit(&ep->ejected, 1, memory_order_relaxed); /* leaves ejected */
@@ -268,12 +262,10 @@ static int update_locked(kitd_endpointer *ep, const kitd_instance *const *in, si
    * all of them back alike): their joined time is 0. */
   int64_t joined = old->count ? now : 0;
   /* Short waits only: an ejection decision is a few loads and stores. */
-  while (atomic_flag_test_and_set_explicit(&ep->ejecting, memory_order_acquire)) {
-  }
+  while (atomic_flag_test_and_set_explicit(&ep->ejecting, memory_order_acquire)) {}
   while (i < n || j < old->count) {
-    int c = i < n && j < old->count
-                ? strcmp(in[i]->address, old->rec[j]->address)
-                : (i < n ? -1 : 1);
+    int c =
+        i < n && j < old->count ? strcmp(in[i]->address, old->rec[j]->address) : (i < n ? -1 : 1);
     if (c == 0) {
       s->eps[k] = old->eps[j];
       if (ws) s->st[k] = old->st[j]; /* else st[] is not read: left unset */
@@ -486,8 +478,7 @@ static int start_timer(kitd_endpointer *ep) {
 
 int kitd_endpointer_new(kitd_instancer *src, const kitd_factory *factory,
                         const kitd_endpointer_opts *opts, kitd_endpointer **out) {
-  int bad = !src || !factory || !factory->fn || !out ||
-            (opts && opts->size != sizeof *opts);
+  int bad = !src || !factory || !factory->fn || !out || (opts && opts->size != sizeof *opts);
   kitd_endpointer *ep = bad ? NULL : kitd__aligned_alloc(_Alignof(kitd_endpointer), sizeof *ep);
   if (!ep || pthread_mutex_init(&ep->mu, NULL) != 0) {
     /* The factory argument is taken on every path. */
@@ -498,10 +489,8 @@ int kitd_endpointer_new(kitd_instancer *src, const kitd_factory *factory,
   memset((char *)ep + offsetof(kitd_endpointer, refs), 0,
          sizeof *ep - offsetof(kitd_endpointer, refs));
   atomic_init(&ep->refs, 1);
-  if (opts)
-    ep->opts = *opts;
-  else
-    kitd_endpointer_opts_init(&ep->opts);
+  if (opts) ep->opts = *opts;
+  else kitd_endpointer_opts_init(&ep->opts);
   kitd__hp_init(); /* before any pick or reclaim can involve this endpointer */
   ep->src = kitd__instancer_ref(src);
   ep->factory = *factory;
@@ -601,8 +590,8 @@ const char *kitd_endpointer_explain(kitd_endpointer *ep, char *buf, size_t cap) 
       n = snprintf(buf, cap, "%s; no good answer yet", d);
     }
   } else if (ep->last_count > 0 && live == 0) {
-    n = snprintf(buf, cap, "%zu %s, none usable: the endpoint factory failed (%s)",
-                 ep->last_count, what, kitd_err_name(ep->factory_err));
+    n = snprintf(buf, cap, "%zu %s, none usable: the endpoint factory failed (%s)", ep->last_count,
+                 what, kitd_err_name(ep->factory_err));
   } else {
     n = snprintf(buf, cap, "%zu %s", live, what);
   }

@@ -30,14 +30,14 @@ struct kitd__drop {
  * released with it through limbo. A cache line of its own: it is written by
  * every call, and two instances' states must not share a line. */
 struct kitd__ist {
-  _Alignas(64) atomic_int pending;    /* picks not handed back yet */
-  atomic_int fails;                   /* consecutive failed calls */
-  atomic_int ejections;               /* times ejected (decays on success) */
-  atomic_int_least64_t eject_until;   /* kitd_now_ns() end of the ejection; 0: none */
-  atomic_int_least64_t ewma;          /* peak-EWMA latency, ns; 0: no sample yet */
-  atomic_int_least64_t stamp;         /* coarse-clock ns of the last ewma sample */
-  int64_t joined;                     /* kitd_now_ns() when the instance joined */
-  struct kitd__ist *next_free;        /* in the endpointer's pool, when unused */
+  _Alignas(64) atomic_int pending;  /* picks not handed back yet */
+  atomic_int fails;                 /* consecutive failed calls */
+  atomic_int ejections;             /* times ejected (decays on success) */
+  atomic_int_least64_t eject_until; /* kitd_now_ns() end of the ejection; 0: none */
+  atomic_int_least64_t ewma;        /* peak-EWMA latency, ns; 0: no sample yet */
+  atomic_int_least64_t stamp;       /* coarse-clock ns of the last ewma sample */
+  int64_t joined;                   /* kitd_now_ns() when the instance joined */
+  struct kitd__ist *next_free;      /* in the endpointer's pool, when unused */
 };
 
 /* A smooth weighted order of a snapshot's entries, made by the update when
@@ -56,16 +56,16 @@ struct kitd__snap {
   size_t count;
   kitd_endpoint **eps;
   kitd_instance **rec;
-  struct kitd__ist **st;    /* outcome state, beside each endpoint */
+  struct kitd__ist **st;      /* outcome state, beside each endpoint */
   struct kitd__worder *order; /* NULL: equal weights (plain rotation) */
-  size_t healthy;           /* entries whose record says passing */
-  size_t weight1;           /* entries of weight 1: all of them, no order */
-  int64_t newest_join;      /* latest st->joined of its entries; 0: none */
-  uint64_t *born;           /* generation each entry first appeared in */
+  size_t healthy;             /* entries whose record says passing */
+  size_t weight1;             /* entries of weight 1: all of them, no order */
+  int64_t newest_join;        /* latest st->joined of its entries; 0: none */
+  uint64_t *born;             /* generation each entry first appeared in */
   uint64_t gen;
-  atomic_int retired;       /* set once replaced: done() then tries a reclaim */
-  struct kitd__snap *next;  /* retired list */
-  size_t cap;               /* room in the arrays (a reused block may be larger) */
+  atomic_int retired;      /* set once replaced: done() then tries a reclaim */
+  struct kitd__snap *next; /* retired list */
+  size_t cap;              /* room in the arrays (a reused block may be larger) */
   /* Pickers that found no free hazard slot hold the snapshot by this count
    * (taken under the endpointer's lock). On its own cache line: the line
    * above is read by every pick. */
@@ -80,9 +80,9 @@ struct kitd_endpointer {
   kitd_instancer *src;
   kitd_factory factory;
   kitd_endpointer_opts opts;
-  uint64_t gen;                   /* of the current snapshot */
-  struct kitd__snap *retired;     /* replaced snapshots not yet freed */
-  struct kitd__drop *limbo;       /* removed entries not yet released */
+  uint64_t gen;               /* of the current snapshot */
+  struct kitd__snap *retired; /* replaced snapshots not yet freed */
+  struct kitd__drop *limbo;   /* removed entries not yet released */
   size_t nlimbo, caplimbo;
   /* One freed snapshot block kept for the next update: allocating it anew
    * (240 KB for 10,000 instances) made glibc consolidate every small chunk

@@ -41,7 +41,7 @@ struct kitd_instancer {
   pthread_cond_t ready; /* CLOCK_MONOTONIC; signalled on every state */
   struct kitd__subscriber *subs;
   size_t nsubs, capsubs;
-  kitd_instance **set;  /* last good set: sorted by address, unique */
+  kitd_instance **set; /* last good set: sorted by address, unique */
   size_t count;
   int err;              /* last watch error, 0 after a good answer */
   char *detail;         /* its detail, or NULL */
@@ -52,15 +52,15 @@ struct kitd_instancer {
   bool stopped;         /* no event follows */
   bool stop_done;       /* ops->stop has run */
   bool cond_ok;
-  unsigned delivering;  /* nesting depth of deliveries (under mu) */
-  bool compact;         /* a subscriber was removed during a delivery */
+  unsigned delivering; /* nesting depth of deliveries (under mu) */
+  bool compact;        /* a subscriber was removed during a delivery */
   /* A state published from inside a callback, delivered after it. */
   bool pending;
   kitd_instance **pend_set;
   size_t pend_count;
   int pend_err;
   char *pend_detail;
-  char *what;           /* kitd_instancer_describe(); NULL: "instances" */
+  char *what; /* kitd_instancer_describe(); NULL: "instances" */
 };
 
 /* Initialise the base (one reference). Returns 0 or KITD_ENOMEM. */

@@ -27,8 +27,7 @@ static int records_of(const char *const *addresses, size_t count, kitd_instance 
   return 0;
 }
 
-int kitd_static_instancer_new(const char *const *addresses, size_t count,
-                              kitd_instancer **out) {
+int kitd_static_instancer_new(const char *const *addresses, size_t count, kitd_instancer **out) {
   if (!out) return KITD_EINVAL;
   kitd_instance **v;
   int rc = records_of(addresses, count, &v);
@@ -55,8 +54,7 @@ int kitd_static_instancer_new(const char *const *addresses, size_t count,
   return 0;
 }
 
-int kitd_static_instancer_set(kitd_instancer *in, const char *const *addresses,
-                              size_t count) {
+int kitd_static_instancer_set(kitd_instancer *in, const char *const *addresses, size_t count) {
   if (!in || in->ops != &static_ops) return KITD_EINVAL;
   kitd_instance **v;
   int rc = records_of(addresses, count, &v);

@@ -38,8 +38,7 @@ static void sleep_ns(int64_t ns) {
 
 static kitd_consul *client(const kitd_test_agent *a) {
   kitd_consul *c = NULL;
-  if (kitd_consul_new(KITD_CONSUL_NO_ENV, NULL, &c) ||
-      kitd_consul_set_address(c, a->url, NULL)) {
+  if (kitd_consul_new(KITD_CONSUL_NO_ENV, NULL, &c) || kitd_consul_set_address(c, a->url, NULL)) {
     fprintf(stderr, "bench: cannot make a client\n");
     exit(1);
   }
@@ -57,8 +56,10 @@ static int propagation(kitd_test_agent *a, int changes) {
     snprintf(svc[s], sizeof svc[s], "bench-%d-%d", (int)getpid(), s);
     snprintf(idA[s], sizeof idA[s], "%s-a", svc[s]);
     snprintf(idB[s], sizeof idB[s], "%s-b", svc[s]);
-    if (kitd_test_agent_register(a, svc[s], idA[s], "127.0.0.1", 8001, NULL, "passing", 3600) != 200 ||
-        kitd_test_agent_register(a, svc[s], idB[s], "127.0.0.1", 8002, NULL, "critical", 3600) != 200) {
+    if (kitd_test_agent_register(a, svc[s], idA[s], "127.0.0.1", 8001, NULL, "passing", 3600) !=
+            200 ||
+        kitd_test_agent_register(a, svc[s], idB[s], "127.0.0.1", 8002, NULL, "critical", 3600) !=
+            200) {
       fprintf(stderr, "bench: cannot register\n");
       return 1;
     }

@@ -94,8 +94,8 @@ static void *retry_loop(void *arg) {
   return NULL;
 }
 
-static double run_threads(void *(*fn)(void *), kitd_balancer *b, kitd_endpoint *retry,
-                          int nthreads, long iters) {
+static double run_threads(void *(*fn)(void *), kitd_balancer *b, kitd_endpoint *retry, int nthreads,
+                          long iters) {
   pthread_barrier_t bar;
   pthread_barrier_init(&bar, NULL, (unsigned)nthreads);
   job j[8];
@@ -116,8 +116,7 @@ static double run_threads(void *(*fn)(void *), kitd_balancer *b, kitd_endpoint *
 static void bench_pick(const char *name, kitd_balancer *b, int nthreads) {
   double v[RUNS];
   for (int r = 0; r < RUNS; r++) v[r] = run_threads(pick_loop, b, NULL, nthreads, pick_iters);
-  printf("bench pick/%s/%s %.2f ns/op\n", name, nthreads == 1 ? "1thread" : "2threads",
-         median(v));
+  printf("bench pick/%s/%s %.2f ns/op\n", name, nthreads == 1 ? "1thread" : "2threads", median(v));
   fflush(stdout);
 }
 
@@ -194,8 +193,7 @@ static void bench_update(size_t n, int full) {
     v[r] = total / per_run / 1000.0;
   }
   if (kitd_endpointer_count(ep) != n) abort();
-  printf("bench endpointer/update/N=%zu/%s %.1f us\n", n, full ? "full" : "churn1pct",
-         median(v));
+  printf("bench endpointer/update/N=%zu/%s %.1f us\n", n, full ? "full" : "churn1pct", median(v));
   fflush(stdout);
   kitd_endpointer_free(ep);
   kitd_instancer_free(in);

@@ -73,7 +73,10 @@ static void call_overhead(void) {
   }
   kitd_client *c;
   kitd_directory_get(d, "svc-7", &c);
-  enum { N = 2000000, RUNS = 5 };
+  enum {
+    N = 2000000,
+    RUNS = 5
+  };
   int64_t diff[RUNS], base[RUNS];
   for (int r = 0; r < RUNS; r++) {
     int64_t t0 = kitd_now_ns();
@@ -81,7 +84,7 @@ static void call_overhead(void) {
     int64_t t1 = kitd_now_ns();
     for (int i = 0; i < N; i++) kitd_directory_call(d, "svc-7", &ctx, NULL, &resp);
     int64_t t2 = kitd_now_ns();
-    base[r] = (t1 - t0) / (N / 1000);      /* ps per call */
+    base[r] = (t1 - t0) / (N / 1000); /* ps per call */
     diff[r] = ((t2 - t1) - (t1 - t0)) / (N / 1000);
   }
   qsort(diff, RUNS, sizeof diff[0], cmp64);
@@ -91,8 +94,6 @@ static void call_overhead(void) {
   kitd_client_free(c);
   kitd_directory_free(d);
 }
-
-
 
 static kitd_directory *consul_dir(const kitd_test_agent *a, unsigned max_clients) {
   static kitd_factory f;
@@ -128,8 +129,8 @@ static size_t count_of(kitd_directory *d, const char *name) {
 }
 
 /* TTL flips of `n` services from name[first..]; their latencies in lat. */
-static int flips(kitd_test_agent *a, kitd_directory *d, char (*name)[48], char (*id)[64],
-                 int first, int n, int64_t *lat) {
+static int flips(kitd_test_agent *a, kitd_directory *d, char (*name)[48], char (*id)[64], int first,
+                 int n, int64_t *lat) {
   int done = 0;
   for (int k = 0; k < n; k++) {
     int i = first + k;
@@ -144,13 +145,16 @@ static int flips(kitd_test_agent *a, kitd_directory *d, char (*name)[48], char (
 }
 
 static int services_1000(kitd_test_agent *a) {
-  enum { N = 1000, FLIPS = 90 };
+  enum {
+    N = 1000,
+    FLIPS = 90
+  };
   static char name[N][48], id[N][64];
   for (int i = 0; i < N; i++) {
     snprintf(name[i], sizeof name[i], "bench-svc-%d", i);
     snprintf(id[i], sizeof id[i], "bench-svc-%d-1", i);
-    if (kitd_test_agent_register(a, name[i], id[i], "10.2.0.1", 1000 + i, NULL, "passing",
-                                 3600) != 200)
+    if (kitd_test_agent_register(a, name[i], id[i], "10.2.0.1", 1000 + i, NULL, "passing", 3600) !=
+        200)
       return -1;
   }
   kitd_test_agent_http(a, "PUT", "/_double/stats/reset", NULL, NULL);
@@ -191,7 +195,9 @@ static int services_1000(kitd_test_agent *a) {
 }
 
 static int first_call(kitd_test_agent *a) {
-  enum { N = 100 };
+  enum {
+    N = 100
+  };
   char name[48], id[64];
   for (int i = 0; i < N; i++) {
     snprintf(name, sizeof name, "first-%d", i);

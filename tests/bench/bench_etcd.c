@@ -110,8 +110,7 @@ int main(void) {
    * on etcd's disk) and what follows it (the watch message, our parse,
    * the event). */
   printf("bench etcd/propagation/put_p99 %.3f ms\n", (double)put[CHANGES * 99 / 100] / 1e6);
-  printf("bench etcd/propagation/after_put_p99 %.3f ms\n",
-         (double)after[CHANGES * 99 / 100] / 1e6);
+  printf("bench etcd/propagation/after_put_p99 %.3f ms\n", (double)after[CHANGES * 99 / 100] / 1e6);
 
   nap_ms(500);
   unsigned long r0 = kitd__etcd_http_count();

@@ -48,7 +48,8 @@ enum acl_who acl_resolve(struct req *r)
 bool acl_write(struct req *r, struct reply *rp, const char *perm, const char *res)
 {
     switch (acl_resolve(r)) {
-    case ACL_OFF: case ACL_KNOWN: return true;
+    case ACL_OFF:
+    case ACL_KNOWN: return true;
     case ACL_UNKNOWN: reply_text(rp, 403, "ACL not found"); return false;
     case ACL_ANON:
         reply_text(rp, 403, "Permission denied: anonymous token lacks permission '%s' on \"%s\"",
@@ -62,7 +63,8 @@ bool acl_read(struct req *r, struct reply *rp, bool *filtered)
 {
     *filtered = false;
     switch (acl_resolve(r)) {
-    case ACL_OFF: case ACL_KNOWN: return true;
+    case ACL_OFF:
+    case ACL_KNOWN: return true;
     case ACL_UNKNOWN: reply_text(rp, 403, "ACL not found"); return false;
     case ACL_ANON: *filtered = true; return true;
     }
@@ -73,12 +75,15 @@ bool reject_enterprise(struct req *r, struct reply *rp)
 {
     const char *ns = req_arg(r, "ns");
     if (ns && *ns) {
-        reply_text(rp, 400, "Invalid query parameter: \"ns\" - Namespaces are a Consul Enterprise feature");
+        reply_text(rp, 400,
+                   "Invalid query parameter: \"ns\" - Namespaces are a Consul Enterprise feature");
         return true;
     }
     const char *p = req_arg(r, "partition");
     if (p && *p) {
-        reply_text(rp, 400, "Invalid query parameter: \"partition\" - Partitions are a Consul Enterprise feature");
+        reply_text(
+            rp, 400,
+            "Invalid query parameter: \"partition\" - Partitions are a Consul Enterprise feature");
         return true;
     }
     return false;

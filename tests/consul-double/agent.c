@@ -31,15 +31,20 @@ static bool validate_meta(struct reply *rp, json_t *meta)
 {
     if (!meta) return true;
     if (json_object_size(meta) > 64) {
-        reply_text(rp, 400, "Invalid Service Meta: Node metadata cannot contain more than 64 key/value pairs");
+        reply_text(
+            rp, 400,
+            "Invalid Service Meta: Node metadata cannot contain more than 64 key/value pairs");
         return false;
     }
-    const char *k; json_t *v;
-    json_object_foreach(meta, k, v) {
+    const char *k;
+    json_t *v;
+    json_object_foreach(meta, k, v)
+    {
         const char *e = meta_pair_err(k, json_string_value(v));
         if (e) {
-            reply_text(rp, 400, "Invalid Service Meta: Couldn't load metadata pair ('%s', '%s'): %s",
-                       k, json_string_value(v), e);
+            reply_text(rp, 400,
+                       "Invalid Service Meta: Couldn't load metadata pair ('%s', '%s'): %s", k,
+                       json_string_value(v), e);
             return false;
         }
     }
@@ -48,15 +53,18 @@ static bool validate_meta(struct reply *rp, json_t *meta)
 
 static bool validate_tagged(struct reply *rp, json_t *tagged)
 {
-    const char *name; json_t *a;
-    json_object_foreach(tagged, name, a) {
+    const char *name;
+    json_t *a;
+    json_object_foreach(tagged, name, a)
+    {
         const char *addr = json_string_value(json_object_get(a, "Address"));
         unsigned char buf[16];
         bool v4 = strcmp(name, "lan_ipv4") == 0 || strcmp(name, "wan_ipv4") == 0;
         bool v6 = strcmp(name, "lan_ipv6") == 0 || strcmp(name, "wan_ipv6") == 0;
-        if ((v4 && inet_pton(AF_INET, addr, buf) != 1) || (v6 && inet_pton(AF_INET6, addr, buf) != 1)) {
-            reply_text(rp, 400, "Service tagged address %s must be a valid %s address",
-                       name, v4 ? "ipv4" : "ipv6");
+        if ((v4 && inet_pton(AF_INET, addr, buf) != 1) ||
+            (v6 && inet_pton(AF_INET6, addr, buf) != 1)) {
+            reply_text(rp, 400, "Service tagged address %s must be a valid %s address", name,
+                       v4 ? "ipv4" : "ipv6");
             return false;
         }
     }
@@ -67,8 +75,8 @@ static char *check_fingerprint(const struct check_def *d)
 {
     char *h = d->header ? json_dumps(d->header, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     char *s = NULL;
-    if (asprintf(&s, "%s|%s|%s|%s|%s|%s|%s|%s|%s|%d%d|%lld|%lld|%lld|%lld|%d|%d|%d",
-                 d->id, d->name, d->notes ? d->notes : "", d->type, d->http ? d->http : "",
+    if (asprintf(&s, "%s|%s|%s|%s|%s|%s|%s|%s|%s|%d%d|%lld|%lld|%lld|%lld|%d|%d|%d", d->id, d->name,
+                 d->notes ? d->notes : "", d->type, d->http ? d->http : "",
                  d->method ? d->method : "", d->body ? d->body : "", d->tcp ? d->tcp : "",
                  h ? h : "", d->tls_skip_verify, d->disable_redirects, (long long)d->interval,
                  (long long)d->timeout, (long long)d->ttl, (long long)d->dereg_after,
@@ -133,31 +141,54 @@ static void do_register(struct req *r, struct reply *rp)
         free(err);
         return;
     }
-    if (!d.name || !*d.name) { reply_text(rp, 400, "Missing service name"); goto out; }
-    if (is_any_addr(d.address)) { reply_text(rp, 400, "Invalid service address"); goto out; }
+    if (!d.name || !*d.name) {
+        reply_text(rp, 400, "Missing service name");
+        goto out;
+    }
+    if (is_any_addr(d.address)) {
+        reply_text(rp, 400, "Invalid service address");
+        goto out;
+    }
     if (d.has_weights) {
         const char *we = NULL;
         if (d.w_passing < 1) we = "Passing must be greater than 0";
         else if (d.w_warning < 0) we = "Warning must be greater or equal than 0";
-        else if (d.w_passing > 65535 || d.w_warning > 65535) we = "Passing or Warning must be less or equal than 65535";
-        if (we) { reply_text(rp, 400, "Invalid Weights: %s", we); goto out; }
+        else if (d.w_passing > 65535 || d.w_warning > 65535)
+            we = "Passing or Warning must be less or equal than 65535";
+        if (we) {
+            reply_text(rp, 400, "Invalid Weights: %s", we);
+            goto out;
+        }
     }
     if (!validate_meta(rp, d.meta)) goto out;
     if (d.tagged && !validate_tagged(rp, d.tagged)) goto out;
-    if (rc == 1) { reply_text(rp, 400, "%s", err); goto out; }
-    if (!d.id || !*d.id) { free(d.id); d.id = strdup(d.name); }
+    if (rc == 1) {
+        reply_text(rp, 400, "%s", err);
+        goto out;
+    }
+    if (!d.id || !*d.id) {
+        free(d.id);
+        d.id = strdup(d.name);
+    }
     if (!acl_write(r, rp, "service:write", d.name)) goto out;
 
     const char *rep = req_arg(r, "replace-existing-checks");
-    bool replace = req_has_arg(r, "replace-existing-checks") && (!rep || !*rep || strcasecmp(rep, "true") == 0);
+    bool replace = req_has_arg(r, "replace-existing-checks") &&
+                   (!rep || !*rep || strcasecmp(rep, "true") == 0);
 
     struct service *s = calloc(1, sizeof *s);
-    s->id = d.id; d.id = NULL;
-    s->name = d.name; d.name = NULL;
-    s->address = d.address ? d.address : strdup(""); d.address = NULL;
-    s->tags = d.tags ? d.tags : json_array(); d.tags = NULL;
-    s->meta = d.meta; d.meta = NULL;
-    s->tagged = d.tagged; d.tagged = NULL;
+    s->id = d.id;
+    d.id = NULL;
+    s->name = d.name;
+    d.name = NULL;
+    s->address = d.address ? d.address : strdup("");
+    d.address = NULL;
+    s->tags = d.tags ? d.tags : json_array();
+    d.tags = NULL;
+    s->meta = d.meta;
+    d.meta = NULL;
+    s->tagged = d.tagged;
+    d.tagged = NULL;
     s->port = d.port;
     s->w_passing = d.has_weights ? d.w_passing : 1;
     s->w_warning = d.has_weights ? d.w_warning : 1;
@@ -174,9 +205,12 @@ static void do_register(struct req *r, struct reply *rp)
     struct service *old = at < g_store.n_svcs ? g_store.svcs[at] : NULL;
     struct check **prev = old ? old->checks : NULL;
     size_t n_prev = old ? old->n_checks : 0;
-    if (old) { old->checks = NULL; old->n_checks = 0; }
-    bool svc_changed = !old || strcmp(old->fingerprint, s->fingerprint) != 0 ||
-                       strcmp(old->name, s->name) != 0;
+    if (old) {
+        old->checks = NULL;
+        old->n_checks = 0;
+    }
+    bool svc_changed =
+        !old || strcmp(old->fingerprint, s->fingerprint) != 0 || strcmp(old->name, s->name) != 0;
     bool changed = svc_changed;
     bool renamed = old && strcmp(old->name, s->name) != 0;
 
@@ -194,7 +228,8 @@ static void do_register(struct req *r, struct reply *rp)
             free(cd->name);
             (void)!asprintf(&cd->name, "Service '%s' check", s->name);
         }
-        if ((cd->kind == CK_HTTP || cd->kind == CK_TCP) && cd->interval < g_store.cfg->min_interval_ns)
+        if ((cd->kind == CK_HTTP || cd->kind == CK_TCP) &&
+            cd->interval < g_store.cfg->min_interval_ns)
             cd->interval = g_store.cfg->min_interval_ns;
         struct check *was = take_check(prev, n_prev, cd->id);
         char *fp_new = check_fingerprint(cd);
@@ -206,8 +241,10 @@ static void do_register(struct req *r, struct reply *rp)
         if (was) {
             /* an existing check keeps its status and output */
             c->status = was->status;
-            free(c->output); c->output = xstrdup(was->output);
-            free(c->synced_output); c->synced_output = xstrdup(was->synced_output);
+            free(c->output);
+            c->output = xstrdup(was->output);
+            free(c->synced_output);
+            c->synced_output = xstrdup(was->synced_output);
             c->ttl_last_output = was->ttl_last_output ? strdup(was->ttl_last_output) : NULL;
             c->critical_since = was->critical_since;
             c->create_index = was->create_index;
@@ -219,7 +256,11 @@ static void do_register(struct req *r, struct reply *rp)
     }
     for (size_t i = 0; i < n_prev; i++) {
         if (!prev[i]) continue;
-        if (replace || renamed) { check_drop(prev[i]); changed = true; continue; }
+        if (replace || renamed) {
+            check_drop(prev[i]);
+            changed = true;
+            continue;
+        }
         /* unlisted checks survive a re-registration */
         free(prev[i]->service_name);
         prev[i]->service_name = strdup(s->name);
@@ -231,7 +272,7 @@ static void do_register(struct req *r, struct reply *rp)
         s->create_index = old->create_index;
         s->modify_index = old->modify_index;
         if (renamed) {
-            g_store.svcs[at] = s;   /* placeholder: remove the old name */
+            g_store.svcs[at] = s; /* placeholder: remove the old name */
             char *oname = strdup(old->name);
             store_bump(oname);
             g_store.tomb_index = g_store.index;
@@ -249,8 +290,13 @@ static void do_register(struct req *r, struct reply *rp)
             free(oname);
         }
         /* free the old shell (its checks were taken over) */
-        free(old->id); free(old->name); free(old->address); free(old->fingerprint);
-        json_decref(old->tags); json_decref(old->meta); json_decref(old->tagged);
+        free(old->id);
+        free(old->name);
+        free(old->address);
+        free(old->fingerprint);
+        json_decref(old->tags);
+        json_decref(old->meta);
+        json_decref(old->tagged);
         free(old->checks);
         free(old);
         g_store.svcs[at] = s;
@@ -269,8 +315,7 @@ static void do_register(struct req *r, struct reply *rp)
             c->modify_index = idx;
         }
     }
-    for (size_t i = 0; i < d.n_checks; i++)
-        checks_attach(fresh[i], true);
+    for (size_t i = 0; i < d.n_checks; i++) checks_attach(fresh[i], true);
     pthread_cond_broadcast(&g_store.runners_cv);
     pthread_mutex_unlock(&g_store.mu);
     free(fresh);
@@ -284,14 +329,20 @@ static void do_deregister(struct req *r, struct reply *rp)
 {
     const char *id = r->rest;
     enum acl_who who = acl_resolve(r);
-    if (who == ACL_UNKNOWN) { reply_text(rp, 403, "ACL not found"); return; }
+    if (who == ACL_UNKNOWN) {
+        reply_text(rp, 403, "ACL not found");
+        return;
+    }
     pthread_mutex_lock(&g_store.mu);
     size_t at = g_store.n_svcs;
     for (size_t i = 0; i < g_store.n_svcs; i++)
         if (!g_store.svcs[i]->catalog_only && strcmp(g_store.svcs[i]->id, id) == 0) at = i;
     if (at == g_store.n_svcs) {
         pthread_mutex_unlock(&g_store.mu);
-        reply_text(rp, 404, "Unknown service ID \"%s\". Ensure that the service ID is passed, not the service name.", id);
+        reply_text(rp, 404,
+                   "Unknown service ID \"%s\". Ensure that the service ID is passed, not the "
+                   "service name.",
+                   id);
         return;
     }
     if (!acl_write(r, rp, "service:write", g_store.svcs[at]->name)) {
@@ -315,12 +366,17 @@ static struct check *find_check(const char *id)
 static void ttl_update(struct req *r, struct reply *rp, const char *id, int st, const char *out)
 {
     enum acl_who who = acl_resolve(r);
-    if (who == ACL_UNKNOWN) { reply_text(rp, 403, "ACL not found"); return; }
+    if (who == ACL_UNKNOWN) {
+        reply_text(rp, 403, "ACL not found");
+        return;
+    }
     pthread_mutex_lock(&g_store.mu);
     struct check *c = find_check(id);
     if (!c) {
         pthread_mutex_unlock(&g_store.mu);
-        reply_text(rp, 404, "Unknown check ID \"%s\". Ensure that the check ID is passed, not the check name.", id);
+        reply_text(
+            rp, 404,
+            "Unknown check ID \"%s\". Ensure that the check ID is passed, not the check name.", id);
         return;
     }
     if (!acl_write(r, rp, "service:write", c->service_name)) {
@@ -335,9 +391,9 @@ static void ttl_update(struct req *r, struct reply *rp, const char *id, int st, 
     char *o = NULL;
     size_t len = strlen(out);
     if (len > OUTPUT_MAX)
-        (void)!asprintf(&o, "%.*s ... (captured %d of %zu bytes)", OUTPUT_MAX, out, OUTPUT_MAX, len);
-    else
-        o = strdup(out);
+        (void)!asprintf(&o, "%.*s ... (captured %d of %zu bytes)", OUTPUT_MAX, out, OUTPUT_MAX,
+                        len);
+    else o = strdup(out);
     free(c->ttl_last_output);
     c->ttl_last_output = utf8_clean(o);
     check_set_status(c, (enum check_status)st, o);
@@ -358,14 +414,19 @@ static void do_check_update(struct req *r, struct reply *rp)
         if (st < 0) reply_text(rp, 400, "Invalid check status: '%s'", status ? status : "");
         else ttl_update(r, rp, r->rest, st, output ? output : "");
     }
-    free(status); free(output); free(err);
+    free(status);
+    free(output);
+    free(err);
 }
 
 static const char *aggregated(const struct service *s, int *code)
 {
     int worst = ST_PASSING;
     for (size_t i = 0; i < s->n_checks; i++) {
-        if (s->checks[i]->def.kind == CK_MAINT) { *code = 503; return "maintenance"; }
+        if (s->checks[i]->def.kind == CK_MAINT) {
+            *code = 503;
+            return "maintenance";
+        }
         if ((int)s->checks[i]->status > worst) worst = (int)s->checks[i]->status;
     }
     *code = worst == ST_PASSING ? 200 : worst == ST_WARNING ? 429 : 503;
@@ -383,13 +444,18 @@ static void do_health_by_id(struct req *r, struct reply *rp)
     if (s && s->catalog_only) s = NULL;
     if (s && filtered) {
         pthread_mutex_unlock(&g_store.mu);
-        reply_text(rp, 403, "Permission denied: anonymous token lacks permission 'service:read' on \"%s\"", s->name);
+        reply_text(rp, 403,
+                   "Permission denied: anonymous token lacks permission 'service:read' on \"%s\"",
+                   s->name);
         return;
     }
     if (!s) {
         pthread_mutex_unlock(&g_store.mu);
         if (text) reply_text(rp, 404, "ServiceId %s not found", id);
-        else reply_json(rp, r, 404, json_pack("{s:s,s:n,s:n}", "AggregatedStatus", "critical", "Service", "Checks"));
+        else
+            reply_json(
+                rp, r, 404,
+                json_pack("{s:s,s:n,s:n}", "AggregatedStatus", "critical", "Service", "Checks"));
         return;
     }
     int code;
@@ -400,8 +466,9 @@ static void do_health_by_id(struct req *r, struct reply *rp)
         json_t *checks = json_array();
         for (size_t i = 0; i < s->n_checks; i++)
             json_array_append_new(checks, render_check(s->checks[i], false));
-        reply_json(rp, r, code, json_pack("{s:s,s:o,s:o}", "AggregatedStatus", agg,
-                                          "Service", render_agent_service(s), "Checks", checks));
+        reply_json(rp, r, code,
+                   json_pack("{s:s,s:o,s:o}", "AggregatedStatus", agg, "Service",
+                             render_agent_service(s), "Checks", checks));
     }
     pthread_mutex_unlock(&g_store.mu);
 }
@@ -409,13 +476,25 @@ static void do_health_by_id(struct req *r, struct reply *rp)
 static void do_maintenance(struct req *r, struct reply *rp)
 {
     const char *id = r->rest;
-    if (!*id) { reply_text(rp, 400, "Missing service ID"); return; }
+    if (!*id) {
+        reply_text(rp, 400, "Missing service ID");
+        return;
+    }
     const char *en = req_arg(r, "enable");
-    if (!en || !*en) { reply_text(rp, 400, "Missing value for enable"); return; }
+    if (!en || !*en) {
+        reply_text(rp, 400, "Missing value for enable");
+        return;
+    }
     bool enable;
-    if (!go_parse_bool(en, &enable)) { reply_text(rp, 400, "Invalid value for enable: \"%s\"", en); return; }
+    if (!go_parse_bool(en, &enable)) {
+        reply_text(rp, 400, "Invalid value for enable: \"%s\"", en);
+        return;
+    }
     enum acl_who who = acl_resolve(r);
-    if (who == ACL_UNKNOWN) { reply_text(rp, 403, "ACL not found"); return; }
+    if (who == ACL_UNKNOWN) {
+        reply_text(rp, 403, "ACL not found");
+        return;
+    }
     pthread_mutex_lock(&g_store.mu);
     struct service *s = store_find(id);
     if (!s || s->catalog_only) {
@@ -423,7 +502,10 @@ static void do_maintenance(struct req *r, struct reply *rp)
         reply_text(rp, 404, "No service registered with ID \"%s\"", id);
         return;
     }
-    if (!acl_write(r, rp, "service:write", s->name)) { pthread_mutex_unlock(&g_store.mu); return; }
+    if (!acl_write(r, rp, "service:write", s->name)) {
+        pthread_mutex_unlock(&g_store.mu);
+        return;
+    }
     char *cid = NULL;
     (void)!asprintf(&cid, MAINT_PREFIX "%s", id);
     size_t at = s->n_checks;
@@ -432,10 +514,13 @@ static void do_maintenance(struct req *r, struct reply *rp)
     if (enable && at == s->n_checks) {
         const char *reason = req_arg(r, "reason");
         struct check_def d = {0};
-        d.id = cid; cid = NULL;
+        d.id = cid;
+        cid = NULL;
         d.name = strdup("Service Maintenance Mode");
-        d.notes = utf8_clean(reason && *reason ? reason
-                         : "Maintenance mode is enabled for this service, but no reason was provided. This is a result of the 'consul maint' command.");
+        d.notes = utf8_clean(reason && *reason
+                                 ? reason
+                                 : "Maintenance mode is enabled for this service, but no reason "
+                                   "was provided. This is a result of the 'consul maint' command.");
         d.kind = CK_MAINT;
         d.type = "maintenance";
         d.status = ST_CRITICAL;

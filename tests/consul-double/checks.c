@@ -27,15 +27,12 @@ void status_handler_result(struct check *c, enum check_status st, const char *ou
     if (st == ST_PASSING || st == ST_WARNING) {
         c->successes++;
         c->failures = 0;
-        if (c->successes >= d->success_before_passing)
-            check_set_status(c, st, out);
+        if (c->successes >= d->success_before_passing) check_set_status(c, st, out);
     } else {
         c->failures++;
         c->successes = 0;
-        if (c->failures >= d->failures_before_critical)
-            check_set_status(c, ST_CRITICAL, out);
-        else if (c->failures >= d->failures_before_warning)
-            check_set_status(c, ST_WARNING, out);
+        if (c->failures >= d->failures_before_critical) check_set_status(c, ST_CRITICAL, out);
+        else if (c->failures >= d->failures_before_warning) check_set_status(c, ST_WARNING, out);
     }
 }
 
@@ -58,13 +55,12 @@ static void *runner_main(void *arg)
         char *out = c->def.kind == CK_HTTP ? probe_http(&c->def, &c->cancel, &st)
                                            : probe_tcp(&c->def, &c->cancel, &st);
         pthread_mutex_lock(&g_store.mu);
-        if (!c->removed && !g_store.stopping)
-            status_handler_result(c, st, out ? out : "");
+        if (!c->removed && !g_store.stopping) status_handler_result(c, st, out ? out : "");
         free(out);
         next = now_mono() + iv;
     }
     pthread_mutex_unlock(&g_store.mu);
-    check_unref(c);   /* before leaving the count, so shutdown frees all */
+    check_unref(c); /* before leaving the count, so shutdown frees all */
     pthread_mutex_lock(&g_store.mu);
     g_store.live_runners--;
     pthread_cond_broadcast(&g_store.runners_cv);
@@ -80,8 +76,7 @@ void checks_attach(struct check *c, bool stagger)
         pthread_cond_broadcast(&g_store.tick);
         return;
     }
-    if (c->def.kind != CK_HTTP && c->def.kind != CK_TCP)
-        return;
+    if (c->def.kind != CK_HTTP && c->def.kind != CK_TCP) return;
     atomic_fetch_add(&c->refs, 1);
     g_store.live_runners++;
     pthread_t t;
@@ -96,10 +91,7 @@ void checks_attach(struct check *c, bool stagger)
     pthread_attr_destroy(&a);
 }
 
-void checks_ttl_touch(void)
-{
-    pthread_cond_broadcast(&g_store.tick);
-}
+void checks_ttl_touch(void) { pthread_cond_broadcast(&g_store.tick); }
 
 static void expire_ttls(int64_t now, int64_t *earliest)
 {
@@ -173,7 +165,6 @@ void checks_stop(void)
     if (g_ticker_started) pthread_join(g_ticker, NULL);
     g_ticker_started = false;
     pthread_mutex_lock(&g_store.mu);
-    while (g_store.live_runners > 0)
-        pthread_cond_wait(&g_store.runners_cv, &g_store.mu);
+    while (g_store.live_runners > 0) pthread_cond_wait(&g_store.runners_cv, &g_store.mu);
     pthread_mutex_unlock(&g_store.mu);
 }

@@ -26,31 +26,41 @@ struct config {
     char node[128];
     char node_id[40];
     char dc[64];
-    char **acl_tokens;      /* NULL-terminated; NULL = ACLs off */
+    char **acl_tokens; /* NULL-terminated; NULL = ACLs off */
     size_t n_acl_tokens;
-    int64_t min_interval_ns;   /* Consul: 1 s */
-    int64_t reap_floor_ns;     /* Consul: 1 min */
-    int64_t reap_every_ns;     /* Consul: 30 s */
+    int64_t min_interval_ns; /* Consul: 1 s */
+    int64_t reap_floor_ns;   /* Consul: 1 min */
+    int64_t reap_every_ns;   /* Consul: 30 s */
     bool no_stagger;
     bool no_consul_service;
     char *tls_cert_pem;
     char *tls_key_pem;
-    int max_conns_per_client;  /* Consul: 200; <= 0: no limit */
-    char **node_meta;       /* key, value, key, value...; Consul's node_meta */
-    size_t n_node_meta;     /* pairs */
+    int max_conns_per_client; /* Consul: 200; <= 0: no limit */
+    char **node_meta;         /* key, value, key, value...; Consul's node_meta */
+    size_t n_node_meta;       /* pairs */
 };
 
 /* ---- the store ---- */
-enum check_status { ST_PASSING, ST_WARNING, ST_CRITICAL };
-enum check_kind { CK_TTL, CK_HTTP, CK_TCP, CK_MAINT, CK_OTHER };
+enum check_status {
+    ST_PASSING,
+    ST_WARNING,
+    ST_CRITICAL
+};
+enum check_kind {
+    CK_TTL,
+    CK_HTTP,
+    CK_TCP,
+    CK_MAINT,
+    CK_OTHER
+};
 
-struct check_def {          /* what a registration asks for */
+struct check_def { /* what a registration asks for */
     char *id, *name, *notes;
-    int status;             /* -1: not given */
+    int status; /* -1: not given */
     enum check_kind kind;
-    const char *type;       /* "http", "tcp", "ttl", "grpc", ... (static) */
+    const char *type; /* "http", "tcp", "ttl", "grpc", ... (static) */
     char *http, *method, *body, *tcp, *tls_server_name;
-    json_t *header;         /* object name -> [values], or NULL */
+    json_t *header; /* object name -> [values], or NULL */
     bool tls_skip_verify, disable_redirects;
     int64_t interval, timeout, ttl, dereg_after;
     int success_before_passing, failures_before_warning, failures_before_critical;
@@ -58,14 +68,14 @@ struct check_def {          /* what a registration asks for */
 
 struct check {
     atomic_int refs;
-    bool removed;           /* under store lock; runner exits */
-    atomic_int cancel;      /* probes poll it */
+    bool removed;      /* under store lock; runner exits */
+    atomic_int cancel; /* probes poll it */
     struct check_def def;
     char *service_id, *service_name;
     enum check_status status;
-    char *output;           /* live output (agent view) */
-    char *synced_output;    /* what the catalog shows */
-    char *ttl_last_output;  /* last output given by a TTL update */
+    char *output;          /* live output (agent view) */
+    char *synced_output;   /* what the catalog shows */
+    char *ttl_last_output; /* last output given by a TTL update */
     uint64_t create_index, modify_index;
     int64_t ttl_deadline;   /* monotonic ns, 0 = not armed */
     int64_t critical_since; /* monotonic ns, 0 = not critical */
@@ -74,33 +84,36 @@ struct check {
 
 struct service {
     char *id, *name, *address;
-    json_t *tags;           /* array of strings */
-    json_t *meta;           /* object, or NULL when the body had none */
-    json_t *tagged;         /* object name -> {Address, Port} (user's) */
+    json_t *tags;   /* array of strings */
+    json_t *meta;   /* object, or NULL when the body had none */
+    json_t *tagged; /* object name -> {Address, Port} (user's) */
     int port;
     int w_passing, w_warning;
     bool enable_tag_override;
-    bool catalog_only;      /* the built-in "consul" service */
+    bool catalog_only; /* the built-in "consul" service */
     uint64_t create_index, modify_index;
     struct check **checks;
     size_t n_checks;
-    char *fingerprint;      /* to skip idempotent re-registrations */
+    char *fingerprint; /* to skip idempotent re-registrations */
 };
 
-struct name_index { char *name; uint64_t index; };
+struct name_index {
+    char *name;
+    uint64_t index;
+};
 
 struct store {
     pthread_mutex_t mu;
-    pthread_cond_t changed;      /* blocking queries */
-    pthread_cond_t tick;         /* ticker: TTL deadlines, reaper */
-    pthread_cond_t runners_cv;   /* check runners: removal, stop */
+    pthread_cond_t changed;    /* blocking queries */
+    pthread_cond_t tick;       /* ticker: TTL deadlines, reaper */
+    pthread_cond_t runners_cv; /* check runners: removal, stop */
     bool stopping;
-    bool cutting;                /* a "down" fault is closing connections */
-    uint64_t index;              /* last raft index handed out */
-    uint64_t tomb_index;         /* last deregistration of any service */
-    uint64_t catalog_index;      /* the services table */
+    bool cutting;           /* a "down" fault is closing connections */
+    uint64_t index;         /* last raft index handed out */
+    uint64_t tomb_index;    /* last deregistration of any service */
+    uint64_t catalog_index; /* the services table */
     uint64_t node_index;
-    uint64_t generation;         /* bumped to wake every watcher */
+    uint64_t generation; /* bumped to wake every watcher */
     struct service **svcs;
     size_t n_svcs;
     struct name_index *names;
@@ -120,12 +133,12 @@ bool sleep_interruptible(int64_t ns);
 
 void store_init(const struct config *cfg);
 void store_free(void);
-void store_stop(void);               /* wake everyone, runners end */
+void store_stop(void); /* wake everyone, runners end */
 /* Called with the lock held. */
-uint64_t store_bump(const char *service_name);   /* new index, wakes watchers */
+uint64_t store_bump(const char *service_name); /* new index, wakes watchers */
 uint64_t store_service_index(const char *name);
 struct service *store_find(const char *id);
-void store_remove_service(size_t i);             /* deregister at i */
+void store_remove_service(size_t i); /* deregister at i */
 void store_wake_all(void);
 void store_reset_dev(void);
 void store_reset_normal(void);
@@ -140,13 +153,13 @@ char *utf8_clean(const char *s);
 void check_def_clear(struct check_def *d);
 void check_set_status(struct check *c, enum check_status st, const char *output);
 const char *status_name(enum check_status s);
-int status_parse(const char *s);   /* -1 when not a status */
+int status_parse(const char *s); /* -1 when not a status */
 
 /* checks.c: runners, ticker */
 void checks_start_ticker(void);
-void checks_stop(void);             /* join ticker, wait for runners */
-void checks_attach(struct check *c, bool stagger);  /* lock held */
-void checks_ttl_touch(void);        /* lock held: deadline changed */
+void checks_stop(void);                            /* join ticker, wait for runners */
+void checks_attach(struct check *c, bool stagger); /* lock held */
+void checks_ttl_touch(void);                       /* lock held: deadline changed */
 void status_handler_result(struct check *c, enum check_status st, const char *out);
 
 /* probe.c */
@@ -154,32 +167,35 @@ char *probe_http(const struct check_def *d, atomic_int *cancel, enum check_statu
 char *probe_tcp(const struct check_def *d, atomic_int *cancel, enum check_status *st);
 
 /* duration.c */
-int go_duration_parse(const char *s, int64_t *out, char **err);  /* 0 ok */
+int go_duration_parse(const char *s, int64_t *out, char **err); /* 0 ok */
 char *go_duration_format(int64_t ns);
 bool go_parse_bool(const char *s, bool *out);
 
 /* ---- HTTP side ---- */
-struct hdr { const char *name; char *value; };
+struct hdr {
+    const char *name;
+    char *value;
+};
 
 struct req {
     struct MHD_Connection *conn;
     const char *method;
-    const char *path;          /* cleaned, decoded */
-    const char *route;         /* the pattern matched, for stats */
-    const char *rest;          /* path after a subtree pattern */
+    const char *path;  /* cleaned, decoded */
+    const char *route; /* the pattern matched, for stats */
+    const char *rest;  /* path after a subtree pattern */
     const char *body;
     size_t body_len;
-    int fault;                 /* enum fault_mode picked for this request */
+    int fault; /* enum fault_mode picked for this request */
 };
 
 struct reply {
     int status;
-    char *body;                /* malloc'd, may be NULL */
+    char *body; /* malloc'd, may be NULL */
     size_t len;
     const char *ctype;
     struct hdr hdrs[8];
     int n_hdrs;
-    bool blocking_headers;     /* X-Consul-Index and friends */
+    bool blocking_headers; /* X-Consul-Index and friends */
     uint64_t index;
     const char *consistency;
     bool no_gzip;
@@ -201,7 +217,12 @@ void reply_common_headers(struct MHD_Response *resp);
 void reply_headers(struct MHD_Response *resp, struct reply *rp);
 
 /* acl.c */
-enum acl_who { ACL_OFF, ACL_KNOWN, ACL_ANON, ACL_UNKNOWN };
+enum acl_who {
+    ACL_OFF,
+    ACL_KNOWN,
+    ACL_ANON,
+    ACL_UNKNOWN
+};
 enum acl_who acl_resolve(struct req *r);
 /* false (and a 403 in rp) when the request's token may not write. */
 bool acl_write(struct req *r, struct reply *rp, const char *perm, const char *res);
@@ -219,14 +240,13 @@ struct svc_def {
     bool has_weights;
     int w_passing, w_warning;
     bool enable_tag_override;
-    struct check_def *checks;    /* [Check, Checks...] without empty Check */
+    struct check_def *checks; /* [Check, Checks...] without empty Check */
     size_t n_checks;
 };
 /* 0 ok; else *err is a malloc'd text for a 400. */
 int decode_service(const char *body, size_t len, struct svc_def *out, char **err);
 void svc_def_clear(struct svc_def *d);
-int decode_check_update(const char *body, size_t len, char **status, char **output,
-                        char **err);
+int decode_check_update(const char *body, size_t len, char **status, char **output, char **err);
 
 /* render.c (lock held) */
 json_t *render_health_entry(const struct service *s);
@@ -243,8 +263,18 @@ void api_health(struct req *r, struct reply *rp, const char *route);
 
 /* faults.c */
 struct MHD_Response;
-enum fault_mode { F_NONE, F_DOWN, F_SLOW, F_STALL, F_500, F_429, F_503, F_GARBAGE,
-                  F_TRUNCATED, F_OVERSIZED };
+enum fault_mode {
+    F_NONE,
+    F_DOWN,
+    F_SLOW,
+    F_STALL,
+    F_500,
+    F_429,
+    F_503,
+    F_GARBAGE,
+    F_TRUNCATED,
+    F_OVERSIZED
+};
 /* Returns true when a fault took over: *resp set (or NULL to drop the
  * connection). Otherwise the normal handler runs, maybe after a delay. */
 bool fault_intercept(struct req *r, struct MHD_Response **resp, unsigned *status, bool *drop);

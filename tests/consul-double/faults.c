@@ -14,25 +14,28 @@
 
 #define MAX_PATHS 16
 
-static const char *mode_names[] = {"none", "down", "slow", "stall", "500", "429", "503",
-                                   "garbage", "truncated", "oversized"};
+static const char *mode_names[] = {"none", "down", "slow",    "stall",     "500",
+                                   "429",  "503",  "garbage", "truncated", "oversized"};
 
 static struct {
     pthread_mutex_t mu;
     enum fault_mode mode;
     int64_t ms;
     long long bytes;
-    long long count;        /* < 0: until cleared */
+    long long count; /* < 0: until cleared */
     char *paths[MAX_PATHS];
     int n_paths;
     char *text;
     uint64_t epoch;
     unsigned long long applied;
     bool default_paths;
-    char *last_token;       /* the last token a /v1/ request carried */
+    char *last_token; /* the last token a /v1/ request carried */
 } F;
 
-struct stat_entry { char *key; unsigned long long n; };
+struct stat_entry {
+    char *key;
+    unsigned long long n;
+};
 static struct stat_entry *g_stats;
 static size_t g_n_stats;
 static unsigned long long g_total;
@@ -130,8 +133,8 @@ static enum fault_mode take(struct req *r, int64_t *ms, long long *bytes, char *
 
 static struct MHD_Response *text_resp(const char *s, const char *ctype, uint64_t index)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(s), (void *)(uintptr_t)s,
-                                                                MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(s), (void *)(uintptr_t)s, MHD_RESPMEM_MUST_COPY);
     if (!resp) return NULL;
     reply_common_headers(resp);
     if (ctype) MHD_add_response_header(resp, "Content-Type", ctype);
@@ -148,24 +151,33 @@ static struct MHD_Response *text_resp(const char *s, const char *ctype, uint64_t
 /* A valid JSON array of health entries of about `bytes` bytes. */
 static char *oversized_body(long long bytes, size_t *len)
 {
-    struct { char *p; size_t len, cap; } b = {NULL, 0, 0};
+    struct {
+        char *p;
+        size_t len, cap;
+    } b = {NULL, 0, 0};
     b.cap = (size_t)bytes + 4096;
     b.p = malloc(b.cap);
     if (!b.p) return NULL;
     b.p[b.len++] = '[';
     for (long long i = 0; (long long)b.len < bytes; i++) {
         char e[1024];
-        int n = snprintf(e, sizeof e,
+        int n = snprintf(
+            e, sizeof e,
             "%s{\"Node\":{\"ID\":\"\",\"Node\":\"huge-%lld\",\"Address\":\"10.%lld.%lld.%lld\","
-            "\"Datacenter\":\"dc1\",\"TaggedAddresses\":{},\"Meta\":{},\"CreateIndex\":1,\"ModifyIndex\":1},"
-            "\"Service\":{\"ID\":\"huge-%lld\",\"Service\":\"huge\",\"Tags\":[],\"Address\":\"\",\"Meta\":null,"
+            "\"Datacenter\":\"dc1\",\"TaggedAddresses\":{},\"Meta\":{},\"CreateIndex\":1,"
+            "\"ModifyIndex\":1},"
+            "\"Service\":{\"ID\":\"huge-%lld\",\"Service\":\"huge\",\"Tags\":[],\"Address\":\"\","
+            "\"Meta\":null,"
             "\"Port\":%lld,\"Weights\":{\"Passing\":1,\"Warning\":1},\"EnableTagOverride\":false,"
             "\"CreateIndex\":1,\"ModifyIndex\":1},\"Checks\":[]}",
             i ? "," : "", i, (i >> 16) & 255, (i >> 8) & 255, i & 255, i, 1024 + (i % 60000));
         if (b.len + (size_t)n + 2 > b.cap) {
             b.cap = (b.len + (size_t)n + 2) * 2;
             char *np = realloc(b.p, b.cap);
-            if (!np) { free(b.p); return NULL; }
+            if (!np) {
+                free(b.p);
+                return NULL;
+            }
             b.p = np;
         }
         memcpy(b.p + b.len, e, (size_t)n);
@@ -197,17 +209,31 @@ bool fault_intercept(struct req *r, struct MHD_Response **resp, unsigned *status
     bool taken = true;
     switch (m) {
     case F_DOWN: *drop = true; break;
-    case F_500: *status = 500; *resp = text_resp(text ? text : "No cluster leader", "text/plain; charset=utf-8", 0); break;
-    case F_429: *status = 429; *resp = text_resp(text ? text : "", NULL, 0); break;
-    case F_503: *status = 503; *resp = text_resp(text ? text : "rate limit exceeded, try again later", "text/plain; charset=utf-8", 0); break;
+    case F_500:
+        *status = 500;
+        *resp = text_resp(text ? text : "No cluster leader", "text/plain; charset=utf-8", 0);
+        break;
+    case F_429:
+        *status = 429;
+        *resp = text_resp(text ? text : "", NULL, 0);
+        break;
+    case F_503:
+        *status = 503;
+        *resp = text_resp(text ? text : "rate limit exceeded, try again later",
+                          "text/plain; charset=utf-8", 0);
+        break;
     case F_GARBAGE:
         *status = 200;
-        *resp = text_resp(text ? text : "<html><body>this is not JSON {\"Node\": [", "application/json", idx);
+        *resp = text_resp(text ? text : "<html><body>this is not JSON {\"Node\": [",
+                          "application/json", idx);
         break;
     case F_OVERSIZED: {
         size_t len = 0;
         char *body = oversized_body(bytes > 0 ? bytes : 16LL * 1024 * 1024, &len);
-        if (!body) { *drop = true; break; }
+        if (!body) {
+            *drop = true;
+            break;
+        }
         *status = 200;
         *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
         if (*resp) {
@@ -221,16 +247,13 @@ bool fault_intercept(struct req *r, struct MHD_Response **resp, unsigned *status
         }
         break;
     }
-    default: taken = false; break;   /* slow (delay done), stall, truncated */
+    default: taken = false; break; /* slow (delay done), stall, truncated */
     }
     free(text);
     return taken;
 }
 
-bool fault_wants_wrap(struct req *r)
-{
-    return r->fault == F_STALL || r->fault == F_TRUNCATED;
-}
+bool fault_wants_wrap(struct req *r) { return r->fault == F_STALL || r->fault == F_TRUNCATED; }
 
 struct cut {
     char *body;
@@ -241,7 +264,8 @@ struct cut {
 
 static bool client_gone(struct MHD_Connection *conn)
 {
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (!ci) return true;
     char c;
     ssize_t n = recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -257,8 +281,7 @@ static ssize_t cut_reader(void *cls, uint64_t pos, char *buf, size_t max)
         memcpy(buf, c->body + pos, n);
         return (ssize_t)n;
     }
-    if (c->mode == F_TRUNCATED)
-        return MHD_CONTENT_READER_END_WITH_ERROR;
+    if (c->mode == F_TRUNCATED) return MHD_CONTENT_READER_END_WITH_ERROR;
     /* stall: hang until the client gives up, the knob clears, or we stop */
     for (;;) {
         pthread_mutex_lock(&F.mu);
@@ -290,7 +313,7 @@ struct MHD_Response *fault_wrap(struct req *r, struct reply *rp)
     c->len = rp->len;
     c->body = rp->body;
     rp->body = NULL;
-    if (c->len < 2) {   /* nothing to cut: promise bytes that never come */
+    if (c->len < 2) { /* nothing to cut: promise bytes that never come */
         c->body = realloc(c->body, 64);
         memset(c->body + c->len, ' ', 64 - c->len);
         c->half = c->len;
@@ -298,8 +321,12 @@ struct MHD_Response *fault_wrap(struct req *r, struct reply *rp)
     } else {
         c->half = c->len / 2;
     }
-    struct MHD_Response *resp = MHD_create_response_from_callback(c->len, 4096, cut_reader, c, cut_free);
-    if (!resp) { cut_free(c); return NULL; }
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(c->len, 4096, cut_reader, c, cut_free);
+    if (!resp) {
+        cut_free(c);
+        return NULL;
+    }
     reply_headers(resp, rp);
     return resp;
 }
@@ -310,10 +337,9 @@ static json_t *fault_json(void)
 {
     json_t *paths = json_array();
     for (int i = 0; i < F.n_paths; i++) json_array_append_new(paths, json_string(F.paths[i]));
-    return json_pack("{s:s,s:I,s:I,s:I,s:o,s:s?,s:I}", "mode", mode_names[F.mode],
-                     "ms", (json_int_t)F.ms, "bytes", (json_int_t)F.bytes,
-                     "count", (json_int_t)F.count, "paths", paths, "text", F.text,
-                     "applied", (json_int_t)F.applied);
+    return json_pack("{s:s,s:I,s:I,s:I,s:o,s:s?,s:I}", "mode", mode_names[F.mode], "ms",
+                     (json_int_t)F.ms, "bytes", (json_int_t)F.bytes, "count", (json_int_t)F.count,
+                     "paths", paths, "text", F.text, "applied", (json_int_t)F.applied);
 }
 
 static bool is_write(struct req *r)
@@ -338,7 +364,8 @@ static void control_fault_short(struct req *r, struct reply *rp, const char *mod
     if (strcmp(mode, "clear") == 0) mode = "none";
     if (strcmp(mode, "down") == 0 && v && *v) {
         supervisor_request_down(value_ms(v));
-        reply_json(rp, r, 200, json_pack("{s:s,s:I}", "mode", "down", "down_ms", (json_int_t)value_ms(v)));
+        reply_json(rp, r, 200,
+                   json_pack("{s:s,s:I}", "mode", "down", "down_ms", (json_int_t)value_ms(v)));
         return;
     }
     if (strcmp(mode, "index-reset") == 0) {
@@ -351,7 +378,10 @@ static void control_fault_short(struct req *r, struct reply *rp, const char *mod
     int m = -1;
     for (int i = 0; i < (int)(sizeof mode_names / sizeof mode_names[0]); i++)
         if (strcmp(mode, mode_names[i]) == 0) m = i;
-    if (m < 0) { reply_text(rp, 400, "unknown mode \"%s\"", mode); return; }
+    if (m < 0) {
+        reply_text(rp, 400, "unknown mode \"%s\"", mode);
+        return;
+    }
     pthread_mutex_lock(&F.mu);
     F.mode = (enum fault_mode)m;
     F.ms = m == F_SLOW && v ? value_ms(v) : 0;
@@ -370,7 +400,10 @@ static void control_fault(struct req *r, struct reply *rp)
 {
     if (is_write(r)) {
         const char *mode = req_arg(r, "mode");
-        if (!mode) { reply_text(rp, 400, "missing mode"); return; }
+        if (!mode) {
+            reply_text(rp, 400, "missing mode");
+            return;
+        }
         if (strcmp(mode, "index-reset") == 0) {
             pthread_mutex_lock(&g_store.mu);
             store_index_reset();
@@ -380,7 +413,10 @@ static void control_fault(struct req *r, struct reply *rp)
             for (int i = 0; i < (int)(sizeof mode_names / sizeof mode_names[0]); i++)
                 if (strcmp(mode, mode_names[i]) == 0) m = i;
             if (strcmp(mode, "clear") == 0) m = F_NONE;
-            if (m < 0) { reply_text(rp, 400, "unknown mode \"%s\"", mode); return; }
+            if (m < 0) {
+                reply_text(rp, 400, "unknown mode \"%s\"", mode);
+                return;
+            }
             pthread_mutex_lock(&F.mu);
             F.mode = (enum fault_mode)m;
             const char *v;
@@ -393,7 +429,8 @@ static void control_fault(struct req *r, struct reply *rp)
                 for (int i = 0; i < F.n_paths; i++) free(F.paths[i]);
                 F.n_paths = 0;
                 char *dup = strdup(v), *save = NULL;
-                for (char *t = strtok_r(dup, ",", &save); t && F.n_paths < MAX_PATHS; t = strtok_r(NULL, ",", &save))
+                for (char *t = strtok_r(dup, ",", &save); t && F.n_paths < MAX_PATHS;
+                     t = strtok_r(NULL, ",", &save))
                     F.paths[F.n_paths++] = strdup(t);
                 free(dup);
                 F.default_paths = false;
@@ -419,13 +456,14 @@ static void control_stats(struct req *r, struct reply *rp, bool reset)
     pthread_mutex_lock(&F.mu);
     json_t *reqs = json_object(), *paths = json_object();
     for (size_t i = 0; i < g_n_stats; i++)
-        json_object_set_new(g_stats[i].key[0] == '/' || strcmp(g_stats[i].key, "unknown") == 0 ? paths : reqs,
-                            g_stats[i].key, json_integer((json_int_t)g_stats[i].n));
-    json_t *j = json_pack("{s:I,s:o,s:o,s:i,s:I,s:I,s:s?,s:i,s:i}", "total", (json_int_t)g_total,
-                          "requests", reqs, "paths", paths, "blocking", blocking,
-                          "index", (json_int_t)idx, "faulted", (json_int_t)F.applied,
-                          "last_token", F.last_token, "connections", server_conns_now(),
-                          "max_connections", server_max_conns_seen());
+        json_object_set_new(
+            g_stats[i].key[0] == '/' || strcmp(g_stats[i].key, "unknown") == 0 ? paths : reqs,
+            g_stats[i].key, json_integer((json_int_t)g_stats[i].n));
+    json_t *j =
+        json_pack("{s:I,s:o,s:o,s:i,s:I,s:I,s:s?,s:i,s:i}", "total", (json_int_t)g_total,
+                  "requests", reqs, "paths", paths, "blocking", blocking, "index", (json_int_t)idx,
+                  "faulted", (json_int_t)F.applied, "last_token", F.last_token, "connections",
+                  server_conns_now(), "max_connections", server_max_conns_seen());
     if (reset) {
         server_reset_max_conns();
         for (size_t i = 0; i < g_n_stats; i++) free(g_stats[i].key);
@@ -456,7 +494,11 @@ void control_handle(struct req *r, struct reply *rp)
         pthread_mutex_lock(&g_store.mu);
         if (strcmp(kind, "dev") == 0) store_reset_dev();
         else if (strcmp(kind, "normal") == 0) store_reset_normal();
-        else { pthread_mutex_unlock(&g_store.mu); reply_text(rp, 400, "kind must be dev or normal"); return; }
+        else {
+            pthread_mutex_unlock(&g_store.mu);
+            reply_text(rp, 400, "kind must be dev or normal");
+            return;
+        }
         uint64_t idx = g_store.index;
         pthread_mutex_unlock(&g_store.mu);
         const char *down = req_arg(r, "down");
@@ -472,8 +514,8 @@ void control_handle(struct req *r, struct reply *rp)
         json_t *svcs = json_array();
         for (size_t i = 0; i < g_store.n_svcs; i++)
             json_array_append_new(svcs, render_health_entry(g_store.svcs[i]));
-        json_t *j = json_pack("{s:I,s:I,s:o}", "index", (json_int_t)g_store.index,
-                              "tomb_index", (json_int_t)g_store.tomb_index, "services", svcs);
+        json_t *j = json_pack("{s:I,s:I,s:o}", "index", (json_int_t)g_store.index, "tomb_index",
+                              (json_int_t)g_store.tomb_index, "services", svcs);
         pthread_mutex_unlock(&g_store.mu);
         reply_json(rp, r, 200, j);
     } else {

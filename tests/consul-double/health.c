@@ -46,7 +46,8 @@ static bool parse_query(struct req *r, struct reply *rp, struct query *q)
         for (const char *p = ix; *p; p++)
             if (*p < '0' || *p > '9') digits = false;
         unsigned long long v = digits ? strtoull(ix, &end, 10) : 0;
-        if (!digits || strlen(ix) > 20 || (strlen(ix) == 20 && strcmp(ix, "18446744073709551615") > 0)) {
+        if (!digits || strlen(ix) > 20 ||
+            (strlen(ix) == 20 && strcmp(ix, "18446744073709551615") > 0)) {
             reply_text(rp, 400, "Invalid index");
             return false;
         }
@@ -61,13 +62,18 @@ static bool parse_query(struct req *r, struct reply *rp, struct query *q)
     }
     const char *f = req_arg(r, "filter");
     if (f && *f) {
-        reply_text(rp, 500, "Failed to create boolean expression evaluator: filter expressions are not supported by the consul double");
+        reply_text(rp, 500,
+                   "Failed to create boolean expression evaluator: filter expressions are not "
+                   "supported by the consul double");
         return false;
     }
     return true;
 }
 
-struct waitarg { const char *name; uint64_t min; };
+struct waitarg {
+    const char *name;
+    uint64_t min;
+};
 
 static bool svc_moved(void *p)
 {
@@ -89,23 +95,34 @@ static void block(const struct query *q, bool (*moved)(void *), struct waitarg *
     int64_t wait = q->wait;
     if (wait > MAX_WAIT) wait = MAX_WAIT;
     else if (wait <= 0) wait = DEFAULT_WAIT;
-    int64_t jitter = wait / 16 > 0 ? (int64_t)(((double)random() / ((double)RAND_MAX + 1.0)) * (double)(wait / 16)) : 0;
+    int64_t jitter =
+        wait / 16 > 0
+            ? (int64_t)(((double)random() / ((double)RAND_MAX + 1.0)) * (double)(wait / 16))
+            : 0;
     a->min = q->min_index;
     store_wait(moved, a, now_mono() + wait + jitter);
 }
 
-struct tagcheck { const json_t *tags; bool ok; };
+struct tagcheck {
+    const json_t *tags;
+    bool ok;
+};
 
-static enum MHD_Result tag_cb(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+static enum MHD_Result tag_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                              const char *value)
 {
     (void)kind;
     struct tagcheck *t = cls;
     if (strcmp(key, "tag") != 0) return MHD_YES;
-    size_t i; json_t *e;
+    size_t i;
+    json_t *e;
     bool found = false;
-    json_array_foreach(t->tags, i, e)
-        if (strcasecmp(json_string_value(e), value ? value : "") == 0) found = true;
-    if (!found) { t->ok = false; return MHD_NO; }
+    json_array_foreach(t->tags, i, e) if (strcasecmp(json_string_value(e), value ? value : "") == 0)
+        found = true;
+    if (!found) {
+        t->ok = false;
+        return MHD_NO;
+    }
     return MHD_YES;
 }
 
@@ -116,9 +133,12 @@ static bool tags_ok(struct req *r, const json_t *tags)
     return t.ok;
 }
 
-struct metacheck { bool ok; };
+struct metacheck {
+    bool ok;
+};
 
-static enum MHD_Result meta_cb(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+static enum MHD_Result meta_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *value)
 {
     (void)kind;
     struct metacheck *m = cls;
@@ -127,7 +147,8 @@ static enum MHD_Result meta_cb(void *cls, enum MHD_ValueKind kind, const char *k
     const char *colon = strchr(value, ':');
     size_t kl = colon ? (size_t)(colon - value) : strlen(value);
     const char *v = colon ? colon + 1 : "";
-    if (!(kl == strlen("consul-network-segment") && strncmp(value, "consul-network-segment", kl) == 0 && !*v))
+    if (!(kl == strlen("consul-network-segment") &&
+          strncmp(value, "consul-network-segment", kl) == 0 && !*v))
         m->ok = false;
     return MHD_YES;
 }
@@ -158,7 +179,10 @@ static void health_service(struct req *r, struct reply *rp)
     struct query q;
     if (!parse_query(r, rp, &q)) return;
     const char *name = r->rest;
-    if (!*name) { reply_text(rp, 400, "Missing service name"); return; }
+    if (!*name) {
+        reply_text(rp, 400, "Missing service name");
+        return;
+    }
     bool passing = false;
     if (req_has_arg(r, "passing")) {
         const char *v = req_arg(r, "passing");
@@ -174,7 +198,11 @@ static void health_service(struct req *r, struct reply *rp)
     pthread_mutex_lock(&g_store.mu);
     struct waitarg a = {name, 0};
     block(&q, svc_moved, &a);
-    if (store_cut()) { pthread_mutex_unlock(&g_store.mu); rp->status = -1; return; }
+    if (store_cut()) {
+        pthread_mutex_unlock(&g_store.mu);
+        rp->status = -1;
+        return;
+    }
     json_t *arr = json_array();
     for (size_t i = 0; i < g_store.n_svcs && !filtered && meta_ok; i++) {
         struct service *s = g_store.svcs[i];
@@ -196,14 +224,21 @@ static void catalog_service(struct req *r, struct reply *rp)
     struct query q;
     if (!parse_query(r, rp, &q)) return;
     const char *name = r->rest;
-    if (!*name) { reply_text(rp, 400, "Missing service name"); return; }
+    if (!*name) {
+        reply_text(rp, 400, "Missing service name");
+        return;
+    }
     bool filtered;
     if (!acl_read(r, rp, &filtered)) return;
     bool meta_ok = node_meta_ok(r);
     pthread_mutex_lock(&g_store.mu);
     struct waitarg a = {name, 0};
     block(&q, svc_moved, &a);
-    if (store_cut()) { pthread_mutex_unlock(&g_store.mu); rp->status = -1; return; }
+    if (store_cut()) {
+        pthread_mutex_unlock(&g_store.mu);
+        rp->status = -1;
+        return;
+    }
     json_t *arr = json_array();
     for (size_t i = 0; i < g_store.n_svcs && !filtered && meta_ok; i++) {
         struct service *s = g_store.svcs[i];
@@ -232,21 +267,31 @@ static void catalog_services(struct req *r, struct reply *rp)
     pthread_mutex_lock(&g_store.mu);
     struct waitarg a = {NULL, 0};
     block(&q, catalog_moved, &a);
-    if (store_cut()) { pthread_mutex_unlock(&g_store.mu); rp->status = -1; return; }
+    if (store_cut()) {
+        pthread_mutex_unlock(&g_store.mu);
+        rp->status = -1;
+        return;
+    }
     json_t *tmp = json_object();
     for (size_t i = 0; i < g_store.n_svcs && !filtered && meta_ok; i++) {
         struct service *s = g_store.svcs[i];
         json_t *set = json_object_get(tmp, s->name);
-        if (!set) { set = json_object(); json_object_set_new(tmp, s->name, set); }
-        size_t k; json_t *t;
-        json_array_foreach(s->tags, k, t) json_object_set_new(set, json_string_value(t), json_true());
+        if (!set) {
+            set = json_object();
+            json_object_set_new(tmp, s->name, set);
+        }
+        size_t k;
+        json_t *t;
+        json_array_foreach(s->tags, k, t)
+            json_object_set_new(set, json_string_value(t), json_true());
     }
     uint64_t idx = g_store.catalog_index ? g_store.catalog_index : 1;
     pthread_mutex_unlock(&g_store.mu);
     /* Go map order: names sorted; tags sorted too for stable answers */
     size_t n = json_object_size(tmp), i = 0;
     json_t **names = calloc(n ? n : 1, sizeof *names);
-    const char *k; json_t *v;
+    const char *k;
+    json_t *v;
     json_object_foreach(tmp, k, v) names[i++] = json_string(k);
     qsort(names, n, sizeof *names, cmp_json_str);
     json_t *out = json_object();
@@ -254,7 +299,8 @@ static void catalog_services(struct req *r, struct reply *rp)
         json_t *set = json_object_get(tmp, json_string_value(names[i]));
         size_t m = json_object_size(set), j = 0;
         json_t **tags = calloc(m ? m : 1, sizeof *tags);
-        const char *tk; json_t *tv;
+        const char *tk;
+        json_t *tv;
         json_object_foreach(set, tk, tv) tags[j++] = json_string(tk);
         qsort(tags, m, sizeof *tags, cmp_json_str);
         json_t *arr = json_array();
@@ -274,7 +320,8 @@ static void catalog_services(struct req *r, struct reply *rp)
  * of any service (which deletes its checks). Lock held. */
 static uint64_t checks_index(void)
 {
-    uint64_t idx = g_store.node_index > g_store.tomb_index ? g_store.node_index : g_store.tomb_index;
+    uint64_t idx =
+        g_store.node_index > g_store.tomb_index ? g_store.node_index : g_store.tomb_index;
     for (size_t i = 0; i < g_store.n_svcs; i++)
         for (size_t k = 0; k < g_store.svcs[i]->n_checks; k++)
             if (g_store.svcs[i]->checks[k]->modify_index > idx)
@@ -299,19 +346,27 @@ static void health_state(struct req *r, struct reply *rp)
     if (strcmp(state, "passing") == 0) want = ST_PASSING;
     else if (strcmp(state, "warning") == 0) want = ST_WARNING;
     else if (strcmp(state, "critical") == 0) want = ST_CRITICAL;
-    else if (strcmp(state, "any") != 0) { reply_text(rp, 400, "Bad check state"); return; }
+    else if (strcmp(state, "any") != 0) {
+        reply_text(rp, 400, "Bad check state");
+        return;
+    }
     bool filtered;
     if (!acl_read(r, rp, &filtered)) return;
     pthread_mutex_lock(&g_store.mu);
     struct waitarg a = {NULL, 0};
     block(&q, checks_moved, &a);
-    if (store_cut()) { pthread_mutex_unlock(&g_store.mu); rp->status = -1; return; }
+    if (store_cut()) {
+        pthread_mutex_unlock(&g_store.mu);
+        rp->status = -1;
+        return;
+    }
     json_t *arr = json_array();
     if (!filtered && (want < 0 || want == ST_PASSING)) json_array_append_new(arr, serf_check());
     for (size_t i = 0; i < g_store.n_svcs && !filtered; i++)
         for (size_t k = 0; k < g_store.svcs[i]->n_checks; k++) {
             const struct check *c = g_store.svcs[i]->checks[k];
-            if (want < 0 || (int)c->status == want) json_array_append_new(arr, render_check(c, true));
+            if (want < 0 || (int)c->status == want)
+                json_array_append_new(arr, render_check(c, true));
         }
     uint64_t idx = checks_index();
     pthread_mutex_unlock(&g_store.mu);

@@ -24,19 +24,15 @@
 struct config g_cfg;
 static atomic_llong g_down_ms;
 
-void supervisor_request_down(int64_t ms)
-{
-    atomic_store(&g_down_ms, (long long)ms);
-}
+void supervisor_request_down(int64_t ms) { atomic_store(&g_down_ms, (long long)ms); }
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: consul-double --listen HOST:PORT [--node NAME] [--dc DC]\n"
-            "       [--acl-token TOKEN]... [--min-interval MS] [--reap-floor MS]\n"
-            "       [--reap-every MS] [--no-stagger] [--no-consul-service]\n"
-            "       [--max-conns-per-client N]\n"
-            "       [--tls-cert FILE --tls-key FILE] [--node-meta KEY:VALUE]...\n");
+    fprintf(stderr, "usage: consul-double --listen HOST:PORT [--node NAME] [--dc DC]\n"
+                    "       [--acl-token TOKEN]... [--min-interval MS] [--reap-floor MS]\n"
+                    "       [--reap-every MS] [--no-stagger] [--no-consul-service]\n"
+                    "       [--max-conns-per-client N]\n"
+                    "       [--tls-cert FILE --tls-key FILE] [--node-meta KEY:VALUE]...\n");
     exit(2);
 }
 
@@ -169,7 +165,7 @@ static void parse_args(int argc, char **argv)
  * one is cut), then comes back on the same port. */
 static void go_down(long long ms, const sigset_t *sigs, bool *stop)
 {
-    struct timespec pause = {0, 30 * 1000 * 1000};   /* let the control answer leave */
+    struct timespec pause = {0, 30 * 1000 * 1000}; /* let the control answer leave */
     nanosleep(&pause, NULL);
     pthread_mutex_lock(&g_store.mu);
     g_store.cutting = true;
@@ -203,7 +199,7 @@ int main(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);   /* every thread inherits it */
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* every thread inherits it */
     signal(SIGPIPE, SIG_IGN);
     struct timespec seed;
     clock_gettime(CLOCK_REALTIME, &seed);

@@ -21,9 +21,17 @@
 #define BODY_KEEP 4096
 #define HEAD_MAX (64 * 1024)
 
-struct url { char host[256]; char port[16]; char *target; bool https; };
+struct url {
+    char host[256];
+    char port[16];
+    char *target;
+    bool https;
+};
 
-struct buf { char *p; size_t len, cap; };
+struct buf {
+    char *p;
+    size_t len, cap;
+};
 
 static void buf_add(struct buf *b, const char *s, size_t n)
 {
@@ -51,8 +59,10 @@ static int parse_url(const char *u, struct url *out)
     memset(out, 0, sizeof *out);
     const char *p;
     if (strncasecmp(u, "http://", 7) == 0) p = u + 7;
-    else if (strncasecmp(u, "https://", 8) == 0) { p = u + 8; out->https = true; }
-    else return -1;
+    else if (strncasecmp(u, "https://", 8) == 0) {
+        p = u + 8;
+        out->https = true;
+    } else return -1;
     const char *slash = p + strcspn(p, "/?#");
     const char *hostend = slash;
     const char *at = memchr(p, '@', (size_t)(slash - p));
@@ -73,8 +83,7 @@ static int parse_url(const char *u, struct url *out)
     }
     if (portp && portp < hostend && (size_t)(hostend - portp) < sizeof out->port)
         memcpy(out->port, portp, (size_t)(hostend - portp));
-    else
-        strcpy(out->port, out->https ? "443" : "80");
+    else strcpy(out->port, out->https ? "443" : "80");
     if (!*out->host) return -1;
     const char *frag = strchr(slash, '#');
     size_t tl = frag ? (size_t)(frag - slash) : strlen(slash);
@@ -106,7 +115,8 @@ static int wait_fd(int fd, short ev, int64_t deadline, atomic_int *cancel)
 }
 
 /* Connect like Go's net.Dial; on failure *err holds its text. */
-static int dial(const char *host, const char *port, int64_t deadline, atomic_int *cancel, char **err)
+static int dial(const char *host, const char *port, int64_t deadline, atomic_int *cancel,
+                char **err)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
     int rc = getaddrinfo(host, port, &hints, &res);
@@ -118,8 +128,7 @@ static int dial(const char *host, const char *port, int64_t deadline, atomic_int
     char ip[INET6_ADDRSTRLEN] = "";
     if (res->ai_family == AF_INET)
         inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr, ip, sizeof ip);
-    else
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)res->ai_addr)->sin6_addr, ip, sizeof ip);
+    else inet_ntop(AF_INET6, &((struct sockaddr_in6 *)res->ai_addr)->sin6_addr, ip, sizeof ip);
     snprintf(addr, sizeof addr, res->ai_family == AF_INET6 ? "[%s]:%s" : "%s:%s", ip, port);
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
@@ -146,7 +155,8 @@ static int dial(const char *host, const char *port, int64_t deadline, atomic_int
     freeaddrinfo(res);
     if (e) {
         char *lower = strdup(strerror(e));
-        for (char *q = lower; *q; q++) if (*q >= 'A' && *q <= 'Z') *q = (char)(*q + 32);
+        for (char *q = lower; *q; q++)
+            if (*q >= 'A' && *q <= 'Z') *q = (char)(*q + 32);
         (void)!asprintf(err, "dial tcp %s: connect: %s", addr, lower);
         free(lower);
         close(fd);
@@ -168,8 +178,12 @@ char *probe_tcp(const struct check_def *d, atomic_int *cancel, enum check_status
         return out;
     }
     size_t hl = (size_t)(colon - t);
-    if (hl && t[0] == '[' && t[hl - 1] == ']') { t++; hl -= 2; }
-    if (hl >= sizeof host || strlen(colon + 1) >= sizeof port) return strdup("dial tcp: address too long");
+    if (hl && t[0] == '[' && t[hl - 1] == ']') {
+        t++;
+        hl -= 2;
+    }
+    if (hl >= sizeof host || strlen(colon + 1) >= sizeof port)
+        return strdup("dial tcp: address too long");
     memcpy(host, t, hl);
     strcpy(port, colon + 1);
     int fd = dial(host, port, now_mono() + timeout, cancel, &err);
@@ -184,7 +198,7 @@ struct response {
     int code;
     char status[128];
     char *location;
-    struct buf tail;     /* last BODY_KEEP bytes of the body */
+    struct buf tail; /* last BODY_KEEP bytes of the body */
 };
 
 static void keep_tail(struct response *r, const char *p, size_t n)
@@ -239,26 +253,36 @@ static int exchange(const struct check_def *d, const struct url *u, const char *
     buf_fmt(&q, "%s %s HTTP/1.1\r\n", method, u->target);
     json_t *h = d->header;
     bool host_set = false, ua_set = false, accept_set = false;
-    const char *k; json_t *vals;
-    json_object_foreach(h, k, vals) {
+    const char *k;
+    json_t *vals;
+    json_object_foreach(h, k, vals)
+    {
         if (strcasecmp(k, "Host") == 0) host_set = json_array_size(vals) > 0;
         if (strcasecmp(k, "User-Agent") == 0) ua_set = true;
         if (strcasecmp(k, "Accept") == 0) accept_set = true;
     }
     if (host_set) {
-        buf_fmt(&q, "Host: %s%s\r\n", json_string_value(json_array_get(json_object_get(h, "Host") ? json_object_get(h, "Host") : json_object_get(h, "host"), 0)), "");
+        buf_fmt(&q, "Host: %s%s\r\n",
+                json_string_value(json_array_get(json_object_get(h, "Host")
+                                                     ? json_object_get(h, "Host")
+                                                     : json_object_get(h, "host"),
+                                                 0)),
+                "");
     } else {
         bool v6 = strchr(u->host, ':') != NULL;
         bool dflt = strcmp(u->port, "80") == 0;
         char hp[300];
-        snprintf(hp, sizeof hp, "%s%s%s%s%s", v6 ? "[" : "", u->host, v6 ? "]" : "", dflt ? "" : ":", dflt ? "" : u->port);
+        snprintf(hp, sizeof hp, "%s%s%s%s%s", v6 ? "[" : "", u->host, v6 ? "]" : "",
+                 dflt ? "" : ":", dflt ? "" : u->port);
         buf_fmt(&q, "Host: %s%s\r\n", hp, "");
     }
     if (!ua_set) buf_fmt(&q, "User-Agent: %s%s\r\n", "Consul Health Check", "");
     if (!accept_set) buf_fmt(&q, "Accept: %s%s\r\n", "text/plain, text/*, */*", "");
-    json_object_foreach(h, k, vals) {
+    json_object_foreach(h, k, vals)
+    {
         if (strcasecmp(k, "Host") == 0) continue;
-        size_t i; json_t *v;
+        size_t i;
+        json_t *v;
         json_array_foreach(vals, i, v) buf_fmt(&q, "%s: %s\r\n", k, json_string_value(v));
     }
     const char *body = with_body && d->body ? d->body : "";
@@ -279,9 +303,11 @@ static int exchange(const struct check_def *d, const struct url *u, const char *
     }
     free(q.p);
     if (sent < (size_t)q.len) {
-        (void)!asprintf(err, "%s", now_mono() >= deadline
-                        ? "context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
-                        : "write: broken pipe");
+        (void)!asprintf(
+            err, "%s",
+            now_mono() >= deadline
+                ? "context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+                : "write: broken pipe");
         close(fd);
         return -1;
     }
@@ -291,7 +317,10 @@ static int exchange(const struct check_def *d, const struct url *u, const char *
         ssize_t n = in.len > HEAD_MAX ? -1 : fill(fd, &in, deadline, cancel);
         if (n <= 0) {
             if (n == 0) (void)!asprintf(err, "EOF");
-            else (void)!asprintf(err, "context deadline exceeded (Client.Timeout exceeded while awaiting headers)");
+            else
+                (void)!asprintf(
+                    err,
+                    "context deadline exceeded (Client.Timeout exceeded while awaiting headers)");
             free(in.p);
             close(fd);
             return -1;
@@ -302,7 +331,9 @@ static int exchange(const struct check_def *d, const struct url *u, const char *
     int code = 0;
     if (sscanf(head, "HTTP/%*d.%*d %d", &code) != 1 || code < 100 || code > 999) {
         (void)!asprintf(err, "malformed HTTP response \"%.*s\"", (int)strcspn(head, "\r\n"), head);
-        free(head); free(in.p); close(fd);
+        free(head);
+        free(in.p);
+        close(fd);
         return -1;
     }
     resp->code = code;
@@ -338,7 +369,7 @@ static int exchange(const struct check_def *d, const struct url *u, const char *
                     }
                 keep_tail(resp, raw.p + pos, sz);
                 pos += sz + 2;
-                if (pos > 1024 * 1024) {   /* compact */
+                if (pos > 1024 * 1024) { /* compact */
                     memmove(raw.p, raw.p + pos, raw.len - pos);
                     raw.len -= pos;
                     raw.p[raw.len] = '\0';
@@ -368,7 +399,8 @@ done:
 static char *go_op(const char *method)
 {
     char *s = strdup(method);
-    for (char *p = s + 1; *p; p++) if (*p >= 'A' && *p <= 'Z') *p = (char)(*p + 32);
+    for (char *p = s + 1; *p; p++)
+        if (*p >= 'A' && *p <= 'Z') *p = (char)(*p + 32);
     return s;
 }
 
@@ -390,7 +422,8 @@ char *probe_http(const struct check_def *d, atomic_int *cancel, enum check_statu
             break;
         }
         if (u.https) {
-            (void)!asprintf(&out, "%s \"%s\": https checks are not supported by the consul double", op, d->http);
+            (void)!asprintf(&out, "%s \"%s\": https checks are not supported by the consul double",
+                            op, d->http);
             free(u.target);
             break;
         }
@@ -405,15 +438,18 @@ char *probe_http(const struct check_def *d, atomic_int *cancel, enum check_statu
             break;
         }
         bool redirect = (resp.code == 301 || resp.code == 302 || resp.code == 303 ||
-                         resp.code == 307 || resp.code == 308) && resp.location && !d->disable_redirects;
+                         resp.code == 307 || resp.code == 308) &&
+                        resp.location && !d->disable_redirects;
         if (redirect && hop >= 10) {
             (void)!asprintf(&out, "%s \"%s\": stopped after 10 redirects", op, resp.location);
-            free(resp.location); free(resp.tail.p);
+            free(resp.location);
+            free(resp.tail.p);
             break;
         }
         if (redirect) {
             char *next = NULL;
-            if (strncasecmp(resp.location, "http://", 7) == 0 || strncasecmp(resp.location, "https://", 8) == 0) {
+            if (strncasecmp(resp.location, "http://", 7) == 0 ||
+                strncasecmp(resp.location, "https://", 8) == 0) {
                 next = strdup(resp.location);
             } else {
                 struct url cu;
@@ -423,28 +459,33 @@ char *probe_http(const struct check_def *d, atomic_int *cancel, enum check_statu
                 char *dir = NULL;
                 if (path[0] != '/') {
                     dir = strdup(cu.target);
-                    char *q = strchr(dir, '?'); if (q) *q = '\0';
-                    char *sl = strrchr(dir, '/'); if (sl) sl[1] = '\0';
+                    char *q = strchr(dir, '?');
+                    if (q) *q = '\0';
+                    char *sl = strrchr(dir, '/');
+                    if (sl) sl[1] = '\0';
                 }
-                (void)!asprintf(&next, "http://%s%s%s:%s%s%s", v6 ? "[" : "", cu.host, v6 ? "]" : "",
-                                cu.port, dir ? dir : "", path);
+                (void)!asprintf(&next, "http://%s%s%s:%s%s%s", v6 ? "[" : "", cu.host,
+                                v6 ? "]" : "", cu.port, dir ? dir : "", path);
                 free(dir);
                 free(cu.target);
             }
-            if (resp.code == 303 || ((resp.code == 301 || resp.code == 302) && strcmp(m, "GET") && strcmp(m, "HEAD"))) {
+            if (resp.code == 303 ||
+                ((resp.code == 301 || resp.code == 302) && strcmp(m, "GET") && strcmp(m, "HEAD"))) {
                 m = "GET";
                 with_body = false;
             }
             free(cur);
             cur = next;
-            free(resp.location); free(resp.tail.p);
+            free(resp.location);
+            free(resp.tail.p);
             continue;
         }
         if (resp.code >= 200 && resp.code < 300) *st = ST_PASSING;
         else if (resp.code == 429) *st = ST_WARNING;
         (void)!asprintf(&out, "HTTP %s %s: %s Output: %s", method, d->http, resp.status,
                         resp.tail.p ? resp.tail.p : "");
-        free(resp.location); free(resp.tail.p);
+        free(resp.location);
+        free(resp.tail.p);
         break;
     }
     free(cur);

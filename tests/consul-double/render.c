@@ -17,12 +17,12 @@ static json_t *sorted(json_t *o)
 {
     size_t n = json_object_size(o), i = 0;
     const char **keys = calloc(n ? n : 1, sizeof *keys);
-    const char *k; json_t *v;
+    const char *k;
+    json_t *v;
     json_object_foreach(o, k, v) keys[i++] = k;
     qsort(keys, n, sizeof *keys, cmp_str);
     json_t *out = json_object();
-    for (i = 0; i < n; i++)
-        json_object_set(out, keys[i], json_object_get(o, keys[i]));
+    for (i = 0; i < n; i++) json_object_set(out, keys[i], json_object_get(o, keys[i]));
     free(keys);
     return out;
 }
@@ -35,12 +35,18 @@ static json_t *svc_tagged(const struct service *s)
     unsigned char buf[16];
     const char *fam[2] = {NULL, NULL};
     if (s->address && *s->address) {
-        if (inet_pton(AF_INET, s->address, buf) == 1) { fam[0] = "lan_ipv4"; fam[1] = "wan_ipv4"; }
-        else if (inet_pton(AF_INET6, s->address, buf) == 1) { fam[0] = "lan_ipv6"; fam[1] = "wan_ipv6"; }
+        if (inet_pton(AF_INET, s->address, buf) == 1) {
+            fam[0] = "lan_ipv4";
+            fam[1] = "wan_ipv4";
+        } else if (inet_pton(AF_INET6, s->address, buf) == 1) {
+            fam[0] = "lan_ipv6";
+            fam[1] = "wan_ipv6";
+        }
     }
     for (int i = 0; i < 2 && fam[0]; i++)
         if (!json_object_get(t, fam[i]))
-            json_object_set_new(t, fam[i], json_pack("{s:s,s:i}", "Address", s->address, "Port", s->port));
+            json_object_set_new(t, fam[i],
+                                json_pack("{s:s,s:i}", "Address", s->address, "Port", s->port));
     json_t *out = sorted(t);
     json_decref(t);
     return out;
@@ -59,13 +65,12 @@ static json_t *proxy(void)
 json_t *render_node(void)
 {
     const struct config *c = g_store.cfg;
-    json_t *n = json_pack("{s:s,s:s,s:s,s:s,s:{s:s,s:s,s:s,s:s},s:{s:s},s:I,s:I}",
-                          "ID", c->node_id, "Node", c->node, "Address", "127.0.0.1",
-                          "Datacenter", c->dc, "TaggedAddresses", "lan", "127.0.0.1",
-                          "lan_ipv4", "127.0.0.1", "wan", "127.0.0.1", "wan_ipv4", "127.0.0.1",
-                          "Meta", "consul-network-segment", "", "CreateIndex",
-                          (json_int_t)g_store.node_index, "ModifyIndex",
-                          (json_int_t)g_store.node_index);
+    json_t *n =
+        json_pack("{s:s,s:s,s:s,s:s,s:{s:s,s:s,s:s,s:s},s:{s:s},s:I,s:I}", "ID", c->node_id, "Node",
+                  c->node, "Address", "127.0.0.1", "Datacenter", c->dc, "TaggedAddresses", "lan",
+                  "127.0.0.1", "lan_ipv4", "127.0.0.1", "wan", "127.0.0.1", "wan_ipv4", "127.0.0.1",
+                  "Meta", "consul-network-segment", "", "CreateIndex",
+                  (json_int_t)g_store.node_index, "ModifyIndex", (json_int_t)g_store.node_index);
     json_t *meta = n ? json_object_get(n, "Meta") : NULL;
     for (size_t i = 0; meta && i < c->n_node_meta; i++)
         json_object_set_new(meta, c->node_meta[2 * i], json_string(c->node_meta[2 * i + 1]));
@@ -74,13 +79,12 @@ json_t *render_node(void)
 
 json_t *serf_check(void)
 {
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:[],s:s,s:s,s:s,s:i,s:{},s:I,s:I}",
-                     "Node", g_store.cfg->node, "CheckID", "serfHealth",
-                     "Name", "Serf Health Status", "Status", "passing", "Notes", "",
-                     "Output", "Agent alive and reachable", "ServiceID", "", "ServiceName", "",
-                     "ServiceTags", "Type", "", "Interval", "", "Timeout", "", "ExposedPort", 0,
-                     "Definition", "CreateIndex", (json_int_t)g_store.node_index,
-                     "ModifyIndex", (json_int_t)g_store.node_index);
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:[],s:s,s:s,s:s,s:i,s:{},s:I,s:I}", "Node",
+                     g_store.cfg->node, "CheckID", "serfHealth", "Name", "Serf Health Status",
+                     "Status", "passing", "Notes", "", "Output", "Agent alive and reachable",
+                     "ServiceID", "", "ServiceName", "", "ServiceTags", "Type", "", "Interval", "",
+                     "Timeout", "", "ExposedPort", 0, "Definition", "CreateIndex",
+                     (json_int_t)g_store.node_index, "ModifyIndex", (json_int_t)g_store.node_index);
 }
 
 json_t *render_check(const struct check *c, bool catalog_view)
@@ -88,16 +92,15 @@ json_t *render_check(const struct check *c, bool catalog_view)
     const struct service *s = store_find(c->service_id);
     char *iv = c->def.interval > 0 ? go_duration_format(c->def.interval) : strdup("");
     char *to = c->def.timeout > 0 ? go_duration_format(c->def.timeout) : strdup("");
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:s,s:s,s:s,s:i,s:{},s:I,s:I}",
-                          "Node", g_store.cfg->node, "CheckID", c->def.id, "Name", c->def.name,
-                          "Status", status_name(c->status), "Notes", c->def.notes ? c->def.notes : "",
-                          "Output", catalog_view ? c->synced_output : c->output,
-                          "ServiceID", c->service_id, "ServiceName", c->service_name,
-                          "ServiceTags", s && s->tags ? json_incref(s->tags) : json_array(),
-                          "Type", c->def.type ? c->def.type : "", "Interval", iv, "Timeout", to,
-                          "ExposedPort", 0, "Definition",
-                          "CreateIndex", (json_int_t)(catalog_view ? c->create_index : 0),
-                          "ModifyIndex", (json_int_t)(catalog_view ? c->modify_index : 0));
+    json_t *o = json_pack(
+        "{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:s,s:s,s:s,s:i,s:{},s:I,s:I}", "Node",
+        g_store.cfg->node, "CheckID", c->def.id, "Name", c->def.name, "Status",
+        status_name(c->status), "Notes", c->def.notes ? c->def.notes : "", "Output",
+        catalog_view ? c->synced_output : c->output, "ServiceID", c->service_id, "ServiceName",
+        c->service_name, "ServiceTags", s && s->tags ? json_incref(s->tags) : json_array(), "Type",
+        c->def.type ? c->def.type : "", "Interval", iv, "Timeout", to, "ExposedPort", 0,
+        "Definition", "CreateIndex", (json_int_t)(catalog_view ? c->create_index : 0),
+        "ModifyIndex", (json_int_t)(catalog_view ? c->modify_index : 0));
     free(iv);
     free(to);
     return o;

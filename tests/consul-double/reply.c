@@ -17,15 +17,13 @@
 void reply_clear(struct reply *rp)
 {
     free(rp->body);
-    for (int i = 0; i < rp->n_hdrs; i++)
-        free(rp->hdrs[i].value);
+    for (int i = 0; i < rp->n_hdrs; i++) free(rp->hdrs[i].value);
     memset(rp, 0, sizeof *rp);
 }
 
 void reply_add_header(struct reply *rp, const char *name, const char *fmt, ...)
 {
-    if (rp->n_hdrs >= (int)(sizeof rp->hdrs / sizeof rp->hdrs[0]))
-        return;
+    if (rp->n_hdrs >= (int)(sizeof rp->hdrs / sizeof rp->hdrs[0])) return;
     va_list ap;
     va_start(ap, fmt);
     char *v = NULL;
@@ -102,7 +100,10 @@ static char *gzip_buf(const char *in, size_t len, size_t *outlen)
     int rc = deflate(&z, Z_FINISH);
     *outlen = z.total_out;
     deflateEnd(&z);
-    if (rc != Z_STREAM_END) { free(out); return NULL; }
+    if (rc != Z_STREAM_END) {
+        free(out);
+        return NULL;
+    }
     return out;
 }
 
@@ -121,13 +122,20 @@ struct MHD_Response *reply_build(struct reply *rp, struct req *r)
     if (!rp->no_gzip && len >= GZIP_MIN && accepts_gzip(r)) {
         size_t zl = 0;
         char *z = gzip_buf(body, len, &zl);
-        if (z) { free(body); body = z; len = zl; gz = true; }
+        if (z) {
+            free(body);
+            body = z;
+            len = zl;
+            gz = true;
+        }
     }
     rp->body = NULL;
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body ? body : (void *)"",
-                                                                body ? MHD_RESPMEM_MUST_FREE
-                                                                     : MHD_RESPMEM_PERSISTENT);
-    if (!resp) { free(body); return NULL; }
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        len, body ? body : (void *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        free(body);
+        return NULL;
+    }
     if (gz) MHD_add_response_header(resp, "Content-Encoding", "gzip");
     reply_headers(resp, rp);
     return resp;

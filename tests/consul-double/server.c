@@ -21,7 +21,7 @@
 struct route {
     const char *pattern;
     bool subtree;
-    bool write;          /* agent write endpoint: PUT only */
+    bool write; /* agent write endpoint: PUT only */
     void (*fn)(struct req *, struct reply *, const char *);
 };
 
@@ -57,17 +57,28 @@ const char *req_arg(struct req *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
-static enum MHD_Result has_cb(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+static enum MHD_Result has_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                              const char *value)
 {
-    (void)kind; (void)value;
-    struct { const char *name; bool found; } *x = cls;
-    if (strcmp(key, x->name) == 0) { x->found = true; return MHD_NO; }
+    (void)kind;
+    (void)value;
+    struct {
+        const char *name;
+        bool found;
+    } *x = cls;
+    if (strcmp(key, x->name) == 0) {
+        x->found = true;
+        return MHD_NO;
+    }
     return MHD_YES;
 }
 
 bool req_has_arg(struct req *r, const char *name)
 {
-    struct { const char *name; bool found; } x = {name, false};
+    struct {
+        const char *name;
+        bool found;
+    } x = {name, false};
     MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, has_cb, &x);
     return x.found;
 }
@@ -103,15 +114,19 @@ static char *clean_path(const char *p)
         }
         s += len;
     }
-    if (w > 1) w--;   /* drop the slash after the last element */
+    if (w > 1) w--; /* drop the slash after the last element */
     if (n > 1 && p[n - 1] == '/' && w > 1) out[w++] = '/';
     out[w] = '\0';
     return out;
 }
 
-struct qbuild { char *s; size_t len; };
+struct qbuild {
+    char *s;
+    size_t len;
+};
 
-static enum MHD_Result query_cb(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+static enum MHD_Result query_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *value)
 {
     (void)kind;
     struct qbuild *q = cls;
@@ -154,7 +169,10 @@ static const struct route *match(const char *path)
         const struct route *rt = &routes[i];
         size_t n = strlen(rt->pattern);
         bool ok = rt->subtree ? strncmp(path, rt->pattern, n) == 0 : strcmp(path, rt->pattern) == 0;
-        if (ok && n > best_len) { best = rt; best_len = n; }
+        if (ok && n > best_len) {
+            best = rt;
+            best_len = n;
+        }
     }
     return best;
 }
@@ -180,10 +198,11 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, struct reply *rp,
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_size, void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls)
 {
-    (void)cls; (void)version;
+    (void)cls;
+    (void)version;
     struct rctx *x = *con_cls;
     if (!x) {
         x = calloc(1, sizeof *x);
@@ -207,8 +226,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
 
-    struct req r = {.conn = conn, .method = method, .path = url, .body = x->body,
-                    .body_len = x->len};
+    struct req r = {
+        .conn = conn, .method = method, .path = url, .body = x->body, .body_len = x->len};
     struct reply rp = {0};
     enum MHD_Result ret;
 
@@ -273,9 +292,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         MHD_destroy_response(fresp);
         return ret;
     }
-    if (drop) { free(clean); return MHD_NO; }
+    if (drop) {
+        free(clean);
+        return MHD_NO;
+    }
     rt->fn(&r, &rp, rt->pattern);
-    if (rp.status == -1) {      /* the double is stopping: cut it */
+    if (rp.status == -1) { /* the double is stopping: cut it */
         reply_clear(&rp);
         free(clean);
         return MHD_NO;
@@ -300,9 +322,14 @@ send:
 static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
                     enum MHD_RequestTerminationCode toe)
 {
-    (void)cls; (void)conn; (void)toe;
+    (void)cls;
+    (void)conn;
+    (void)toe;
     struct rctx *x = *con_cls;
-    if (x) { free(x->body); free(x); }
+    if (x) {
+        free(x->body);
+        free(x);
+    }
     *con_cls = NULL;
 }
 
@@ -311,7 +338,7 @@ static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
  * past the limit gets Consul's 429 bytes at once, before its request is
  * read, and is closed (go-connlimit's behaviour since Consul 1.9). */
 struct peer {
-    char ip[64];                /* inet_ntop of an IPv4 or IPv6 peer */
+    char ip[64]; /* inet_ntop of an IPv4 or IPv6 peer */
     int conns;
     struct peer *next;
 };
@@ -416,7 +443,9 @@ int server_conns_now(void)
 
 static void log_nothing(void *cls, const char *fmt, va_list ap)
 {
-    (void)cls; (void)fmt; (void)ap;
+    (void)cls;
+    (void)fmt;
+    (void)ap;
 }
 
 static int bind_listener(const char *host, int port, int *bound_port)
@@ -452,17 +481,16 @@ int server_start(struct config *cfg)
         {MHD_OPTION_HTTPS_MEM_KEY, 0, cfg->tls_key_pem},
         {MHD_OPTION_END, 0, NULL},
     };
-    g_daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, NULL,
-                                MHD_OPTION_LISTEN_SOCKET, fd,
-                                MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL,
-                                MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
-                                MHD_OPTION_CONNECTION_LIMIT, (unsigned)2000,
-                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)0,
-                                MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024),
-                                MHD_OPTION_EXTERNAL_LOGGER, log_nothing, NULL,
-                                MHD_OPTION_ARRAY, cfg->tls_cert_pem ? tls : &tls[2],
-                                MHD_OPTION_END);
-    if (!g_daemon) { close(fd); return -1; }
+    g_daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
+        MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)2000, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)0, MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024), MHD_OPTION_EXTERNAL_LOGGER,
+        log_nothing, NULL, MHD_OPTION_ARRAY, cfg->tls_cert_pem ? tls : &tls[2], MHD_OPTION_END);
+    if (!g_daemon) {
+        close(fd);
+        return -1;
+    }
     g_listen_fd = fd;
     return 0;
 }
@@ -474,7 +502,4 @@ void server_stop(void)
     g_listen_fd = -1;
 }
 
-bool server_tls_supported(void)
-{
-    return MHD_is_feature_supported(MHD_FEATURE_TLS) == MHD_YES;
-}
+bool server_tls_supported(void) { return MHD_is_feature_supported(MHD_FEATURE_TLS) == MHD_YES; }

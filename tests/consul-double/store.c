@@ -78,8 +78,7 @@ static void cond_init_mono(pthread_cond_t *c)
 static struct name_index *name_find(const char *name)
 {
     for (size_t i = 0; i < g_store.n_names; i++)
-        if (strcasecmp(g_store.names[i].name, name) == 0)
-            return &g_store.names[i];
+        if (strcasecmp(g_store.names[i].name, name) == 0) return &g_store.names[i];
     return NULL;
 }
 
@@ -109,26 +108,33 @@ uint64_t store_service_index(const char *name)
 struct service *store_find(const char *id)
 {
     for (size_t i = 0; i < g_store.n_svcs; i++)
-        if (strcmp(g_store.svcs[i]->id, id) == 0)
-            return g_store.svcs[i];
+        if (strcmp(g_store.svcs[i]->id, id) == 0) return g_store.svcs[i];
     return NULL;
 }
 
 void check_def_clear(struct check_def *d)
 {
-    free(d->id); free(d->name); free(d->notes); free(d->http); free(d->method);
-    free(d->body); free(d->tcp); free(d->tls_server_name);
+    free(d->id);
+    free(d->name);
+    free(d->notes);
+    free(d->http);
+    free(d->method);
+    free(d->body);
+    free(d->tcp);
+    free(d->tls_server_name);
     json_decref(d->header);
     memset(d, 0, sizeof *d);
 }
 
 void check_unref(struct check *c)
 {
-    if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
-        return;
+    if (!c || atomic_fetch_sub(&c->refs, 1) != 1) return;
     check_def_clear(&c->def);
-    free(c->service_id); free(c->service_name); free(c->output);
-    free(c->synced_output); free(c->ttl_last_output);
+    free(c->service_id);
+    free(c->service_name);
+    free(c->output);
+    free(c->synced_output);
+    free(c->ttl_last_output);
     free(c);
 }
 
@@ -143,7 +149,11 @@ char *utf8_clean(const char *s)
     char *out = malloc(n * 3 + 1), *w = out;
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
-        size_t len = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 0;
+        size_t len = *p < 0x80         ? 1
+                     : (*p >> 5) == 6  ? 2
+                     : (*p >> 4) == 14 ? 3
+                     : (*p >> 3) == 30 ? 4
+                                       : 0;
         bool ok = len > 0;
         for (size_t i = 1; ok && i < len; i++)
             if ((p[i] & 0xC0) != 0x80) ok = false;
@@ -153,7 +163,8 @@ char *utf8_clean(const char *s)
             if (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)) ok = false;
         }
         if (ok && len == 4) {
-            unsigned cp = ((p[0] & 0x07u) << 18) | ((p[1] & 0x3Fu) << 12) | ((p[2] & 0x3Fu) << 6) | (p[3] & 0x3Fu);
+            unsigned cp = ((p[0] & 0x07u) << 18) | ((p[1] & 0x3Fu) << 12) | ((p[2] & 0x3Fu) << 6) |
+                          (p[3] & 0x3Fu);
             if (cp < 0x10000 || cp > 0x10FFFF) ok = false;
         }
         if (ok) {
@@ -200,8 +211,13 @@ static void service_free(struct service *s)
         check_unref(c);
     }
     free(s->checks);
-    free(s->id); free(s->name); free(s->address); free(s->fingerprint);
-    json_decref(s->tags); json_decref(s->meta); json_decref(s->tagged);
+    free(s->id);
+    free(s->name);
+    free(s->address);
+    free(s->fingerprint);
+    json_decref(s->tags);
+    json_decref(s->meta);
+    json_decref(s->tagged);
     free(s);
 }
 
@@ -219,8 +235,7 @@ void store_remove_service(size_t i)
     g_store.tomb_index = idx;
     bool left = false;
     for (size_t k = 0; k < g_store.n_svcs; k++)
-        if (strcasecmp(g_store.svcs[k]->name, name) == 0)
-            left = true;
+        if (strcasecmp(g_store.svcs[k]->name, name) == 0) left = true;
     if (!left) {
         struct name_index *n = name_find(name);
         if (n) {
@@ -231,10 +246,7 @@ void store_remove_service(size_t i)
     free(name);
 }
 
-bool store_cut(void)
-{
-    return g_store.stopping || g_store.cutting;
-}
+bool store_cut(void) { return g_store.stopping || g_store.cutting; }
 
 void store_wake_all(void)
 {
@@ -249,8 +261,7 @@ void store_wait(bool (*done)(void *), void *arg, int64_t deadline)
     uint64_t gen = g_store.generation;
     g_store.active_blocking++;
     while (!store_cut() && gen == g_store.generation && !done(arg)) {
-        if (now_mono() >= deadline)
-            break;
+        if (now_mono() >= deadline) break;
         struct timespec ts = abs_mono(deadline);
         pthread_cond_timedwait(&g_store.changed, &g_store.mu, &ts);
     }
@@ -259,8 +270,7 @@ void store_wait(bool (*done)(void *), void *arg, int64_t deadline)
 
 static void add_consul_service(void)
 {
-    if (g_store.cfg->no_consul_service)
-        return;
+    if (g_store.cfg->no_consul_service) return;
     struct service *s = calloc(1, sizeof *s);
     s->id = strdup("consul");
     s->name = strdup("consul");
@@ -280,7 +290,7 @@ static void add_consul_service(void)
 static void fresh_state(void)
 {
     g_store.index = 0;
-    g_store.node_index = store_bump(NULL);   /* the node and serfHealth: 1 */
+    g_store.node_index = store_bump(NULL); /* the node and serfHealth: 1 */
     g_store.tomb_index = 1;
     g_store.catalog_index = 1;
     add_consul_service();
@@ -303,8 +313,7 @@ static void drop_everything(void)
         struct service *s = g_store.svcs[--g_store.n_svcs];
         service_free(s);
     }
-    for (size_t i = 0; i < g_store.n_names; i++)
-        free(g_store.names[i].name);
+    for (size_t i = 0; i < g_store.n_names; i++) free(g_store.names[i].name);
     g_store.n_names = 0;
     pthread_cond_broadcast(&g_store.runners_cv);
 }
@@ -401,8 +410,7 @@ void store_reset_normal(void)
         }
         if (!s->catalog_only) {
             uint64_t idx = store_bump(s->name);
-            for (size_t k = 0; k < s->n_checks; k++)
-                s->checks[k]->modify_index = idx;
+            for (size_t k = 0; k < s->n_checks; k++) s->checks[k]->modify_index = idx;
         }
     }
     store_wake_all();
@@ -414,8 +422,7 @@ void store_index_reset(void)
 {
     g_store.index = 1;
     g_store.node_index = g_store.tomb_index = g_store.catalog_index = 1;
-    for (size_t i = 0; i < g_store.n_names; i++)
-        g_store.names[i].index = 1;
+    for (size_t i = 0; i < g_store.n_names; i++) g_store.names[i].index = 1;
     for (size_t i = 0; i < g_store.n_svcs; i++) {
         struct service *s = g_store.svcs[i];
         s->create_index = s->modify_index = 1;

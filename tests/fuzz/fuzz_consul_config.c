@@ -13,10 +13,9 @@
 #include "kitd/consul.h"
 #include "kitd/error.h"
 
-static const char *const vars[] = {"CONSUL_HTTP_ADDR",     "CONSUL_HTTP_SSL",
-                                   "CONSUL_HTTP_SSL_VERIFY", "CONSUL_TLS_SERVER_NAME",
-                                   "CONSUL_HTTP_AUTH",     "CONSUL_NAMESPACE",
-                                   "CONSUL_CLIENT_CERT",   "CONSUL_CLIENT_KEY"};
+static const char *const vars[] = {
+    "CONSUL_HTTP_ADDR", "CONSUL_HTTP_SSL",  "CONSUL_HTTP_SSL_VERIFY", "CONSUL_TLS_SERVER_NAME",
+    "CONSUL_HTTP_AUTH", "CONSUL_NAMESPACE", "CONSUL_CLIENT_CERT",     "CONSUL_CLIENT_KEY"};
 #define NVARS (sizeof vars / sizeof vars[0])
 #define TOKEN "fuzz-secret-token-5b1d"
 
@@ -37,10 +36,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     p = e + 1;
   }
   for (size_t i = 0; i < NVARS; i++) {
-    if (i < nv)
-      setenv(vars[i], vals[i], 1);
-    else
-      unsetenv(vars[i]);
+    if (i < nv) setenv(vars[i], vals[i], 1);
+    else unsetenv(vars[i]);
   }
   setenv("CONSUL_HTTP_TOKEN", TOKEN, 1);
   /* The token must not leak into details; an input that spells it itself

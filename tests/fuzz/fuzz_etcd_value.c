@@ -18,8 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (rc == 0) {
     if (!in || !*kitd_instance_address(in)) abort();
     kitd_instance_unref(in);
-  } else if ((rc != KITD_EPROTO && rc != KITD_ENOMEM) || in ||
-             (rc == KITD_EPROTO && !why[0])) {
+  } else if ((rc != KITD_EPROTO && rc != KITD_ENOMEM) || in || (rc == KITD_EPROTO && !why[0])) {
     abort();
   }
   unsigned char *d = NULL;
@@ -28,8 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *e = kitd__b64_encode(d, n);
     unsigned char *d2 = NULL;
     size_t n2 = 0;
-    if (e && (kitd__b64_decode(e, strlen(e), &d2, &n2) != 0 || n2 != n ||
-              memcmp(d, d2, n) != 0))
+    if (e && (kitd__b64_decode(e, strlen(e), &d2, &n2) != 0 || n2 != n || memcmp(d, d2, n) != 0))
       abort();
     free(d2);
     free(e);

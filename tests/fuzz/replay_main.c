@@ -14,16 +14,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int run_file(const char *path) {
   FILE *f = fopen(path, "rb");
-  if (!f) { perror(path); return -1; }
+  if (!f) {
+    perror(path);
+    return -1;
+  }
   size_t cap = 1 << 16, len = 0;
   uint8_t *buf = malloc(cap);
-  if (!buf) { fclose(f); return -1; }
+  if (!buf) {
+    fclose(f);
+    return -1;
+  }
   size_t n;
   while ((n = fread(buf + len, 1, cap - len, f)) > 0) {
     len += n;
     if (len == cap) {
       uint8_t *nb = realloc(buf, cap * 2);
-      if (!nb) { free(buf); fclose(f); return -1; }
+      if (!nb) {
+        free(buf);
+        fclose(f);
+        return -1;
+      }
       buf = nb;
       cap *= 2;
     }
@@ -36,10 +46,19 @@ static int run_file(const char *path) {
 
 static int run_path(const char *path, unsigned *count) {
   struct stat st;
-  if (stat(path, &st) != 0) { perror(path); return -1; }
-  if (!S_ISDIR(st.st_mode)) { (*count)++; return run_file(path); }
+  if (stat(path, &st) != 0) {
+    perror(path);
+    return -1;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    (*count)++;
+    return run_file(path);
+  }
   DIR *d = opendir(path);
-  if (!d) { perror(path); return -1; }
+  if (!d) {
+    perror(path);
+    return -1;
+  }
   struct dirent *e;
   int rc = 0;
   while ((e = readdir(d)) != NULL) {

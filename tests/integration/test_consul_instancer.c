@@ -69,10 +69,9 @@ static void watch_stop(watch *w) {
   kitd_test_recorder_destroy(&w->rec);
 }
 
-static void reg(const char *svc, const char *id, int port, const char *tags,
-                const char *status) {
-  assert_int_equal(
-      kitd_test_agent_register(&agent, svc, id, "127.0.0.1", port, tags, status, 60), 200);
+static void reg(const char *svc, const char *id, int port, const char *tags, const char *status) {
+  assert_int_equal(kitd_test_agent_register(&agent, svc, id, "127.0.0.1", port, tags, status, 60),
+                   200);
 }
 
 static bool have_agent;
@@ -94,9 +93,9 @@ static int before(void **state) {
   if (have_agent && !agent.real) kitd_test_agent_clear_faults(&agent);
   return 0;
 }
-#define NEED_AGENT() \
-  do {               \
-    if (!have_agent) skip(); \
+#define NEED_AGENT()                                                                               \
+  do {                                                                                             \
+    if (!have_agent) skip();                                                                       \
   } while (0)
 
 static int teardown(void **state) {
@@ -118,14 +117,14 @@ static void test_discovery_and_changes(void **state) {
   reg(svc, id2, 7002, NULL, "passing");
   watch w;
   watch_start(&w, svc, NULL, NULL);
-  assert_true(kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7001,127.0.0.1:7002",
-                                          kitd_test_ms(3000)));
+  assert_true(
+      kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7001,127.0.0.1:7002", kitd_test_ms(3000)));
   reg(svc, id3, 7003, NULL, "passing");
-  assert_true(kitd_test_recorder_wait_set(
-      &w.rec, "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003", kitd_test_ms(3000)));
-  assert_int_equal(kitd_test_agent_deregister(&agent, id1), 200);
-  assert_true(kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7002,127.0.0.1:7003",
+  assert_true(kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003",
                                           kitd_test_ms(3000)));
+  assert_int_equal(kitd_test_agent_deregister(&agent, id1), 200);
+  assert_true(
+      kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7002,127.0.0.1:7003", kitd_test_ms(3000)));
   kitd_test_agent_deregister(&agent, id2);
   kitd_test_agent_deregister(&agent, id3);
   assert_true(kitd_test_recorder_wait_set(&w.rec, "", kitd_test_ms(3000)));
@@ -156,16 +155,16 @@ static void test_passing_filter(void **state) {
   o.passing_only = 0;
   watch_start(&all, svc, &o, NULL);
   assert_true(kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7001", kitd_test_ms(3000)));
-  assert_true(kitd_test_recorder_wait_set(&all.rec, "127.0.0.1:7001,127.0.0.1:7002",
-                                          kitd_test_ms(3000)));
+  assert_true(
+      kitd_test_recorder_wait_set(&all.rec, "127.0.0.1:7001,127.0.0.1:7002", kitd_test_ms(3000)));
   assert_int_equal(kitd_test_agent_ttl(&agent, id2, "pass"), 200);
-  assert_true(kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7001,127.0.0.1:7002",
-                                          kitd_test_ms(3000)));
+  assert_true(
+      kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7001,127.0.0.1:7002", kitd_test_ms(3000)));
   /* warning is not passing */
   assert_int_equal(kitd_test_agent_ttl(&agent, id1, "warn"), 200);
   assert_true(kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7002", kitd_test_ms(3000)));
-  assert_true(kitd_test_recorder_wait_set(&all.rec, "127.0.0.1:7001,127.0.0.1:7002",
-                                          kitd_test_ms(3000)));
+  assert_true(
+      kitd_test_recorder_wait_set(&all.rec, "127.0.0.1:7001,127.0.0.1:7002", kitd_test_ms(3000)));
   kitd_test_agent_deregister(&agent, id1);
   kitd_test_agent_deregister(&agent, id2);
   watch_stop(&w);
@@ -190,8 +189,8 @@ static void test_tags(void **state) {
   o.ntags = 2;
   watch w;
   watch_start(&w, svc, &o, NULL);
-  assert_true(kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7001,127.0.0.1:7003",
-                                          kitd_test_ms(3000)));
+  assert_true(
+      kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7001,127.0.0.1:7003", kitd_test_ms(3000)));
   kitd_instance **set = NULL;
   size_t n = 0;
   assert_int_equal(kitd_consul_lookup(w.c, svc, &o, NULL, &set, &n), 0);
@@ -265,8 +264,7 @@ static void test_prompt_stop(void **state) {
 /* --- faults: an error event, the last good set kept, recovery after the
  * fault ends, and a bounded number of requests --- */
 
-static void fault_case(const char *knob, const char *value, long error_within_ms,
-                       int want_err) {
+static void fault_case(const char *knob, const char *value, long error_within_ms, int want_err) {
   NEED_AGENT();
   if (agent.real) skip();
   char svc[64], id1[80];
@@ -275,8 +273,8 @@ static void fault_case(const char *knob, const char *value, long error_within_ms
   reg(svc, id1, 7001, NULL, "passing");
   kitd_consul_instancer_opts o;
   kitd_consul_instancer_opts_init(&o);
-  o.wait_ms = 2000;           /* so stalled or slow polls end soon */
-  o.max_body = 1 << 20;       /* "oversized" answers exceed this */
+  o.wait_ms = 2000;     /* so stalled or slow polls end soon */
+  o.max_body = 1 << 20; /* "oversized" answers exceed this */
   watch w;
   watch_start(&w, svc, &o, NULL);
   assert_true(kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7001", kitd_test_ms(3000)));
@@ -314,22 +312,43 @@ static void fault_case(const char *knob, const char *value, long error_within_ms
   reg(svc, id1, 7002, NULL, "passing");
   /* A request in flight when the fault ends may still run into its
    * timeout (stall): allow as long as the error took. */
-  assert_true(kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7002",
-                                          kitd_test_ms(error_within_ms + 5000)));
+  assert_true(
+      kitd_test_recorder_wait_set(&w.rec, "127.0.0.1:7002", kitd_test_ms(error_within_ms + 5000)));
   watch_stop(&w);
   kitd_test_agent_deregister(&agent, id1);
 }
 
 /* The agent dies: the poll in flight is cut (EPROTO or ECONNECT first),
  * then connections are refused. */
-static void test_fault_down(void **s) { (void)s; fault_case("down", NULL, 3000, 0); }
-static void test_fault_500(void **s) { (void)s; fault_case("500", NULL, 3000, KITD_EHTTP); }
-static void test_fault_429(void **s) { (void)s; fault_case("429", NULL, 3000, KITD_EHTTP); }
-static void test_fault_garbage(void **s) { (void)s; fault_case("garbage", NULL, 3000, KITD_EPROTO); }
-static void test_fault_truncated(void **s) { (void)s; fault_case("truncated", NULL, 3000, KITD_EPROTO); }
-static void test_fault_oversized(void **s) { (void)s; fault_case("oversized", "2097152", 3000, KITD_ETOOBIG); }
+static void test_fault_down(void **s) {
+  (void)s;
+  fault_case("down", NULL, 3000, 0);
+}
+static void test_fault_500(void **s) {
+  (void)s;
+  fault_case("500", NULL, 3000, KITD_EHTTP);
+}
+static void test_fault_429(void **s) {
+  (void)s;
+  fault_case("429", NULL, 3000, KITD_EHTTP);
+}
+static void test_fault_garbage(void **s) {
+  (void)s;
+  fault_case("garbage", NULL, 3000, KITD_EPROTO);
+}
+static void test_fault_truncated(void **s) {
+  (void)s;
+  fault_case("truncated", NULL, 3000, KITD_EPROTO);
+}
+static void test_fault_oversized(void **s) {
+  (void)s;
+  fault_case("oversized", "2097152", 3000, KITD_ETOOBIG);
+}
 /* A stalled agent: the poll is cut by the timeout (wait + wait/16 + 11 s). */
-static void test_fault_stall(void **s) { (void)s; fault_case("stall", NULL, 20000, KITD_ETIMEDOUT); }
+static void test_fault_stall(void **s) {
+  (void)s;
+  fault_case("stall", NULL, 20000, KITD_ETIMEDOUT);
+}
 
 /* A slow agent is not an error: answers come late, but they come. */
 static void test_fault_slow(void **state) {
@@ -624,7 +643,8 @@ static void test_describe(void **state) {
   o.ntags = 2;
   kitd_instancer *in = NULL;
   assert_int_equal(kitd_consul_instancer_new(c, "users", &o, NULL, &in), 0);
-  assert_string_equal(kitd_instancer_describe(in), "passing instances of 'users' with tags [v2,blue]");
+  assert_string_equal(kitd_instancer_describe(in),
+                      "passing instances of 'users' with tags [v2,blue]");
   kitd_instancer_free(in);
   o.passing_only = 0;
   o.ntags = 0;
@@ -719,8 +739,9 @@ static void test_call_explains_empty_and_down(void **state) {
   assert_non_null(strstr(d, "last good answer"));
   pipeline_stop(&p);
   /* Let the double come back for the next tests. */
-  for (int i = 0; i < 400 && kitd_test_agent_http(&agent, "GET", "/v1/status/leader", NULL,
-                                                  NULL) != 200; i++) {
+  for (int i = 0;
+       i < 400 && kitd_test_agent_http(&agent, "GET", "/v1/status/leader", NULL, NULL) != 200;
+       i++) {
     struct timespec ts = {0, 20 * 1000000L};
     nanosleep(&ts, NULL);
   }

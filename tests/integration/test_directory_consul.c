@@ -46,15 +46,13 @@ static int teardown(void **state) {
   return 0;
 }
 
-#define NEED_AGENT()                                 \
-  do {                                               \
-    if (!have_agent) {                               \
-      skip();                                        \
-      return;                                        \
-    }                                                \
+#define NEED_AGENT()                                                                               \
+  do {                                                                                             \
+    if (!have_agent) {                                                                             \
+      skip();                                                                                      \
+      return;                                                                                      \
+    }                                                                                              \
   } while (0)
-
-
 
 static kitd_directory *new_dir(unsigned max_clients) {
   kitd_consul *c = NULL;
@@ -85,13 +83,16 @@ static int wait_count(kitd_directory *d, const char *svc, size_t want, long ms) 
 static void test_many_services_one_thread(void **s) {
   (void)s;
   NEED_AGENT();
-  enum { N = 30 };
+  enum {
+    N = 30
+  };
   char name[N][48], id[N][64 + 48];
   for (int i = 0; i < N; i++) {
     snprintf(name[i], sizeof name[i], "dir-svc-%d-%d", (int)getpid() % 100000, i);
     snprintf(id[i], sizeof id[i], "%s-a", name[i]);
     assert_int_equal(kitd_test_agent_register(&agent, name[i], id[i], "10.1.0.1", 1000 + i, NULL,
-                                              "passing", 3600), 200);
+                                              "passing", 3600),
+                     200);
   }
   kitd_test_agent_http(&agent, "PUT", "/_double/stats/reset", NULL, NULL);
   int before = kitd_test_threads();
@@ -109,8 +110,9 @@ static void test_many_services_one_thread(void **s) {
   /* a second instance (a catalog change), then a deregistration */
   char id2[80];
   snprintf(id2, sizeof id2, "%s-b", name[N - 1]);
-  assert_int_equal(kitd_test_agent_register(&agent, name[N - 1], id2, "10.1.0.2", 2000, NULL,
-                                            "passing", 3600), 200);
+  assert_int_equal(
+      kitd_test_agent_register(&agent, name[N - 1], id2, "10.1.0.2", 2000, NULL, "passing", 3600),
+      200);
   assert_true(wait_count(d, name[N - 1], 2, 2000));
   assert_int_equal(kitd_test_agent_deregister(&agent, id2), 200);
   assert_true(wait_count(d, name[N - 1], 1, 2000));
@@ -149,13 +151,16 @@ static void test_flood_of_unknown_names(void **s) {
 static void test_standalone_clients_share_a_watcher(void **s) {
   (void)s;
   NEED_AGENT();
-  enum { N = 3 };
+  enum {
+    N = 3
+  };
   char name[N][48], id[N][112];
   for (int i = 0; i < N; i++) {
     snprintf(name[i], sizeof name[i], "solo-%d-%d", (int)getpid() % 100000, i);
     snprintf(id[i], sizeof id[i], "%s-a", name[i]);
-    assert_int_equal(kitd_test_agent_register(&agent, name[i], id[i], "10.4.0.1", 80, NULL,
-                                              "passing", 3600), 200);
+    assert_int_equal(
+        kitd_test_agent_register(&agent, name[i], id[i], "10.4.0.1", 80, NULL, "passing", 3600),
+        200);
   }
   kitd_consul *c = NULL;
   assert_int_equal(kitd_consul_new(KITD_CONSUL_NO_ENV, NULL, &c), 0);

@@ -156,8 +156,8 @@ static void test_target_lookup(void **state) {
  * change on the server shows up without any other trigger. */
 static void test_refresh(void **state) {
   (void)state;
-  static const char *const args[] = {"--local-ttl=1", "--srv-host=_lorem._tcp.test,a.test,8001,0,10",
-                                     NULL};
+  static const char *const args[] = {"--local-ttl=1",
+                                     "--srv-host=_lorem._tcp.test,a.test,8001,0,10", NULL};
   watch_start(&W, args, "_lorem._tcp.test", NULL);
   assert_int_equal(kitd_test_dnsmasq_set_hosts(&W.dm, "127.0.0.1 a.test\n"), 0);
   assert_true(kitd_test_recorder_wait_set(&W.rec, "127.0.0.1:8001", T(5000)));

@@ -34,7 +34,8 @@ static int setup(void **state) {
   /* /svc/ .. /svc0 */
   must("/v3/auth/role/grant",
        "{\"name\":\"svc\",\"perm\":{\"permType\":\"READWRITE\",\"key\":\"L3N2Yy8=\","
-       "\"range_end\":\"L3N2YzA=\"}}", NULL);
+       "\"range_end\":\"L3N2YzA=\"}}",
+       NULL);
   must("/v3/auth/user/add", "{\"name\":\"app\",\"password\":\"apppw\"}", NULL);
   must("/v3/auth/user/grant", "{\"user\":\"app\",\"role\":\"svc\"}", NULL);
   must("/v3/auth/enable", "{}", NULL);

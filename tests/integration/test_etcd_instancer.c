@@ -14,8 +14,8 @@
 #include "kitd/source.h"
 #include "etcd_common.h"
 
-static kitd_instancer *watch(const char *prefix, int64_t backoff_ms, loglines *ll,
-                             kitd_logger **lg, rec *r) {
+static kitd_instancer *watch(const char *prefix, int64_t backoff_ms, loglines *ll, kitd_logger **lg,
+                             rec *r) {
   kitd_etcd *c = etcd_client(&srv);
   assert_non_null(c);
   assert_int_equal(kitd_logger_new(KITD_LOG_DEBUG, log_keep, ll, KITD_LOG_LOGFMT, lg), 0);

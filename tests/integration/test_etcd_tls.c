@@ -30,14 +30,18 @@ static int setup(void **state) {
   key = path("srv.key");
   size_t n = 3 * strlen(dir) + 1024;
   char *cmd = malloc(n);
-  int k = snprintf(cmd, n,
+  int k = snprintf(
+      cmd, n,
       "cd '%s' && q() { openssl \"$@\" >/dev/null 2>&1; } && "
-      "q req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=kitd-test-ca && "
-      "q req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -days 2 -subj /CN=other-ca && "
+      "q req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj "
+      "/CN=kitd-test-ca && "
+      "q req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -days 2 -subj "
+      "/CN=other-ca && "
       "q req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj /CN=localhost && "
       "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > ext.cnf && "
       "q x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 "
-      "-extfile ext.cnf", dir);
+      "-extfile ext.cnf",
+      dir);
   int rc = (k > 0 && (size_t)k < n && system(cmd) == 0) ? 0 : -1;
   free(cmd);
   if (rc) {

@@ -110,8 +110,8 @@ static void test_edit_in_place(void **state) {
   assert_non_null(f);
   fputs("127.0.0.1:8004\n", f);
   fclose(f);
-  assert_true(kitd_test_recorder_wait_set(&F.rec, "127.0.0.1:8001,127.0.0.1:8003,127.0.0.1:8004",
-                                          T(3000)));
+  assert_true(
+      kitd_test_recorder_wait_set(&F.rec, "127.0.0.1:8001,127.0.0.1:8003,127.0.0.1:8004", T(3000)));
 }
 
 static void test_atomic_rename(void **state) {

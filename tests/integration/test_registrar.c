@@ -51,14 +51,13 @@ static void lookup(kitd_consul *c, const char *svc, int passing, char *out, size
   size_t o2 = 0;
   for (size_t i = 0; i < n; i++)
     if (o2 < cap)
-      o2 += (size_t)snprintf(out + o2, cap - o2, "%s%s", i ? "," : "",
-                             kitd_instance_address(set[i]));
+      o2 +=
+          (size_t)snprintf(out + o2, cap - o2, "%s%s", i ? "," : "", kitd_instance_address(set[i]));
   kitd_instance_list_free(set, n);
 }
 
 /* Poll until lookup gives `want` (true) or the time runs out. */
-static bool eventually(kitd_consul *c, const char *svc, int passing, const char *want,
-                       long ms) {
+static bool eventually(kitd_consul *c, const char *svc, int passing, const char *want, long ms) {
   char got[1024];
   int64_t end = kitd_now_ns() + kitd_test_ms(ms) * 1000000;
   do {
@@ -86,9 +85,9 @@ static int before(void **state) {
   if (have_agent && !agent.real) kitd_test_agent_clear_faults(&agent);
   return 0;
 }
-#define NEED_AGENT() \
-  do {               \
-    if (!have_agent) skip(); \
+#define NEED_AGENT()                                                                               \
+  do {                                                                                             \
+    if (!have_agent) skip();                                                                       \
   } while (0)
 
 static int teardown(void **state) {
@@ -313,16 +312,14 @@ static void test_long_escaped_id(void **state) {
   assert_int_equal(kitd_registrar_registered(r, &err), 1);
   assert_int_equal(err, 0);
   char *services = NULL;
-  assert_int_equal(kitd_test_agent_http(&agent, "GET", "/v1/agent/services", NULL, &services),
-                   200);
+  assert_int_equal(kitd_test_agent_http(&agent, "GET", "/v1/agent/services", NULL, &services), 200);
   assert_non_null(strstr(services, id));
   free(services);
   /* Deregistration reaches the same ID: the agent holds nothing after. */
   assert_int_equal(kitd_registrar_deregister(r), 0);
   assert_int_equal(kitd_registrar_deregister(r), 0); /* once */
   services = NULL;
-  assert_int_equal(kitd_test_agent_http(&agent, "GET", "/v1/agent/services", NULL, &services),
-                   200);
+  assert_int_equal(kitd_test_agent_http(&agent, "GET", "/v1/agent/services", NULL, &services), 200);
   assert_null(strstr(services, svc));
   free(services);
   assert_true(eventually(c, svc, 0, "", 100));

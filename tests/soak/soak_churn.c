@@ -130,8 +130,7 @@ int main(int argc, char **argv) {
     snprintf(id, sizeof id, "soak-%d", k);
     if ((x >> 8) & 1)
       kitd_test_agent_register(&a, "soak", id, "127.0.0.1", 20000 + k, NULL, "passing", 600);
-    else
-      kitd_test_agent_deregister(&a, id);
+    else kitd_test_agent_deregister(&a, id);
     atomic_fetch_add(&churns, 1);
     usleep(3000);
     long now = rss_kb();

@@ -31,7 +31,6 @@ static const char *dnsmasq_path(void) {
 
 bool kitd_test_dnsmasq_available(void) { return dnsmasq_path() != NULL; }
 
-
 /* A port free for UDP and TCP on 127.0.0.1 (the kernel's pick for UDP,
  * checked for TCP: dnsmasq listens on both and exits if either is taken). */
 static int free_port(void) {
@@ -162,8 +161,7 @@ static void reap(kitd_test_dnsmasq *d, int sig) {
   if (d->pid <= 0) return;
   kill(d->pid, sig);
   int st;
-  while (waitpid(d->pid, &st, 0) < 0 && errno == EINTR) {
-  }
+  while (waitpid(d->pid, &st, 0) < 0 && errno == EINTR) {}
   d->pid = 0;
 }
 

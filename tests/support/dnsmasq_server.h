@@ -8,12 +8,12 @@
 #include <sys/types.h>
 
 typedef struct kitd_test_dnsmasq {
-  pid_t pid;     /* 0: not running */
+  pid_t pid; /* 0: not running */
   int port;
-  char *dir;     /* a temporary directory: the log and the hosts file */
-  char *log;     /* dir/queries.log (--log-queries) */
-  char *hosts;   /* dir/hosts (--addn-hosts; re-read on SIGHUP) */
-  char *addr;    /* "127.0.0.1:PORT" */
+  char *dir;   /* a temporary directory: the log and the hosts file */
+  char *log;   /* dir/queries.log (--log-queries) */
+  char *hosts; /* dir/hosts (--addn-hosts; re-read on SIGHUP) */
+  char *addr;  /* "127.0.0.1:PORT" */
 } kitd_test_dnsmasq;
 
 /* True if a dnsmasq binary is on PATH or in /usr/sbin. */

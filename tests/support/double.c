@@ -158,7 +158,6 @@ static size_t on_data(char *d, size_t s, size_t n, void *arg) {
   return s * n;
 }
 
-
 static int agent_http_locked(const kitd_test_agent *a, const char *method, const char *path,
                              const char *body, char **out);
 
@@ -172,10 +171,8 @@ int kitd_test_agent_http(const kitd_test_agent *a, const char *method, const cha
 
 static int agent_http_locked(const kitd_test_agent *a, const char *method, const char *path,
                              const char *body, char **out) {
-  if (http_handle)
-    curl_easy_reset(http_handle);
-  else
-    http_handle = curl_easy_init();
+  if (http_handle) curl_easy_reset(http_handle);
+  else http_handle = curl_easy_init();
   CURL *c = http_handle;
   if (!c) return 0;
   char url[1024];

@@ -14,13 +14,13 @@
 #include <sys/types.h>
 
 typedef struct kitd_test_agent {
-  pid_t pid;          /* the double's pid, 0 for a real agent */
-  bool real;          /* CONSUL_HTTP_ADDR points at a real agent */
-  char addr[256];     /* "127.0.0.1:port" (or CONSUL_HTTP_ADDR) */
-  char url[300];      /* "http://127.0.0.1:port" */
-  char *args[16];     /* extra flags, kept for restarts */
+  pid_t pid;      /* the double's pid, 0 for a real agent */
+  bool real;      /* CONSUL_HTTP_ADDR points at a real agent */
+  char addr[256]; /* "127.0.0.1:port" (or CONSUL_HTTP_ADDR) */
+  char url[300];  /* "http://127.0.0.1:port" */
+  char *args[16]; /* extra flags, kept for restarts */
   int nargs;
-  int outfd;          /* read end of the double's stdout */
+  int outfd; /* read end of the double's stdout */
 } kitd_test_agent;
 
 /* Start the double with `extra` flags (NULL-terminated, may be NULL).

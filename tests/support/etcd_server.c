@@ -30,10 +30,7 @@ static void nap_ms(long ms) {
   nanosleep(&ts, NULL);
 }
 
-
-bool etcd_server_available(void) {
-  return system("etcd --version >/dev/null 2>&1") == 0;
-}
+bool etcd_server_available(void) { return system("etcd --version >/dev/null 2>&1") == 0; }
 
 /* Two free ports: both bound at once so they differ, then released. */
 static int free_ports(int *a, int *b) {
@@ -125,16 +122,25 @@ static int spawn(etcd_server *s) {
     const char *argv[64];
     int k = 0;
     argv[k++] = "etcd";
-    argv[k++] = "--name"; argv[k++] = "t";
-    argv[k++] = "--data-dir"; argv[k++] = data;
-    argv[k++] = "--listen-client-urls"; argv[k++] = curl_;
-    argv[k++] = "--advertise-client-urls"; argv[k++] = curl_;
-    argv[k++] = "--listen-peer-urls"; argv[k++] = purl;
-    argv[k++] = "--initial-advertise-peer-urls"; argv[k++] = purl;
-    argv[k++] = "--initial-cluster"; argv[k++] = cluster;
+    argv[k++] = "--name";
+    argv[k++] = "t";
+    argv[k++] = "--data-dir";
+    argv[k++] = data;
+    argv[k++] = "--listen-client-urls";
+    argv[k++] = curl_;
+    argv[k++] = "--advertise-client-urls";
+    argv[k++] = curl_;
+    argv[k++] = "--listen-peer-urls";
+    argv[k++] = purl;
+    argv[k++] = "--initial-advertise-peer-urls";
+    argv[k++] = purl;
+    argv[k++] = "--initial-cluster";
+    argv[k++] = cluster;
     if (s->cert) {
-      argv[k++] = "--cert-file"; argv[k++] = s->cert;
-      argv[k++] = "--key-file"; argv[k++] = s->key;
+      argv[k++] = "--cert-file";
+      argv[k++] = s->cert;
+      argv[k++] = "--key-file";
+      argv[k++] = s->key;
     }
     for (size_t i = 0; s->extra && s->extra[i] && k < 62; i++) argv[k++] = s->extra[i];
     argv[k] = NULL;
@@ -208,8 +214,7 @@ int etcd_server_wipe(etcd_server *s) {
 void etcd_server_kill(etcd_server *s) {
   if (!s->pid) return;
   kill(s->pid, SIGKILL);
-  while (waitpid(s->pid, NULL, 0) < 0 && errno == EINTR) {
-  }
+  while (waitpid(s->pid, NULL, 0) < 0 && errno == EINTR) {}
   s->pid = 0;
 }
 

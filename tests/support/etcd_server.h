@@ -11,13 +11,13 @@
 #include <sys/types.h>
 
 typedef struct etcd_server {
-  char *dir;       /* work directory (data dir and log inside) */
-  char *url;       /* "http://127.0.0.1:P" or "https://..." */
-  char *ca;        /* CA file for https, or NULL */
+  char *dir; /* work directory (data dir and log inside) */
+  char *url; /* "http://127.0.0.1:P" or "https://..." */
+  char *ca;  /* CA file for https, or NULL */
   char *cert, *key;
   const char **extra; /* more etcd flags (NULL-terminated copy), or NULL */
   int client_port, peer_port;
-  pid_t pid;       /* 0: not running */
+  pid_t pid; /* 0: not running */
 } etcd_server;
 
 /* 1 if the etcd binary is there (tests skip otherwise). */

@@ -204,10 +204,8 @@ void fx_open(struct fx *f, const char *const *v, size_t n, int random_lb) {
   fx_reset();
   kitd_static_instancer_new(v, n, &f->in);
   kitd_endpointer_new(f->in, &(kitd_factory){fx_factory, NULL, NULL}, NULL, &f->ep);
-  if (random_lb)
-    kitd_balancer_random_new(f->ep, &f->b);
-  else
-    kitd_balancer_round_robin_new(f->ep, 0, &f->b);
+  if (random_lb) kitd_balancer_random_new(f->ep, &f->b);
+  else kitd_balancer_round_robin_new(f->ep, 0, &f->b);
 }
 
 void fx_close(struct fx *f) {

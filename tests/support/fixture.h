@@ -19,11 +19,16 @@
 #define KT_ALIVE 0xA11CE5u
 #define KT_DEAD 0xDEADu
 
-enum kt_mode { KT_OK = 0, KT_FAIL = 1, KT_HANG = 2, KT_FACTORY_FAIL = 3 };
+enum kt_mode {
+  KT_OK = 0,
+  KT_FAIL = 1,
+  KT_HANG = 2,
+  KT_FACTORY_FAIL = 3
+};
 
 typedef struct kt_ep {
-  atomic_uint magic;       /* KT_ALIVE until closed */
-  atomic_int closed;       /* times closed: must end at exactly 1 */
+  atomic_uint magic; /* KT_ALIVE until closed */
+  atomic_int closed; /* times closed: must end at exactly 1 */
   atomic_long calls;
   char inst[128];
   struct kt_factory *f;
@@ -37,7 +42,7 @@ typedef struct kt_factory {
   /* Per-instance behaviour: instances whose name contains `fail` (and so
    * on) behave so; "" matches none. */
   char fail[64], hang[64], factory_fail[64];
-  int fail_err;            /* code a failing call returns (default ECONNECT) */
+  int fail_err; /* code a failing call returns (default ECONNECT) */
 } kt_factory;
 
 void kt_factory_init(kt_factory *f);

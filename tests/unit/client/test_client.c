@@ -29,7 +29,8 @@ struct req {
   size_t len;
 };
 
-static void done(void *cls, struct MHD_Connection *c, void **st, enum MHD_RequestTerminationCode t) {
+static void done(void *cls, struct MHD_Connection *c, void **st,
+                 enum MHD_RequestTerminationCode t) {
   (void)cls, (void)c, (void)t;
   struct req *q = *st;
   if (q) free(q->body);
@@ -66,7 +67,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                    ct ? ct : "-", (int)q->len, q->body ? q->body : "");
   if (n < 0) return MHD_NO;
   struct MHD_Response *r = MHD_create_response_from_buffer((size_t)n, out, MHD_RESPMEM_MUST_FREE);
-  MHD_add_response_header(r, "Content-Type", !strcmp(url, "/json") ? "application/json" : "text/x-echo");
+  MHD_add_response_header(r, "Content-Type",
+                          !strcmp(url, "/json") ? "application/json" : "text/x-echo");
   if (!strcmp(url, "/json")) {
     MHD_destroy_response(r);
     static const char js[] = "{\"ok\":true,\"n\":3}";
@@ -81,8 +83,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 static int setup(void **s) {
   (void)s;
   kitd_global_init();
-  g_d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0,
-                         NULL, NULL, handler, NULL, MHD_OPTION_NOTIFY_COMPLETED, done, NULL,
+  g_d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL,
+                         NULL, handler, NULL, MHD_OPTION_NOTIFY_COMPLETED, done, NULL,
                          MHD_OPTION_SOCK_ADDR,
                          (struct sockaddr *)&(struct sockaddr_in){
                              .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)},
@@ -131,8 +133,8 @@ static void test_raw(void **s) {
   kitd_client_resp_clear(&r);
   assert_null(r.body);
 
-  kitd_client_req rq = {.method = "PUT", .path = "/x?q=1", .body = "hello", .len = 5,
-                        .content_type = "text/plain"};
+  kitd_client_req rq = {
+      .method = "PUT", .path = "/x?q=1", .body = "hello", .len = 5, .content_type = "text/plain"};
   assert_int_equal(kitd_client_call(c, &ctx, &rq, &r), 0);
   assert_string_equal(r.body, "PUT /x?q=1 text/plain hello");
   assert_int_equal(r.len, strlen(r.body));
@@ -361,12 +363,9 @@ static void test_free_while_calling(void **s) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_raw),
-      cmocka_unit_test(test_json),
-      cmocka_unit_test(test_source),
-      cmocka_unit_test(test_factory_failover),
-      cmocka_unit_test(test_bad_options),
-      cmocka_unit_test(test_free_while_calling),
+      cmocka_unit_test(test_raw),         cmocka_unit_test(test_json),
+      cmocka_unit_test(test_source),      cmocka_unit_test(test_factory_failover),
+      cmocka_unit_test(test_bad_options), cmocka_unit_test(test_free_while_calling),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

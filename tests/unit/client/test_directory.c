@@ -19,8 +19,8 @@
 #include "kitd/kitd.h"
 
 static kt_factory g_f;
-static atomic_int g_made;     /* instancers made */
-static atomic_int g_slow_ms;  /* new_instancer takes this long */
+static atomic_int g_made;    /* instancers made */
+static atomic_int g_slow_ms; /* new_instancer takes this long */
 
 /* "users" and "billing" have one instance each; other names none. */
 static int new_instancer(void *arg, const char *service, kitd_instancer **out) {
@@ -28,12 +28,12 @@ static int new_instancer(void *arg, const char *service, kitd_instancer **out) {
   atomic_fetch_add(&g_made, 1);
   int ms = atomic_load(&g_slow_ms);
   if (ms) kt_sleep_ms(ms);
-  const char *one = !strcmp(service, "users") ? "10.0.0.1:80"
-                    : !strcmp(service, "billing") ? "10.0.0.2:80" : "";
+  const char *one = !strcmp(service, "users")     ? "10.0.0.1:80"
+                    : !strcmp(service, "billing") ? "10.0.0.2:80"
+                                                  : "";
   *out = kt_static(one);
   return *out ? 0 : KITD_ENOMEM;
 }
-
 
 static kitd_directory *new_dir(int64_t idle_ms, unsigned max) {
   kt_factory_init(&g_f);

@@ -139,8 +139,9 @@ static void test_new(void **state) {
   assert_int_equal(kitd_source_instancer_new("gopher://h:1/x", &o, NULL, &in), KITD_EINVAL);
   assert_non_null(strstr(kitd_ctx_detail(&ctx), "unknown scheme 'gopher'"));
   assert_null(in);
-  assert_int_equal(kitd_source_instancer_new("dns+srv://dns.example:53/_a._tcp.test", &o, NULL, &in),
-                   KITD_EINVAL);
+  assert_int_equal(
+      kitd_source_instancer_new("dns+srv://dns.example:53/_a._tcp.test", &o, NULL, &in),
+      KITD_EINVAL);
   assert_non_null(strstr(kitd_ctx_detail(&ctx), "not a numeric DNS server address"));
   /* etcd: an instancer at once (the watch itself runs on its thread; with
    * nothing at port 1 it meets errors there, not here). */
@@ -173,11 +174,13 @@ static void test_new(void **state) {
   /* Consul and DNS instancers are made (their watches fail quietly
    * against closed ports here; the registries' own tests cover them). */
   in = NULL;
-  assert_int_equal(kitd_source_instancer_new("consul://127.0.0.1:1/lorem?tag=a", NULL, NULL, &in), 0);
+  assert_int_equal(kitd_source_instancer_new("consul://127.0.0.1:1/lorem?tag=a", NULL, NULL, &in),
+                   0);
   assert_non_null(in);
   kitd_instancer_free(in);
   in = NULL;
-  assert_int_equal(kitd_source_instancer_new("dns+srv://127.0.0.1:1/_a._tcp.test", NULL, NULL, &in), 0);
+  assert_int_equal(kitd_source_instancer_new("dns+srv://127.0.0.1:1/_a._tcp.test", NULL, NULL, &in),
+                   0);
   assert_string_equal(kitd_instancer_describe(in), "SRV targets of '_a._tcp.test'");
   kitd_instancer_free(in);
   o.size = 1;
@@ -186,8 +189,8 @@ static void test_new(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_good),        cmocka_unit_test(test_consul_query),
-      cmocka_unit_test(test_bad),         cmocka_unit_test(test_long_source),
+      cmocka_unit_test(test_good), cmocka_unit_test(test_consul_query),
+      cmocka_unit_test(test_bad),  cmocka_unit_test(test_long_source),
       cmocka_unit_test(test_new),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,9 +17,9 @@
 #include "kitd/error.h"
 
 static const char *const vars[] = {
-    "CONSUL_HTTP_ADDR", "CONSUL_HTTP_TOKEN", "CONSUL_HTTP_TOKEN_FILE", "CONSUL_HTTP_AUTH",
-    "CONSUL_HTTP_SSL", "CONSUL_HTTP_SSL_VERIFY", "CONSUL_CACERT", "CONSUL_CAPATH",
-    "CONSUL_CLIENT_CERT", "CONSUL_CLIENT_KEY", "CONSUL_TLS_SERVER_NAME", "CONSUL_NAMESPACE",
+    "CONSUL_HTTP_ADDR",   "CONSUL_HTTP_TOKEN",      "CONSUL_HTTP_TOKEN_FILE", "CONSUL_HTTP_AUTH",
+    "CONSUL_HTTP_SSL",    "CONSUL_HTTP_SSL_VERIFY", "CONSUL_CACERT",          "CONSUL_CAPATH",
+    "CONSUL_CLIENT_CERT", "CONSUL_CLIENT_KEY",      "CONSUL_TLS_SERVER_NAME", "CONSUL_NAMESPACE",
     "CONSUL_PARTITION"};
 
 static int clear_env(void **state) {
@@ -97,9 +97,10 @@ static void test_address_forms(void **state) {
 
 static void test_address_errors(void **state) {
   (void)state;
-  const char *bad[] = {"ftp://host:21", "tcp://1.2.3.4:8500", "host:abc", "host:0",
-                       "host:65536", "::1:8500", "http://:8500", "unix://relative",
-                       "unix://", "http://host:8500?x=1", "http://[::1:8500"};
+  const char *bad[] = {
+      "ftp://host:21",   "tcp://1.2.3.4:8500", "host:abc",        "host:0",  "host:65536",
+      "::1:8500",        "http://:8500",       "unix://relative", "unix://", "http://host:8500?x=1",
+      "http://[::1:8500"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     setenv("CONSUL_HTTP_ADDR", bad[i], 1);
     expect_econfig("CONSUL_HTTP_ADDR");

@@ -134,15 +134,15 @@ static void test_null_and_binary(void **state) {
   kitd_instance **set = (kitd_instance **)0x1;
   size_t n = 77;
   char detail[64];
-  assert_int_equal(kitd__consul_parse_health(NULL, 0, NULL, 0, true, NULL, &set, &n, detail,
-                                             sizeof detail),
-                   KITD_EPROTO);
+  assert_int_equal(
+      kitd__consul_parse_health(NULL, 0, NULL, 0, true, NULL, &set, &n, detail, sizeof detail),
+      KITD_EPROTO);
   assert_ptr_equal(set, (kitd_instance **)0x1);
   assert_int_equal(n, 77);
   const char bin[] = "[\0\xff\xfe]";
-  assert_int_equal(kitd__consul_parse_health(bin, sizeof bin - 1, NULL, 0, true, NULL, &set, &n,
-                                             NULL, 0),
-                   KITD_EPROTO);
+  assert_int_equal(
+      kitd__consul_parse_health(bin, sizeof bin - 1, NULL, 0, true, NULL, &set, &n, NULL, 0),
+      KITD_EPROTO);
   /* Embedded NUL inside a string is refused by jansson by default. */
   const char nul[] = "[{\"Service\":{\"Address\":\"a\\u0000b\",\"Port\":1}}]";
   int rc = kitd__consul_parse_health(nul, sizeof nul - 1, NULL, 0, false, NULL, &set, &n, detail,
@@ -183,8 +183,8 @@ static void test_attributes(void **state) {
   kitd_instance **set = NULL;
   size_t n = 0;
   char detail[128] = "";
-  assert_int_equal(kitd__consul_parse_health(body, sizeof body - 1, NULL, 0, false, NULL, &set,
-                                             &n, detail, sizeof detail),
+  assert_int_equal(kitd__consul_parse_health(body, sizeof body - 1, NULL, 0, false, NULL, &set, &n,
+                                             detail, sizeof detail),
                    0);
   assert_int_equal(n, 2);
   n = kitd__instance_sort_unique(set, n);
@@ -214,8 +214,8 @@ static void test_attributes(void **state) {
   assert_string_equal(kitd_instance_zone(set[1]), ""); /* no "rack": not "zone" */
   kitd_instance_list_free(set, n);
   /* passing_only drops the warning one. */
-  assert_int_equal(kitd__consul_parse_health(body, sizeof body - 1, NULL, 0, true, NULL, &set,
-                                             &n, detail, sizeof detail),
+  assert_int_equal(kitd__consul_parse_health(body, sizeof body - 1, NULL, 0, true, NULL, &set, &n,
+                                             detail, sizeof detail),
                    0);
   assert_int_equal(n, 1);
   assert_string_equal(kitd_instance_address(set[0]), "10.0.0.2:8080");
@@ -229,18 +229,16 @@ static void test_detail_names_consul(void **state) {
   kitd_instance **set = NULL;
   size_t n = 0;
   char detail[128] = "";
-  assert_int_equal(kitd__consul_parse_health(body, sizeof body - 1, NULL, 0, false, NULL, &set,
-                                             &n, detail, sizeof detail),
+  assert_int_equal(kitd__consul_parse_health(body, sizeof body - 1, NULL, 0, false, NULL, &set, &n,
+                                             detail, sizeof detail),
                    KITD_EPROTO);
   assert_string_equal(detail, "consul: bad health answer: entry 0: Service.Port is not an integer");
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_data_cases),
-      cmocka_unit_test(test_null_and_binary),
-      cmocka_unit_test(test_instance_format),
-      cmocka_unit_test(test_attributes),
+      cmocka_unit_test(test_data_cases),          cmocka_unit_test(test_null_and_binary),
+      cmocka_unit_test(test_instance_format),     cmocka_unit_test(test_attributes),
       cmocka_unit_test(test_detail_names_consul),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

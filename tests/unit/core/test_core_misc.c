@@ -99,7 +99,8 @@ static void test_logger(void **st) {
            kitd_log_quote(q, sizeof q, "lo rem"), 2);
   assert_int_equal(lines, 1);
   assert_true(strncmp(last_line, "ts=", 3) == 0);
-  assert_non_null(strstr(last_line, " level=warn component=instancer service=\"lo rem\" instances=2"));
+  assert_non_null(
+      strstr(last_line, " level=warn component=instancer service=\"lo rem\" instances=2"));
   kitd_log(NULL, KITD_LOG_ERROR, "x", "nothing");
   kitd_logger_free(lg);
 }

@@ -15,7 +15,10 @@
 #include "kitd/error.h"
 
 static int closes, echo_calls;
-static void close_fn(void *st) { (void)st; closes++; }
+static void close_fn(void *st) {
+  (void)st;
+  closes++;
+}
 static int echo(void *st, kitd_ctx *ctx, const void *req, void **resp) {
   (void)ctx;
   echo_calls++;
@@ -142,12 +145,9 @@ static void test_threads(void **s) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_ref_close_once),
-      cmocka_unit_test(test_call),
-      cmocka_unit_test(test_uninitialised_ctx),
-      cmocka_unit_test(test_invalid_and_alloc),
-      cmocka_unit_test(test_takes_state_no_leak),
-      cmocka_unit_test(test_threads),
+      cmocka_unit_test(test_ref_close_once),      cmocka_unit_test(test_call),
+      cmocka_unit_test(test_uninitialised_ctx),   cmocka_unit_test(test_invalid_and_alloc),
+      cmocka_unit_test(test_takes_state_no_leak), cmocka_unit_test(test_threads),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

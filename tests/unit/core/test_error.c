@@ -13,9 +13,9 @@
 
 static void test_names_and_messages(void **s) {
   (void)s;
-#define CHECK(name, val, msg)                              \
-  assert_int_equal(KITD_##name, val);                      \
-  assert_string_equal(kitd_strerror(KITD_##name), msg);    \
+#define CHECK(name, val, msg)                                                                      \
+  assert_int_equal(KITD_##name, val);                                                              \
+  assert_string_equal(kitd_strerror(KITD_##name), msg);                                            \
   assert_string_equal(kitd_err_name(KITD_##name), #name);
   KITD_ERRNO_MAP(CHECK)
 #undef CHECK

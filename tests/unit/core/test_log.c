@@ -118,8 +118,10 @@ static void test_fields_and_json(void **s) {
   assert_int_equal(kitd_log_format_record(&rec, KITD_LOG_JSON, small, sizeof small), need);
   assert_int_equal(strlen(small), 7);
   kitd_log_format_record(&rec, KITD_LOG_LOGFMT, line, sizeof line);
-  assert_string_equal(line, "ts=1970-01-01T00:00:00.000Z level=warn component=x service=\"lo\\\"rem\" n=3");
-  assert_int_equal(kitd_logger_new(KITD_LOG_INFO, NULL, NULL, (kitd_log_format)7, &lg), KITD_EINVAL);
+  assert_string_equal(
+      line, "ts=1970-01-01T00:00:00.000Z level=warn component=x service=\"lo\\\"rem\" n=3");
+  assert_int_equal(kitd_logger_new(KITD_LOG_INFO, NULL, NULL, (kitd_log_format)7, &lg),
+                   KITD_EINVAL);
   kitd_logger_free(lg);
 }
 

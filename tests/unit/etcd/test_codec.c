@@ -18,8 +18,8 @@
 static void test_base64(void **state) {
   (void)state;
   const char *in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar", "/svc/web/"};
-  const char *out[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy",
-                       "L3N2Yy93ZWIv"};
+  const char *out[] = {"",         "Zg==",     "Zm8=",     "Zm9v",
+                       "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy", "L3N2Yy93ZWIv"};
   for (size_t i = 0; i < sizeof in / sizeof *in; i++) {
     char *e = kitd__b64_encode((const unsigned char *)in[i], strlen(in[i]));
     assert_string_equal(e, out[i]);
@@ -97,15 +97,30 @@ static void test_values(void **state) {
   assert_int_equal(parse("[::1]:443", &in), 0);
   kitd_instance_unref(in);
   assert_int_equal(parse("{\"address\":\"10.0.0.2:81\",\"weight\":5,\"tags\":[\"a\",\"b\"],"
-                         "\"meta\":{\"k\":\"v\"},\"zone\":\"z1\"}", &in), 0);
+                         "\"meta\":{\"k\":\"v\"},\"zone\":\"z1\"}",
+                         &in),
+                   0);
   assert_int_equal(kitd_instance_weight(in), 5);
   assert_int_equal(kitd_instance_tag_count(in), 2);
   assert_string_equal(kitd_instance_meta(in, "k"), "v");
   assert_string_equal(kitd_instance_zone(in), "z1");
   kitd_instance_unref(in);
-  const char *bad[] = {"", "   ", "garbage", "10.0.0.1", "10.0.0.1:", "10.0.0.1:0",
-                       "10.0.0.1:65536", "10.0.0.1:8a", ":80", "::1:80", "a b:80",
-                       "http://x:80", "{", "[1,2]", "{\"address\":5}", "{\"weight\":2}",
+  const char *bad[] = {"",
+                       "   ",
+                       "garbage",
+                       "10.0.0.1",
+                       "10.0.0.1:",
+                       "10.0.0.1:0",
+                       "10.0.0.1:65536",
+                       "10.0.0.1:8a",
+                       ":80",
+                       "::1:80",
+                       "a b:80",
+                       "http://x:80",
+                       "{",
+                       "[1,2]",
+                       "{\"address\":5}",
+                       "{\"weight\":2}",
                        "{\"address\":\"x:1\",\"weight\":0}",
                        "{\"address\":\"x:1\",\"weight\":\"2\"}",
                        "{\"address\":\"x:1\",\"tags\":\"a\"}",
@@ -119,8 +134,7 @@ static void test_values(void **state) {
   }
   char nul[] = "10.0.0.1:80\0x";
   char why[64];
-  assert_int_equal(kitd__etcd_parse_value(nul, sizeof nul - 1, &in, why, sizeof why),
-                   KITD_EPROTO);
+  assert_int_equal(kitd__etcd_parse_value(nul, sizeof nul - 1, &in, why, sizeof why), KITD_EPROTO);
 }
 
 /* Every allocation failing in turn: ENOMEM or success, never a leak or a

@@ -149,9 +149,9 @@ static void test_json_errors(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_lines),      cmocka_unit_test(test_empty),
+      cmocka_unit_test(test_lines),       cmocka_unit_test(test_empty),
       cmocka_unit_test(test_line_errors), cmocka_unit_test(test_long_line),
-      cmocka_unit_test(test_json),       cmocka_unit_test(test_json_errors),
+      cmocka_unit_test(test_json),        cmocka_unit_test(test_json_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,7 +32,8 @@ static void body_is(const char *s, const char *want) {
 static void test_content_length(void **s) {
   (void)s;
   kitd__h1_resp r;
-  const char *a = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+  const char *a =
+      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
   assert_int_equal(parse(a, 100, 0, &r), 1);
   assert_int_equal(r.status, 200);
   assert_int_equal(r.minor, 1);
@@ -46,7 +47,8 @@ static void test_content_length(void **s) {
   assert_int_equal(r.status, 404);
   assert_int_equal(r.body_len, 3);
   /* the same length twice is fine */
-  assert_int_equal(parse("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx", 100, 0, &r), 1);
+  assert_int_equal(
+      parse("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx", 100, 0, &r), 1);
   /* empty body */
   assert_int_equal(parse("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 100, 0, &r), 1);
   assert_int_equal(r.body_len, 0);
@@ -64,8 +66,9 @@ static void test_incomplete(void **s) {
   /* truncated: the peer closed */
   assert_int_equal(parse(a, 100, 1, &r), KITD_EPROTO);
   assert_int_equal(parse("HTTP/1.1 200 OK\r\nContent-Le", 100, 1, &r), KITD_EPROTO);
-  assert_int_equal(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", 100, 1, &r),
-                   KITD_EPROTO);
+  assert_int_equal(
+      parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", 100, 1, &r),
+      KITD_EPROTO);
   /* no framing: the body runs to the close */
   assert_int_equal(parse("HTTP/1.1 200 OK\r\n\r\nabc", 100, 0, &r), 0);
   assert_int_equal(parse("HTTP/1.1 200 OK\r\n\r\nabc", 100, 1, &r), 1);
@@ -75,8 +78,9 @@ static void test_incomplete(void **s) {
 
 static void test_chunked(void **s) {
   (void)s;
-  body_is("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
-          "hello world");
+  body_is(
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+      "hello world");
   /* hex sizes, extensions, trailers, bare LFs */
   body_is("HTTP/1.1 200 OK\r\ntransfer-encoding: Chunked\r\n\r\nA;x=y\r\n0123456789\r\n"
           "1 ; ext\r\n!\r\n0\r\nX-Trailer: t\r\n\r\n",
@@ -85,28 +89,37 @@ static void test_chunked(void **s) {
   body_is("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "");
   kitd__h1_resp r;
   /* incomplete at every stage */
-  assert_int_equal(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel", 100, 0, &r), 0);
-  assert_int_equal(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r", 100, 0, &r), 0);
-  assert_int_equal(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n", 100, 0, &r), 0);
+  assert_int_equal(
+      parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel", 100, 0, &r), 0);
+  assert_int_equal(
+      parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r", 100, 0, &r), 0);
+  assert_int_equal(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n", 100, 0, &r),
+                   0);
   /* bad framing */
   assert_int_equal(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 100, 0, &r),
                    KITD_EPROTO);
-  assert_int_equal(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n", 100, 0, &r),
+  assert_int_equal(
+      parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n", 100, 0, &r),
+      KITD_EPROTO);
+  assert_int_equal(
+      parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2 x\r\nab\r\n", 100, 0, &r),
+      KITD_EPROTO);
+  assert_int_equal(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", 100, 0, &r),
                    KITD_EPROTO);
-  assert_int_equal(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2 x\r\nab\r\n", 100, 0, &r),
-                   KITD_EPROTO);
-  assert_int_equal(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", 100, 0, &r), KITD_EPROTO);
-  assert_int_equal(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
-                         100, 0, &r),
-                   KITD_EPROTO);
+  assert_int_equal(
+      parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 100, 0,
+            &r),
+      KITD_EPROTO);
   /* over the cap: one big chunk, many small ones, an absurd size */
   assert_int_equal(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n65\r\n", 100, 0, &r),
                    KITD_ETOOBIG);
   assert_int_equal(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-                         "3\r\nabc\r\n3\r\nabc\r\n", 5, 0, &r),
+                         "3\r\nabc\r\n3\r\nabc\r\n",
+                         5, 0, &r),
                    KITD_ETOOBIG);
   assert_int_equal(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-                         "ffffffffffffffffffffffff\r\n", 100, 0, &r),
+                         "ffffffffffffffffffffffff\r\n",
+                         100, 0, &r),
                    KITD_ETOOBIG);
 }
 
@@ -132,7 +145,8 @@ static void test_bad_numbers(void **s) {
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     if (parse(bad[i], 100, 0, &r) != KITD_EPROTO) fail_msg("accepted: %s", bad[i]);
   }
-  assert_int_equal(parse("HTTP/1.1 200 OK\r\nContent-Length: 101\r\n\r\n", 100, 0, &r), KITD_ETOOBIG);
+  assert_int_equal(parse("HTTP/1.1 200 OK\r\nContent-Length: 101\r\n\r\n", 100, 0, &r),
+                   KITD_ETOOBIG);
 }
 
 static void test_bad_fields(void **s) {
@@ -176,15 +190,19 @@ static void test_oversized_head(void **s) {
 static void test_connection(void **s) {
   (void)s;
   kitd__h1_resp r;
-  assert_int_equal(parse("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", 100, 0, &r), 1);
+  assert_int_equal(
+      parse("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", 100, 0, &r), 1);
   assert_int_equal(r.close, 1);
-  assert_int_equal(parse("HTTP/1.1 200 OK\r\nConnection: Keep-Alive, CLOSE\r\nContent-Length: 0\r\n\r\n",
-                         100, 0, &r), 1);
+  assert_int_equal(
+      parse("HTTP/1.1 200 OK\r\nConnection: Keep-Alive, CLOSE\r\nContent-Length: 0\r\n\r\n", 100, 0,
+            &r),
+      1);
   assert_int_equal(r.close, 1);
   assert_int_equal(parse("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", 100, 0, &r), 1);
   assert_int_equal(r.close, 1);
-  assert_int_equal(parse("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n", 100, 0, &r),
-                   1);
+  assert_int_equal(
+      parse("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n", 100, 0, &r),
+      1);
   assert_int_equal(r.close, 0);
 }
 

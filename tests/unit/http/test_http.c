@@ -22,7 +22,7 @@
 
 static struct MHD_Daemon *g_d;
 static int g_port;
-static atomic_int g_conns;    /* connections accepted */
+static atomic_int g_conns; /* connections accepted */
 static atomic_int g_requests;
 
 static void on_conn(void *cls, struct MHD_Connection *c, void **socket_ctx,
@@ -38,14 +38,16 @@ struct req {
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *body,
                              size_t len) {
-  struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
   MHD_add_response_header(r, "Content-Type", "application/json");
   enum MHD_Result ret = MHD_queue_response(c, status, r);
   MHD_destroy_response(r);
   return ret;
 }
 
-static void done(void *cls, struct MHD_Connection *c, void **st, enum MHD_RequestTerminationCode t) {
+static void done(void *cls, struct MHD_Connection *c, void **st,
+                 enum MHD_RequestTerminationCode t) {
   (void)cls, (void)c, (void)t;
   free(*st);
   *st = NULL;
@@ -88,11 +90,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 static int setup(void **s) {
   (void)s;
   kitd_global_init();
-  g_d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0,
-                         NULL, NULL, handler, NULL,
-                         MHD_OPTION_NOTIFY_CONNECTION, on_conn, NULL,
-                         MHD_OPTION_NOTIFY_COMPLETED, done, NULL,
-                         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&(struct sockaddr_in){
+  g_d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL,
+                         NULL, handler, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_conn, NULL,
+                         MHD_OPTION_NOTIFY_COMPLETED, done, NULL, MHD_OPTION_SOCK_ADDR,
+                         (struct sockaddr *)&(struct sockaddr_in){
                              .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)},
                          MHD_OPTION_END);
   if (!g_d) return -1;
@@ -110,7 +111,8 @@ static int teardown(void **s) {
 static void instance(char *buf, size_t cap) { snprintf(buf, cap, "127.0.0.1:%d", g_port); }
 
 /* decode: copy the body into a new string (caller frees with free()) */
-static int dec_str(void *arg, int status, const char *body, size_t len, void **resp, kitd_ctx *ctx) {
+static int dec_str(void *arg, int status, const char *body, size_t len, void **resp,
+                   kitd_ctx *ctx) {
   (void)arg, (void)status, (void)ctx;
   *resp = strndup(body, len);
   return *resp ? 0 : KITD_ENOMEM;
@@ -578,9 +580,9 @@ static void test_fast_malformed(void **s) {
     const char *answer;
     int close, want;
   } cases[] = {
-      {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab", 1, KITD_EPROTO},  /* truncated */
+      {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab", 1, KITD_EPROTO}, /* truncated */
       {"SSH-2.0-OpenSSH_9.2\r\n", 1, KITD_EPROTO},                        /* not HTTP */
-      {"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", 0, KITD_EPROTO},    /* bad number */
+      {"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", 0, KITD_EPROTO},   /* bad number */
       {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nq\r\n", 0, KITD_EPROTO},
       {"HTTP/1.1 200 OK\r\nContent-Length: 2000000\r\n\r\n", 0, KITD_ETOOBIG},
       {NULL, 1, KITD_EIO}, /* closed without a byte, on a fresh connection */
@@ -596,7 +598,8 @@ static void test_fast_malformed(void **s) {
     kitd_ctx_init(&ctx);
     kitd_ctx_set_timeout_ms(&ctx, 2000);
     int rc = kitd_endpoint_call(ep, &ctx, NULL, &out);
-    if (rc != cases[i].want) fail_msg("case %zu: %d, want %d (%s)", i, rc, cases[i].want, kitd_ctx_detail(&ctx));
+    if (rc != cases[i].want)
+      fail_msg("case %zu: %d, want %d (%s)", i, rc, cases[i].want, kitd_ctx_detail(&ctx));
     assert_string_equal(out, "untouched");
     assert_non_null(strstr(kitd_ctx_detail(&ctx), "GET http://127.0.0.1:"));
     kitd_endpoint_unref(ep);
@@ -626,14 +629,21 @@ static void test_fast_header_bound(void **s) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_reuse),         cmocka_unit_test(test_post_callbacks),
-      cmocka_unit_test(test_post_echo),     cmocka_unit_test(test_error_mapping),
-      cmocka_unit_test(test_refused),       cmocka_unit_test(test_deadline),
-      cmocka_unit_test(test_cancel),        cmocka_unit_test(test_body_cap),
-      cmocka_unit_test(test_threads),       cmocka_unit_test(test_error_text),
+      cmocka_unit_test(test_reuse),
+      cmocka_unit_test(test_post_callbacks),
+      cmocka_unit_test(test_post_echo),
+      cmocka_unit_test(test_error_mapping),
+      cmocka_unit_test(test_refused),
+      cmocka_unit_test(test_deadline),
+      cmocka_unit_test(test_cancel),
+      cmocka_unit_test(test_body_cap),
+      cmocka_unit_test(test_threads),
+      cmocka_unit_test(test_error_text),
       cmocka_unit_test(test_bad_args),
-      cmocka_unit_test(test_fast_stale_keepalive), cmocka_unit_test(test_fast_chunked_keepalive),
-      cmocka_unit_test(test_fast_connection_close), cmocka_unit_test(test_fast_malformed),
+      cmocka_unit_test(test_fast_stale_keepalive),
+      cmocka_unit_test(test_fast_chunked_keepalive),
+      cmocka_unit_test(test_fast_connection_close),
+      cmocka_unit_test(test_fast_malformed),
       cmocka_unit_test(test_fast_header_bound),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

@@ -61,10 +61,8 @@ static void stress(unsigned flags, int use_random) {
   kitd_instancer *in = kt_static("a:1,b:1,c:1");
   kitd_endpointer *ep;
   assert_int_equal(kitd_endpointer_new(in, &(kitd_factory){kt_factory_fn, &f, NULL}, NULL, &ep), 0);
-  if (use_random)
-    assert_int_equal(kitd_balancer_random_new(ep, &bal), 0);
-  else
-    assert_int_equal(kitd_balancer_round_robin_new(ep, flags, &bal), 0);
+  if (use_random) assert_int_equal(kitd_balancer_random_new(ep, &bal), 0);
+  else assert_int_equal(kitd_balancer_round_robin_new(ep, flags, &bal), 0);
   atomic_store(&stop_flag, 0);
   atomic_store(&picks, 0);
   pthread_t t[4];
@@ -80,8 +78,9 @@ static void stress(unsigned flags, int use_random) {
     x ^= x << 13, x ^= x >> 7, x ^= x << 17;
     set[0] = '\0';
     for (int i = 0; i < 10; i++)
-      if (x >> i & 1) snprintf(set + strlen(set), sizeof set - strlen(set), "%sh%d:%lu",
-                               set[0] ? "," : "", i, (x >> 20) % 3);
+      if (x >> i & 1)
+        snprintf(set + strlen(set), sizeof set - strlen(set), "%sh%d:%lu", set[0] ? "," : "", i,
+                 (x >> 20) % 3);
     kt_set(in, set);
     updates++;
   }
@@ -175,10 +174,8 @@ static void test_pick_without_record(void **s) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_pick_without_record),
-      cmocka_unit_test(test_stress_rr_global),
-      cmocka_unit_test(test_stress_rr_per_thread),
-      cmocka_unit_test(test_stress_random),
+      cmocka_unit_test(test_pick_without_record),  cmocka_unit_test(test_stress_rr_global),
+      cmocka_unit_test(test_stress_rr_per_thread), cmocka_unit_test(test_stress_random),
       cmocka_unit_test(test_records_reused),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -131,10 +131,8 @@ static void test_two_threads(void **st) {
 
 int main(void) {
   const struct CMUnitTest t[] = {
-      cmocka_unit_test(test_slow_instance_share),
-      cmocka_unit_test(test_failing_instance_avoided),
-      cmocka_unit_test(test_load_counts_balance),
-      cmocka_unit_test(test_state_survives_update),
+      cmocka_unit_test(test_slow_instance_share), cmocka_unit_test(test_failing_instance_avoided),
+      cmocka_unit_test(test_load_counts_balance), cmocka_unit_test(test_state_survives_update),
       cmocka_unit_test(test_two_threads),
   };
   return cmocka_run_group_tests(t, NULL, NULL);

@@ -40,7 +40,8 @@ static int setup(void **state) {
   env *e = calloc(1, sizeof *e);
   kt_factory_init(&e->f);
   e->in = kt_static("a:1,b:1");
-  if (kitd_endpointer_new(e->in, &(kitd_factory){kt_factory_fn, &e->f, NULL}, NULL, &e->ep)) return -1;
+  if (kitd_endpointer_new(e->in, &(kitd_factory){kt_factory_fn, &e->f, NULL}, NULL, &e->ep))
+    return -1;
   if (kitd_balancer_round_robin_new(e->ep, 0, &e->b)) return -1;
   kitd_balancer_set_seed(e->b, 0); /* a first */
   *state = e;

@@ -26,7 +26,8 @@ static int setup(void **state) {
   env *e = calloc(1, sizeof *e);
   kt_factory_init(&e->f);
   e->in = kt_static("h0:1,h1:1,h2:1,h3:1,h4:1");
-  if (kitd_endpointer_new(e->in, &(kitd_factory){kt_factory_fn, &e->f, NULL}, NULL, &e->ep)) return -1;
+  if (kitd_endpointer_new(e->in, &(kitd_factory){kt_factory_fn, &e->f, NULL}, NULL, &e->ep))
+    return -1;
   *state = e;
   return 0;
 }

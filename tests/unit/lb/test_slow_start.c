@@ -37,9 +37,8 @@ static void run(int p2c) {
   assert_int_equal(o.slow_start_ms, 30000);
   o.slow_start_ms = 1000 * kt_scale();
   kitd_balancer *b;
-  assert_int_equal(p2c ? kitd_balancer_p2c_new(s.ep, &o, &b)
-                       : kitd_balancer_weighted_new(s.ep, &o, &b),
-                   0);
+  assert_int_equal(
+      p2c ? kitd_balancer_p2c_new(s.ep, &o, &b) : kitd_balancer_weighted_new(s.ep, &o, &b), 0);
   /* The first set is not held back: all four share evenly at once. */
   long total, got0 = 0;
   for (int k = 0; k < 400; k++) {

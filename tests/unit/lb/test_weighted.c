@@ -13,9 +13,7 @@ static void test_shares_1_2_7(void **st) {
   double sh[3];
   int twice = sc_wrr_shares(100000, sh);
   const double want[3] = {10, 20, 70};
-  for (int i = 0; i < 3; i++) {
-    assert_true(sh[i] > want[i] - 1 && sh[i] < want[i] + 1);
-  }
+  for (int i = 0; i < 3; i++) { assert_true(sh[i] > want[i] - 1 && sh[i] < want[i] + 1); }
   assert_int_equal(twice, 0);
 }
 

@@ -16,9 +16,8 @@ static kitd_balancer *make(struct sc *s, int p2c, const char *zone) {
   kitd_balancer_opts_init(&o);
   o.zone = zone;
   kitd_balancer *b = NULL;
-  assert_int_equal(p2c ? kitd_balancer_p2c_new(s->ep, &o, &b)
-                       : kitd_balancer_weighted_new(s->ep, &o, &b),
-                   0);
+  assert_int_equal(
+      p2c ? kitd_balancer_p2c_new(s->ep, &o, &b) : kitd_balancer_weighted_new(s->ep, &o, &b), 0);
   return b;
 }
 
@@ -62,9 +61,8 @@ static void test_spills_when_local_down(void **st) {
     o.zone = "a";
     o.panic_percent = 0; /* half the set is down: no panic, spill */
     kitd_balancer *b;
-    assert_int_equal(p2c ? kitd_balancer_p2c_new(s.ep, &o, &b)
-                         : kitd_balancer_weighted_new(s.ep, &o, &b),
-                     0);
+    assert_int_equal(
+        p2c ? kitd_balancer_p2c_new(s.ep, &o, &b) : kitd_balancer_weighted_new(s.ep, &o, &b), 0);
     assert_int_equal(local_picks(b, 600), 0);
     kitd_balancer_free(b);
     sc_close(&s);

@@ -22,7 +22,8 @@ static void test_ok(void **st) {
   assert_int_equal(rq.type, LOREM_WORD);
   assert_int_equal(rq.min, 5);
   assert_int_equal(rq.max, 10);
-  assert_int_equal(parse(" {\"max\":1,\"requestType\":\"PARAGRAPH\",\"min\":100,\"x\":[1]} ", &rq, err), 0);
+  assert_int_equal(
+      parse(" {\"max\":1,\"requestType\":\"PARAGRAPH\",\"min\":100,\"x\":[1]} ", &rq, err), 0);
   assert_int_equal(rq.type, LOREM_PARAGRAPH);
   assert_int_equal(rq.min, 100);
 }
@@ -31,7 +32,9 @@ static void test_bad(void **st) {
   (void)st;
   lorem_request rq;
   char err[256];
-  static const struct { const char *body, *want; } cases[] = {
+  static const struct {
+    const char *body, *want;
+  } cases[] = {
       {"", "invalid JSON"},
       {"{nope", "invalid JSON"},
       {"[1,2]", "must be a JSON object"},
@@ -49,7 +52,8 @@ static void test_bad(void **st) {
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     err[0] = 'X';
     assert_int_equal(parse(cases[i].body, &rq, err), -1);
-    if (!strstr(err, cases[i].want)) fail_msg("%s: got '%s', want '%s'", cases[i].body, err, cases[i].want);
+    if (!strstr(err, cases[i].want))
+      fail_msg("%s: got '%s', want '%s'", cases[i].body, err, cases[i].want);
   }
   static char big[LOREM_GWREQ_MAX + 2];
   memset(big, ' ', sizeof big - 1);

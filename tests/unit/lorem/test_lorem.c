@@ -162,10 +162,14 @@ static void test_type_parse(void **st) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_word_list), cmocka_unit_test(test_count_rule),
-      cmocka_unit_test(test_word),      cmocka_unit_test(test_sentence),
-      cmocka_unit_test(test_paragraph), cmocka_unit_test(test_limits),
-      cmocka_unit_test(test_seed_determinism), cmocka_unit_test(test_type_parse),
+      cmocka_unit_test(test_word_list),
+      cmocka_unit_test(test_count_rule),
+      cmocka_unit_test(test_word),
+      cmocka_unit_test(test_sentence),
+      cmocka_unit_test(test_paragraph),
+      cmocka_unit_test(test_limits),
+      cmocka_unit_test(test_seed_determinism),
+      cmocka_unit_test(test_type_parse),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -102,9 +102,12 @@ static void test_json_string(void **st) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_ok),      cmocka_unit_test(test_bad_input),
-      cmocka_unit_test(test_not_found), cmocka_unit_test(test_methods),
-      cmocka_unit_test(test_long_and_binary), cmocka_unit_test(test_json_string),
+      cmocka_unit_test(test_ok),
+      cmocka_unit_test(test_bad_input),
+      cmocka_unit_test(test_not_found),
+      cmocka_unit_test(test_methods),
+      cmocka_unit_test(test_long_and_binary),
+      cmocka_unit_test(test_json_string),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

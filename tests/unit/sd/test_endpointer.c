@@ -270,14 +270,18 @@ static void test_invalid(void **s) {
   (void)s;
   kitd_instancer *in = kt_static("a:1");
   kitd_endpointer *ep = NULL;
-  assert_int_equal(kitd_endpointer_new(NULL, &(kitd_factory){kt_factory_fn, NULL, NULL}, NULL, &ep), KITD_EINVAL);
-  assert_int_equal(kitd_endpointer_new(in, &(kitd_factory){NULL, NULL, NULL}, NULL, &ep), KITD_EINVAL);
-  assert_int_equal(kitd_endpointer_new(in, &(kitd_factory){kt_factory_fn, NULL, NULL}, NULL, NULL), KITD_EINVAL);
+  assert_int_equal(kitd_endpointer_new(NULL, &(kitd_factory){kt_factory_fn, NULL, NULL}, NULL, &ep),
+                   KITD_EINVAL);
+  assert_int_equal(kitd_endpointer_new(in, &(kitd_factory){NULL, NULL, NULL}, NULL, &ep),
+                   KITD_EINVAL);
+  assert_int_equal(kitd_endpointer_new(in, &(kitd_factory){kt_factory_fn, NULL, NULL}, NULL, NULL),
+                   KITD_EINVAL);
   assert_null(ep);
   kitd_instancer_stop(in);
   kt_factory f;
   kt_factory_init(&f);
-  assert_int_equal(kitd_endpointer_new(in, &(kitd_factory){kt_factory_fn, &f, NULL}, NULL, &ep), KITD_ESTOPPED);
+  assert_int_equal(kitd_endpointer_new(in, &(kitd_factory){kt_factory_fn, &f, NULL}, NULL, &ep),
+                   KITD_ESTOPPED);
   assert_int_equal(kitd_endpointer_count(NULL), 0);
   kitd_endpointer_free(NULL);
   kitd_instancer_free(in);
@@ -353,10 +357,8 @@ static void run_race(int random_balancer) {
   assert_int_equal(kitd_static_instancer_new(all, 8, &in), 0);
   kitd_endpointer *ep = new_ep(in, &f, -1, NULL);
   struct race r = {0};
-  if (random_balancer)
-    assert_int_equal(kitd_balancer_random_new(ep, &r.b), 0);
-  else
-    assert_int_equal(kitd_balancer_round_robin_new(ep, 0, &r.b), 0);
+  if (random_balancer) assert_int_equal(kitd_balancer_random_new(ep, &r.b), 0);
+  else assert_int_equal(kitd_balancer_round_robin_new(ep, 0, &r.b), 0);
   pthread_t t[4];
   for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, race_picker, &r);
   unsigned x = 12345;

@@ -38,7 +38,10 @@ static void rec_fn(void *arg, const kitd_event *ev) {
 
 /* A bare instancer built on the base, to drive publish directly. */
 static int stops;
-static void t_stop(kitd_instancer *in) { (void)in; stops++; }
+static void t_stop(kitd_instancer *in) {
+  (void)in;
+  stops++;
+}
 static void t_destroy(kitd_instancer *in) { free(in); }
 static const struct kitd__instancer_ops t_ops = {"test", t_stop, t_destroy};
 

@@ -137,10 +137,10 @@ static void build_and_free(const int perm[4]) {
   int freed[4] = {0};
   for (int k = 0; k < 4; k++) {
     switch (perm[k]) {
-      case 0: kitd_instancer_free(in); break;
-      case 1: kitd_endpointer_free(ep); break;
-      case 2: kitd_balancer_free(b); break;
-      case 3: kitd_endpoint_unref(r); break;
+    case 0: kitd_instancer_free(in); break;
+    case 1: kitd_endpointer_free(ep); break;
+    case 2: kitd_balancer_free(b); break;
+    case 3: kitd_endpoint_unref(r); break;
     }
     freed[perm[k]] = 1;
     if (!freed[3]) {
@@ -243,26 +243,21 @@ struct reenter {
 static void reenter_fn(void *arg, const kitd_event *ev) {
   struct reenter *r = arg;
   r->events++;
-  snprintf(r->last, sizeof r->last, "%s",
-           ev->count ? kitd_instance_address(ev->instances[0]) : "");
+  snprintf(r->last, sizeof r->last, "%s", ev->count ? kitd_instance_address(ev->instances[0]) : "");
   kitd_instance **v;
   size_t n;
   switch (r->mode) {
-    case 0: /* read the state */
-      r->state_rc = kitd_instancer_state(r->in, &v, &r->state_n);
-      if (r->state_rc >= 0 || r->state_rc == KITD_ENOTFOUND) kitd_instance_list_free(v, r->state_n);
-      n = r->state_n;
-      (void)n;
-      break;
-    case 1: /* change the set: delivered after this event */
-      if (r->events == 1) kitd_static_instancer_set(r->in, (const char *[]){"z:9"}, 1);
-      break;
-    case 2: /* unsubscribe itself */
-      kitd_instancer_unsubscribe(r->in, reenter_fn, r);
-      break;
-    case 3: /* stop */
-      kitd_instancer_stop(r->in);
-      break;
+  case 0: /* read the state */
+    r->state_rc = kitd_instancer_state(r->in, &v, &r->state_n);
+    if (r->state_rc >= 0 || r->state_rc == KITD_ENOTFOUND) kitd_instance_list_free(v, r->state_n);
+    n = r->state_n;
+    (void)n;
+    break;
+  case 1: /* change the set: delivered after this event */
+    if (r->events == 1) kitd_static_instancer_set(r->in, (const char *[]){"z:9"}, 1);
+    break;
+  case 2: /* unsubscribe itself */ kitd_instancer_unsubscribe(r->in, reenter_fn, r); break;
+  case 3: /* stop */ kitd_instancer_stop(r->in); break;
   }
 }
 
@@ -275,23 +270,23 @@ static void test_calls_from_a_callback(void **s) {
     assert_int_equal(kitd_instancer_subscribe(r.in, reenter_fn, &r), 0);
     assert_int_equal(r.events, mode == 1 ? 2 : 1);
     switch (mode) {
-      case 0:
-        assert_int_equal(r.state_rc, 0);
-        assert_int_equal(r.state_n, 1);
-        break;
-      case 1: /* the nested set came right after the first event */
-        assert_int_equal(r.events, 2);
-        assert_string_equal(r.last, "z:9");
-        break;
-      case 2:
-        assert_int_equal(kt_set(r.in, "b:1"), 0);
-        assert_int_equal(r.events, 1); /* gone */
-        assert_int_equal(kitd_instancer_unsubscribe(r.in, reenter_fn, &r), KITD_ENOTFOUND);
-        break;
-      case 3:
-        assert_int_equal(kt_set(r.in, "b:1"), KITD_ESTOPPED);
-        assert_int_equal(r.events, 1);
-        break;
+    case 0:
+      assert_int_equal(r.state_rc, 0);
+      assert_int_equal(r.state_n, 1);
+      break;
+    case 1: /* the nested set came right after the first event */
+      assert_int_equal(r.events, 2);
+      assert_string_equal(r.last, "z:9");
+      break;
+    case 2:
+      assert_int_equal(kt_set(r.in, "b:1"), 0);
+      assert_int_equal(r.events, 1); /* gone */
+      assert_int_equal(kitd_instancer_unsubscribe(r.in, reenter_fn, &r), KITD_ENOTFOUND);
+      break;
+    case 3:
+      assert_int_equal(kt_set(r.in, "b:1"), KITD_ESTOPPED);
+      assert_int_equal(r.events, 1);
+      break;
     }
     if (mode != 2) kitd_instancer_unsubscribe(r.in, reenter_fn, &r);
     kitd_instancer_free(r.in);
@@ -357,9 +352,8 @@ static void test_explain_empty(void **s) {
   void *resp = NULL;
   assert_int_equal(kitd_endpoint_call(r, &ctx, NULL, &resp), KITD_ENOENDPOINTS);
   assert_string_equal(kitd_ctx_detail(&ctx), "0 instances of the static list");
-  assert_int_equal(kitd_static_instancer_fail(in, KITD_ECONNECT,
-                                              "consul: connect 127.0.0.1:8500 refused"),
-                   0);
+  assert_int_equal(
+      kitd_static_instancer_fail(in, KITD_ECONNECT, "consul: connect 127.0.0.1:8500 refused"), 0);
   kitd_ctx_init(&ctx);
   assert_int_equal(kitd_endpoint_call(r, &ctx, NULL, &resp), KITD_ENOENDPOINTS);
   assert_non_null(strstr(kitd_ctx_detail(&ctx), "consul: connect 127.0.0.1:8500 refused"));
