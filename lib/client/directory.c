@@ -131,8 +131,7 @@ static void garbage_release(struct garbage *g) {
 
 /* Move retired tables no reader holds, oldest first, to `g`. Under mu. */
 static void reclaim(kitd_directory *d, struct garbage *g) {
-  if (!d->rhead) return;
-  kitd__hp_scan_begin();
+  if (!d->rhead || kitd__hp_scan_begin() != 0) return; /* the next one tries again */
   while (d->rhead && !kitd__hp_in_use(d->rhead->t)) {
     struct retired *r = d->rhead;
     d->rhead = r->next;

@@ -38,14 +38,15 @@ static void asym_init(void) {
 
 void kitd__hp_init(void) { pthread_once(&asym_once, asym_init); }
 
-void kitd__hp_scan_begin(void) {
+int kitd__hp_scan_begin(void) {
   if (kitd__hp_asym) {
     /* Every thread of the process now runs a full barrier (or is not
-     * running): a slot stored before its owner's re-read is visible. */
-    if (syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0) != 0) abort();
-  } else {
-    atomic_thread_fence(memory_order_seq_cst);
+     * running): a slot stored before its owner's re-read is visible. If
+     * the kernel refuses, no slot can be trusted: free nothing now. */
+    return syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0) == 0 ? 0 : -1;
   }
+  atomic_thread_fence(memory_order_seq_cst);
+  return 0;
 }
 static pthread_key_t hp_key;
 static pthread_once_t hp_once = PTHREAD_ONCE_INIT;

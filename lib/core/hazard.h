@@ -91,8 +91,10 @@ static inline void kitd__hp_release(int slot) {
 
 /* Before a scan: the reclaimer's half of the fence pair (after it stored
  * the new pointer). Makes every slot a reader published before its
- * re-read visible to kitd__hp_in_use(). */
-void kitd__hp_scan_begin(void);
+ * re-read visible to kitd__hp_in_use(). Returns 0, or -1 when the barrier
+ * could not be made (membarrier failed after registering): the caller must
+ * then free nothing this time, and try again at its next reclaim. */
+int kitd__hp_scan_begin(void);
 
 /* Is `p` published in any slot of any thread? (reclaimers only, after
  * kitd__hp_scan_begin) */

@@ -147,7 +147,7 @@ static int held_in(const struct held *h, uint64_t born, uint64_t died) {
 static void reclaim_locked(kitd_endpointer *ep) {
   if (!ep->retired && !ep->nlimbo) return;
   struct held h = {{0}, 0, 0, 0, 0};
-  if (ep->retired) kitd__hp_scan_begin();
+  if (ep->retired && kitd__hp_scan_begin() != 0) return; /* the next reclaim tries again */
   struct kitd__snap **pp = &ep->retired;
   while (*pp) {
     struct kitd__snap *s = *pp;
