@@ -80,6 +80,21 @@ int kitd_log_enabled(const kitd_logger *lg, kitd_log_level level) {
   return lg && level >= effective_min(lg) && level < KITD_LOG_NONE;
 }
 
+/* One byte of a quoted value, escaped for logfmt (json 0: control bytes
+ * as \xHH) or JSON (json 1: as \u00HH), into esc; returns its length. */
+static size_t escape_byte(unsigned char c, int json, char esc[8]) {
+  if (c == '"' || c == '\\') {
+    esc[0] = '\\';
+    esc[1] = (char)c;
+    return 2;
+  }
+  if (c == '\n') return memcpy(esc, "\\n", 2), 2;
+  if (c == '\t') return memcpy(esc, "\\t", 2), 2;
+  if (c < ' ' || c == 0x7f) return (size_t)snprintf(esc, 8, json ? "\\u%04x" : "\\x%02x", c);
+  esc[0] = (char)c;
+  return 1;
+}
+
 char *kitd_log_quote(char *buf, size_t cap, const char *value) {
   if (!buf || cap == 0) return buf;
   if (!value) value = "";
@@ -100,23 +115,7 @@ char *kitd_log_quote(char *buf, size_t cap, const char *value) {
   buf[o++] = '"';
   for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
     char esc[8];
-    size_t n;
-    if (*p == '"' || *p == '\\') {
-      esc[0] = '\\';
-      esc[1] = (char)*p;
-      n = 2;
-    } else if (*p == '\n') {
-      memcpy(esc, "\\n", 2);
-      n = 2;
-    } else if (*p == '\t') {
-      memcpy(esc, "\\t", 2);
-      n = 2;
-    } else if (*p < ' ' || *p == 0x7f) {
-      n = (size_t)snprintf(esc, sizeof esc, "\\x%02x", *p);
-    } else {
-      esc[0] = (char)*p;
-      n = 1;
-    }
+    size_t n = escape_byte(*p, 0, esc);
     if (o + n + 2 > cap) break; /* room for the closing quote and NUL */
     memcpy(buf + o, esc, n);
     o += n;
@@ -187,19 +186,7 @@ static void put_json_str(char *buf, size_t cap, size_t *o, size_t *need, const c
   put(buf, cap, o, need, "\"", 1);
   for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
     char esc[8];
-    size_t n = 1;
-    esc[0] = (char)*p;
-    if (*p == '"' || *p == '\\') {
-      esc[0] = '\\';
-      esc[1] = (char)*p;
-      n = 2;
-    } else if (*p == '\n') {
-      memcpy(esc, "\\n", 2);
-      n = 2;
-    } else if (*p == '\t') {
-      memcpy(esc, "\\t", 2);
-      n = 2;
-    } else if (*p < ' ' || *p == 0x7f) n = (size_t)snprintf(esc, sizeof esc, "\\u%04x", *p);
+    size_t n = escape_byte(*p, 1, esc);
     put(buf, cap, o, need, esc, n);
   }
   put(buf, cap, o, need, "\"", 1);
