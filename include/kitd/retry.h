@@ -64,6 +64,19 @@ typedef struct kitd_retry_opts {
    * min_per_sec 0 to 1000000, else KITD_EINVAL). */
   int budget_percent;
   int budget_min_per_sec;
+  /* Hedged requests (opt-in). When a call's first attempt has run longer
+   * than this quantile of recent first-attempt latencies, a second attempt
+   * goes to another endpoint; the first success wins, the other attempt is
+   * canceled, and the call returns once both are over (the request it lent
+   * is not read after). A hedge spends a retry budget token (none left: no
+   * hedge) and is not counted in max_attempts. The delay is learned from
+   * the first 256 calls (no hedge before) and again every 256. A losing
+   * answer goes to free_response, which hedging needs. Hedges run on four
+   * threads the endpoint starts at its first hedged call; a first attempt
+   * that needs no hedge costs a clock read and two short locked sections.
+   * 0: off (default); else 0.5 to 0.999, and free_response set (else
+   * KITD_EINVAL). Example: 0.95 sends a hedge for about 1 call in 20. */
+  double hedge_quantile;
 } kitd_retry_opts;
 
 /* Fill `o` with the defaults above. Thread-safety: any thread. */

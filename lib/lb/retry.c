@@ -11,6 +11,7 @@
 #include "kitd/retry.h"
 #include "lb/balancer_impl.h"
 #include "lb/budget.h"
+#include "lb/hedge.h"
 #include "sd/endpointer_impl.h"
 
 /* Endpoints that failed in this call, remembered (on the stack) to avoid. */
@@ -23,6 +24,7 @@ struct retry {
   kitd_balancer *b;
   kitd_retry_opts o;
   struct kitd__budget budget;
+  struct kitd__hedge *hedge; /* NULL: no hedging */
 };
 
 void kitd_retry_opts_init(kitd_retry_opts *o) {
@@ -122,7 +124,22 @@ static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) 
     int e;
     kitd_pick p;
     int rc = pick_avoiding(r, &p, avoid, navoid);
-    if (rc == 0) {
+    if (rc == 0 && attempt == 1 && r->hedge) {
+      struct kitd__hedge_call hc = {
+          r->b, &r->budget, base,  ctx,     r->o.attempt_timeout_ms, r->o.free_response,
+          req,  resp,       avoid, &navoid, RETRY_AVOID_MAX};
+      rc = kitd__hedge_first(r->hedge, &hc, &p);
+      if (rc == 0) {
+        e = kitd_ctx_err(base);
+        if (__builtin_expect(e != 0, 0)) {
+          r->o.free_response(*resp);
+          *resp = NULL;
+          kitd_ctx_add_attempt(ctx, e, kitd_ctx_status(ctx), -1, ctx->instance_,
+                               "answered after the deadline");
+        }
+        return e;
+      }
+    } else if (rc == 0) {
       kitd_ctx actx;
       kitd_ctx_init_child(&actx, base, r->o.attempt_timeout_ms);
       int64_t t0 = timed ? kitd_now_ns() : 0;
@@ -203,16 +220,20 @@ static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) 
 
 static void retry_close(void *state) {
   struct retry *r = state;
+  kitd__hedge_free(r->hedge);
   kitd_balancer_free(r->b);
   free(r);
 }
 
 int kitd_retry_new(kitd_balancer *b, const kitd_retry_opts *opts, kitd_endpoint **out) {
   if (!b || !out) return KITD_EINVAL;
-  if (opts && (opts->size != sizeof *opts || opts->max_attempts < 1 ||
-               opts->max_attempts > KITD_RETRY_MAX_ATTEMPTS || opts->budget_percent < -1 ||
-               opts->budget_percent > 1000 || opts->budget_min_per_sec < 0 ||
-               opts->budget_min_per_sec > 1000000))
+  if (opts &&
+      (opts->size != sizeof *opts || opts->max_attempts < 1 ||
+       opts->max_attempts > KITD_RETRY_MAX_ATTEMPTS || opts->budget_percent < -1 ||
+       opts->budget_percent > 1000 || opts->budget_min_per_sec < 0 ||
+       opts->budget_min_per_sec > 1000000 ||
+       (opts->hedge_quantile != 0 &&
+        !(opts->hedge_quantile >= 0.5 && opts->hedge_quantile <= 0.999 && opts->free_response))))
     return KITD_EINVAL;
   struct retry *r = kitd__aligned_alloc(_Alignof(struct retry), sizeof *r);
   if (!r) return KITD_ENOMEM;
@@ -220,6 +241,12 @@ int kitd_retry_new(kitd_balancer *b, const kitd_retry_opts *opts, kitd_endpoint 
   if (opts) r->o = *opts;
   else kitd_retry_opts_init(&r->o);
   kitd__budget_init(&r->budget, r->o.budget_percent, r->o.budget_min_per_sec);
+  r->hedge = NULL;
+  if (r->o.hedge_quantile > 0 && kitd__hedge_new(r->o.hedge_quantile, &r->hedge)) {
+    kitd_balancer_free(r->b);
+    free(r);
+    return KITD_ENOMEM;
+  }
   /* The endpoint takes its state on every path: retry_close releases the
    * balancer reference and the state if this fails. */
   return kitd_endpoint_new(retry_call, retry_close, r, out);
