@@ -119,8 +119,9 @@ KITD_API void kitd_ctx_cancel(kitd_ctx *c);
 KITD_API int kitd_ctx_err(const kitd_ctx *c);
 
 /* Sleep up to `ns`, waking early (and returning kitd_ctx_err()) if `c` is
- * canceled or its deadline comes first; 0 after a full sleep. `c` may be
- * NULL. Thread-safety: any thread. */
+ * canceled or its deadline comes first; 0 after a full sleep. A cancel of
+ * `c` itself wakes the sleep at once, a cancel of a parent within 5 ms.
+ * `c` may be NULL. Thread-safety: any thread. */
 KITD_API int kitd_ctx_sleep_ns(const kitd_ctx *c, int64_t ns);
 
 /* Set the detail text (printf format; truncated to KITD_CTX_DETAIL_MAX-1).

@@ -4,9 +4,12 @@
 #include "kitd/ctx.h"
 
 #include <limits.h>
+#include <linux/futex.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "kitd/error.h"
 
@@ -80,8 +83,18 @@ int64_t kitd_ctx_remaining_ms(const kitd_ctx *c) {
   return left <= 0 ? 0 : (left + 999999) / 1000000;
 }
 
+/* A thread sleeping in kitd_ctx_sleep_ns() waits on its ctx's cancel word:
+ * a cancel of that very ctx wakes it at once (a hedge's loser stops at
+ * once), a cancel up the chain within KITD__CTX_POLL_NS. */
+static void futex_wait(int *word, int64_t ns) {
+  struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
+  syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0);
+}
+
 void kitd_ctx_cancel(kitd_ctx *c) {
-  if (ready(c)) __atomic_store_n(&c->canceled_, 1, __ATOMIC_RELEASE);
+  if (!ready(c)) return;
+  if (__atomic_exchange_n(&c->canceled_, 1, __ATOMIC_RELEASE)) return;
+  syscall(SYS_futex, &c->canceled_, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
 /* One walk up the chain for both checks: this runs several times per call
@@ -109,8 +122,12 @@ int kitd_ctx_sleep_ns(const kitd_ctx *c, int64_t ns) {
     if (c && step > KITD__CTX_POLL_NS) step = KITD__CTX_POLL_NS;
     int64_t d = kitd_ctx_deadline_ns(c);
     if (d && d - now < step) step = d - now > 0 ? d - now : 0;
-    struct timespec ts = {(time_t)(step / 1000000000), (long)(step % 1000000000)};
-    nanosleep(&ts, NULL);
+    if (ready(c)) {
+      futex_wait((int *)&c->canceled_, step);
+    } else {
+      struct timespec ts = {(time_t)(step / 1000000000), (long)(step % 1000000000)};
+      nanosleep(&ts, NULL);
+    }
   }
 }
 
