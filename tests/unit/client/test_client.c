@@ -7,6 +7,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -361,11 +362,80 @@ static void test_free_while_calling(void **s) {
   kt_factory_destroy(&f);
 }
 
+/* Hedging through a client over real HTTP: a second server answers at
+ * once until told to stall each answer for 2 s; calls that land on it are
+ * answered by the first server's hedge, long before the stall ends. */
+static atomic_int g_stall;
+static enum MHD_Result stall_handler(void *cls, struct MHD_Connection *c, const char *url,
+                                     const char *method, const char *version, const char *up,
+                                     size_t *upsz, void **st) {
+  (void)cls, (void)url, (void)method, (void)version, (void)up, (void)upsz, (void)st;
+  if (atomic_load(&g_stall)) sleep(2);
+  static const char body[] = "stalled";
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+  enum MHD_Result ret = MHD_queue_response(c, 200, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+static void test_hedge(void **s) {
+  (void)s;
+  atomic_store(&g_stall, 0);
+  struct MHD_Daemon *d2 =
+      MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL,
+                       NULL, stall_handler, NULL, MHD_OPTION_SOCK_ADDR,
+                       (struct sockaddr *)&(struct sockaddr_in){
+                           .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)},
+                       MHD_OPTION_END);
+  assert_non_null(d2);
+  char slow[64], list[160];
+  snprintf(slow, sizeof slow, "127.0.0.1:%d",
+           MHD_get_daemon_info(d2, MHD_DAEMON_INFO_BIND_PORT)->port);
+  snprintf(list, sizeof list, "%s,%s", g_inst, slow);
+  kitd_instancer *in = kt_static(list);
+  kitd_retry_opts ro;
+  kitd_retry_opts_init(&ro);
+  ro.timeout_ms = 10000;
+  ro.hedge_quantile = 0.9; /* the client fills free_response */
+  kitd_client_opts o;
+  kitd_client_opts_init(&o);
+  o.service = "echo";
+  o.instancer = in;
+  o.codec = KITD_CODEC_RAW;
+  o.retry = &ro;
+  kitd_client *c = NULL;
+  assert_int_equal(kitd_client_new(&o, &c), 0);
+  kitd_instancer_free(in);
+  for (int i = 0; i < 256; i++) { /* the delay is learned first */
+    kitd_ctx ctx;
+    kitd_ctx_init(&ctx);
+    kitd_client_resp r = {0};
+    assert_int_equal(kitd_client_call(c, &ctx, NULL, &r), 0);
+    kitd_client_resp_clear(&r);
+  }
+  atomic_store(&g_stall, 1);
+  for (int i = 0; i < 6; i++) {
+    kitd_ctx ctx;
+    kitd_ctx_init(&ctx);
+    kitd_client_resp r = {0};
+    int64_t t0 = kt_ms();
+    assert_int_equal(kitd_client_call(c, &ctx, NULL, &r), 0);
+    assert_true(kt_ms() - t0 < 1500);
+    assert_string_equal(kitd_ctx_instance(&ctx), g_inst);
+    assert_int_equal(r.status, 200);
+    kitd_client_resp_clear(&r);
+  }
+  kitd_client_free(c);
+  MHD_stop_daemon(d2); /* waits for the stalled handlers */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_raw),         cmocka_unit_test(test_json),
       cmocka_unit_test(test_source),      cmocka_unit_test(test_factory_failover),
       cmocka_unit_test(test_bad_options), cmocka_unit_test(test_free_while_calling),
+      cmocka_unit_test(test_hedge),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
