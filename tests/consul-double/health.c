@@ -100,7 +100,7 @@ static void block(const struct query *q, bool (*moved)(void *), struct waitarg *
             ? (int64_t)(((double)random() / ((double)RAND_MAX + 1.0)) * (double)(wait / 16))
             : 0;
     a->min = q->min_index;
-    store_wait(moved, a, now_mono() + wait + jitter);
+    store_wait(a->name, moved, a, now_mono() + wait + jitter);
 }
 
 struct tagcheck {
@@ -366,7 +366,7 @@ static void health_state(struct req *r, struct reply *rp)
         for (size_t k = 0; k < g_store.svcs[i]->n_checks; k++) {
             const struct check *c = g_store.svcs[i]->checks[k];
             if (want < 0 || (int)c->status == want)
-                json_array_append_new(arr, render_check(c, true));
+                json_array_append_new(arr, render_check(g_store.svcs[i], c, true));
         }
     uint64_t idx = checks_index();
     pthread_mutex_unlock(&g_store.mu);

@@ -87,9 +87,8 @@ json_t *serf_check(void)
                      (json_int_t)g_store.node_index, "ModifyIndex", (json_int_t)g_store.node_index);
 }
 
-json_t *render_check(const struct check *c, bool catalog_view)
+json_t *render_check(const struct service *s, const struct check *c, bool catalog_view)
 {
-    const struct service *s = store_find(c->service_id);
     char *iv = c->def.interval > 0 ? go_duration_format(c->def.interval) : strdup("");
     char *to = c->def.timeout > 0 ? go_duration_format(c->def.timeout) : strdup("");
     json_t *o = json_pack(
@@ -129,7 +128,7 @@ json_t *render_health_entry(const struct service *s)
     json_t *checks = json_array();
     json_array_append_new(checks, serf_check());
     for (size_t i = 0; i < s->n_checks; i++)
-        json_array_append_new(checks, render_check(s->checks[i], true));
+        json_array_append_new(checks, render_check(s, s->checks[i], true));
     return json_pack("{s:o,s:o,s:o}", "Node", render_node(), "Service", svc, "Checks", checks);
 }
 
