@@ -262,6 +262,19 @@ json_t *render_catalog_entry(const struct service *s);
 json_t *render_agent_service(const struct service *s);
 /* `c` is one of `s`'s checks (its ServiceTags come from `s`). */
 json_t *render_check(const struct service *s, const struct check *c, bool catalog_view);
+/* A check's fields as an answer shows them; check_row_of() borrows them
+ * from `s` and `c` (lock held), and a copy made under the lock can be
+ * rendered after it is released. */
+struct check_row {
+    const char *id, *name, *notes, *output, *service_id, *service_name, *type;
+    enum check_status status;
+    int64_t interval, timeout;
+    uint64_t create_index, modify_index;
+    json_t *tags; /* the service's Tags array, or NULL */
+};
+void check_row_of(const struct service *s, const struct check *c, bool catalog_view,
+                  struct check_row *r);
+json_t *render_check_row(const struct check_row *r);
 /* The node's serfHealth check, as the health endpoints show it. */
 json_t *serf_check(void);
 json_t *render_node(void);
