@@ -263,8 +263,8 @@ json_t *render_agent_service(const struct service *s);
 /* `c` is one of `s`'s checks (its ServiceTags come from `s`). */
 json_t *render_check(const struct service *s, const struct check *c, bool catalog_view);
 /* A check's fields as an answer shows them; check_row_of() borrows them
- * from `s` and `c` (lock held), and a copy made under the lock can be
- * rendered after it is released. */
+ * from `s` and `c` (lock held), and a copy made under the lock (strings
+ * and tags copied) can be rendered after it is released. */
 struct check_row {
     const char *id, *name, *notes, *output, *service_id, *service_name, *type;
     enum check_status status;

@@ -383,7 +383,9 @@ static void health_state(struct req *r, struct reply *rp)
             w->output = strdup(w->output);
             w->service_id = strdup(w->service_id);
             w->service_name = strdup(w->service_name);
-            if (w->tags) json_incref(w->tags);
+            /* a copy: jansson's reference counts are not safe to share
+             * between threads outside the lock */
+            if (w->tags) w->tags = json_deep_copy(w->tags);
         }
     uint64_t idx = checks_index();
     pthread_mutex_unlock(&g_store.mu);
