@@ -15,7 +15,10 @@
  *    check, or /v1/catalog/services moving, which does not say which
  *    service changed, marks them all).
  * The multi handle itself never opens more than C connections
- * (CURLMOPT_MAX_TOTAL_CONNECTIONS), whatever is queued.
+ * (CURLMOPT_MAX_TOTAL_CONNECTIONS), whatever is queued. A health/state/any
+ * answer holds every check of the datacenter: it is read a slice of checks
+ * per turn of the loop (digest_step), so that the blocking services'
+ * answers, handled first in each turn, never wait behind all of it.
  *
  * Locking: one recursive mutex guards the watch list and every watch's
  * scheduling fields; the thread drops it only around curl_multi_poll and
@@ -43,6 +46,7 @@
 
 #define REFETCH_PARALLEL 4 /* R: polled services fetched at once */
 #define LIST_QUERIES 2     /* catalog/services and health/state/any */
+#define DIGEST_SLICE 64    /* health/state/any checks read per turn of the loop */
 
 struct xfer {
   char *buf;
@@ -93,6 +97,15 @@ struct seen { /* health/state/any: the highest check ModifyIndex per name */
   uint64_t idx;
 };
 
+/* A health/state/any answer being read a slice at a time (see digest_step). */
+struct digest {
+  char *buf; /* the answer's body, taken from the transfer; NULL: none */
+  size_t len, pos;
+  uint64_t index; /* its X-Consul-Index, adopted once it is read */
+  struct seen *v;
+  size_t n, cap;
+};
+
 struct kitd_consul_watcher {
   atomic_long refs;
   kitd_consul *c;
@@ -112,6 +125,7 @@ struct kitd_consul_watcher {
   struct seen *seen;
   size_t nseen;
   bool have_seen;
+  struct digest dg;
   long refetches;
   kitd_logger *lg;
   uint64_t rng;
@@ -417,34 +431,79 @@ static struct seen *seen_find(struct seen *v, size_t n, const char *name) {
   return v ? bsearch(&key, v, n, sizeof *v, seen_cmp) : NULL;
 }
 
-/* health/state/any: which services' checks moved since the last answer. */
-static int state_diff(kitd__consul_watcher *w, const char *body, size_t len) {
+static void digest_clear(struct digest *d) {
+  free(d->buf);
+  seen_free(d->v, d->n);
+  memset(d, 0, sizeof *d);
+}
+
+/* The end of the JSON value at b[i..len) (an element of the answer's
+ * array): the index of the ',' or ']' that follows it at depth 0, or len
+ * when the text ends first. Only strings and nesting matter here; jansson
+ * then parses the element itself, so malformed text is still refused. */
+static size_t value_end(const char *b, size_t i, size_t len) {
+  int depth = 0;
+  bool str = false;
+  for (; i < len; i++) {
+    char ch = b[i];
+    if (str) {
+      if (ch == '\\') i++;
+      else if (ch == '"') str = false;
+    } else if (ch == '"') {
+      str = true;
+    } else if (ch == '{' || ch == '[') {
+      depth++;
+    } else if (ch == '}' || ch == ']') {
+      if (depth == 0) return i;
+      depth--;
+    } else if (ch == ',' && depth == 0) {
+      return i;
+    }
+  }
+  return len;
+}
+
+static size_t skip_ws(const char *b, size_t i, size_t len) {
+  while (i < len && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r')) i++;
+  return i;
+}
+
+/* One check of the answer into d->v. */
+static int digest_check(struct digest *d, const char *text, size_t len) {
   json_error_t je;
-  json_t *root = json_loadb(body, len, 0, &je);
-  if (!json_is_array(root)) {
-    json_decref(root);
+  json_t *ck = json_loadb(text, len, 0, &je);
+  if (!json_is_object(ck)) {
+    json_decref(ck);
     return KITD_EPROTO;
   }
-  size_t n = json_array_size(root), k = 0;
-  struct seen *v = kitd__calloc(n ? n : 1, sizeof *v);
-  if (!v) {
-    json_decref(root);
-    return KITD_ENOMEM;
+  const char *svc = json_string_value(json_object_get(ck, "ServiceName"));
+  const char *node = json_string_value(json_object_get(ck, "Node"));
+  json_int_t mi = json_integer_value(json_object_get(ck, "ModifyIndex"));
+  bool named = (svc && *svc) || node;
+  char *name = NULL;
+  if (svc && *svc) name = kitd__strdup(svc);
+  else if (node && (name = kitd__malloc(strlen(node) + 2))) name[0] = '\n', strcpy(name + 1, node);
+  json_decref(ck);
+  if (!name) return named ? KITD_ENOMEM : 0; /* a check naming nothing: skipped */
+  if (d->n == d->cap) {
+    size_t cap = d->cap ? d->cap * 2 : 256;
+    struct seen *nv = kitd__realloc(d->v, cap * sizeof *nv);
+    if (!nv) {
+      free(name);
+      return KITD_ENOMEM;
+    }
+    d->v = nv, d->cap = cap;
   }
-  for (size_t i = 0; i < n; i++) {
-    json_t *ck = json_array_get(root, i);
-    const char *svc = json_string_value(json_object_get(ck, "ServiceName"));
-    const char *node = json_string_value(json_object_get(ck, "Node"));
-    json_int_t mi = json_integer_value(json_object_get(ck, "ModifyIndex"));
-    char *name = NULL;
-    if (svc && *svc) name = kitd__strdup(svc);
-    else if (node && (name = kitd__malloc(strlen(node) + 2)))
-      name[0] = '\n', strcpy(name + 1, node);
-    if (!name) continue;
-    v[k].name = name;
-    v[k++].idx = (uint64_t)mi;
-  }
-  json_decref(root);
+  d->v[d->n].name = name;
+  d->v[d->n++].idx = (uint64_t)mi;
+  return 0;
+}
+
+/* Which services' checks moved since the last answer: the digest, read
+ * in full, against w->seen; the digest's names become w->seen. */
+static void digest_diff(kitd__consul_watcher *w, struct digest *d) {
+  struct seen *v = d->v;
+  size_t k = d->n;
   qsort(v, k, sizeof *v, seen_cmp);
   size_t m = 0; /* fold duplicates into the highest index */
   for (size_t i = 0; i < k; i++) {
@@ -476,27 +535,99 @@ static int state_diff(kitd__consul_watcher *w, const char *body, size_t len) {
   w->seen = v;
   w->nseen = m;
   w->have_seen = true;
-  return 0;
+  d->v = NULL;
+  d->n = d->cap = 0;
+}
+
+static void list_failed(kitd__consul_watcher *w, struct listq *l, int rc, const char *detail,
+                        int64_t now) {
+  kitd_log(w->lg, KITD_LOG_WARN, "consul-watcher", "path=%s err=%s detail=\"%s\"", l->path,
+           kitd_err_name(rc), detail);
+  l->next_ns = now + jitter(w, l->backoff_ms) * 1000000LL;
+  l->backoff_ms = l->backoff_ms * 2 > 10000 ? 10000 : l->backoff_ms * 2;
+  mark_all_polled(w); /* blind meanwhile: refetch once it answers again */
+}
+
+static void list_ok(kitd__consul_watcher *w, struct listq *l, uint64_t index, int64_t now) {
+  l->backoff_ms = 50;
+  if (l == &w->cat && l->index && index != l->index) mark_all_polled(w);
+  l->index = index < l->index || !index ? 1 : index;
+  l->next_ns = now + 10 * 1000000LL; /* coalesce bursts of writes */
+}
+
+/* Read up to DIGEST_SLICE checks of the pending health/state/any answer;
+ * the diff runs once the whole array is read. An answer of every check in
+ * the datacenter takes milliseconds to parse (about 8 ms for 1,000 checks
+ * on a loaded 2-core machine), and this thread also delivers the blocking
+ * services' answers: read at once, it held each of those up for as long,
+ * which was the tail of their propagation. In slices, the loop goes back to
+ * the sockets between two of them. */
+static void digest_step(kitd__consul_watcher *w, int64_t now) {
+  struct digest *d = &w->dg;
+  const char *b = d->buf;
+  int rc = 0;
+  for (int k = 0; rc == 0 && k < DIGEST_SLICE; k++) {
+    size_t i = skip_ws(b, d->pos, d->len);
+    if (d->pos == 0) { /* the opening bracket */
+      if (i == d->len || b[i] != '[') {
+        rc = KITD_EPROTO;
+        break;
+      }
+      i = skip_ws(b, i + 1, d->len);
+      if (i < d->len && b[i] == ']') {
+        if (skip_ws(b, i + 1, d->len) != d->len) rc = KITD_EPROTO;
+        d->pos = d->len;
+        break;
+      }
+    }
+    if (d->pos >= d->len) break;
+    size_t e = value_end(b, i, d->len);
+    if (e == d->len || b[e] == '}') { /* an unterminated array, a stray brace */
+      rc = KITD_EPROTO;
+      break;
+    }
+    rc = digest_check(d, b + i, e - i);
+    if (b[e] == ']') { /* the last element: only blanks may follow */
+      if (skip_ws(b, e + 1, d->len) != d->len) rc = KITD_EPROTO;
+      d->pos = d->len;
+    } else {
+      d->pos = e + 1;
+    }
+  }
+  if (rc) {
+    digest_clear(d);
+    list_failed(w, &w->st, rc, "consul: health/state/any: not an array of checks", now);
+    return;
+  }
+  if (d->pos < d->len) return;
+  uint64_t index = d->index;
+  digest_diff(w, d);
+  digest_clear(d);
+  list_ok(w, &w->st, index, now);
 }
 
 static void list_done(kitd__consul_watcher *w, struct listq *l, CURLcode cc, int64_t now) {
   l->in_flight = false;
   char detail[256];
   int rc = outcome(l->easy, cc, &l->x, detail, sizeof detail);
-  if (rc == 0 && l == &w->st && l->x.index != l->index)
-    rc = state_diff(w, l->x.buf ? l->x.buf : "[]", l->x.len);
   if (rc) {
-    kitd_log(w->lg, KITD_LOG_WARN, "consul-watcher", "path=%s err=%s detail=\"%s\"", l->path,
-             kitd_err_name(rc), detail);
-    l->next_ns = now + jitter(w, l->backoff_ms) * 1000000LL;
-    l->backoff_ms = l->backoff_ms * 2 > 10000 ? 10000 : l->backoff_ms * 2;
-    mark_all_polled(w); /* blind meanwhile: refetch once it answers again */
+    list_failed(w, l, rc, detail, now);
     return;
   }
-  l->backoff_ms = 50;
-  if (l == &w->cat && l->index && l->x.index != l->index) mark_all_polled(w);
-  l->index = l->x.index < l->index || !l->x.index ? 1 : l->x.index;
-  l->next_ns = now + 10 * 1000000LL; /* coalesce bursts of writes */
+  if (l == &w->st && l->x.index != l->index) {
+    if (!l->x.buf || !l->x.len) {
+      list_failed(w, l, KITD_EPROTO, "consul: health/state/any: an empty answer", now);
+      return;
+    }
+    /* Read it a slice at a time (digest_step); the body moves over. */
+    w->dg.buf = l->x.buf;
+    w->dg.len = l->x.len;
+    w->dg.index = l->x.index;
+    l->x.buf = NULL;
+    l->x.cap = l->x.len = 0;
+    return;
+  }
+  list_ok(w, l, l->x.index, now);
 }
 
 static void list_start(kitd__consul_watcher *w, struct listq *l) {
@@ -559,13 +690,13 @@ static long schedule(kitd__consul_watcher *w, int64_t now) {
   if (w->npolled) {
     struct listq *ls[] = {&w->cat, &w->st};
     for (int i = 0; i < 2; i++) {
-      if (ls[i]->in_flight) continue;
+      if (ls[i]->in_flight || (ls[i] == &w->st && w->dg.buf)) continue;
       if (ls[i]->next_ns <= now) list_start(w, ls[i]);
       else if (ls[i]->next_ns < next) next = ls[i]->next_ns;
     }
   }
   long ms = (long)((next - now) / 1000000);
-  return ms < 1 ? 1 : ms;
+  return w->dg.buf ? 0 : ms < 1 ? 1 : ms; /* a digest to go on with: only a look */
 }
 
 static void watcher_destroy(kitd__consul_watcher *w);
@@ -583,6 +714,12 @@ static void *run(void *arg) {
     CURLMsg *m;
     int left;
     int64_t now = kitd_now_ns();
+    /* The services' answers first: the list answers may be long to read. */
+    struct {
+      struct listq *l;
+      CURLcode cc;
+    } lists[LIST_QUERIES];
+    int nlists = 0;
     while ((m = curl_multi_info_read(w->multi, &left))) {
       if (m->msg != CURLMSG_DONE) continue;
       CURL *e = m->easy_handle;
@@ -590,9 +727,15 @@ static void *run(void *arg) {
       void *owner = NULL;
       curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&owner);
       curl_multi_remove_handle(w->multi, e);
-      if (owner == &w->cat || owner == &w->st) list_done(w, owner, cc, now);
-      else if (owner) watch_done(w, owner, cc, now);
+      if (owner == &w->cat || owner == &w->st) {
+        if (nlists < LIST_QUERIES) lists[nlists].l = owner, lists[nlists++].cc = cc;
+        else list_done(w, owner, cc, now); /* cannot happen: one transfer each */
+      } else if (owner) {
+        watch_done(w, owner, cc, now);
+      }
     }
+    for (int i = 0; i < nlists; i++) list_done(w, lists[i].l, lists[i].cc, now);
+    if (w->dg.buf) digest_step(w, kitd_now_ns());
   }
   bool self_free = w->self_free;
   pthread_mutex_unlock(&w->mu);
@@ -611,6 +754,7 @@ static void watcher_destroy(kitd__consul_watcher *w) {
     free(ls[i]->x.buf);
   }
   curl_multi_cleanup(w->multi);
+  digest_clear(&w->dg);
   curl_slist_free_all(w->hdrs);
   curl_slist_free_all(w->cto);
   seen_free(w->seen, w->nseen);

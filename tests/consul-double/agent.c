@@ -465,7 +465,7 @@ static void do_health_by_id(struct req *r, struct reply *rp)
     } else {
         json_t *checks = json_array();
         for (size_t i = 0; i < s->n_checks; i++)
-            json_array_append_new(checks, render_check(s->checks[i], false));
+            json_array_append_new(checks, render_check(s, s->checks[i], false));
         reply_json(rp, r, code,
                    json_pack("{s:s,s:o,s:o}", "AggregatedStatus", agg, "Service",
                              render_agent_service(s), "Checks", checks));
@@ -562,7 +562,7 @@ static void do_checks(struct req *r, struct reply *rp)
     for (size_t i = 0; i < g_store.n_svcs && !filtered; i++)
         for (size_t k = 0; k < g_store.svcs[i]->n_checks; k++)
             json_object_set_new(o, g_store.svcs[i]->checks[k]->def.id,
-                                render_check(g_store.svcs[i]->checks[k], false));
+                                render_check(g_store.svcs[i], g_store.svcs[i]->checks[k], false));
     pthread_mutex_unlock(&g_store.mu);
     if (filtered) reply_add_header(rp, "X-Consul-Results-Filtered-By-Acls", "true");
     reply_json(rp, r, 200, o);

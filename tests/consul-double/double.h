@@ -102,11 +102,18 @@ struct name_index {
     uint64_t index;
 };
 
+/* Blocking queries on one service sleep on one of these, picked by a hash
+ * of the name: a write wakes the watchers of its own service (and of the
+ * names sharing the bucket, who check their index and sleep again), as
+ * Consul's per-service watch sets do, not every waiting handler. */
+#define WAKE_BUCKETS 64
+
 struct store {
     pthread_mutex_t mu;
-    pthread_cond_t changed;    /* blocking queries */
-    pthread_cond_t tick;       /* ticker: TTL deadlines, reaper */
-    pthread_cond_t runners_cv; /* check runners: removal, stop */
+    pthread_cond_t changed;                   /* blocking queries on a whole table */
+    pthread_cond_t svc_changed[WAKE_BUCKETS]; /* blocking queries on one service */
+    pthread_cond_t tick;                      /* ticker: TTL deadlines, reaper */
+    pthread_cond_t runners_cv;                /* check runners: removal, stop */
     bool stopping;
     bool cutting;           /* a "down" fault is closing connections */
     uint64_t index;         /* last raft index handed out */
@@ -143,9 +150,10 @@ void store_wake_all(void);
 void store_reset_dev(void);
 void store_reset_normal(void);
 void store_index_reset(void);
-/* Wait on `changed` until *cond(arg) or deadline (monotonic ns) or a
- * generation change or stop. Lock held. */
-void store_wait(bool (*done)(void *), void *arg, int64_t deadline);
+/* Wait until *cond(arg) or deadline (monotonic ns) or a generation change
+ * or stop: on the bucket of `service` (a blocking query on that service),
+ * or with service NULL on `changed` (any indexed change). Lock held. */
+void store_wait(const char *service, bool (*done)(void *), void *arg, int64_t deadline);
 
 /* check objects */
 void check_unref(struct check *c);
@@ -252,7 +260,21 @@ int decode_check_update(const char *body, size_t len, char **status, char **outp
 json_t *render_health_entry(const struct service *s);
 json_t *render_catalog_entry(const struct service *s);
 json_t *render_agent_service(const struct service *s);
-json_t *render_check(const struct check *c, bool catalog_view);
+/* `c` is one of `s`'s checks (its ServiceTags come from `s`). */
+json_t *render_check(const struct service *s, const struct check *c, bool catalog_view);
+/* A check's fields as an answer shows them; check_row_of() borrows them
+ * from `s` and `c` (lock held), and a copy made under the lock (strings
+ * and tags copied) can be rendered after it is released. */
+struct check_row {
+    const char *id, *name, *notes, *output, *service_id, *service_name, *type;
+    enum check_status status;
+    int64_t interval, timeout;
+    uint64_t create_index, modify_index;
+    json_t *tags; /* the service's Tags array, or NULL */
+};
+void check_row_of(const struct service *s, const struct check *c, bool catalog_view,
+                  struct check_row *r);
+json_t *render_check_row(const struct check_row *r);
 /* The node's serfHealth check, as the health endpoints show it. */
 json_t *serf_check(void);
 json_t *render_node(void);

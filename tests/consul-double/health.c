@@ -100,7 +100,7 @@ static void block(const struct query *q, bool (*moved)(void *), struct waitarg *
             ? (int64_t)(((double)random() / ((double)RAND_MAX + 1.0)) * (double)(wait / 16))
             : 0;
     a->min = q->min_index;
-    store_wait(moved, a, now_mono() + wait + jitter);
+    store_wait(a->name, moved, a, now_mono() + wait + jitter);
 }
 
 struct tagcheck {
@@ -360,16 +360,46 @@ static void health_state(struct req *r, struct reply *rp)
         rp->status = -1;
         return;
     }
+    /* Copy the rows under the lock, render them after it: Consul's state
+     * store serves reads from a snapshot that never holds writes back, and
+     * rendering every check of a large catalog takes milliseconds. */
     json_t *arr = json_array();
     if (!filtered && (want < 0 || want == ST_PASSING)) json_array_append_new(arr, serf_check());
+    size_t n = 0, cap = 0;
+    struct check_row *rows = NULL;
     for (size_t i = 0; i < g_store.n_svcs && !filtered; i++)
         for (size_t k = 0; k < g_store.svcs[i]->n_checks; k++) {
             const struct check *c = g_store.svcs[i]->checks[k];
-            if (want < 0 || (int)c->status == want)
-                json_array_append_new(arr, render_check(c, true));
+            if (want >= 0 && (int)c->status != want) continue;
+            if (n == cap) {
+                cap = cap ? cap * 2 : 64;
+                rows = realloc(rows, cap * sizeof *rows);
+            }
+            struct check_row *w = &rows[n++];
+            check_row_of(g_store.svcs[i], c, true, w);
+            w->id = strdup(w->id);
+            w->name = strdup(w->name);
+            w->notes = strdup(w->notes);
+            w->output = strdup(w->output);
+            w->service_id = strdup(w->service_id);
+            w->service_name = strdup(w->service_name);
+            /* a copy: jansson's reference counts are not safe to share
+             * between threads outside the lock */
+            if (w->tags) w->tags = json_deep_copy(w->tags);
         }
     uint64_t idx = checks_index();
     pthread_mutex_unlock(&g_store.mu);
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(arr, render_check_row(&rows[i]));
+        free((char *)rows[i].id);
+        free((char *)rows[i].name);
+        free((char *)rows[i].notes);
+        free((char *)rows[i].output);
+        free((char *)rows[i].service_id);
+        free((char *)rows[i].service_name);
+        json_decref(rows[i].tags);
+    }
+    free(rows);
     if (filtered) reply_add_header(rp, "X-Consul-Results-Filtered-By-Acls", "true");
     reply_json(rp, r, 200, arr);
     set_meta(rp, idx, q.consistency);

@@ -87,23 +87,45 @@ json_t *serf_check(void)
                      (json_int_t)g_store.node_index, "ModifyIndex", (json_int_t)g_store.node_index);
 }
 
-json_t *render_check(const struct check *c, bool catalog_view)
+void check_row_of(const struct service *s, const struct check *c, bool catalog_view,
+                  struct check_row *r)
 {
-    const struct service *s = store_find(c->service_id);
-    char *iv = c->def.interval > 0 ? go_duration_format(c->def.interval) : strdup("");
-    char *to = c->def.timeout > 0 ? go_duration_format(c->def.timeout) : strdup("");
+    r->id = c->def.id;
+    r->name = c->def.name;
+    r->notes = c->def.notes ? c->def.notes : "";
+    r->output = catalog_view ? c->synced_output : c->output;
+    r->service_id = c->service_id;
+    r->service_name = c->service_name;
+    r->type = c->def.type ? c->def.type : "";
+    r->status = c->status;
+    r->interval = c->def.interval;
+    r->timeout = c->def.timeout;
+    r->create_index = catalog_view ? c->create_index : 0;
+    r->modify_index = catalog_view ? c->modify_index : 0;
+    r->tags = s ? s->tags : NULL;
+}
+
+json_t *render_check_row(const struct check_row *r)
+{
+    char *iv = r->interval > 0 ? go_duration_format(r->interval) : strdup("");
+    char *to = r->timeout > 0 ? go_duration_format(r->timeout) : strdup("");
     json_t *o = json_pack(
         "{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:s,s:s,s:s,s:i,s:{},s:I,s:I}", "Node",
-        g_store.cfg->node, "CheckID", c->def.id, "Name", c->def.name, "Status",
-        status_name(c->status), "Notes", c->def.notes ? c->def.notes : "", "Output",
-        catalog_view ? c->synced_output : c->output, "ServiceID", c->service_id, "ServiceName",
-        c->service_name, "ServiceTags", s && s->tags ? json_incref(s->tags) : json_array(), "Type",
-        c->def.type ? c->def.type : "", "Interval", iv, "Timeout", to, "ExposedPort", 0,
-        "Definition", "CreateIndex", (json_int_t)(catalog_view ? c->create_index : 0),
-        "ModifyIndex", (json_int_t)(catalog_view ? c->modify_index : 0));
+        g_store.cfg->node, "CheckID", r->id, "Name", r->name, "Status", status_name(r->status),
+        "Notes", r->notes, "Output", r->output, "ServiceID", r->service_id, "ServiceName",
+        r->service_name, "ServiceTags", r->tags ? json_incref(r->tags) : json_array(), "Type",
+        r->type, "Interval", iv, "Timeout", to, "ExposedPort", 0, "Definition", "CreateIndex",
+        (json_int_t)r->create_index, "ModifyIndex", (json_int_t)r->modify_index);
     free(iv);
     free(to);
     return o;
+}
+
+json_t *render_check(const struct service *s, const struct check *c, bool catalog_view)
+{
+    struct check_row r;
+    check_row_of(s, c, catalog_view, &r);
+    return render_check_row(&r);
 }
 
 json_t *render_health_entry(const struct service *s)
@@ -129,7 +151,7 @@ json_t *render_health_entry(const struct service *s)
     json_t *checks = json_array();
     json_array_append_new(checks, serf_check());
     for (size_t i = 0; i < s->n_checks; i++)
-        json_array_append_new(checks, render_check(s->checks[i], true));
+        json_array_append_new(checks, render_check(s, s->checks[i], true));
     return json_pack("{s:o,s:o,s:o}", "Node", render_node(), "Service", svc, "Checks", checks);
 }
 

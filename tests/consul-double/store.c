@@ -2,10 +2,14 @@
 /* The catalog and the local agent's state, and Consul's index rules:
  * every indexed change takes the next raft index; each service name has
  * its own index; an unknown name answers with the index of the last
- * deregistration of any service. One mutex guards everything; blocking
- * queries sleep on `changed`, which every indexed change broadcasts. */
+ * deregistration of any service. One mutex guards everything. Blocking
+ * queries on a table (catalog/services, health/state) sleep on `changed`,
+ * which every indexed change broadcasts; those on one service sleep on
+ * their name's bucket, which a change of that service broadcasts, and a
+ * deregistration (it moves every unknown name's index) all of them. */
 #include "double.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +86,20 @@ static struct name_index *name_find(const char *name)
     return NULL;
 }
 
+/* Names match without regard to case, so their bucket does too. */
+static pthread_cond_t *bucket(const char *name)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        h = (h ^ (uint32_t)tolower(*p)) * 16777619u;
+    return &g_store.svc_changed[h % WAKE_BUCKETS];
+}
+
+static void wake_every_service(void)
+{
+    for (int i = 0; i < WAKE_BUCKETS; i++) pthread_cond_broadcast(&g_store.svc_changed[i]);
+}
+
 uint64_t store_bump(const char *service_name)
 {
     uint64_t idx = ++g_store.index;
@@ -93,6 +111,9 @@ uint64_t store_bump(const char *service_name)
             n->name = strdup(service_name);
         }
         n->index = idx;
+        pthread_cond_broadcast(bucket(service_name));
+    } else {
+        wake_every_service();
     }
     pthread_cond_broadcast(&g_store.changed);
     return idx;
@@ -233,6 +254,7 @@ void store_remove_service(size_t i)
     uint64_t idx = store_bump(name);
     g_store.catalog_index = idx;
     g_store.tomb_index = idx;
+    wake_every_service(); /* the index of every unknown name moved */
     bool left = false;
     for (size_t k = 0; k < g_store.n_svcs; k++)
         if (strcasecmp(g_store.svcs[k]->name, name) == 0) left = true;
@@ -252,18 +274,20 @@ void store_wake_all(void)
 {
     g_store.generation++;
     pthread_cond_broadcast(&g_store.changed);
+    wake_every_service();
     pthread_cond_broadcast(&g_store.tick);
     pthread_cond_broadcast(&g_store.runners_cv);
 }
 
-void store_wait(bool (*done)(void *), void *arg, int64_t deadline)
+void store_wait(const char *service, bool (*done)(void *), void *arg, int64_t deadline)
 {
+    pthread_cond_t *cv = service ? bucket(service) : &g_store.changed;
     uint64_t gen = g_store.generation;
     g_store.active_blocking++;
     while (!store_cut() && gen == g_store.generation && !done(arg)) {
         if (now_mono() >= deadline) break;
         struct timespec ts = abs_mono(deadline);
-        pthread_cond_timedwait(&g_store.changed, &g_store.mu, &ts);
+        pthread_cond_timedwait(cv, &g_store.mu, &ts);
     }
     g_store.active_blocking--;
 }
@@ -302,6 +326,7 @@ void store_init(const struct config *cfg)
     g_store.cfg = cfg;
     pthread_mutex_init(&g_store.mu, NULL);
     cond_init_mono(&g_store.changed);
+    for (int i = 0; i < WAKE_BUCKETS; i++) cond_init_mono(&g_store.svc_changed[i]);
     cond_init_mono(&g_store.tick);
     cond_init_mono(&g_store.runners_cv);
     fresh_state();
@@ -337,6 +362,7 @@ void store_free(void)
     g_store.svcs = NULL;
     g_store.names = NULL;
     pthread_cond_destroy(&g_store.changed);
+    for (int i = 0; i < WAKE_BUCKETS; i++) pthread_cond_destroy(&g_store.svc_changed[i]);
     pthread_cond_destroy(&g_store.tick);
     pthread_cond_destroy(&g_store.runners_cv);
     pthread_mutex_destroy(&g_store.mu);

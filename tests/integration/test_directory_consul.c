@@ -80,6 +80,14 @@ static int wait_count(kitd_directory *d, const char *svc, size_t want, long ms) 
   return ok;
 }
 
+static size_t count_now(kitd_directory *d, const char *svc) {
+  kitd_client *c = NULL;
+  if (kitd_directory_get(d, svc, &c)) return (size_t)-1;
+  size_t n = kitd_client_count(c);
+  kitd_client_free(c);
+  return n;
+}
+
 static void test_many_services_one_thread(void **s) {
   (void)s;
   NEED_AGENT();
@@ -147,6 +155,78 @@ static void test_flood_of_unknown_names(void **s) {
   kitd_directory_free(d);
 }
 
+/* The fault knob's "text" parameter, percent-encoded. */
+static void set_state_garbage(const char *body) {
+  char path[1024];
+  int n = snprintf(path, sizeof path, "/_double/fault?mode=garbage&paths=/v1/health/state/&text=");
+  for (const unsigned char *p = (const unsigned char *)body; *p && n < (int)sizeof path - 4; p++)
+    n += snprintf(path + n, sizeof path - (size_t)n, "%%%02X", *p);
+  assert_int_equal(kitd_test_agent_http(&agent, "PUT", path, NULL, NULL), 200);
+}
+
+/* health/state/any answers are read a slice of checks at a time: JSON
+ * punctuation inside strings does not split a check, a change of one
+ * polled service refetches that service only, and a malformed answer
+ * keeps every last good set until the answers are good again. */
+static void test_state_answers_in_slices(void **s) {
+  (void)s;
+  NEED_AGENT();
+  enum {
+    N = 150 /* more checks than one slice reads */
+  };
+  static char name[N][48], id[N][112];
+  const char *tags = "[\"a]},{\\\"x\\\":[\", \"b\\\\\\\\\", \"c,]\"]";
+  for (int i = 0; i < N; i++) {
+    snprintf(name[i], sizeof name[i], "slice-%d-%d", (int)getpid() % 100000, i);
+    snprintf(id[i], sizeof id[i], "%s-a", name[i]);
+    assert_int_equal(
+        kitd_test_agent_register(&agent, name[i], id[i], "10.5.0.1", 80, tags, "passing", 3600),
+        200);
+  }
+  char waker[64]; /* a service nobody watches: its check writes wake health/state/any */
+  snprintf(waker, sizeof waker, "slice-waker-%d", (int)getpid() % 100000);
+  assert_int_equal(
+      kitd_test_agent_register(&agent, waker, waker, "10.5.0.2", 80, NULL, "passing", 3600), 200);
+  kitd_directory *d = new_dir(N);
+  for (int i = 0; i < N; i++) assert_true(wait_count(d, name[i], 1, 3000));
+  usleep(200 * 1000); /* the first refetches are over */
+  /* the last registered is polled, and its check is the answer's last */
+  int last = N - 1;
+  long before = kitd_test_agent_requests(&agent, "/v1/health/service/");
+  assert_int_equal(kitd_test_agent_ttl(&agent, id[last], "fail"), 200);
+  assert_true(wait_count(d, name[last], 0, 2000));
+  assert_int_equal(kitd_test_agent_ttl(&agent, id[last], "pass"), 200);
+  assert_true(wait_count(d, name[last], 1, 2000));
+  long refetched = kitd_test_agent_requests(&agent, "/v1/health/service/") - before;
+  /* a diff that failed would refetch all of them (N - 6) */
+  assert_true(refetched >= 1 && refetched <= 8);
+  const char *bad[] = {
+      "[{\"ServiceName\":\"x\",\"ModifyIndex\":1}",       /* unterminated */
+      "[{\"ServiceName\":\"x\",\"ModifyIndex\":1}] tail", /* bytes after it */
+      "[{\"ServiceName\":\"x\"},,{}]",                    /* an empty element */
+      "[{\"ServiceName\":\"x\"}, {\"Node\": ]",           /* a broken element */
+      "{\"ServiceName\":\"x\"}",                          /* not an array */
+  };
+  for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+    long faulted = kitd_test_agent_stat(&agent, "faulted");
+    set_state_garbage(bad[k]);
+    /* a check write wakes the watcher's health/state/any query */
+    assert_int_equal(kitd_test_agent_ttl(&agent, waker, "fail"), 200);
+    assert_int_equal(kitd_test_agent_ttl(&agent, waker, "pass"), 200);
+    int64_t end = kitd_now_ns() + kitd_test_ms(3000) * 1000000;
+    while (kitd_test_agent_stat(&agent, "faulted") == faulted && kitd_now_ns() < end) usleep(5000);
+    assert_true(kitd_test_agent_stat(&agent, "faulted") > faulted);
+    for (int i = 0; i < N; i++) assert_int_equal(count_now(d, name[i]), 1);
+    kitd_test_agent_clear_faults(&agent);
+  }
+  /* good answers again: a polled service's change still comes through */
+  assert_int_equal(kitd_test_agent_ttl(&agent, id[N - 2], "fail"), 200);
+  assert_true(wait_count(d, name[N - 2], 0, 3000));
+  kitd_directory_free(d);
+  for (int i = 0; i < N; i++) kitd_test_agent_deregister(&agent, id[i]);
+  kitd_test_agent_deregister(&agent, waker);
+}
+
 /* Standalone clients opt in to one shared watcher: one thread for all. */
 static void test_standalone_clients_share_a_watcher(void **s) {
   (void)s;
@@ -196,6 +276,7 @@ int main(void) {
       cmocka_unit_test(test_many_services_one_thread),
       cmocka_unit_test(test_flood_of_unknown_names),
       cmocka_unit_test(test_standalone_clients_share_a_watcher),
+      cmocka_unit_test(test_state_answers_in_slices),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
