@@ -158,7 +158,7 @@ ex_objs = $(patsubst %.c,$(B)/obj/%.o,$(wildcard examples/$(1)/*.c))
 $(B)/examples/%: $$(call ex_objs,$$*) $(EX_SHARED_OBJ) $(SHLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) -L$(B) -lkitd -Wl,-rpath,'$$ORIGIN/..' \
-	  $(DEP_LIBS) $(MHD_LIBS) -lm
+	  $(DEP_LIBS) -lm
 
 $(TOOL_BIN): $(call ex_objs,kitd-watch) $(SHLIB)
 	@mkdir -p $(dir $@)
