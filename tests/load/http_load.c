@@ -16,6 +16,9 @@
  *       N connections opened and closed as fast as possible (a quarter
  *       after a full request, a quarter after half a head), closed with a
  *       reset so no TIME_WAIT piles up; from four threads.
+ *   http_load peraddr PORT N FROM OK
+ *       N connections from FROM, each sends GET /health and waits; exactly
+ *       OK of them must get 200 (the others a refusal).
  *   http_load raw PORT
  *       send stdin as is, print what comes back until the server closes
  *       (5 s at most).
@@ -327,6 +330,43 @@ static int churn(long n) {
   return atomic_load(&g_churn_fail) > n / 100 ? 1 : 0;
 }
 
+/* --- peraddr --- */
+
+/* N connections from FROM, each sends GET /health; count the 200s. */
+static int peraddr(int n, const char *from, int want_ok) {
+  static const char rq[] = "GET /health HTTP/1.1\r\nHost: t\r\n\r\n";
+  int *fds = calloc((size_t)n, sizeof *fds), ok = 0, refused = 0;
+  for (int i = 0; i < n; i++) {
+    fds[i] = dial(from);
+    if (fds[i] >= 0) send_all(fds[i], rq, sizeof rq - 1);
+  }
+  for (int i = 0; i < n; i++) {
+    if (fds[i] < 0) {
+      refused++;
+      continue;
+    }
+    struct timeval tv = {2, 0};
+    setsockopt(fds[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[4096];
+    size_t k = 0;
+    int st = 0;
+    for (;;) {
+      ssize_t r = recv(fds[i], buf + k, sizeof buf - k, 0);
+      if (r <= 0) break;
+      k += (size_t)r;
+      if (answer_len(buf, k, &st)) break;
+    }
+    if (st == 200) ok++;
+    else refused++;
+  }
+  for (int i = 0; i < n; i++)
+    if (fds[i] >= 0) close(fds[i]);
+  free(fds);
+  printf("peraddr: %d connections from %s: %d answered 200, %d refused (want %d answered)\n", n,
+         from, ok, refused, want_ok);
+  return ok == want_ok ? 0 : 1;
+}
+
 /* --- raw --- */
 
 static int raw(void) {
@@ -358,6 +398,7 @@ int main(int argc, char **argv) {
     return keepalive(atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), argv[6], argv[7]);
   if (!strcmp(m, "churn") && argc == 4) return churn(atol(argv[3]));
   if (!strcmp(m, "raw") && argc == 3) return raw();
+  if (!strcmp(m, "peraddr") && argc == 6) return peraddr(atoi(argv[3]), argv[4], atoi(argv[5]));
   fprintf(stderr, "http_load: bad arguments\n");
   return 2;
 }
