@@ -83,7 +83,7 @@ static const lorem_http_route routes[] = {
 /* A graceful stop: fail /health, deregister, give watchers `grace` ms to
  * see it while still serving, stop accepting, then wait (up to `timeout`
  * ms) for the requests in flight. A second signal ends it at once: 1. */
-static int drain(lorem_http_server *d, lorem_reg *reg, int64_t grace, int64_t timeout,
+static int drain(lorem_http_server *d, int *fd, lorem_reg *reg, int64_t grace, int64_t timeout,
                  kitd_logger *lg) {
   atomic_store(&g_draining, 1);
   lorem_reg_stop(reg);
@@ -96,6 +96,8 @@ static int drain(lorem_http_server *d, lorem_reg *reg, int64_t grace, int64_t ti
   /* no new connections; idle kept-alive ones close, the others after their
    * answer: the open connections are the requests still in flight */
   lorem_http_server_quiesce(d);
+  close(*fd); /* new connections are refused, not left in the backlog */
+  *fd = -1;
   int64_t t0 = kitd_now_ns();
   long left;
   while ((left = lorem_http_server_conns(d)) > 0 && kitd_now_ns() - t0 < timeout * 1000000) {
@@ -197,9 +199,9 @@ int main(int argc, char **argv) {
   while ((sig = lorem_wait_signal(reg ? 200 : -1)) == 0) lorem_reg_poll(reg);
   kitd_log(lg, KITD_LOG_INFO, "lorem-server", "action=stop signal=%s",
            sig == 2 ? "SIGINT" : "SIGTERM");
-  int rc = drain(d, reg, grace, drain_timeout, lg);
+  int rc = drain(d, &fd, reg, grace, drain_timeout, lg);
   lorem_http_server_free(d);
-  close(fd);
+  if (fd >= 0) close(fd);
   kitd_global_cleanup();
   return rc;
 }

@@ -632,10 +632,10 @@ static void on_wake(struct loop *lp, int64_t now) {
     conn_answer(c, now);
     j = next;
   }
-  if (atomic_load(&lp->s->draining) && !lp->drained) {
+  if (atomic_load(&lp->s->draining) && !atomic_load(&lp->drained)) {
     listen_on(lp, 0);
     lp->accept_pause_until = 0;
-    lp->drained = 1; /* the idle connections are closed after this batch */
+    atomic_store(&lp->drained, 1); /* the idle connections are closed after this batch */
   }
 }
 
@@ -683,9 +683,9 @@ static void *loop_main(void *vp) {
     }
     /* Each connection has at most one event in a batch and only its own
      * handling closes it, so no event here names a freed connection. */
-    if (lp->drained == 1) {
+    if (atomic_load(&lp->drained) == 1) {
       close_idle(lp);
-      lp->drained = 2;
+      atomic_store(&lp->drained, 2);
     }
     if (lp->accept_pause_until && now >= lp->accept_pause_until && !atomic_load(&s->draining)) {
       lp->accept_pause_until = 0;
@@ -770,6 +770,16 @@ int lorem_http_server_start(int fd, const lorem_http_limits *lim, const lorem_ht
 void lorem_http_server_quiesce(lorem_http_server *s) {
   atomic_store(&s->draining, 1);
   for (int i = 0; i < s->nloops; i++) wake(&s->loops[i]);
+  /* wait until no loop watches the listening socket (a second at most), so
+   * the caller may close it and have new connections refused */
+  for (int i = 0, tries = 0; i < s->nloops && tries < 1000; tries++) {
+    if (atomic_load(&s->loops[i].drained)) {
+      i++;
+      continue;
+    }
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+  }
 }
 
 long lorem_http_server_conns(lorem_http_server *s) { return atomic_load(&s->conns); }

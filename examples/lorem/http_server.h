@@ -94,7 +94,9 @@ int lorem_http_server_start(int fd, const lorem_http_limits *l, const lorem_http
                             size_t errcap);
 
 /* Stop accepting; close kept-alive connections that wait for a request;
- * answer the requests under way with Connection: close. For a drain. */
+ * answer the requests under way with Connection: close. For a drain. On
+ * return no loop accepts any more: the caller may close the listening
+ * socket, so that new connections are refused at once. */
 void lorem_http_server_quiesce(lorem_http_server *s);
 
 /* Open client connections now. Thread-safety: any thread. */

@@ -44,6 +44,9 @@ while [ "$(fds)" -gt "$fd0" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 fd1=$(fds); rss1=$(rss)
 echo "descriptors $fd0 -> $fd1, RSS $rss0 kB -> $rss1 kB"
 [ "$fd1" -le "$fd0" ] || fail "descriptors did not come back: $fd0 before, $fd1 after"
-[ "$rss1" -le $((rss0 + 8192)) ] || fail "RSS grew from $rss0 kB to $rss1 kB"
+case "$B" in
+*san-*) echo "(RSS not checked under a sanitizer: it keeps freed memory in quarantine)" ;;
+*) [ "$rss1" -le $((rss0 + 8192)) ] || fail "RSS grew from $rss0 kB to $rss1 kB" ;;
+esac
 echo "ok $N connections opened and closed: still answering, descriptors and RSS back"
 echo "http load: all checks passed"
