@@ -79,7 +79,7 @@ struct loop {
   pthread_t th;
   int ep, evfd;
   int listening;
-  int drained;                /* 1: quiesced, idle connections to close; 2: done */
+  atomic_int drained;         /* 1: quiesced, idle connections to close; 2: done */
   int64_t accept_pause_until; /* after EMFILE: try again later */
   struct list t[T_COUNT];
   conn *all;
