@@ -55,7 +55,8 @@ struct lorem_http_conn {
   int state;
   int timer; /* T_*, or T_NONE */
   int64_t deadline;
-  uint32_t events; /* epoll interest now; 0: not in epoll */
+  int rd_ready, wr_ready; /* edge-triggered epoll: the socket may read / write */
+  int hup;                /* the peer closed or reset: read on until recv says so */
   lorem_http_addr addr;
   char *in; /* max_header_bytes */
   size_t in_len, scan, consumed;
@@ -85,6 +86,7 @@ struct loop {
   conn *all;
   pthread_mutex_t mu; /* the done queue: handlers finished on workers */
   lorem_http_job *done_head, *done_tail;
+  int wake_pending;          /* under mu: the eventfd was written since the last drain */
   char tag_listen, tag_wake; /* epoll data for the two fds that are not connections */
 };
 
@@ -197,16 +199,6 @@ static void timer_set(conn *c, int which, int64_t ms, int64_t now) {
   l->tail = c;
 }
 
-/* --- epoll interest --- */
-
-static void watch(conn *c, uint32_t ev) {
-  if (c->events == ev) return;
-  struct epoll_event e = {.events = ev, .data.ptr = c};
-  if (!ev) epoll_ctl(c->loop->ep, EPOLL_CTL_DEL, c->fd, &e);
-  else epoll_ctl(c->loop->ep, c->events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &e);
-  c->events = ev;
-}
-
 /* --- connections --- */
 
 static void conn_close(conn *c) {
@@ -301,20 +293,24 @@ const char *lorem_http_header(const lorem_http_req *rq, const char *name) {
   return lorem_http_head_get(&rq->conn_->head, rq->conn_->in, name);
 }
 
-static void conn_input(conn *c, int64_t now);
-static void conn_write(conn *c, int64_t now);
+/* A connection moves through its states in conn_run(); each step returns
+ * 1 (progress: run again), 0 (wait for the socket or a worker) or -1 (the
+ * connection is closed and freed). The socket is in epoll once, edge-
+ * triggered for reading and writing, from accept to close: parking a
+ * connection or waiting to write costs no epoll_ctl. */
 
-/* Answer an error found by the server itself, then close. */
-static void conn_fail(conn *c, int status, const char *msg, int64_t now) {
+/* Answer an error found by the server itself; the connection closes after. */
+static int conn_fail(conn *c, int status, const char *msg) {
   char body[300];
   int n = snprintf(body, sizeof body, "{\"error\":\"%s\"}", msg);
   c->keep_alive = 0;
   c->replied = 0;
   c->is_head = 0;
   c->req.conn_ = c;
+  timer_stop(c);
   lorem_http_reply(&c->req, status, "application/json", body, (size_t)n, NULL);
   c->state = C_WRITE;
-  conn_write(c, now);
+  return 1;
 }
 
 static void linger_start(conn *c, int64_t now) {
@@ -323,12 +319,11 @@ static void linger_start(conn *c, int64_t now) {
   c->in = NULL;
   c->in_len = 0;
   c->state = C_LINGER;
-  watch(c, EPOLLIN);
   timer_set(c, T_LINGER, LINGER_MS, now);
 }
 
 /* The handler is done (on the loop, or back from a worker): write. */
-static void conn_answer(conn *c, int64_t now) {
+static void conn_answer(conn *c) {
   if (!c->replied) {
     static const char e[] = "{\"error\":\"the handler gave no answer\"}";
     lorem_http_reply(&c->req, 500, "application/json", e, sizeof e - 1, NULL);
@@ -341,10 +336,9 @@ static void conn_answer(conn *c, int64_t now) {
   c->in_len -= c->consumed;
   c->consumed = 0;
   c->state = C_WRITE;
-  conn_write(c, now);
 }
 
-static void dispatch(conn *c, int64_t now) {
+static int dispatch(conn *c) {
   lorem_http_server *s = c->loop->s;
   timer_stop(c);
   lorem_http_req *rq = &c->req;
@@ -365,25 +359,26 @@ static void dispatch(conn *c, int64_t now) {
     const char *p = s->routes[i].path;
     if (!p || (strlen(p) == rq->path_len && !memcmp(p, rq->path, rq->path_len))) r = &s->routes[i];
   }
+  c->route = r;
   if (!r) {
     static const char nf[] = "{\"error\":\"not found\"}";
     lorem_http_reply(rq, 404, "application/json", nf, sizeof nf - 1, NULL);
-    conn_answer(c, now);
-    return;
-  }
-  c->route = r;
-  if ((r->flags & LOREM_HTTP_BLOCKING) && s->pool) {
-    watch(c, 0); /* parked: no events, no timer, no thread */
+  } else if ((r->flags & LOREM_HTTP_BLOCKING) && s->pool) {
+    /* parked: its events only mark it ready, no timer runs, no thread waits */
     lorem_http_pool_push(s->pool, &c->job);
-    return;
+    return 1;
+  } else {
+    r->fn(rq);
   }
-  r->fn(rq);
-  conn_answer(c, now);
+  conn_answer(c);
+  return 1;
 }
 
-/* Parse what is buffered: a complete head starts a request. */
-static void conn_input(conn *c, int64_t now) {
+/* Parse what is buffered: a complete head starts a request. 0: more bytes
+ * are needed. */
+static int conn_input(conn *c, int64_t now) {
   lorem_http_server *s = c->loop->s;
+  if (c->state == C_BODY) return 0;
   size_t skip = 0; /* empty lines before a request are allowed */
   while (skip < c->in_len && (c->in[skip] == '\r' || c->in[skip] == '\n')) skip++;
   if (skip) {
@@ -391,33 +386,24 @@ static void conn_input(conn *c, int64_t now) {
     c->in_len -= skip;
     c->scan = 0;
   }
-  if (c->in_len == 0) return;
+  if (c->in_len == 0) return 0;
   size_t end = lorem_http_head_end(c->in, c->in_len, &c->scan);
   if (!end) {
     if (c->in_len >= (size_t)s->l.max_header_bytes)
-      conn_fail(c, 431, "request header fields too large", now);
-    return;
+      return conn_fail(c, 431, "request header fields too large");
+    return 0;
   }
   c->scan = 0;
   const char *err = NULL;
   int st = lorem_http_parse_head(c->in, end, &c->head, &err);
-  if (st) {
-    conn_fail(c, st, err, now);
-    return;
-  }
+  if (st) return conn_fail(c, st, err);
   c->keep_alive = c->head.keep_alive;
   c->consumed = end;
   int64_t cl = c->head.content_length;
-  if (cl > s->l.max_body_bytes) {
-    conn_fail(c, 413, "request body too large", now);
-    return;
-  }
+  if (cl > s->l.max_body_bytes) return conn_fail(c, 413, "request body too large");
   if (cl > 0) {
     c->body = malloc((size_t)cl);
-    if (!c->body) {
-      conn_fail(c, 503, "out of memory", now);
-      return;
-    }
+    if (!c->body) return conn_fail(c, 503, "out of memory");
     c->body_want = (size_t)cl;
     size_t have = c->in_len - end;
     if (have > c->body_want) have = c->body_want;
@@ -432,59 +418,62 @@ static void conn_input(conn *c, int64_t now) {
         ssize_t w = send(c->fd, cont, sizeof cont - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
         (void)w;
       }
-      return;
+      return 1;
     }
   }
-  dispatch(c, now);
+  return dispatch(c);
 }
 
-static void conn_read(conn *c, int64_t now) {
+/* Read what the socket has. A short read means it is drained for now: a
+ * later byte brings a new edge. */
+static int conn_recv(conn *c, int64_t now) {
   lorem_http_server *s = c->loop->s;
+  char *dst;
+  size_t want;
   if (c->state == C_BODY) {
-    ssize_t n = recv(c->fd, c->body + c->body_len, c->body_want - c->body_len, 0);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+    dst = c->body + c->body_len;
+    want = c->body_want - c->body_len;
+  } else {
+    if (!c->in && !(c->in = malloc((size_t)s->l.max_header_bytes))) {
       conn_close(c);
-      return;
+      return -1;
     }
-    if (n < 0) return;
+    dst = c->in + c->in_len;
+    want = (size_t)s->l.max_header_bytes - c->in_len; /* > 0: a full buffer got 431 */
+  }
+  ssize_t n = recv(c->fd, dst, want, 0);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+    if (errno == EAGAIN) c->rd_ready = 0;
+    return errno == EINTR;
+  }
+  if (n <= 0) {
+    conn_close(c);
+    return -1;
+  }
+  if ((size_t)n < want && !c->hup) c->rd_ready = 0; /* (an end behind the data has no edge) */
+  if (c->state == C_BODY) {
     c->body_len += (size_t)n;
-    if (c->body_len == c->body_want) dispatch(c, now);
-    return;
+    return c->body_len == c->body_want ? dispatch(c) : 1;
   }
-  if (!c->in && !(c->in = malloc((size_t)s->l.max_header_bytes))) {
-    conn_close(c);
-    return;
-  }
-  size_t cap = (size_t)s->l.max_header_bytes;
-  if (c->in_len == cap) { /* cannot happen: a full buffer was answered 431 */
-    conn_close(c);
-    return;
-  }
-  ssize_t n = recv(c->fd, c->in + c->in_len, cap - c->in_len, 0);
-  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-    conn_close(c);
-    return;
-  }
-  if (n < 0) return;
   if (c->in_len == 0 && c->timer == T_IDLE) /* a request's first byte */
     timer_set(c, T_HEAD, s->l.header_timeout_ms, now);
   c->in_len += (size_t)n;
-  conn_input(c, now);
+  return 1;
 }
 
-static void conn_write(conn *c, int64_t now) {
+static int conn_write(conn *c, int64_t now) {
   lorem_http_server *s = c->loop->s;
   while (c->out_off < c->out_len) {
     ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) {
-        watch(c, EPOLLOUT);
+        c->wr_ready = 0;
         timer_set(c, T_IDLE, s->l.idle_timeout_ms, now); /* a client that stops reading */
-        return;
+        return 0;
       }
       conn_close(c);
-      return;
+      return -1;
     }
     c->out_off += (size_t)n;
   }
@@ -496,36 +485,57 @@ static void conn_write(conn *c, int64_t now) {
   }
   if (!c->keep_alive) {
     linger_start(c, now);
-    return;
+    return 1;
   }
   c->state = C_HEAD;
-  watch(c, EPOLLIN);
   if (c->in_len) timer_set(c, T_HEAD, s->l.header_timeout_ms, now); /* pipelined */
   else timer_set(c, T_IDLE, s->l.idle_timeout_ms, now);
-  conn_input(c, now);
+  return 1;
 }
 
-static void conn_linger(conn *c) {
+static int conn_linger(conn *c) {
   char sink[4096];
-  for (int i = 0; i < 16; i++) {
+  for (int i = 0; i < 16; i++) { /* then wait for the next edge: others get a turn */
     ssize_t n = recv(c->fd, sink, sizeof sink, 0);
-    if (n > 0) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-    break;
+    if (n > 0 || (n < 0 && errno == EINTR)) continue;
+    if (n < 0 && errno == EAGAIN) {
+      c->rd_ready = 0;
+      return 0;
+    }
+    conn_close(c); /* the client closed (or reset): done */
+    return -1;
   }
-  conn_close(c);
+  return 0;
+}
+
+static void conn_run(conn *c, int64_t now) {
+  for (;;) {
+    int r = 0;
+    switch (c->state) {
+    case C_HANDLER: return;
+    case C_WRITE:
+      if (!c->wr_ready) return;
+      r = conn_write(c, now);
+      break;
+    case C_HEAD:
+    case C_BODY:
+      r = conn_input(c, now);
+      if (r == 0 && c->rd_ready) r = conn_recv(c, now);
+      break;
+    case C_LINGER:
+      if (!c->rd_ready) return;
+      r = conn_linger(c);
+      break;
+    }
+    if (r <= 0) return;
+  }
 }
 
 static void conn_event(conn *c, uint32_t ev, int64_t now) {
-  switch (c->state) {
-  case C_HEAD:
-  case C_BODY: conn_read(c, now); break;
-  case C_WRITE:
-    if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) conn_write(c, now);
-    break;
-  case C_LINGER: conn_linger(c); break;
-  case C_HANDLER: break; /* not in epoll */
-  }
+  if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->rd_ready = 1;
+  if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->hup = 1;
+  if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) c->wr_ready = 1;
+  conn_run(c, now); /* a parked connection only keeps the marks */
 }
 
 /* --- accepting --- */
@@ -577,7 +587,12 @@ static void accept_some(struct loop *lp, int64_t now) {
     c->anext = lp->all;
     if (lp->all) lp->all->aprev = c;
     lp->all = c;
-    watch(c, EPOLLIN);
+    c->wr_ready = 1;
+    struct epoll_event e = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
+    if (epoll_ctl(lp->ep, EPOLL_CTL_ADD, fd, &e)) {
+      conn_close(c);
+      continue;
+    }
     /* the first request's header timeout runs from the accept */
     timer_set(c, T_HEAD, s->l.header_timeout_ms, now);
   }
@@ -602,36 +617,56 @@ static void wake(struct loop *lp) {
   (void)w;
 }
 
-/* A worker ran the handler: give the connection back to its loop. */
+/* A worker ran the handler: it writes the answer itself (the socket's
+ * buffer nearly always takes it whole), then gives the connection back to
+ * its loop. A finished kept-alive exchange needs no wake-up: the loop takes
+ * it at its next turn, which the client's next request starts anyway. */
 static void run_job(void *arg, lorem_http_job *j) {
   (void)arg;
   conn *c = (conn *)((char *)j - offsetof(conn, job));
   c->route->fn(&c->req);
+  int urgent = !c->replied || !c->keep_alive;
+  while (!urgent && c->out_off < c->out_len) {
+    ssize_t n =
+        send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) c->out_off += (size_t)n;
+    else if (n < 0 && errno == EINTR) continue;
+    else urgent = 1; /* full, or an error: the loop takes it from here */
+  }
   struct loop *lp = c->loop;
   pthread_mutex_lock(&lp->mu);
-  int was_empty = !lp->done_head;
   j->next = NULL;
   if (lp->done_tail) lp->done_tail->next = j;
   else lp->done_head = j;
   lp->done_tail = j;
+  int do_wake = urgent && !lp->wake_pending;
+  if (do_wake) lp->wake_pending = 1;
   pthread_mutex_unlock(&lp->mu);
-  if (was_empty) wake(lp);
+  if (do_wake) wake(lp);
 }
 
-static void on_wake(struct loop *lp, int64_t now) {
-  uint64_t v;
-  ssize_t r = read(lp->evfd, &v, sizeof v);
-  (void)r;
+/* After a batch of events (which may name the connections given back, so
+ * none may be freed before): resume the connections the workers finished. */
+static void take_done(struct loop *lp, int64_t now) {
   pthread_mutex_lock(&lp->mu);
   lorem_http_job *j = lp->done_head;
   lp->done_head = lp->done_tail = NULL;
+  lp->wake_pending = 0;
   pthread_mutex_unlock(&lp->mu);
   while (j) {
     lorem_http_job *next = j->next;
     conn *c = (conn *)((char *)j - offsetof(conn, job));
-    conn_answer(c, now);
+    conn_answer(c);
+    c->wr_ready = 1; /* try: an edge may have come and gone while parked */
+    conn_run(c, now);
     j = next;
   }
+}
+
+static void on_wake(struct loop *lp) {
+  uint64_t v;
+  ssize_t r = read(lp->evfd, &v, sizeof v);
+  (void)r;
   if (atomic_load(&lp->s->draining) && !atomic_load(&lp->drained)) {
     listen_on(lp, 0);
     lp->accept_pause_until = 0;
@@ -678,9 +713,10 @@ static void *loop_main(void *vp) {
     for (int i = 0; i < n; i++) {
       void *p = ev[i].data.ptr;
       if (p == &lp->tag_listen) accept_some(lp, now);
-      else if (p == &lp->tag_wake) on_wake(lp, now);
+      else if (p == &lp->tag_wake) on_wake(lp);
       else conn_event(p, ev[i].events, now);
     }
+    take_done(lp, now);
     /* Each connection has at most one event in a batch and only its own
      * handling closes it, so no event here names a freed connection. */
     if (atomic_load(&lp->drained) == 1) {
