@@ -57,6 +57,7 @@ struct lorem_http_conn {
   int64_t deadline;
   int rd_ready, wr_ready; /* edge-triggered epoll: the socket may read / write */
   int hup;                /* the peer closed or reset: read on until recv says so */
+  atomic_int parked_ev;   /* an event came while a worker had it: wake the loop */
   lorem_http_addr addr;
   char *in; /* max_header_bytes */
   size_t in_len, scan, consumed;
@@ -365,6 +366,7 @@ static int dispatch(conn *c) {
     lorem_http_reply(rq, 404, "application/json", nf, sizeof nf - 1, NULL);
   } else if ((r->flags & LOREM_HTTP_BLOCKING) && s->pool) {
     /* parked: its events only mark it ready, no timer runs, no thread waits */
+    atomic_store_explicit(&c->parked_ev, 0, memory_order_relaxed);
     lorem_http_pool_push(s->pool, &c->job);
     return 1;
   } else {
@@ -639,7 +641,12 @@ static void run_job(void *arg, lorem_http_job *j) {
   if (lp->done_tail) lp->done_tail->next = j;
   else lp->done_head = j;
   lp->done_tail = j;
-  int do_wake = urgent && !lp->wake_pending;
+  /* The client may have sent its next request before this push, and the
+   * loop may have looked for finished work before it too: then it needs a
+   * wake-up. The loop sets parked_ev before it takes this lock to look, so
+   * either it finds this connection queued or this load sees the flag. (Not
+   * after the unlock: from then on the loop may free the connection.) */
+  int do_wake = (urgent || atomic_load(&c->parked_ev)) && !lp->wake_pending;
   if (do_wake) lp->wake_pending = 1;
   pthread_mutex_unlock(&lp->mu);
   if (do_wake) wake(lp);
