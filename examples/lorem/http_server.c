@@ -57,7 +57,6 @@ struct lorem_http_conn {
   int64_t deadline;
   int rd_ready, wr_ready; /* edge-triggered epoll: the socket may read / write */
   int hup;                /* the peer closed or reset: read on until recv says so */
-  atomic_int parked_ev;   /* an event came while a worker had it: wake the loop */
   lorem_http_addr addr;
   char *in; /* max_header_bytes */
   size_t in_len, scan, consumed;
@@ -88,6 +87,7 @@ struct loop {
   pthread_mutex_t mu; /* the done queue: handlers finished on workers */
   lorem_http_job *done_head, *done_tail;
   int wake_pending;          /* under mu: the eventfd was written since the last drain */
+  int sleeping;              /* under mu: the loop found the queue empty and waits in epoll */
   char tag_listen, tag_wake; /* epoll data for the two fds that are not connections */
 };
 
@@ -366,7 +366,6 @@ static int dispatch(conn *c) {
     lorem_http_reply(rq, 404, "application/json", nf, sizeof nf - 1, NULL);
   } else if ((r->flags & LOREM_HTTP_BLOCKING) && s->pool) {
     /* parked: its events only mark it ready, no timer runs, no thread waits */
-    atomic_store_explicit(&c->parked_ev, 0, memory_order_relaxed);
     lorem_http_pool_push(s->pool, &c->job);
     return 1;
   } else {
@@ -621,8 +620,7 @@ static void wake(struct loop *lp) {
 
 /* A worker ran the handler: it writes the answer itself (the socket's
  * buffer nearly always takes it whole), then gives the connection back to
- * its loop. A finished kept-alive exchange needs no wake-up: the loop takes
- * it at its next turn, which the client's next request starts anyway. */
+ * its loop. */
 static void run_job(void *arg, lorem_http_job *j) {
   (void)arg;
   conn *c = (conn *)((char *)j - offsetof(conn, job));
@@ -641,12 +639,12 @@ static void run_job(void *arg, lorem_http_job *j) {
   if (lp->done_tail) lp->done_tail->next = j;
   else lp->done_head = j;
   lp->done_tail = j;
-  /* The client may have sent its next request before this push, and the
-   * loop may have looked for finished work before it too: then it needs a
-   * wake-up. The loop sets parked_ev before it takes this lock to look, so
-   * either it finds this connection queued or this load sees the flag. (Not
-   * after the unlock: from then on the loop may free the connection.) */
-  int do_wake = (urgent || atomic_load(&c->parked_ev)) && !lp->wake_pending;
+  /* A finished kept-alive exchange needs no wake-up while the loop is
+   * awake: it looks at the queue after every batch. A sleeping loop (it
+   * decided so under this lock, with the queue empty) must be woken: the
+   * client's next request may have come before this push, and its event
+   * been handled already. */
+  int do_wake = (urgent || lp->sleeping) && !lp->wake_pending;
   if (do_wake) lp->wake_pending = 1;
   pthread_mutex_unlock(&lp->mu);
   if (do_wake) wake(lp);
@@ -715,7 +713,14 @@ static void *loop_main(void *vp) {
   struct epoll_event ev[256];
   int64_t now = now_ms();
   while (!atomic_load(&s->stopping)) {
-    int n = epoll_wait(lp->ep, ev, 256, next_timeout(lp, now));
+    pthread_mutex_lock(&lp->mu);
+    int idle = !lp->done_head;
+    lp->sleeping = idle;
+    pthread_mutex_unlock(&lp->mu);
+    int n = epoll_wait(lp->ep, ev, 256, idle ? next_timeout(lp, now) : 0);
+    pthread_mutex_lock(&lp->mu);
+    lp->sleeping = 0;
+    pthread_mutex_unlock(&lp->mu);
     now = now_ms();
     for (int i = 0; i < n; i++) {
       void *p = ev[i].data.ptr;
