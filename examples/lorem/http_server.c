@@ -64,7 +64,7 @@ struct lorem_http_conn {
   size_t body_len, body_want;
   char *out;
   size_t out_len, out_off, out_cap;
-  int keep_alive, replied, counted, is_head;
+  int keep_alive, replied, is_head;
   const lorem_http_route *route;
   lorem_http_head head;
   lorem_http_req req;
