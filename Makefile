@@ -71,6 +71,10 @@ BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_REPLAY := $(patsubst tests/fuzz/fuzz_%.c,$(B)/tests/fuzz/replay_%,$(FUZZ_SRC))
 BENCH_BIN := $(BENCH_SRC:%.c=$(B)/%)
+# The load and hostile-client generator the server tests drive (a program,
+# not a test: tests/examples/http_*.sh run it).
+LOAD_SRC := $(wildcard tests/load/*.c)
+LOAD_BIN := $(LOAD_SRC:%.c=$(B)/%)
 DOUBLE_SRC := $(wildcard tests/consul-double/*.c)
 DOUBLE_OBJ := $(DOUBLE_SRC:%.c=$(B)/obj/%.o)
 DOUBLE_BIN := $(if $(DOUBLE_SRC),$(B)/tests/consul-double)
@@ -96,7 +100,8 @@ examples: lib $(EX_BIN)
 # Everything `make check` runs: the tests, the examples they drive, the
 # double, the benchmarks (built so that they keep compiling) and the fuzz
 # replayers.
-check-build: all $(DOUBLE_BIN) $(EX_BIN) $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN) $(FUZZ_REPLAY)
+check-build: all $(DOUBLE_BIN) $(EX_BIN) $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN) $(FUZZ_REPLAY) \
+  $(LOAD_BIN)
 
 # Rebuild everything when the compiler or flags change (gcc vs clang, sanitizers).
 $(B)/.flags: FORCE
@@ -136,6 +141,10 @@ $(B)/tests/bench/%: $(B)/obj/tests/bench/%.o $(SUPPORT_OBJ) $(STLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(SUPPORT_OBJ) $(TEST_LIBS)
 
+$(B)/tests/load/%: $(B)/obj/tests/load/%.o
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< -lpthread
+
 # The soak run (make soak): not part of check, it runs for a minute.
 $(B)/tests/soak/%: $(B)/obj/tests/soak/%.o $(SUPPORT_OBJ) $(STLIB)
 	@mkdir -p $(dir $@)
@@ -158,7 +167,7 @@ ex_objs = $(patsubst %.c,$(B)/obj/%.o,$(wildcard examples/$(1)/*.c))
 $(B)/examples/%: $$(call ex_objs,$$*) $(EX_SHARED_OBJ) $(SHLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) -L$(B) -lkitd -Wl,-rpath,'$$ORIGIN/..' \
-	  $(DEP_LIBS) $(MHD_LIBS) -lm
+	  $(DEP_LIBS) -lm
 
 $(TOOL_BIN): $(call ex_objs,kitd-watch) $(SHLIB)
 	@mkdir -p $(dir $@)

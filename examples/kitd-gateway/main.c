@@ -28,54 +28,14 @@
 
 static kitd_directory *g_dir;
 static int64_t g_timeout_ms;
-static size_t g_max_body;
 
-/* One request: its raw URI (the handler only sees the decoded path) and
- * its body, grown as it arrives. */
-struct rq {
-  char *uri;
-  char *body;
-  size_t len, cap;
-  int too_big;
-  int headers_seen; /* the handler's first call (headers only) is over */
-};
-
-static void *on_uri(void *arg, const char *uri, struct MHD_Connection *c) {
-  (void)arg, (void)c;
-  struct rq *q = calloc(1, sizeof *q);
-  if (q && !(q->uri = strdup(uri))) {
-    free(q);
-    q = NULL;
-  }
-  return q;
-}
-
-static void completed(void *cls, struct MHD_Connection *c, void **state,
-                      enum MHD_RequestTerminationCode code) {
-  (void)cls, (void)c, (void)code;
-  struct rq *q = *state;
-  if (q) {
-    free(q->uri);
-    free(q->body);
-    free(q);
-  }
-  *state = NULL;
-}
-
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *body,
-                             size_t len, const char *ctype) {
-  struct MHD_Response *r =
-      MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
-  if (!r) return MHD_NO;
-  if (ctype) MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-  enum MHD_Result ret = MHD_queue_response(c, status, r);
-  MHD_destroy_response(r);
-  return ret;
+static void reply(lorem_http_req *c, int status, const char *body, size_t len, const char *ctype) {
+  lorem_http_reply(c, status, ctype, body, len, NULL);
 }
 
 /* {"error": msg, "service": s, "attempts": [...]} */
-static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned status, const char *msg,
-                                   const char *service, const kitd_ctx *ctx) {
+static void reply_error(lorem_http_req *c, int status, const char *msg, const char *service,
+                        const kitd_ctx *ctx) {
   json_t *o = json_object();
   json_object_set_new(o, "error", json_string(msg));
   if (service) json_object_set_new(o, "service", json_string(service));
@@ -91,10 +51,9 @@ static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned status, co
   }
   char *s = json_dumps(o, JSON_COMPACT);
   json_decref(o);
-  if (!s) return MHD_NO;
-  enum MHD_Result ret = reply(c, status, s, strlen(s), "application/json");
+  if (!s) return; /* the server answers 500 */
+  reply(c, status, s, strlen(s), "application/json");
   free(s);
-  return ret;
 }
 
 /* "/users/v1/x?y=1" -> service "users" (written into `service`, which has
@@ -124,29 +83,30 @@ static int registry_answered(const char *service) {
   return ok;
 }
 
-static enum MHD_Result forward(struct MHD_Connection *c, const char *method, struct rq *q) {
-  char *service = malloc(strlen(q->uri) + 1);
-  if (!service) return MHD_NO;
+/* Every path but /health: on a worker thread (the upstream call blocks). */
+static void forward(lorem_http_req *c) {
+  char *service = malloc(strlen(c->uri) + 1);
+  if (!service) return;
   const char *rest;
-  if (split(q->uri, service, &rest)) {
+  if (split(c->uri, service, &rest)) {
     free(service);
-    return reply_error(c, MHD_HTTP_BAD_REQUEST, "malformed path: want /<service>/<path>", NULL,
-                       NULL);
+    reply_error(c, 400, "malformed path: want /<service>/<path>", NULL, NULL);
+    return;
   }
   /* "/users" and "/users?x" go to "/" and "/?x" */
   char *path = NULL;
   if (asprintf(&path, "%s%s", rest[0] == '/' ? "" : "/", rest) < 0) {
     free(service);
-    return MHD_NO;
+    return;
   }
-  const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-  kitd_client_req rq = {.method = method,
+  const char *ct = lorem_http_header(c, "Content-Type");
+  kitd_client_req rq = {.method = c->method,
                         .path = path,
-                        .body = q->body,
-                        .len = q->len,
-                        .content_type = ct       ? ct
-                                        : q->len ? "application/octet-stream"
-                                                 : NULL};
+                        .body = c->body,
+                        .len = c->body_len,
+                        .content_type = ct            ? ct
+                                        : c->body_len ? "application/octet-stream"
+                                                      : NULL};
   kitd_ctx ctx;
   kitd_ctx_init(&ctx);
   kitd_ctx_set_timeout_ms(&ctx, g_timeout_ms);
@@ -154,74 +114,48 @@ static enum MHD_Result forward(struct MHD_Connection *c, const char *method, str
   kitd_ctx_set_attempt_log(&ctx, attempts, 8);
   kitd_client_resp resp = {0};
   int rc = kitd_directory_call(g_dir, service, &ctx, &rq, &resp);
-  enum MHD_Result ret;
   if (rc == 0) {
-    ret = reply(c, (unsigned)resp.status, resp.body, resp.len, resp.content_type);
+    reply(c, resp.status, resp.body, resp.len, resp.content_type);
     kitd_client_resp_clear(&resp);
   } else if (rc == KITD_EINVAL) {
-    ret = reply_error(c, MHD_HTTP_BAD_REQUEST, kitd_ctx_detail(&ctx), service, NULL);
+    reply_error(c, 400, kitd_ctx_detail(&ctx), service, NULL);
   } else if (rc == KITD_ENOENDPOINTS) {
     /* 404 only when the registry answered: an outage is not "no such service" */
     int known = registry_answered(service);
     char msg[KITD_CTX_DETAIL_MAX + 64];
     snprintf(msg, sizeof msg, "%s: %s", known ? "no such service" : "registry unavailable",
              kitd_ctx_detail(&ctx));
-    ret = reply_error(c, known ? MHD_HTTP_NOT_FOUND : MHD_HTTP_SERVICE_UNAVAILABLE, msg, service,
-                      NULL);
+    reply_error(c, known ? 404 : 503, msg, service, NULL);
   } else {
     char msg[KITD_CTX_DETAIL_MAX + 64];
     snprintf(msg, sizeof msg, "%s: %s", kitd_strerror(rc), kitd_ctx_detail(&ctx));
-    ret = reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, msg, service, &ctx);
+    reply_error(c, 503, msg, service, &ctx);
   }
   free(path);
   free(service);
-  return ret;
 }
 
-static enum MHD_Result serve(void *cls, struct MHD_Connection *c, const char *url,
-                             const char *method, const char *version, const char *upload,
-                             size_t *upload_size, void **state) {
-  (void)cls, (void)url, (void)version;
-  struct rq *q = *state;
-  if (!q) return MHD_NO;  /* no memory for the request */
-  if (!q->headers_seen) { /* the body, if any, comes in the next calls */
-    q->headers_seen = 1;
-    return MHD_YES;
-  }
-  if (*upload_size) {
-    size_t n = *upload_size;
-    *upload_size = 0;
-    if (q->too_big || q->len + n > g_max_body) {
-      q->too_big = 1;
-      return MHD_YES;
-    }
-    if (q->len + n > q->cap) {
-      size_t cap = q->cap ? q->cap : 4096;
-      while (cap < q->len + n) cap *= 2;
-      char *b = realloc(q->body, cap);
-      if (!b) return MHD_NO;
-      q->body = b;
-      q->cap = cap;
-    }
-    memcpy(q->body + q->len, upload, n);
-    q->len += n;
-    return MHD_YES;
-  }
-  const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-  if (q->too_big || (cl && strtoull(cl, NULL, 10) > g_max_body))
-    return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large", NULL, NULL);
-  if (!strcmp(q->uri, "/health")) { /* the gateway's own */
-    static const char ok[] = "{\"status\":true}";
-    return reply(c, MHD_HTTP_OK, ok, sizeof ok - 1, "application/json");
-  }
-  return forward(c, method, q);
+/* GET /health: the gateway's own, on the event loop. */
+static void serve_health(lorem_http_req *c) {
+  static const char ok[] = "{\"status\":true}";
+  reply(c, 200, ok, sizeof ok - 1, "application/json");
 }
+
+/* The route table: add a route here (path, flags, handler). A path not
+ * listed is a service's. */
+static const lorem_http_route routes[] = {
+    {"/health", 0, serve_health},
+    {NULL, LOREM_HTTP_BLOCKING, forward},
+};
 
 int main(int argc, char **argv) {
   const char *consul_addr = getenv("CONSUL_HTTP_ADDR"), *listen_on = ":8080";
   int64_t timeout_ms = 10000, idle_ms = 300000;
-  long max_clients = 100, max_body = 16 << 20;
-  lorem_flag flags[] = {
+  long max_clients = 100;
+  lorem_http_limits hl;
+  lorem_http_limits_init(&hl);
+  hl.max_body_bytes = 16 << 20;
+  lorem_flag flags[32] = {
       {"listen", FLAG_STR, &listen_on,
        "host:port to listen on (default :8080; port 0: any free port)"},
       {"consul.addr", FLAG_STR, &consul_addr,
@@ -230,17 +164,20 @@ int main(int argc, char **argv) {
        "deadline of one request, across attempts (default 10s)"},
       {"idle", FLAG_DURATION, &idle_ms, "forget a service unused this long (default 5m)"},
       {"max.clients", FLAG_INT, &max_clients, "services watched at most at once (default 100)"},
-      {"max.body", FLAG_INT, &max_body, "largest request body in bytes (default 16 MiB)"},
+      {"max.body", FLAG_INT, &hl.max_body_bytes,
+       "largest request body in bytes, past it 413 (default 16 MiB)"},
   };
-  int pr = lorem_flags_parse(argc, argv, flags, (int)(sizeof flags / sizeof flags[0]),
-                             "kitd-gateway [flags]");
+  int nf = 0;
+  while (flags[nf].name) nf++;
+  nf = lorem_http_flags(flags, nf, &hl, 1);
+  int pr = lorem_flags_parse(argc, argv, flags, nf, "kitd-gateway [flags]");
   if (pr) return pr > 0 ? 0 : 2;
-  if (timeout_ms <= 0 || idle_ms <= 0 || max_clients < 1 || max_body < 0) {
-    fprintf(stderr, "kitd-gateway: -timeout, -idle, -max.clients and -max.body must be positive\n");
+  if (lorem_http_limits_check(&hl, "kitd-gateway")) return 2;
+  if (timeout_ms <= 0 || idle_ms <= 0 || max_clients < 1) {
+    fprintf(stderr, "kitd-gateway: -timeout, -idle and -max.clients must be positive\n");
     return 2;
   }
   g_timeout_ms = timeout_ms;
-  g_max_body = (size_t)max_body;
   lorem_block_signals();
   kitd_global_init();
   kitd_logger *lg = kitd_logger_stderr();
@@ -266,11 +203,14 @@ int main(int argc, char **argv) {
   }
   int port = 0;
   int fd = lorem_listen(listen_on, &port);
-  struct MHD_Daemon *d =
-      fd < 0 ? NULL : lorem_httpd_start_uri(fd, -1, serve, NULL, completed, on_uri);
-  if (!d) {
+  lorem_http_server *d = NULL;
+  char err[128];
+  if (fd < 0) snprintf(err, sizeof err, "%s", strerror(errno));
+  if (fd < 0 || lorem_http_server_start(fd, &hl, routes, sizeof routes / sizeof routes[0], NULL, &d,
+                                        err, sizeof err)) {
     kitd_log(lg, KITD_LOG_ERROR, "kitd-gateway", "action=listen addr=%s err=\"%s\"", listen_on,
-             fd < 0 ? strerror(errno) : "cannot start the HTTP daemon");
+             err);
+    if (fd >= 0) close(fd);
     kitd_directory_free(g_dir);
     return 1;
   }
@@ -279,7 +219,7 @@ int main(int argc, char **argv) {
   int sig = lorem_wait_signal(-1);
   kitd_log(lg, KITD_LOG_INFO, "kitd-gateway", "action=stop signal=%s",
            sig == 2 ? "SIGINT" : "SIGTERM");
-  MHD_stop_daemon(d);
+  lorem_http_server_free(d);
   close(fd);
   kitd_directory_free(g_dir);
   kitd_global_cleanup();

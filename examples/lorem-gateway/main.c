@@ -29,29 +29,16 @@
 static lorem_pipeline *g_p;
 static int64_t g_timeout_ms;
 
-struct body {
-  size_t len;
-  int too_big;
-  char data[]; /* LOREM_GWREQ_MAX + 1 */
-};
-
-static void completed(void *cls, struct MHD_Connection *c, void **state,
-                      enum MHD_RequestTerminationCode code) {
-  (void)cls, (void)c, (void)code;
-  if (*state != (void *)1) free(*state);
-  *state = NULL;
-}
-
 /* 502/504 with every attempt's error, so the caller can see what happened. */
-static enum MHD_Result reply_failure(struct MHD_Connection *c, int rc, kitd_ctx *ctx) {
-  unsigned status = rc == KITD_ETIMEDOUT ? MHD_HTTP_GATEWAY_TIMEOUT : MHD_HTTP_BAD_GATEWAY;
+static void reply_failure(lorem_http_req *c, int rc, kitd_ctx *ctx) {
+  int status = rc == KITD_ETIMEDOUT ? 504 : 502;
   int all_timeouts = kitd_ctx_attempt(ctx, 0) != NULL;
   for (unsigned i = 0; kitd_ctx_attempt(ctx, i); i++)
     if (kitd_ctx_attempt(ctx, i)->err != KITD_ETIMEDOUT) all_timeouts = 0;
-  if (all_timeouts) status = MHD_HTTP_GATEWAY_TIMEOUT;
+  if (all_timeouts) status = 504;
   /* an upstream 4xx that retry did not repeat: the request's own fault */
   int st = kitd_ctx_status(ctx);
-  if (rc == KITD_EHTTP && st >= 400 && st < 500) status = (unsigned)st;
+  if (rc == KITD_EHTTP && st >= 400 && st < 500) status = st;
   char msg[KITD_CTX_DETAIL_MAX + 64];
   snprintf(msg, sizeof msg, "%s: %s", kitd_strerror(rc), kitd_ctx_detail(ctx));
   char body[8192], tmp[600];
@@ -69,67 +56,45 @@ static enum MHD_Result reply_failure(struct MHD_Connection *c, int rc, kitd_ctx 
                           i ? "," : "", inst, kitd_err_name(a->err), a->status, det);
   }
   n += (size_t)snprintf(body + n, sizeof body - n, "]}");
-  return lorem_reply(c, status, body, n, NULL, NULL);
+  lorem_reply(c, status, body, n, NULL, NULL);
 }
 
-static enum MHD_Result serve(void *cls, struct MHD_Connection *c, const char *url,
-                             const char *method, const char *version, const char *upload,
-                             size_t *upload_size, void **state) {
-  (void)cls, (void)version;
-  int is_lorem = !strcmp(url, "/sd-lorem");
-  if (!*state) {
-    if (!is_lorem) { /* no body to keep: answer on the final call */
-      *state = (void *)1;
-      return MHD_YES;
-    }
-    const char *cl =
-        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl && strtoull(cl, NULL, 10) > LOREM_GWREQ_MAX)
-      return lorem_reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large", NULL);
-    struct body *b = malloc(sizeof *b + LOREM_GWREQ_MAX + 1);
-    if (!b) return MHD_NO;
-    b->len = 0;
-    b->too_big = 0;
-    *state = b;
-    return MHD_YES;
+/* GET /health: on the event loop (it only reads the pipeline's state). */
+static void serve_health(lorem_http_req *c) {
+  if (strcmp(c->method, "GET") && strcmp(c->method, "HEAD")) {
+    lorem_reply_error(c, 405, "method not allowed", "GET, HEAD");
+    return;
   }
-  if (*upload_size) {
-    if (*state != (void *)1) {
-      struct body *b = *state;
-      if (b->len + *upload_size > LOREM_GWREQ_MAX) b->too_big = 1;
-      else memcpy(b->data + b->len, upload, *upload_size), b->len += *upload_size;
-    }
-    *upload_size = 0;
-    return MHD_YES;
+  static const char ok[] = "{\"status\":true}";
+  if (lorem_pipeline_count(g_p) > 0) {
+    lorem_reply(c, 200, ok, sizeof ok - 1, NULL, NULL);
+    return;
   }
-  if (!strcmp(url, "/health")) {
-    if (strcmp(method, "GET") && strcmp(method, "HEAD"))
-      return lorem_reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed", "GET, HEAD");
-    static const char ok[] = "{\"status\":true}";
-    if (lorem_pipeline_count(g_p) > 0)
-      return lorem_reply(c, MHD_HTTP_OK, ok, sizeof ok - 1, NULL, NULL);
-    /* Not ready: no instance to send to. Say why, as JSON. */
-    char why[256], q[600], body[700];
-    lorem_pipeline_explain(g_p, why, sizeof why);
-    if (lorem_json_string(q, sizeof q, why) < 0) strcpy(q, "\"\"");
-    int n = snprintf(body, sizeof body, "{\"status\":false,\"reason\":%s}", q);
-    if (n < 0 || (size_t)n >= sizeof body) n = snprintf(body, sizeof body, "{\"status\":false}");
-    return lorem_reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, body, (size_t)n, NULL, NULL);
-  }
-  if (!is_lorem) return lorem_reply_error(c, MHD_HTTP_NOT_FOUND, "not found", NULL);
-  if (strcmp(method, "POST"))
-    return lorem_reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed", "POST");
-  struct body *b = *state;
-  if (b->too_big)
-    return lorem_reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large", NULL);
+  /* Not ready: no instance to send to. Say why, as JSON. */
+  char why[256], q[600], body[700];
+  lorem_pipeline_explain(g_p, why, sizeof why);
+  if (lorem_json_string(q, sizeof q, why) < 0) strcpy(q, "\"\"");
+  int n = snprintf(body, sizeof body, "{\"status\":false,\"reason\":%s}", q);
+  if (n < 0 || (size_t)n >= sizeof body) n = snprintf(body, sizeof body, "{\"status\":false}");
+  lorem_reply(c, 503, body, (size_t)n, NULL, NULL);
+}
 
+/* POST /sd-lorem: on a worker thread (the upstream call blocks). */
+static void serve_lorem(lorem_http_req *c) {
+  if (strcmp(c->method, "POST")) {
+    lorem_reply_error(c, 405, "method not allowed", "POST");
+    return;
+  }
   lorem_request rq;
   char err[256];
-  if (lorem_gw_parse(b->data, b->len, &rq, err, sizeof err))
-    return lorem_reply_error(c, MHD_HTTP_BAD_REQUEST, err, NULL);
-  if (lorem_pipeline_count(g_p) == 0)
-    return lorem_reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "no endpoints available", NULL);
-
+  if (lorem_gw_parse(c->body, c->body_len, &rq, err, sizeof err)) {
+    lorem_reply_error(c, 400, err, NULL);
+    return;
+  }
+  if (lorem_pipeline_count(g_p) == 0) {
+    lorem_reply_error(c, 503, "no endpoints available", NULL);
+    return;
+  }
   kitd_ctx ctx;
   kitd_ctx_init(&ctx);
   kitd_attempt_error attempts[8]; /* for reply_failure's report */
@@ -137,34 +102,49 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *c, const char *ur
   kitd_ctx_set_timeout_ms(&ctx, g_timeout_ms);
   lorem_response *r = NULL;
   int rc = lorem_pipeline_call(g_p, &ctx, &rq, &r);
-  if (rc == KITD_ENOENDPOINTS)
-    return lorem_reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "no endpoints available", NULL);
-  if (rc) return reply_failure(c, rc, &ctx);
+  if (rc == KITD_ENOENDPOINTS) {
+    lorem_reply_error(c, 503, "no endpoints available", NULL);
+    return;
+  }
+  if (rc) {
+    reply_failure(c, rc, &ctx);
+    return;
+  }
   /* the message is letters, spaces and punctuation, but escape anyway: it
    * came from another process */
   size_t cap = strlen(r->message) * 6 + 32;
   char *out = malloc(cap);
-  enum MHD_Result ret = MHD_NO;
   if (out) {
     memcpy(out, "{\"message\":", 11);
     int m = lorem_json_string(out + 11, cap - 13, r->message);
     if (m >= 0) {
       size_t n = 11 + (size_t)m;
       out[n++] = '}';
-      ret = lorem_reply(c, MHD_HTTP_OK, out, n, NULL, r->upstream);
+      lorem_reply(c, 200, out, n, NULL, r->upstream);
     }
     free(out);
   }
   lorem_response_free(r);
-  return ret;
 }
+
+static void serve_other(lorem_http_req *c) { lorem_reply_error(c, 404, "not found", NULL); }
+
+/* The route table: add a route here (path, flags, handler). */
+static const lorem_http_route routes[] = {
+    {"/health", 0, serve_health},
+    {"/sd-lorem", LOREM_HTTP_BLOCKING, serve_lorem},
+    {NULL, 0, serve_other},
+};
 
 int main(int argc, char **argv) {
   const char *consul_addr = NULL, *consul_port = NULL, *static_list = NULL, *source = NULL;
   const char *listen_on = ":8080", *service = "lorem", *tag = "lorem";
-  long attempts = 3, threads = -1;
+  long attempts = 3;
+  lorem_http_limits hl;
+  lorem_http_limits_init(&hl);
+  hl.max_body_bytes = LOREM_GWREQ_MAX;
   int64_t attempt_ms = 1000, timeout_ms = 3000;
-  lorem_flag flags[] = {
+  lorem_flag flags[32] = {
       {"consul.addr", FLAG_STR, &consul_addr,
        "Consul agent address (default: CONSUL_HTTP_ADDR, else 127.0.0.1)"},
       {"consul.port", FLAG_STR, &consul_port, "Consul agent port (default 8500)"},
@@ -182,11 +162,15 @@ int main(int argc, char **argv) {
       {"attempt.timeout", FLAG_DURATION, &attempt_ms, "deadline of one attempt (default 1s)"},
       {"timeout", FLAG_DURATION, &timeout_ms,
        "overall deadline of a request, across attempts (default 3s)"},
-      {"threads", FLAG_INT, &threads, "server threads (default -1: one per connection)"},
+      {"max.body", FLAG_INT, &hl.max_body_bytes,
+       "largest request body in bytes, past it 413 (default 4096)"},
   };
-  int pr = lorem_flags_parse(argc, argv, flags, (int)(sizeof flags / sizeof flags[0]),
-                             "lorem-gateway [flags]");
+  int nf = 0;
+  while (flags[nf].name) nf++;
+  nf = lorem_http_flags(flags, nf, &hl, 1);
+  int pr = lorem_flags_parse(argc, argv, flags, nf, "lorem-gateway [flags]");
   if (pr) return pr > 0 ? 0 : 2;
+  if (lorem_http_limits_check(&hl, "lorem-gateway")) return 2;
   if (attempts < 1 || attempts > 16 || timeout_ms <= 0) {
     fprintf(stderr, "lorem-gateway: bad -attempts or -timeout\n");
     return 2;
@@ -207,10 +191,11 @@ int main(int argc, char **argv) {
     lorem_pipeline_free(g_p);
     return 1;
   }
-  struct MHD_Daemon *d = lorem_httpd_start(fd, (int)threads, serve, NULL, completed);
-  if (!d) {
-    kitd_log(lg, KITD_LOG_ERROR, "lorem-gateway",
-             "action=listen err=\"cannot start the HTTP daemon\"");
+  lorem_http_server *d = NULL;
+  char err[128];
+  if (lorem_http_server_start(fd, &hl, routes, sizeof routes / sizeof routes[0], NULL, &d, err,
+                              sizeof err)) {
+    kitd_log(lg, KITD_LOG_ERROR, "lorem-gateway", "action=listen err=\"%s\"", err);
     lorem_pipeline_free(g_p);
     return 1;
   }
@@ -222,7 +207,7 @@ int main(int argc, char **argv) {
   int sig = lorem_wait_signal(-1);
   kitd_log(lg, KITD_LOG_INFO, "lorem-gateway", "action=stop signal=%s",
            sig == 2 ? "SIGINT" : "SIGTERM");
-  MHD_stop_daemon(d);
+  lorem_http_server_free(d);
   close(fd);
   lorem_pipeline_free(g_p);
   kitd_global_cleanup();

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* lorem-server: the lorem service of go-kit's lorem-consul example, on
- * libmicrohttpd, registering itself in Consul.
+ * the examples' own HTTP/1.1 server (lorem/http_server.h), registering
+ * itself in Consul.
  *
  *   POST /lorem/{word|sentence|paragraph}/{min}/{max} -> {"message": "..."}
  *   GET  /health                                      -> {"status": true}
@@ -29,60 +30,31 @@
 
 static uint64_t g_seed;
 static atomic_uint g_thread_no;
-static struct MHD_Response *g_health;
-/* Draining: /health fails so checks and gateways stop sending; requests in
- * flight are counted so the server exits only once they are answered. */
+/* Draining: /health fails so checks and gateways stop sending. */
 static atomic_int g_draining;
-static atomic_long g_inflight;
-
-static void request_done(void *cls, struct MHD_Connection *c, void **state,
-                         enum MHD_RequestTerminationCode toe) {
-  (void)cls, (void)c, (void)toe;
-  if (*state) atomic_fetch_sub(&g_inflight, 1);
-}
 
 /* One generator per server thread: reentrant, no lock on the request path. */
 static _Thread_local lorem_rng t_rng;
 static _Thread_local int t_seeded;
 static _Thread_local char t_out[LOREM_OUT_MAX + 32];
 
-static enum MHD_Result serve(void *cls, struct MHD_Connection *c, const char *url,
-                             const char *method, const char *version, const char *upload,
-                             size_t *upload_size, void **state) {
-  (void)cls, (void)version, (void)upload;
-  /* *state counts the body bytes seen + 1: no allocation per request. */
-  uintptr_t seen = (uintptr_t)*state;
-  if (seen == 0) {
-    atomic_fetch_add(&g_inflight, 1); /* request_done takes it back */
-    const char *cl =
-        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl && strtoull(cl, NULL, 10) > LOREM_BODY_MAX)
-      return lorem_reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large", NULL);
-    *state = (void *)(uintptr_t)1;
-    return MHD_YES;
-  }
-  if (*upload_size) { /* the routes take no body: count it and drop it */
-    seen += *upload_size;
-    *upload_size = 0;
-    *state = (void *)seen;
-    if (seen - 1 > LOREM_BODY_MAX)
-      return lorem_reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large", NULL);
-    return MHD_YES;
-  }
-  if (seen - 1 > LOREM_BODY_MAX)
-    return lorem_reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large", NULL);
-
+/* Every route is fast, so every request runs on its event loop. The routes
+ * themselves are lorem_route_parse()'s (route.c); the body, if any, is
+ * dropped (none of them takes one). */
+static void serve(lorem_http_req *rq) {
   lorem_route rt;
-  lorem_route_parse(method, url, strlen(url), &rt);
+  lorem_route_parse(rq->method, rq->path, rq->path_len, &rt);
   switch (rt.kind) {
   case LOREM_ROUTE_HEALTH:
     if (atomic_load(&g_draining)) {
       static const char draining[] = "{\"status\":false,\"reason\":\"draining\"}";
-      return lorem_reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, draining, sizeof draining - 1, NULL,
-                         NULL);
+      lorem_reply(rq, 503, draining, sizeof draining - 1, NULL, NULL);
+      return;
     }
-    return MHD_queue_response(c, MHD_HTTP_OK, g_health);
-  case LOREM_ROUTE_ERROR: return lorem_reply_error(c, (unsigned)rt.status, rt.error, rt.allow);
+    static const char health[] = "{\"status\":true}";
+    lorem_reply(rq, 200, health, sizeof health - 1, NULL, NULL);
+    return;
+  case LOREM_ROUTE_ERROR: lorem_reply_error(rq, rt.status, rt.error, rt.allow); return;
   case LOREM_ROUTE_LOREM: break;
   }
   if (!t_seeded) {
@@ -93,17 +65,25 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *c, const char *ur
   memcpy(t_out, head, sizeof head - 1);
   /* the text is letters, spaces, commas and dots: nothing to escape */
   int n = lorem_generate(&t_rng, rt.type, rt.min, rt.max, t_out + sizeof head - 1, LOREM_OUT_MAX);
-  if (n < 0) return lorem_reply_error(c, 500, "generator failed", NULL);
+  if (n < 0) {
+    lorem_reply_error(rq, 500, "generator failed", NULL);
+    return;
+  }
   size_t len = sizeof head - 1 + (size_t)n;
   memcpy(t_out + len, "\"}", 2);
   len += 2;
-  return lorem_reply(c, MHD_HTTP_OK, t_out, len, NULL, NULL);
+  lorem_reply(rq, 200, t_out, len, NULL, NULL);
 }
+
+/* The route table: add a route here (path, flags, handler). */
+static const lorem_http_route routes[] = {
+    {NULL, 0, serve}, /* every path: lorem_route_parse() sorts them */
+};
 
 /* A graceful stop: fail /health, deregister, give watchers `grace` ms to
  * see it while still serving, stop accepting, then wait (up to `timeout`
  * ms) for the requests in flight. A second signal ends it at once: 1. */
-static int drain(struct MHD_Daemon *d, lorem_reg *reg, int64_t grace, int64_t timeout,
+static int drain(lorem_http_server *d, int *fd, lorem_reg *reg, int64_t grace, int64_t timeout,
                  kitd_logger *lg) {
   atomic_store(&g_draining, 1);
   lorem_reg_stop(reg);
@@ -113,11 +93,14 @@ static int drain(struct MHD_Daemon *d, lorem_reg *reg, int64_t grace, int64_t ti
     kitd_log(lg, KITD_LOG_WARN, "lorem-server", "action=drain step=abort msg=\"second signal\"");
     return 1;
   }
-  MHD_socket lfd = MHD_quiesce_daemon(d); /* no new connections */
-  (void)lfd;
+  /* no new connections; idle kept-alive ones close, the others after their
+   * answer: the open connections are the requests still in flight */
+  lorem_http_server_quiesce(d);
+  close(*fd); /* new connections are refused, not left in the backlog */
+  *fd = -1;
   int64_t t0 = kitd_now_ns();
   long left;
-  while ((left = atomic_load(&g_inflight)) > 0 && kitd_now_ns() - t0 < timeout * 1000000) {
+  while ((left = lorem_http_server_conns(d)) > 0 && kitd_now_ns() - t0 < timeout * 1000000) {
     if (lorem_wait_signal(10) != 0) {
       kitd_log(lg, KITD_LOG_WARN, "lorem-server", "action=drain step=abort inflight=%ld", left);
       return 1;
@@ -130,11 +113,14 @@ static int drain(struct MHD_Daemon *d, lorem_reg *reg, int64_t grace, int64_t ti
 int main(int argc, char **argv) {
   const char *consul_addr = NULL, *consul_port = NULL, *adv_addr = "127.0.0.1", *adv_port = NULL;
   const char *listen_on = NULL, *check = "http", *service = "lorem";
-  long seed = -1, threads = 0;
+  long seed = -1;
+  lorem_http_limits hl;
+  lorem_http_limits_init(&hl);
+  hl.max_body_bytes = LOREM_BODY_MAX;
   int no_register = 0;
   int64_t interval = 10000, timeout = 1000, ttl = 15000, dereg = 0;
   int64_t grace = 2000, drain_timeout = 10000;
-  lorem_flag flags[] = {
+  lorem_flag flags[32] = {
       {"consul.addr", FLAG_STR, &consul_addr,
        "Consul agent address (default: CONSUL_HTTP_ADDR, else 127.0.0.1)"},
       {"consul.port", FLAG_STR, &consul_port, "Consul agent port (default 8500)"},
@@ -150,7 +136,6 @@ int main(int argc, char **argv) {
       {"check.deregister", FLAG_DURATION, &dereg,
        "DeregisterCriticalServiceAfter (default: never)"},
       {"seed", FLAG_INT, &seed, "generator seed (default: from the clock)"},
-      {"threads", FLAG_INT, &threads, "server threads (default: one per CPU)"},
       {"no-register", FLAG_BOOL, &no_register, "do not register in Consul"},
       {"service", FLAG_STR, &service, "service name registered in Consul (default lorem)"},
       {"drain.grace", FLAG_DURATION, &grace,
@@ -158,10 +143,15 @@ int main(int argc, char **argv) {
        "(default 2s)"},
       {"drain.timeout", FLAG_DURATION, &drain_timeout,
        "on SIGTERM, longest wait for requests in flight (default 10s)"},
+      {"max.body", FLAG_INT, &hl.max_body_bytes,
+       "largest request body in bytes, past it 413 (default 65536)"},
   };
-  int pr = lorem_flags_parse(argc, argv, flags, (int)(sizeof flags / sizeof flags[0]),
-                             "lorem-server [flags]");
+  int nf = 0;
+  while (flags[nf].name) nf++;
+  nf = lorem_http_flags(flags, nf, &hl, 0);
+  int pr = lorem_flags_parse(argc, argv, flags, nf, "lorem-server [flags]");
   if (pr) return pr > 0 ? 0 : 2;
+  if (lorem_http_limits_check(&hl, "lorem-server")) return 2;
   if (strcmp(check, "http") && strcmp(check, "ttl")) {
     fprintf(stderr, "lorem-server: -check must be http or ttl\n");
     return 2;
@@ -184,14 +174,12 @@ int main(int argc, char **argv) {
              strerror(errno));
     return 1;
   }
-  static const char health[] = "{\"status\":true}";
-  g_health =
-      MHD_create_response_from_buffer(sizeof health - 1, (void *)health, MHD_RESPMEM_PERSISTENT);
-  MHD_add_response_header(g_health, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-  struct MHD_Daemon *d = lorem_httpd_start(fd, (int)threads, serve, NULL, request_done);
-  if (!d) {
-    kitd_log(lg, KITD_LOG_ERROR, "lorem-server",
-             "action=listen addr=%s err=\"cannot start the HTTP daemon\"", listen_on);
+  lorem_http_server *d = NULL;
+  char err[128];
+  if (lorem_http_server_start(fd, &hl, routes, sizeof routes / sizeof routes[0], NULL, &d, err,
+                              sizeof err)) {
+    kitd_log(lg, KITD_LOG_ERROR, "lorem-server", "action=listen addr=%s err=\"%s\"", listen_on,
+             err);
     return 1;
   }
   kitd_log(lg, KITD_LOG_INFO, "lorem-server", "action=listen addr=%s port=%d", listen_on, port);
@@ -203,7 +191,7 @@ int main(int argc, char **argv) {
         check,       interval,    timeout,  ttl,
         dereg,       service};
     if (lorem_reg_start(&rc, lg, &reg)) {
-      MHD_stop_daemon(d);
+      lorem_http_server_free(d);
       return 1;
     }
   }
@@ -211,10 +199,9 @@ int main(int argc, char **argv) {
   while ((sig = lorem_wait_signal(reg ? 200 : -1)) == 0) lorem_reg_poll(reg);
   kitd_log(lg, KITD_LOG_INFO, "lorem-server", "action=stop signal=%s",
            sig == 2 ? "SIGINT" : "SIGTERM");
-  int rc = drain(d, reg, grace, drain_timeout, lg);
-  MHD_stop_daemon(d);
-  MHD_destroy_response(g_health);
-  close(fd);
+  int rc = drain(d, &fd, reg, grace, drain_timeout, lg);
+  lorem_http_server_free(d);
+  if (fd >= 0) close(fd);
   kitd_global_cleanup();
   return rc;
 }

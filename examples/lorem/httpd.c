@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* Shared HTTP-server plumbing for lorem-server and lorem-gateway. */
+/* Shared HTTP-server plumbing for lorem-server and the gateways. */
 #include "lorem/httpd.h"
 
 #include <errno.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,7 +38,7 @@ int lorem_listen(const char *hostport, int *port_out) {
     if (fd < 0) continue;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, p->ai_addr, p->ai_addrlen) == 0 && listen(fd, 1024) == 0) break;
+    if (bind(fd, p->ai_addr, p->ai_addrlen) == 0 && listen(fd, 4096) == 0) break;
     int e = errno;
     close(fd);
     errno = e;
@@ -54,54 +55,60 @@ int lorem_listen(const char *hostport, int *port_out) {
   return fd;
 }
 
-struct MHD_Daemon *lorem_httpd_start(int fd, int threads, MHD_AccessHandlerCallback h, void *arg,
-                                     MHD_RequestCompletedCallback done) {
-  return lorem_httpd_start_uri(fd, threads, h, arg, done, NULL);
+int lorem_http_flags(lorem_flag *f, int n, lorem_http_limits *l, int workers) {
+  f[n++] = (lorem_flag){"threads", FLAG_INT, &l->loops,
+                        "event-loop threads serving the connections (default 0: one per core)"};
+  if (workers)
+    f[n++] = (lorem_flag){"workers", FLAG_INT, &l->workers,
+                          "worker threads for requests that call upstream; a connection waiting "
+                          "for one holds no thread (default 0: two per core)"};
+  f[n++] = (lorem_flag){"header.timeout", FLAG_DURATION, &l->header_timeout_ms,
+                        "a request's head must arrive within this of its first byte (of the "
+                        "accept, for a new connection), its body within as long again; then 408 "
+                        "and close (default 10s)"};
+  f[n++] = (lorem_flag){"idle.timeout", FLAG_DURATION, &l->idle_timeout_ms,
+                        "close a kept-alive connection with no request, or a client that stops "
+                        "reading, after this (default 60s)"};
+  f[n++] = (lorem_flag){"max.conns", FLAG_INT, &l->max_conns,
+                        "open client connections at most, past it 503 and close (default 0: "
+                        "RLIMIT_NOFILE less 128; the soft limit is lifted to the hard at start)"};
+  f[n++] = (lorem_flag){"max.conns.per.addr", FLAG_INT, &l->max_conns_per_addr,
+                        "open connections at most from one client IP address, past it 503 and "
+                        "close (default 256)"};
+  f[n++] = (lorem_flag){"max.header.bytes", FLAG_INT, &l->max_header_bytes,
+                        "longest request head (request line and header fields), past it 431; "
+                        "at most 65535 (default 8192)"};
+  return n;
 }
 
-/* With a URI callback its result becomes the request's first state. */
-#define URI_OPT(u) MHD_OPTION_URI_LOG_CALLBACK, (u), arg
-
-struct MHD_Daemon *lorem_httpd_start_uri(int fd, int threads, MHD_AccessHandlerCallback h,
-                                         void *arg, MHD_RequestCompletedCallback done,
-                                         lorem_uri_fn uri) {
-  /* MHD_OPTION_URI_LOG_CALLBACK with a NULL function is the default */
-  if (threads < 0) /* a thread per connection: for handlers that block */
-    return MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                                MHD_USE_POLL | MHD_USE_TURBO | MHD_USE_ITC,
-                            0, NULL, NULL, h, arg, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
-                            MHD_OPTION_NOTIFY_COMPLETED, done, arg, URI_OPT(uri), MHD_OPTION_END);
-  if (threads == 0) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    threads = n > 0 ? (int)n : 2;
+int lorem_http_limits_check(const lorem_http_limits *l, const char *prog) {
+  if (l->header_timeout_ms <= 0 || l->idle_timeout_ms <= 0 || l->max_conns_per_addr < 1 ||
+      l->max_header_bytes < 64 || l->max_header_bytes > 65535 || l->max_body_bytes < 0 ||
+      l->loops > 1024 || l->workers > 4096) {
+    fprintf(stderr,
+            "%s: -header.timeout and -idle.timeout must be positive, -max.conns.per.addr at "
+            "least 1, -max.header.bytes within 64..65535, -max.body not negative\n",
+            prog);
+    return -1;
   }
-  /* MHD_USE_ITC: a stopping server can quiesce the daemon (stop accepting)
-   * while its threads finish the requests in flight. */
-  unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_USE_ITC;
-  return MHD_start_daemon(flags, 0, NULL, NULL, h, arg, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-                          MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads,
-                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_CONNECTION_LIMIT,
-                          (unsigned)4096, MHD_OPTION_NOTIFY_COMPLETED, done, arg, URI_OPT(uri),
-                          MHD_OPTION_END);
+  return 0;
 }
 
-enum MHD_Result lorem_reply(struct MHD_Connection *c, unsigned status, const char *json, size_t len,
-                            const char *allow, const char *upstream) {
-  struct MHD_Response *r =
-      MHD_create_response_from_buffer(len, (void *)json, MHD_RESPMEM_MUST_COPY);
-  if (!r) return MHD_NO;
-  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-  if (allow) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
-  if (upstream) MHD_add_response_header(r, "X-Upstream", upstream);
-  enum MHD_Result ret = MHD_queue_response(c, status, r);
-  MHD_destroy_response(r);
-  return ret;
+void lorem_reply(lorem_http_req *rq, int status, const char *json, size_t len, const char *allow,
+                 const char *upstream) {
+  char h[400];
+  size_t n = 0;
+  h[0] = '\0';
+  if (allow) n += (size_t)snprintf(h + n, sizeof h - n, "Allow: %s\r\n", allow);
+  if (upstream && n < sizeof h) { /* an address from a registry: no control bytes, short */
+    int ok = strlen(upstream) < 256;
+    for (const char *p = upstream; ok && *p; p++) ok = (unsigned char)*p >= 0x20 && *p != 0x7f;
+    if (ok) n += (size_t)snprintf(h + n, sizeof h - n, "X-Upstream: %s\r\n", upstream);
+  }
+  lorem_http_reply(rq, status, "application/json", json, len, n ? h : NULL);
 }
 
-enum MHD_Result lorem_reply_error(struct MHD_Connection *c, unsigned status, const char *msg,
-                                  const char *allow) {
+void lorem_reply_error(lorem_http_req *rq, int status, const char *msg, const char *allow) {
   char body[600];
   int n = snprintf(body, sizeof body, "{\"error\":");
   int m = lorem_json_string(body + n, sizeof body - (size_t)n - 2, msg);
@@ -109,7 +116,7 @@ enum MHD_Result lorem_reply_error(struct MHD_Connection *c, unsigned status, con
   n += m;
   body[n++] = '}';
   body[n] = '\0';
-  return lorem_reply(c, status, body, (size_t)n, allow, NULL);
+  lorem_reply(rq, status, body, (size_t)n, allow, NULL);
 }
 
 void lorem_block_signals(void) {

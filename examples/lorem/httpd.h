@@ -1,44 +1,41 @@
 /* SPDX-License-Identifier: MIT */
-/* Small helpers the lorem HTTP programs share (server and gateway): a
- * listening socket bound before anything else, a libmicrohttpd daemon with a
- * thread pool, JSON answers, and waiting for SIGINT/SIGTERM. */
+/* Small helpers the lorem HTTP programs share (server and gateways): a
+ * listening socket bound before anything else, the server's limit flags,
+ * JSON answers, and waiting for SIGINT/SIGTERM. The server itself is
+ * http_server.h. */
 #ifndef LOREM_HTTPD_H
 #define LOREM_HTTPD_H
 
-#include <microhttpd.h>
 #include <stddef.h>
 
-#define LOREM_BODY_MAX 65536 /* request bodies over this get 413 */
+#include "lorem/flags.h"
+#include "lorem/http_server.h"
+
+#define LOREM_BODY_MAX 65536 /* lorem-server's default -max.body: larger bodies get 413 */
 
 /* Bind and listen on "host:port" (host "" or "0.0.0.0": all IPv4; port 0:
  * a free one). Returns the socket or -1 with errno set; *port_out gets the
  * bound port. */
 int lorem_listen(const char *hostport, int *port_out);
 
-/* Start a daemon over `fd` with `threads` epoll threads (0: one per CPU;
- * -1: a thread per connection, for handlers that block). `done` (may be
- * NULL) runs when a request ends. NULL on failure. */
-struct MHD_Daemon *lorem_httpd_start(int fd, int threads, MHD_AccessHandlerCallback h, void *arg,
-                                     MHD_RequestCompletedCallback done);
+/* Add the server's limit flags to `f` (room for LOREM_HTTP_FLAGS more
+ * entries after n): -threads, -workers (when `workers`), -header.timeout,
+ * -idle.timeout, -max.conns, -max.conns.per.addr, -max.header.bytes.
+ * -max.body is each program's own (its default differs). Returns the new
+ * count. */
+#define LOREM_HTTP_FLAGS 7
+int lorem_http_flags(lorem_flag *f, int n, lorem_http_limits *l, int workers);
 
-/* Receives each request's full URI (query included, not decoded) before
- * the handler runs; what it returns is the request's first *state. */
-typedef void *(*lorem_uri_fn)(void *arg, const char *uri, struct MHD_Connection *c);
+/* Check the limits after parsing: 0, or -1 after printing what is wrong. */
+int lorem_http_limits_check(const lorem_http_limits *l, const char *prog);
 
-/* lorem_httpd_start(), with `uri` (may be NULL) called first for every
- * request. */
-struct MHD_Daemon *lorem_httpd_start_uri(int fd, int threads, MHD_AccessHandlerCallback h,
-                                         void *arg, MHD_RequestCompletedCallback done,
-                                         lorem_uri_fn uri);
+/* Answer JSON (`json` copied). `allow` (may be NULL) adds an Allow header,
+ * `upstream` (may be NULL) an X-Upstream header. */
+void lorem_reply(lorem_http_req *rq, int status, const char *json, size_t len, const char *allow,
+                 const char *upstream);
 
-/* Queue a JSON answer (`json` copied). `allow` (may be NULL) adds an Allow
- * header, `upstream` (may be NULL) an X-Upstream header. */
-enum MHD_Result lorem_reply(struct MHD_Connection *c, unsigned status, const char *json, size_t len,
-                            const char *allow, const char *upstream);
-
-/* Queue {"error": "<msg>"} (msg escaped). */
-enum MHD_Result lorem_reply_error(struct MHD_Connection *c, unsigned status, const char *msg,
-                                  const char *allow);
+/* Answer {"error": "<msg>"} (msg escaped). */
+void lorem_reply_error(lorem_http_req *rq, int status, const char *msg, const char *allow);
 
 /* Block SIGINT, SIGTERM (and SIGPIPE) in this thread and every thread
  * started after; call first thing in main. */

@@ -1,0 +1,76 @@
+#!/bin/sh
+# The gateway under many connections: lorem-gateway with a static list over
+# one lorem-server, loopback, wrk POSTing /sd-lorem:
+#   gateway/c8/rps         wrk -t2 -c8    requests per second
+#   gateway/c1000/rps      wrk -t2 -c1000 requests per second
+#   gateway/c1000/p99      wrk -t2 -c1000 --latency: 99th percentile, ms
+#   gateway/threads/c1000  the gateway's threads (/proc/PID/task), the most
+#                          seen during the c1000 run
+# Each run lasts KITD_BENCH_SECONDS (5). With KITD_BENCH_BASE=DIR (the build
+# tree of another commit), the same lines are measured for that build too,
+# named .../base, in alternating runs (new, base, new, base: ROUNDS=2 by
+# default, the median kept), so that both see the same machine.
+# Usage: bench_gateway.sh BUILD_DIR
+set -u
+B=${1:-build}
+SECS=${KITD_BENCH_SECONDS:-5}
+BASE=${KITD_BENCH_BASE:-}
+ROUNDS=${KITD_BENCH_ROUNDS:-$([ -n "$BASE" ] && echo 2 || echo 1)}
+command -v wrk > /dev/null || { echo "bench_gateway: no wrk" >&2; exit 1; }
+ulimit -n "$(ulimit -Hn)" 2> /dev/null || true
+. "$(dirname "$0")/../examples/lib/lorem.sh"
+cat > "$TMP/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"requestType":"word","min":5,"max":10}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+
+# one_round TAG BUILD: start a server and a gateway of BUILD, measure, stop
+one_round() {
+  tag=$1; bd=$2
+  start_bg "s$tag" "$bd/examples/lorem-server" -listen 127.0.0.1:0 -no-register
+  sp=$(port_of "s$tag") || return 1
+  # every wrk connection comes from 127.0.0.1: lift the per-address limit
+  # where the build has one
+  extra=""
+  "$bd/examples/lorem-gateway" -help 2>&1 | grep -q max.conns.per.addr && extra="-max.conns.per.addr 4096"
+  start_bg "g$tag" "$bd/examples/lorem-gateway" -listen 127.0.0.1:0 -static "127.0.0.1:$sp" $extra
+  gp=$(port_of "g$tag") || return 1
+  eval "gpid=\$PID_g$tag; spid=\$PID_s$tag"
+  url="http://127.0.0.1:$gp/sd-lorem"
+  wrk -t2 -c8 -d"${SECS}s" -s "$TMP/post.lua" "$url" > "$TMP/w8" 2>&1
+  rps8=$(sed -n 's/^Requests\/sec: *\([0-9]*\).*/\1/p' "$TMP/w8")
+  : > "$TMP/thr"
+  ( while kill -0 "$gpid" 2> /dev/null; do ls "/proc/$gpid/task" 2> /dev/null | wc -l >> "$TMP/thr"; sleep 0.2; done ) &
+  sampler=$!
+  wrk -t2 -c1000 -d"${SECS}s" --timeout 5s --latency -s "$TMP/post.lua" "$url" > "$TMP/w1000" 2>&1
+  kill "$sampler" 2> /dev/null; wait "$sampler" 2> /dev/null
+  rps1000=$(sed -n 's/^Requests\/sec: *\([0-9]*\).*/\1/p' "$TMP/w1000")
+  p99=$(awk '$1 == "99%" { v = $2; if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 }
+        else if (v ~ /ms$/) sub(/ms$/, "", v); else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 }
+        printf "%.2f", v }' "$TMP/w1000")
+  errs=$(sed -n 's/^ *Socket errors: *\(.*\)/\1/p' "$TMP/w1000")
+  non2xx=$(sed -n 's/^ *Non-2xx or 3xx responses: *\([0-9]*\).*/\1/p' "$TMP/w1000")
+  thr=$(sort -n "$TMP/thr" | tail -n 1)
+  echo "$tag ${rps8:-0} ${rps1000:-0} ${p99:-0} ${thr:-0} errors=[${errs:-none}] non2xx=${non2xx:-0}" >> "$TMP/rounds"
+  kill "$gpid" "$spid"; wait "$gpid" "$spid" 2> /dev/null
+}
+
+: > "$TMP/rounds"
+r=0
+while [ $r -lt "$ROUNDS" ]; do
+  one_round new "$B" || exit 1
+  [ -n "$BASE" ] && { one_round base "$BASE" || exit 1; }
+  r=$((r + 1))
+done
+sed 's/^/# round: /' "$TMP/rounds"
+# median (upper for an even count) of column COL over the rounds of TAG
+med() { awk -v t="$1" -v c="$2" '$1 == t { print $c }' "$TMP/rounds" | sort -n |
+  awk '{ v[NR] = $1 } END { print v[int(NR / 2) + 1] }'; }
+for tag in new ${BASE:+base}; do
+  sfx=""; [ "$tag" = base ] && sfx=/base
+  echo "bench gateway/c8/rps$sfx $(med "$tag" 2) req/s"
+  echo "bench gateway/c1000/rps$sfx $(med "$tag" 3) req/s"
+  echo "bench gateway/c1000/p99$sfx $(med "$tag" 4) ms"
+  echo "bench gateway/threads/c1000$sfx $(med "$tag" 5) threads"
+done
