@@ -84,9 +84,8 @@ int kitd_balancer_pick(kitd_balancer *b, kitd_pick *out) {
   return b->ops->pick(b, out);
 }
 
-void kitd_balancer_done(kitd_balancer *b, kitd_pick *p, int result, int64_t latency_ns) {
-  if (!b || !p || !p->snap_) return;
-  if (b->ops->feedback) b->ops->feedback(b, p, result, latency_ns);
+/* Hand a pick back: clear it and release its snapshot. */
+static inline void pick_release(kitd_balancer *b, kitd_pick *p) {
   struct kitd__snap *s = p->snap_;
   int slot = p->slot_;
   p->snap_ = NULL;
@@ -104,6 +103,23 @@ void kitd_balancer_done(kitd_balancer *b, kitd_pick *p, int result, int64_t late
   /* The snapshot was replaced while we held it: the updater could not free
    * it then, so try now instead of waiting for the next update. */
   if (__builtin_expect(retired, 0)) kitd__endpointer_try_reclaim(b->ep);
+}
+
+/* Apart, so that done() without feedback makes no call but tail calls and
+ * saves no register (round robin and random: every pick pays for it). */
+static __attribute__((noinline)) void done_feedback(kitd_balancer *b, kitd_pick *p, int result,
+                                                    int64_t latency_ns) {
+  b->ops->feedback(b, p, result, latency_ns);
+  pick_release(b, p);
+}
+
+void kitd_balancer_done(kitd_balancer *b, kitd_pick *p, int result, int64_t latency_ns) {
+  if (!b || !p || !p->snap_) return;
+  if (b->ops->feedback) {
+    done_feedback(b, p, result, latency_ns);
+    return;
+  }
+  pick_release(b, p);
 }
 
 kitd_endpointer *kitd_balancer_endpointer(kitd_balancer *b) { return b ? b->ep : NULL; }

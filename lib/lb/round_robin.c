@@ -20,7 +20,7 @@ struct rr_pos {
 static __thread struct rr_pos rr_tls[TLS_SLOTS] __attribute__((tls_model("initial-exec")));
 
 /* A thread's first pick from this balancer (or its slot was another's). */
-static size_t thread_start(kitd_balancer *b, struct rr_pos *e, size_t n) {
+static __attribute__((noinline)) size_t thread_start(kitd_balancer *b, struct rr_pos *e, size_t n) {
   /* Seeded: seed % n on every thread. Otherwise each thread starts at its
    * own random place, so threads do not march in step. */
   uint64_t start = b->seeded ? b->start : b->start ^ kitd__mix64((uintptr_t)e);
@@ -78,13 +78,21 @@ static int rr_global_pick(kitd_balancer *b, kitd_pick *out) {
   return 0;
 }
 
+/* A thread's first pick from b (its table entry is another's) takes the
+ * slow path, checked before a slot is taken: the fast path then makes no
+ * call but tail calls, and saves no register. */
 static int rr_thread_pick(kitd_balancer *b, kitd_pick *out) {
+  struct rr_pos *e = &rr_tls[b->id % TLS_SLOTS];
+  if (__builtin_expect(e->id != b->id, 0)) return kitd__pick_slow(b, out);
   int slot;
   struct kitd__snap *s = kitd__pick_protect(b, &slot);
   if (__builtin_expect(!s, 0)) return kitd__pick_slow(b, out);
   size_t n = s->count;
   if (__builtin_expect(n == 0, 0)) return kitd__pick_empty(b, out, s, slot);
-  kitd__pick_fill(out, s, thread_next(b, n), n, slot);
+  size_t i = e->pos;
+  if (__builtin_expect(i >= n, 0)) i %= n; /* the set shrank */
+  e->pos = (uint32_t)(i + 1 == n ? 0 : i + 1);
+  kitd__pick_fill(out, s, i, n, slot);
   return 0;
 }
 
