@@ -32,7 +32,8 @@ static kitd_logger *warn_logger(const kitd_endpointer *ep) {
  * arrays. */
 static struct kitd__snap *snap_alloc(size_t n) {
   struct kitd__snap *s = kitd__aligned_alloc(
-      _Alignof(struct kitd__snap), sizeof *s + n * (3 * sizeof(void *) + sizeof(uint64_t)));
+      _Alignof(struct kitd__snap),
+      sizeof *s + n * (3 * sizeof(void *) + sizeof(uint64_t) + sizeof(struct kitd__skey)));
   if (s) s->cap = n;
   return s;
 }
@@ -43,6 +44,7 @@ static void snap_reset(struct kitd__snap *s) {
   s->rec = (kitd_instance **)(s->eps + s->cap);
   s->st = (struct kitd__ist **)(s->rec + s->cap);
   s->born = (uint64_t *)(s->st + s->cap);
+  s->key = (struct kitd__skey *)(s->born + s->cap);
   s->order = NULL;
   s->healthy = 0;
   s->weight1 = 0;
@@ -238,6 +240,50 @@ static kitd_endpoint *make_endpoint(kitd_endpointer *ep, const kitd_instance *in
   return NULL;
 }
 
+/* The address of r as big-endian words, zero past its end (an address
+ * shorter than KITD__SKEY_ADDR). Reads bytes [40, 64) of r's 64-byte
+ * aligned block, its first cache line, where the address and the digest
+ * are: strcmp's 32-byte loads crossed into the second line, and a merge
+ * over a large set costs about the lines it touches. The bytes past the
+ * address are inside the block (the attributes follow it) and are masked. */
+_Static_assert(offsetof(struct kitd_instance, address) + KITD__SKEY_ADDR == 64,
+               "the short address ends the record's first line");
+_Static_assert(sizeof(struct kitd__attrs) >= KITD__SKEY_ADDR, "the words stay in the block");
+static inline void addr_words(const kitd_instance *r, uint64_t w[KITD__SKEY_ADDR / 8]) {
+  size_t len = r->address_len;
+  for (size_t k = 0; k < KITD__SKEY_ADDR / 8; k++) {
+    uint64_t x;
+    memcpy(&x, r->address + 8 * k, 8);
+    x = __builtin_bswap64(x);
+    size_t have = len > 8 * k ? len - 8 * k : 0; /* bytes of the address in x */
+    w[k] = have >= 8 ? x : have ? x & ~(UINT64_MAX >> (8 * have)) : 0;
+  }
+}
+
+/* The merge's key of record r. */
+static inline void key_set(struct kitd__skey *k, const kitd_instance *r) {
+  k->digest = r->digest;
+  if (r->address_len < KITD__SKEY_ADDR) addr_words(r, k->w);
+  else memset(k->w, 0, sizeof k->w);
+}
+
+/* strcmp(r->address, address of entry j of s), from its key when both
+ * addresses are short. */
+static inline int key_cmp(const kitd_instance *r, const struct kitd__snap *s, size_t j) {
+  const struct kitd__skey *k = &s->key[j];
+  if (__builtin_expect(r->address_len >= KITD__SKEY_ADDR || k->w[0] == 0, 0))
+    return strcmp(r->address, s->rec[j]->address);
+  uint64_t w[KITD__SKEY_ADDR / 8];
+  addr_words(r, w);
+  for (size_t q = 0; q < KITD__SKEY_ADDR / 8; q++)
+    if (w[q] != k->w[q]) return w[q] < k->w[q] ? -1 : 1;
+  return 0;
+}
+
+/* How many records ahead the merge prefetches the new set's records:
+ * scattered blocks the hardware cannot prefetch from the pointer array. */
+#define PREFETCH_AHEAD 8
+
 /* Replace the live set by `in` (sorted by address, unique). Called with
  * ep->mu held. Cost: one merge over both sets, the factory for new
  * addresses only, and pointer copies for kept entries: no refcount traffic
@@ -264,16 +310,22 @@ static int update_locked(kitd_endpointer *ep, const kitd_instance *const *in, si
   /* Short waits only: an ejection decision is a few loads and stores. */
   while (atomic_flag_test_and_set_explicit(&ep->ejecting, memory_order_acquire)) {}
   while (i < n || j < old->count) {
-    int c =
-        i < n && j < old->count ? strcmp(in[i]->address, old->rec[j]->address) : (i < n ? -1 : 1);
+    if (i + PREFETCH_AHEAD < n) __builtin_prefetch(in[i + PREFETCH_AHEAD]);
+    /* The same record as before (an instancer that hands unchanged
+     * instances on) is equal without being read. */
+    int c = i < n && j < old->count ? (in[i] == old->rec[j] ? 0 : key_cmp(in[i], old, j))
+                                    : (i < n ? -1 : 1);
     if (c == 0) {
       s->eps[k] = old->eps[j];
       if (ws) s->st[k] = old->st[j]; /* else st[] is not read: left unset */
       s->born[k] = old->born[j];
-      if (kitd__instance_same_attrs(old->rec[j], in[i])) {
+      /* kitd__instance_same_attrs, from the key (both records frozen). */
+      if (in[i] == old->rec[j] || in[i]->digest == old->key[j].digest) {
         s->rec[k] = old->rec[j];
+        s->key[k] = old->key[j];
       } else { /* same address, new attributes: same endpoint */
         s->rec[k] = kitd_instance_ref(in[i]);
+        key_set(&s->key[k], in[i]);
         if (ws) tally(s, in[i], 1), tally(s, old->rec[j], -1);
         limbo_add(ep, NULL, old->rec[j], NULL, old->born[j], old->gen);
         nrec++;
@@ -298,6 +350,7 @@ static int update_locked(kitd_endpointer *ep, const kitd_instance *const *in, si
       if (e) {
         s->eps[k] = e;
         s->rec[k] = kitd_instance_ref(in[i]);
+        key_set(&s->key[k], in[i]);
         s->born[k] = gen;
         k++, added++;
       }

@@ -48,8 +48,21 @@ struct kitd__worder {
   uint32_t idx[];
 };
 
+/* What an update's merge reads of an entry it keeps, inline in the
+ * snapshot: the address as big-endian words, zero past its end (the
+ * words compare as strcmp would; all zero for an address of
+ * KITD__SKEY_ADDR bytes or more, which the merge reads from the record)
+ * and the digest of the other attributes. The merge of a large set then
+ * reads one line of each new record and these dense keys, not two lines
+ * of each new and each old record. */
+#define KITD__SKEY_ADDR 24
+struct kitd__skey {
+  uint64_t w[KITD__SKEY_ADDR / 8];
+  uint64_t digest;
+};
+
 /* An immutable view of the endpoints, sorted by address, in one block: the
- * header, then eps[cap], rec[cap], st[cap], born[cap]. Entries belong to the
+ * header, then eps[cap], rec[cap], st[cap], born[cap], key[cap]. Entries belong to the
  * endpointer's live set while they are in the current snapshot; an update
  * moves those it removes to the endpointer's limbo list. */
 struct kitd__snap {
@@ -62,6 +75,7 @@ struct kitd__snap {
   size_t weight1;             /* entries of weight 1: all of them, no order */
   int64_t newest_join;        /* latest st->joined of its entries; 0: none */
   uint64_t *born;             /* generation each entry first appeared in */
+  struct kitd__skey *key;     /* the merge's view of rec[] */
   uint64_t gen;
   atomic_int retired;      /* set once replaced: done() then tries a reclaim */
   struct kitd__snap *next; /* retired list */
