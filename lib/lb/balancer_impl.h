@@ -71,6 +71,14 @@ static inline size_t kitd__rr_global_next(kitd_balancer *b, size_t n) {
   return (size_t)(x % (uint64_t)n);
 }
 
+/* The same with m = kitd__fastmod_magic(n), for the fast paths. */
+static inline size_t kitd__rr_global_next_m(kitd_balancer *b, size_t n, uint64_t m) {
+  uint64_t x = atomic_fetch_add_explicit(&b->counter, 1, memory_order_relaxed) + b->start;
+  if (__builtin_expect(x >> 32 == 0 && n >> 32 == 0, 1))
+    return kitd__fastmod((uint32_t)x, m, (uint32_t)n);
+  return (size_t)(x % (uint64_t)n);
+}
+
 /* Allocate and fill the common part (takes a reference on ep). */
 int kitd__balancer_new(kitd_endpointer *ep, const struct kitd__balancer_ops *ops, unsigned flags,
                        kitd_balancer **out);

@@ -105,23 +105,47 @@ static size_t p2c_next_fn(kitd_balancer *b, size_t n) {
   return kitd__reduce((uint32_t)(kitd__rand64() >> 32), n);
 }
 
-static int p2c_pick(kitd_balancer *b, kitd_pick *out) {
-  int slot;
-  struct kitd__snap *s = kitd__pick_protect(b, &slot);
-  if (__builtin_expect(!s, 0)) s = kitd__pick_hold(b, &slot);
-  size_t n = s->count, i = 0;
-  if (__builtin_expect(n < 2, 0)) {
-    if (n == 0) return kitd__pick_empty(b, out, s, slot);
-  } else {
-    size_t a, c;
-    p2c_draw(n, &a, &c);
-    if (__builtin_expect(kitd__all_healthy(b, s) && kitd__settled(b, s), 1))
-      i = p2c_better(b, s, a, c);
-    else i = p2c_slow(b, s, n, a, c);
-  }
+/* Take entry i of s: count it in flight. */
+static inline int p2c_take(kitd_pick *out, struct kitd__snap *s, size_t i, size_t n, int slot) {
   atomic_fetch_add_explicit(&s->st[i]->pending, 1, memory_order_relaxed);
   kitd__pick_fill(out, s, i, n, slot);
   return 0;
+}
+
+/* The pick once s is held, when it is not the common case: fewer than two
+ * entries, not all healthy, or warming up. */
+static __attribute__((noinline)) int p2c_pick_slow(kitd_balancer *b, kitd_pick *out,
+                                                   struct kitd__snap *s, int slot) {
+  size_t n = s->count;
+  if (n == 0) return kitd__pick_empty(b, out, s, slot);
+  if (n == 1) return p2c_take(out, s, 0, n, slot);
+  size_t a, c;
+  p2c_draw(n, &a, &c);
+  return p2c_take(out, s, p2c_slow(b, s, n, a, c), n, slot);
+}
+
+/* No free slot: the snapshot held by a count. */
+static __attribute__((noinline)) int p2c_pick_held(kitd_balancer *b, kitd_pick *out) {
+  int slot;
+  struct kitd__snap *s = kitd__pick_hold(b, &slot);
+  return p2c_pick_slow(b, out, s, slot);
+}
+
+/* The fast path makes no call but tail calls (the rare cases are apart, as
+ * is a thread's first draw, which seeds its generator), so it saves no
+ * register. */
+static int p2c_pick(kitd_balancer *b, kitd_pick *out) {
+  if (__builtin_expect(kitd__rand_state == 0, 0)) return p2c_pick_held(b, out);
+  int slot;
+  struct kitd__snap *s = kitd__pick_protect(b, &slot);
+  if (__builtin_expect(!s, 0)) return p2c_pick_held(b, out);
+  size_t n = s->count;
+  if (__builtin_expect(n < 2 || !kitd__all_healthy(b, s) || !kitd__settled(b, s), 0))
+    return p2c_pick_slow(b, out, s, slot);
+  uint64_t r = kitd__xorshift64s(&kitd__rand_state);
+  size_t a = kitd__reduce((uint32_t)(r >> 32), n), c = kitd__reduce((uint32_t)r, n - 1);
+  if (c >= a) c++;
+  return p2c_take(out, s, p2c_better(b, s, a, c), n, slot);
 }
 
 /* Feed one latency into the estimate. Concurrent feeds of one instance may

@@ -9,8 +9,8 @@
 
 static inline size_t wrr_next(kitd_balancer *b, const struct kitd__snap *s, size_t n) {
   const struct kitd__worder *o = s->order;
-  if (o) return o->idx[kitd__rr_global_next(b, o->len)];
-  return kitd__rr_global_next(b, n);
+  if (o) return o->idx[kitd__rr_global_next_m(b, o->len, o->len_m)];
+  return kitd__rr_global_next_m(b, n, s->count_m);
 }
 
 /* Not all healthy, a zone preferred, or an instance in slow start: walk on
@@ -39,17 +39,40 @@ static size_t wrr_slow(kitd_balancer *b, const struct kitd__snap *s, size_t n, s
 
 static size_t wrr_next_fn(kitd_balancer *b, size_t n) { return kitd__rr_global_next(b, n); }
 
-static int wrr_pick(kitd_balancer *b, kitd_pick *out) {
-  int slot;
-  struct kitd__snap *s = kitd__pick_protect(b, &slot);
-  if (__builtin_expect(!s, 0)) s = kitd__pick_hold(b, &slot);
+/* The pick once s is held: the rotation, unless the set is not all
+ * healthy or is warming up. */
+static __attribute__((noinline)) int wrr_pick_slow(kitd_balancer *b, kitd_pick *out,
+                                                   struct kitd__snap *s, size_t n, size_t i,
+                                                   int slot) {
+  kitd__pick_fill(out, s, wrr_slow(b, s, n, i), n, slot);
+  return 0;
+}
+
+static inline __attribute__((always_inline)) int wrr_pick_from(kitd_balancer *b, kitd_pick *out,
+                                                               struct kitd__snap *s, int slot) {
   size_t n = s->count;
   if (__builtin_expect(n == 0, 0)) return kitd__pick_empty(b, out, s, slot);
   size_t i = wrr_next(b, s, n);
   if (__builtin_expect(!kitd__all_healthy(b, s) || !kitd__settled(b, s), 0))
-    i = wrr_slow(b, s, n, i);
+    return wrr_pick_slow(b, out, s, n, i, slot);
   kitd__pick_fill(out, s, i, n, slot);
   return 0;
+}
+
+/* No free slot: the snapshot held by a count. */
+static __attribute__((noinline)) int wrr_pick_held(kitd_balancer *b, kitd_pick *out) {
+  int slot;
+  struct kitd__snap *s = kitd__pick_hold(b, &slot);
+  return wrr_pick_from(b, out, s, slot);
+}
+
+/* The fast path makes no call but tail calls (the health walk and the
+ * held snapshot are apart), so it saves no register. */
+static int wrr_pick(kitd_balancer *b, kitd_pick *out) {
+  int slot;
+  struct kitd__snap *s = kitd__pick_protect(b, &slot);
+  if (__builtin_expect(!s, 0)) return wrr_pick_held(b, out);
+  return wrr_pick_from(b, out, s, slot);
 }
 
 static void wrr_feedback(kitd_balancer *b, const kitd_pick *p, int result, int64_t latency_ns) {

@@ -40,6 +40,7 @@ static struct kitd__snap *snap_alloc(size_t n) {
 
 static void snap_reset(struct kitd__snap *s) {
   s->count = 0;
+  s->count_m = 0;
   s->eps = (kitd_endpoint **)(s + 1);
   s->rec = (kitd_instance **)(s->eps + s->cap);
   s->st = (struct kitd__ist **)(s->rec + s->cap);
@@ -368,6 +369,7 @@ static int update_locked(kitd_endpointer *ep, const kitd_instance *const *in, si
     return 0;
   }
   s->count = k;
+  s->count_m = kitd__fastmod_magic(k);
   s->gen = gen;
   /* Out of memory for the weighted order: the set is still right, and a
    * weighted balancer rotates evenly over it until the next update. */

@@ -45,8 +45,17 @@ struct kitd__ist {
  * order[] in proportion to its weight, spread evenly. */
 struct kitd__worder {
   size_t len;
+  uint64_t len_m; /* kitd__fastmod_magic(len) */
   uint32_t idx[];
 };
+
+/* x % d for a 32-bit x and d without a divide (Lemire's fastmod; a 32-bit
+ * divide costs a rotating pick about a third of its time): m is
+ * kitd__fastmod_magic(d), computed once per snapshot. */
+static inline uint64_t kitd__fastmod_magic(uint64_t d) { return UINT64_MAX / (d ? d : 1) + 1; }
+static inline uint32_t kitd__fastmod(uint32_t x, uint64_t m, uint32_t d) {
+  return (uint32_t)(((__uint128_t)(m * x) * d) >> 64);
+}
 
 /* What an update's merge reads of an entry it keeps, inline in the
  * snapshot: the address as big-endian words, zero past its end (the
@@ -67,6 +76,7 @@ struct kitd__skey {
  * moves those it removes to the endpointer's limbo list. */
 struct kitd__snap {
   size_t count;
+  uint64_t count_m; /* kitd__fastmod_magic(count) */
   kitd_endpoint **eps;
   kitd_instance **rec;
   struct kitd__ist **st;      /* outcome state, beside each endpoint */
