@@ -174,16 +174,26 @@ static void ewma_feed(kitd_endpointer *ep, struct kitd__ist *st, int result, int
   atomic_store_explicit(&st->stamp, now, memory_order_relaxed);
 }
 
-static void p2c_feedback(kitd_balancer *b, const kitd_pick *p, int result, int64_t latency_ns) {
-  struct kitd__snap *s = p->snap_;
-  struct kitd__ist *st = s->st[p->index];
-  atomic_fetch_sub_explicit(&st->pending, 1, memory_order_relaxed);
-  if (result == KITD__RESULT_UNUSED) return;
-  if (latency_ns >= 0 && result != KITD_ECANCELED) ewma_feed(b->ep, st, result, latency_ns);
-  kitd__outcome_inline(b, p, result);
+/* A latency to learn, or an outcome to count. */
+static __attribute__((noinline)) void p2c_done_learn(kitd_balancer *b, kitd_pick *p, int result,
+                                                     int64_t latency_ns) {
+  if (result != KITD__RESULT_UNUSED && latency_ns >= 0 && result != KITD_ECANCELED)
+    ewma_feed(b->ep, ((struct kitd__snap *)p->snap_)->st[p->index], result, latency_ns);
+  if (!kitd__outcome_none(b, p, result)) kitd__outcome(b, p, result);
+  kitd__pick_release(b, p);
 }
 
-static const struct kitd__balancer_ops p2c_ops = {"p2c", p2c_pick, p2c_next_fn, p2c_feedback, 1};
+static void p2c_done(kitd_balancer *b, kitd_pick *p, int result, int64_t latency_ns) {
+  const struct kitd__snap *s = p->snap_;
+  atomic_fetch_sub_explicit(&s->st[p->index]->pending, 1, memory_order_relaxed);
+  if (__builtin_expect(latency_ns >= 0 || !kitd__outcome_none(b, p, result), 0)) {
+    p2c_done_learn(b, p, result, latency_ns);
+    return;
+  }
+  kitd__pick_release(b, p);
+}
+
+static const struct kitd__balancer_ops p2c_ops = {"p2c", p2c_pick, p2c_next_fn, p2c_done, 1};
 
 int kitd_balancer_p2c_new(kitd_endpointer *ep, const kitd_balancer_opts *opts,
                           kitd_balancer **out) {

@@ -75,13 +75,21 @@ static int wrr_pick(kitd_balancer *b, kitd_pick *out) {
   return wrr_pick_from(b, out, s, slot);
 }
 
-static void wrr_feedback(kitd_balancer *b, const kitd_pick *p, int result, int64_t latency_ns) {
-  (void)latency_ns;
-  if (result != KITD__RESULT_UNUSED) kitd__outcome_inline(b, p, result);
+static __attribute__((noinline)) void wrr_done_outcome(kitd_balancer *b, kitd_pick *p, int result) {
+  kitd__outcome(b, p, result);
+  kitd__pick_release(b, p);
 }
 
-static const struct kitd__balancer_ops wrr_ops = {"weighted", wrr_pick, wrr_next_fn, wrr_feedback,
-                                                  0};
+static void wrr_done(kitd_balancer *b, kitd_pick *p, int result, int64_t latency_ns) {
+  (void)latency_ns;
+  if (__builtin_expect(!kitd__outcome_none(b, p, result), 0)) {
+    wrr_done_outcome(b, p, result);
+    return;
+  }
+  kitd__pick_release(b, p);
+}
+
+static const struct kitd__balancer_ops wrr_ops = {"weighted", wrr_pick, wrr_next_fn, wrr_done, 0};
 
 int kitd_balancer_weighted_new(kitd_endpointer *ep, const kitd_balancer_opts *opts,
                                kitd_balancer **out) {
