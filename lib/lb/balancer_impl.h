@@ -183,14 +183,19 @@ static inline int kitd__all_healthy(const kitd_balancer *b, const struct kitd__s
 int kitd__panic(const kitd_balancer *b, const struct kitd__snap *s);
 
 /* Entry i is passing and not ejected (an ejection whose time is up ends
- * here), and in the local zone if `local`. *now is read from the clock on
- * first need (0: not yet). */
+ * here), and in the local zone if `zone` > 0, in another zone if `zone` < 0
+ * (any zone if 0). *now is read from the clock on first need (0: not
+ * yet). */
 int kitd__usable(const kitd_balancer *b, const struct kitd__snap *s, size_t i, int64_t *now,
-                 int local);
+                 int zone);
 
-/* 1 if picks from s should stay in the local zone (a zone is set and s
- * has a passing instance there), else 0. */
-int kitd__zone_local(kitd_balancer *b, const struct kitd__snap *s);
+/* Where this pick from s should look first: 1 the local zone, -1 the
+ * other zones (a spilled pick), 0 any zone (no zone set). With a zone set,
+ * a pick stays local with probability (passing local instances) / (local
+ * instances): all of them while the local zone is whole, none once it has
+ * no passing instance, and in proportion in between, so the share the
+ * local zone lost goes to the other zones. */
+int kitd__zone_pick(kitd_balancer *b, const struct kitd__snap *s);
 
 /* kitd__balancer_new plus the health settings of opts (NULL: defaults);
  * KITD_EINVAL if one is out of range. */

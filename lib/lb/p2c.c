@@ -86,7 +86,10 @@ static size_t p2c_slow(kitd_balancer *b, const struct kitd__snap *s, size_t n, s
   int64_t now = 0;
   int warm = kitd__warming(b, s, &now);
   if (kitd__all_healthy(b, s) || kitd__panic(b, s)) return p2c_choose(b, s, a, c, warm, now);
-  for (int local = kitd__zone_local(b, s); local >= 0; local--) {
+  /* In the zone chosen first (local, or the others for a spilled pick),
+   * then, if none is usable there, in any zone. */
+  int first = kitd__zone_pick(b, s);
+  for (int pass = 0, local = first; pass < 1 + (first != 0); pass++, local = 0) {
     for (int t = 0; t < 8; t++) {
       int ua = kitd__usable(b, s, a, &now, local), uc = kitd__usable(b, s, c, &now, local);
       if (ua && uc) return p2c_choose(b, s, a, c, warm, now);

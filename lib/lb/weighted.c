@@ -24,7 +24,10 @@ static size_t wrr_slow(kitd_balancer *b, const struct kitd__snap *s, size_t n, s
   int warm = kitd__warming(b, s, &now);
   if (!health && !warm) return i;
   size_t len = s->order ? s->order->len : n;
-  for (int local = health ? kitd__zone_local(b, s) : 0; local >= 0; local--) {
+  /* In the zone chosen first (local, or the others for a spilled pick),
+   * then, if none is usable there, in any zone. */
+  int first = health ? kitd__zone_pick(b, s) : 0;
+  for (int pass = 0, local = first; pass < 1 + (first != 0); pass++, local = 0) {
     for (size_t t = 0; t < len && t < 2 * n + 16; t++) {
       if ((!health || kitd__usable(b, s, i, &now, local)) &&
           (!warm || kitd__warm_accept(b, s, i, now)))
