@@ -28,6 +28,8 @@ static kitd_logger *warn_logger(const kitd_endpointer *ep) {
   return ep->opts.logger ? ep->opts.logger : kitd_logger_stderr();
 }
 
+_Static_assert(offsetof(struct kitd__snap, newest_join) < 64, "a pick reads one header line");
+
 /* One allocation: header, then the endpoint, record, state and birth
  * arrays. */
 static struct kitd__snap *snap_alloc(size_t n) {

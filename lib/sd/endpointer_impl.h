@@ -75,6 +75,7 @@ struct kitd__skey {
  * endpointer's live set while they are in the current snapshot; an update
  * moves those it removes to the endpointer's limbo list. */
 struct kitd__snap {
+  /* What picks read, in the first 64 bytes (the block is 64-aligned). */
   size_t count;
   uint64_t count_m; /* kitd__fastmod_magic(count) */
   kitd_endpoint **eps;
@@ -82,10 +83,11 @@ struct kitd__snap {
   struct kitd__ist **st;      /* outcome state, beside each endpoint */
   struct kitd__worder *order; /* NULL: equal weights (plain rotation) */
   size_t healthy;             /* entries whose record says passing */
-  size_t weight1;             /* entries of weight 1: all of them, no order */
   int64_t newest_join;        /* latest st->joined of its entries; 0: none */
-  uint64_t *born;             /* generation each entry first appeared in */
-  struct kitd__skey *key;     /* the merge's view of rec[] */
+  /* What updates read. */
+  size_t weight1;         /* entries of weight 1: all of them, no order */
+  uint64_t *born;         /* generation each entry first appeared in */
+  struct kitd__skey *key; /* the merge's view of rec[] */
   uint64_t gen;
   atomic_int retired;      /* set once replaced: done() then tries a reclaim */
   struct kitd__snap *next; /* retired list */
