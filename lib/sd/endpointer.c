@@ -243,43 +243,47 @@ static kitd_endpoint *make_endpoint(kitd_endpointer *ep, const kitd_instance *in
   return NULL;
 }
 
-/* The address of r as big-endian words, zero past its end (an address
- * shorter than KITD__SKEY_ADDR). Reads bytes [40, 64) of r's 64-byte
- * aligned block, its first cache line, where the address and the digest
- * are: strcmp's 32-byte loads crossed into the second line, and a merge
- * over a large set costs about the lines it touches. The bytes past the
- * address are inside the block (the attributes follow it) and are masked. */
+/* The address of r as words, zero past its end (an address shorter than
+ * KITD__SKEY_ADDR). Reads bytes [40, 64) of r's 64-byte aligned block, its
+ * first cache line, where the address and the digest are: strcmp's 32-byte
+ * loads crossed into the second line, and a merge over a large set costs
+ * about the lines it touches. No byte needs masking: a record is zeroed
+ * when made, and its attributes start at the first multiple of 8 past the
+ * address's NUL (lib/core/instance.c), so a word holding part of the
+ * address holds nothing else, and a word past it is left out. */
 _Static_assert(offsetof(struct kitd_instance, address) + KITD__SKEY_ADDR == 64,
                "the short address ends the record's first line");
-_Static_assert(sizeof(struct kitd__attrs) >= KITD__SKEY_ADDR, "the words stay in the block");
-static inline void addr_words(const kitd_instance *r, uint64_t w[KITD__SKEY_ADDR / 8]) {
-  size_t len = r->address_len;
-  for (size_t k = 0; k < KITD__SKEY_ADDR / 8; k++) {
-    uint64_t x;
-    memcpy(&x, r->address + 8 * k, 8);
-    x = __builtin_bswap64(x);
-    size_t have = len > 8 * k ? len - 8 * k : 0; /* bytes of the address in x */
-    w[k] = have >= 8 ? x : have ? x & ~(UINT64_MAX >> (8 * have)) : 0;
-  }
+_Static_assert(offsetof(struct kitd_instance, address) % 8 == 0 &&
+                   _Alignof(struct kitd__attrs) == 8 &&
+                   sizeof(struct kitd__attrs) >= KITD__SKEY_ADDR,
+               "words of the address start at multiples of 8 and stay in the block");
+static inline uint64_t addr_word(const kitd_instance *r, size_t k) {
+  uint64_t x;
+  memcpy(&x, r->address + 8 * k, 8);
+  return r->address_len >= 8 * k ? x : 0;
 }
 
 /* The merge's key of record r. */
 static inline void key_set(struct kitd__skey *k, const kitd_instance *r) {
   k->digest = r->digest;
-  if (r->address_len < KITD__SKEY_ADDR) addr_words(r, k->w);
-  else memset(k->w, 0, sizeof k->w);
+  for (size_t q = 0; q < KITD__SKEY_ADDR / 8; q++)
+    k->w[q] = r->address_len < KITD__SKEY_ADDR ? addr_word(r, q) : 0;
 }
 
 /* strcmp(r->address, address of entry j of s), from its key when both
- * addresses are short. */
+ * addresses are short: equal words first (the common case: a kept
+ * entry), then the first unequal word in byte order. */
 static inline int key_cmp(const kitd_instance *r, const struct kitd__snap *s, size_t j) {
   const struct kitd__skey *k = &s->key[j];
   if (__builtin_expect(r->address_len >= KITD__SKEY_ADDR || k->w[0] == 0, 0))
     return strcmp(r->address, s->rec[j]->address);
-  uint64_t w[KITD__SKEY_ADDR / 8];
-  addr_words(r, w);
-  for (size_t q = 0; q < KITD__SKEY_ADDR / 8; q++)
-    if (w[q] != k->w[q]) return w[q] < k->w[q] ? -1 : 1;
+  for (size_t q = 0; q < KITD__SKEY_ADDR / 8; q++) {
+    uint64_t w = addr_word(r, q);
+    if (w != k->w[q]) {
+      uint64_t a = __builtin_bswap64(w), b = __builtin_bswap64(k->w[q]);
+      return a < b ? -1 : 1;
+    }
+  }
   return 0;
 }
 

@@ -58,12 +58,11 @@ static inline uint32_t kitd__fastmod(uint32_t x, uint64_t m, uint32_t d) {
 }
 
 /* What an update's merge reads of an entry it keeps, inline in the
- * snapshot: the address as big-endian words, zero past its end (the
- * words compare as strcmp would; all zero for an address of
- * KITD__SKEY_ADDR bytes or more, which the merge reads from the record)
- * and the digest of the other attributes. The merge of a large set then
- * reads one line of each new record and these dense keys, not two lines
- * of each new and each old record. */
+ * snapshot: the address as 8-byte words, zero past its end (all zero for
+ * an address of KITD__SKEY_ADDR bytes or more, which the merge reads from
+ * the record) and the digest of the other attributes. The merge of a large
+ * set then reads one line of each new record and these dense keys, not
+ * two lines of each new and each old record. */
 #define KITD__SKEY_ADDR 24
 struct kitd__skey {
   uint64_t w[KITD__SKEY_ADDR / 8];
