@@ -93,8 +93,10 @@ typedef struct kitd_balancer_opts {
   int panic_percent;
   /* Zone-aware: the caller's zone (copied; NULL or "": no preference).
    * Picks stay among the healthy instances whose kitd_instance_zone() is
-   * this one while there is any, and spill to all zones when there is
-   * none. */
+   * this one while the local zone is whole. When some of its instances
+   * are not passing, the share it lost spills to the other zones: a pick
+   * stays local with probability (passing local instances) / (local
+   * instances), so all of them spill when none is passing. */
   const char *zone;
   /* Slow start: an instance that joins a running set gets a share of the
    * picks that grows linearly from 0 to its full share over this window

@@ -84,26 +84,15 @@ int kitd_balancer_pick(kitd_balancer *b, kitd_pick *out) {
   return b->ops->pick(b, out);
 }
 
+/* A strategy's own done is a tail call, as is the release: no register
+ * is saved on the way (round robin and random: every pick pays for it). */
 void kitd_balancer_done(kitd_balancer *b, kitd_pick *p, int result, int64_t latency_ns) {
   if (!b || !p || !p->snap_) return;
-  if (b->ops->feedback) b->ops->feedback(b, p, result, latency_ns);
-  struct kitd__snap *s = p->snap_;
-  int slot = p->slot_;
-  p->snap_ = NULL;
-  p->slot_ = -1;
-  p->endpoint = NULL;
-  p->instance = NULL;
-  if (__builtin_expect(slot < 0, 0)) {
-    kitd__endpointer_unref_snap(b->ep, s);
+  if (b->ops->done) {
+    b->ops->done(b, p, result, latency_ns);
     return;
   }
-  /* Read before the slot is cleared (the release store keeps it there):
-   * after that `s` may be freed. Same cache line as the pick read. */
-  int retired = atomic_load_explicit(&s->retired, memory_order_relaxed);
-  kitd__hp_release(slot);
-  /* The snapshot was replaced while we held it: the updater could not free
-   * it then, so try now instead of waiting for the next update. */
-  if (__builtin_expect(retired, 0)) kitd__endpointer_try_reclaim(b->ep);
+  kitd__pick_release(b, p);
 }
 
 kitd_endpointer *kitd_balancer_endpointer(kitd_balancer *b) { return b ? b->ep : NULL; }

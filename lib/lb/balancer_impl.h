@@ -24,9 +24,12 @@ struct kitd__balancer_ops {
   /* Choose an index in [0, n), n >= 1: the slow path's choice. Lock-free,
    * allocation-free. */
   size_t (*next)(kitd_balancer *b, size_t n);
-  /* Outcome of a call on the picked endpoint (may be NULL). Runs on the
-   * picking thread before the pick is released. */
-  void (*feedback)(kitd_balancer *b, const kitd_pick *p, int result, int64_t latency_ns);
+  /* The whole done() of a strategy that learns from outcomes (NULL: the
+   * pick is only handed back): it reads the outcome of the call on the
+   * picked endpoint, then hands the pick back with kitd__pick_release().
+   * kitd_balancer_done() tail-calls it, so its success path can make no
+   * call and save no register. Runs on the picking thread. */
+  void (*done)(kitd_balancer *b, kitd_pick *p, int result, int64_t latency_ns);
   /* Nonzero: the pick counts calls in flight (st->pending), and latencies
    * are worth a clock read to the caller (kitd_retry reads one). */
   int tracks_load;
@@ -71,6 +74,14 @@ static inline size_t kitd__rr_global_next(kitd_balancer *b, size_t n) {
   return (size_t)(x % (uint64_t)n);
 }
 
+/* The same with m = kitd__fastmod_magic(n), for the fast paths. */
+static inline size_t kitd__rr_global_next_m(kitd_balancer *b, size_t n, uint64_t m) {
+  uint64_t x = atomic_fetch_add_explicit(&b->counter, 1, memory_order_relaxed) + b->start;
+  if (__builtin_expect(x >> 32 == 0 && n >> 32 == 0, 1))
+    return kitd__fastmod((uint32_t)x, m, (uint32_t)n);
+  return (size_t)(x % (uint64_t)n);
+}
+
 /* Allocate and fill the common part (takes a reference on ep). */
 int kitd__balancer_new(kitd_endpointer *ep, const struct kitd__balancer_ops *ops, unsigned flags,
                        kitd_balancer **out);
@@ -102,6 +113,27 @@ static inline void kitd__pick_fill(kitd_pick *out, struct kitd__snap *s, size_t 
   out->count = n;
   out->snap_ = s;
   out->slot_ = slot;
+}
+
+/* Hand a pick back: clear it and release its snapshot. */
+static inline void kitd__pick_release(kitd_balancer *b, kitd_pick *p) {
+  struct kitd__snap *s = p->snap_;
+  int slot = p->slot_;
+  p->snap_ = NULL;
+  p->slot_ = -1;
+  p->endpoint = NULL;
+  p->instance = NULL;
+  if (__builtin_expect(slot < 0, 0)) {
+    kitd__endpointer_unref_snap(b->ep, s);
+    return;
+  }
+  /* Read before the slot is cleared (the release store keeps it there):
+   * after that `s` may be freed. Same cache line as the pick read. */
+  int retired = atomic_load_explicit(&s->retired, memory_order_relaxed);
+  kitd__hp_release(slot);
+  /* The snapshot was replaced while we held it: the updater could not free
+   * it then, so try now instead of waiting for the next update. */
+  if (__builtin_expect(retired, 0)) kitd__endpointer_try_reclaim(b->ep);
 }
 
 /* The snapshot is empty: release it and return KITD_ENOENDPOINTS. */
@@ -151,14 +183,19 @@ static inline int kitd__all_healthy(const kitd_balancer *b, const struct kitd__s
 int kitd__panic(const kitd_balancer *b, const struct kitd__snap *s);
 
 /* Entry i is passing and not ejected (an ejection whose time is up ends
- * here), and in the local zone if `local`. *now is read from the clock on
- * first need (0: not yet). */
+ * here), and in the local zone if `zone` > 0, in another zone if `zone` < 0
+ * (any zone if 0). *now is read from the clock on first need (0: not
+ * yet). */
 int kitd__usable(const kitd_balancer *b, const struct kitd__snap *s, size_t i, int64_t *now,
-                 int local);
+                 int zone);
 
-/* 1 if picks from s should stay in the local zone (a zone is set and s
- * has a passing instance there), else 0. */
-int kitd__zone_local(kitd_balancer *b, const struct kitd__snap *s);
+/* Where this pick from s should look first: 1 the local zone, -1 the
+ * other zones (a spilled pick), 0 any zone (no zone set). With a zone set,
+ * a pick stays local with probability (passing local instances) / (local
+ * instances): all of them while the local zone is whole, none once it has
+ * no passing instance, and in proportion in between, so the share the
+ * local zone lost goes to the other zones. */
+int kitd__zone_pick(kitd_balancer *b, const struct kitd__snap *s);
 
 /* kitd__balancer_new plus the health settings of opts (NULL: defaults);
  * KITD_EINVAL if one is out of range. */
@@ -168,16 +205,14 @@ int kitd__balancer_new_health(kitd_endpointer *ep, const struct kitd__balancer_o
 /* Count a call's outcome toward ejecting its instance. */
 void kitd__outcome(kitd_balancer *b, const kitd_pick *p, int result);
 
-/* The same, with the common case inline: a success on an instance with no
- * failures to forget reads one word and writes nothing. */
-static inline void kitd__outcome_inline(kitd_balancer *b, const kitd_pick *p, int result) {
-  if (__builtin_expect(result == 0, 1)) {
-    const struct kitd__snap *s = p->snap_;
-    if (!b->eject_consecutive ||
-        !atomic_load_explicit(&s->st[p->index]->fails, memory_order_relaxed))
-      return;
-  }
-  kitd__outcome(b, p, result);
+/* Nothing for kitd__outcome to do: a success on an instance with no
+ * failures to forget (one word read, nothing written), or no outcome. */
+static inline int kitd__outcome_none(const kitd_balancer *b, const kitd_pick *p, int result) {
+  if (result == KITD__RESULT_UNUSED) return 1;
+  if (__builtin_expect(result != 0, 0)) return 0;
+  const struct kitd__snap *s = p->snap_;
+  return !b->eject_consecutive ||
+         !atomic_load_explicit(&s->st[p->index]->fails, memory_order_relaxed);
 }
 
 #endif

@@ -43,10 +43,10 @@ extern __thread struct kitd__budget_calls kitd__budget_tls[KITD__BUDGET_TLS]
 
 void kitd__budget_deposit_slow(struct kitd__budget *g, struct kitd__budget_calls *c);
 
-/* Count one call: a thread-local add, and a shared one every
- * KITD__BUDGET_BATCH calls (inline: the success path of every call). */
-static inline void kitd__budget_deposit(struct kitd__budget *g) {
-  if (g->deposit <= 0) return;
+/* Count one call of a budget whose deposit is on (g->deposit > 0): a
+ * thread-local add, and a shared one every KITD__BUDGET_BATCH calls
+ * (inline: the success path of every call). */
+static inline void kitd__budget_deposit_on(struct kitd__budget *g) {
   struct kitd__budget_calls *c = &kitd__budget_tls[g->id % KITD__BUDGET_TLS];
   if (__builtin_expect(c->id == g->id && ++c->n < KITD__BUDGET_BATCH, 1)) return;
   kitd__budget_deposit_slow(g, c);

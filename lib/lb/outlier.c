@@ -79,23 +79,39 @@ static int in_zone(const kitd_balancer *b, const kitd_instance *r) {
   return strcmp(kitd_instance_zone(r), b->zone) == 0;
 }
 
-int kitd__zone_local(kitd_balancer *b, const struct kitd__snap *s) {
+/* zone_cache: the local zone's passing and total instances of the
+ * snapshot of generation gen, computed by the first pick that needs them:
+ * (gen mod 2^24) << 40 | total << 20 | passing (each count at most
+ * ZONE_MAX). */
+#define ZONE_MAX ((UINT64_C(1) << 20) - 1)
+
+int kitd__zone_pick(kitd_balancer *b, const struct kitd__snap *s) {
   if (!(b->flags & KITD__B_ZONE)) return 0;
+  uint64_t g = s->gen & ((UINT64_C(1) << 24) - 1);
   uint64_t c = atomic_load_explicit(&b->zone_cache, memory_order_relaxed);
-  if (c >> 24 == (s->gen & ((UINT64_C(1) << 40) - 1))) return (c & 0xffffff) != 0;
-  /* First pick from this snapshot: count once (no allocation, no lock; two
-   * pickers racing store the same value). */
-  uint64_t k = 0;
-  for (size_t i = 0; i < s->count && k < 0xffffff; i++)
-    k += kitd_instance_status(s->rec[i]) == KITD_HEALTH_PASSING && in_zone(b, s->rec[i]);
-  atomic_store_explicit(&b->zone_cache, (s->gen << 24) | k, memory_order_relaxed);
-  return k != 0;
+  if (c >> 40 != g || c == 0) {
+    /* First pick from this snapshot: count once (no allocation, no lock;
+     * two pickers racing store the same value). */
+    uint64_t total = 0, passing = 0;
+    for (size_t i = 0; i < s->count && total < ZONE_MAX; i++) {
+      if (!in_zone(b, s->rec[i])) continue;
+      total++;
+      passing += kitd_instance_status(s->rec[i]) == KITD_HEALTH_PASSING;
+    }
+    c = g << 40 | total << 20 | passing;
+    atomic_store_explicit(&b->zone_cache, c, memory_order_relaxed);
+  }
+  uint64_t total = (c >> 20) & ZONE_MAX, passing = c & ZONE_MAX;
+  if (passing == 0) return -1;
+  if (passing >= total) return 1;
+  /* passing / total of the picks stay, against a uniform 32-bit draw. */
+  return (kitd__rand64() >> 32) * total < (passing << 32) ? 1 : -1;
 }
 
 int kitd__usable(const kitd_balancer *b, const struct kitd__snap *s, size_t i, int64_t *now,
-                 int local) {
+                 int zone) {
   if (kitd_instance_status(s->rec[i]) != KITD_HEALTH_PASSING) return 0;
-  if (local && !in_zone(b, s->rec[i])) return 0;
+  if (zone && in_zone(b, s->rec[i]) != (zone > 0)) return 0;
   struct kitd__ist *st = s->st[i];
   int64_t until = atomic_load_explicit(&st->eject_until, memory_order_relaxed);
   if (!until) return 1;

@@ -86,7 +86,10 @@ static size_t p2c_slow(kitd_balancer *b, const struct kitd__snap *s, size_t n, s
   int64_t now = 0;
   int warm = kitd__warming(b, s, &now);
   if (kitd__all_healthy(b, s) || kitd__panic(b, s)) return p2c_choose(b, s, a, c, warm, now);
-  for (int local = kitd__zone_local(b, s); local >= 0; local--) {
+  /* In the zone chosen first (local, or the others for a spilled pick),
+   * then, if none is usable there, in any zone. */
+  int first = kitd__zone_pick(b, s);
+  for (int pass = 0, local = first; pass < 1 + (first != 0); pass++, local = 0) {
     for (int t = 0; t < 8; t++) {
       int ua = kitd__usable(b, s, a, &now, local), uc = kitd__usable(b, s, c, &now, local);
       if (ua && uc) return p2c_choose(b, s, a, c, warm, now);
@@ -105,23 +108,47 @@ static size_t p2c_next_fn(kitd_balancer *b, size_t n) {
   return kitd__reduce((uint32_t)(kitd__rand64() >> 32), n);
 }
 
-static int p2c_pick(kitd_balancer *b, kitd_pick *out) {
-  int slot;
-  struct kitd__snap *s = kitd__pick_protect(b, &slot);
-  if (__builtin_expect(!s, 0)) s = kitd__pick_hold(b, &slot);
-  size_t n = s->count, i = 0;
-  if (__builtin_expect(n < 2, 0)) {
-    if (n == 0) return kitd__pick_empty(b, out, s, slot);
-  } else {
-    size_t a, c;
-    p2c_draw(n, &a, &c);
-    if (__builtin_expect(kitd__all_healthy(b, s) && kitd__settled(b, s), 1))
-      i = p2c_better(b, s, a, c);
-    else i = p2c_slow(b, s, n, a, c);
-  }
+/* Take entry i of s: count it in flight. */
+static inline int p2c_take(kitd_pick *out, struct kitd__snap *s, size_t i, size_t n, int slot) {
   atomic_fetch_add_explicit(&s->st[i]->pending, 1, memory_order_relaxed);
   kitd__pick_fill(out, s, i, n, slot);
   return 0;
+}
+
+/* The pick once s is held, when it is not the common case: fewer than two
+ * entries, not all healthy, or warming up. */
+static __attribute__((noinline)) int p2c_pick_slow(kitd_balancer *b, kitd_pick *out,
+                                                   struct kitd__snap *s, int slot) {
+  size_t n = s->count;
+  if (n == 0) return kitd__pick_empty(b, out, s, slot);
+  if (n == 1) return p2c_take(out, s, 0, n, slot);
+  size_t a, c;
+  p2c_draw(n, &a, &c);
+  return p2c_take(out, s, p2c_slow(b, s, n, a, c), n, slot);
+}
+
+/* No free slot: the snapshot held by a count. */
+static __attribute__((noinline)) int p2c_pick_held(kitd_balancer *b, kitd_pick *out) {
+  int slot;
+  struct kitd__snap *s = kitd__pick_hold(b, &slot);
+  return p2c_pick_slow(b, out, s, slot);
+}
+
+/* The fast path makes no call but tail calls (the rare cases are apart, as
+ * is a thread's first draw, which seeds its generator), so it saves no
+ * register. */
+static int p2c_pick(kitd_balancer *b, kitd_pick *out) {
+  if (__builtin_expect(kitd__rand_state == 0, 0)) return p2c_pick_held(b, out);
+  int slot;
+  struct kitd__snap *s = kitd__pick_protect(b, &slot);
+  if (__builtin_expect(!s, 0)) return p2c_pick_held(b, out);
+  size_t n = s->count;
+  if (__builtin_expect(n < 2 || !kitd__all_healthy(b, s) || !kitd__settled(b, s), 0))
+    return p2c_pick_slow(b, out, s, slot);
+  uint64_t r = kitd__xorshift64s(&kitd__rand_state);
+  size_t a = kitd__reduce((uint32_t)(r >> 32), n), c = kitd__reduce((uint32_t)r, n - 1);
+  if (c >= a) c++;
+  return p2c_take(out, s, p2c_better(b, s, a, c), n, slot);
 }
 
 /* Feed one latency into the estimate. Concurrent feeds of one instance may
@@ -150,16 +177,26 @@ static void ewma_feed(kitd_endpointer *ep, struct kitd__ist *st, int result, int
   atomic_store_explicit(&st->stamp, now, memory_order_relaxed);
 }
 
-static void p2c_feedback(kitd_balancer *b, const kitd_pick *p, int result, int64_t latency_ns) {
-  struct kitd__snap *s = p->snap_;
-  struct kitd__ist *st = s->st[p->index];
-  atomic_fetch_sub_explicit(&st->pending, 1, memory_order_relaxed);
-  if (result == KITD__RESULT_UNUSED) return;
-  if (latency_ns >= 0 && result != KITD_ECANCELED) ewma_feed(b->ep, st, result, latency_ns);
-  kitd__outcome_inline(b, p, result);
+/* A latency to learn, or an outcome to count. */
+static __attribute__((noinline)) void p2c_done_learn(kitd_balancer *b, kitd_pick *p, int result,
+                                                     int64_t latency_ns) {
+  if (result != KITD__RESULT_UNUSED && latency_ns >= 0 && result != KITD_ECANCELED)
+    ewma_feed(b->ep, ((struct kitd__snap *)p->snap_)->st[p->index], result, latency_ns);
+  if (!kitd__outcome_none(b, p, result)) kitd__outcome(b, p, result);
+  kitd__pick_release(b, p);
 }
 
-static const struct kitd__balancer_ops p2c_ops = {"p2c", p2c_pick, p2c_next_fn, p2c_feedback, 1};
+static void p2c_done(kitd_balancer *b, kitd_pick *p, int result, int64_t latency_ns) {
+  const struct kitd__snap *s = p->snap_;
+  atomic_fetch_sub_explicit(&s->st[p->index]->pending, 1, memory_order_relaxed);
+  if (__builtin_expect(latency_ns >= 0 || !kitd__outcome_none(b, p, result), 0)) {
+    p2c_done_learn(b, p, result, latency_ns);
+    return;
+  }
+  kitd__pick_release(b, p);
+}
+
+static const struct kitd__balancer_ops p2c_ops = {"p2c", p2c_pick, p2c_next_fn, p2c_done, 1};
 
 int kitd_balancer_p2c_new(kitd_endpointer *ep, const kitd_balancer_opts *opts,
                           kitd_balancer **out) {

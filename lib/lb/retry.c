@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Retry: an endpoint made of a balancer (go-kit's lb.Retry,
  * RetryWithCallback and RetryError in one). */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,11 @@
 
 struct retry {
   kitd_balancer *b;
+  /* Read by every call, beside b: the first attempt reads the clock (a
+   * timeout, or a balancer that learns from latencies), and the budget's
+   * per-call deposit is on (budget.deposit > 0). */
+  bool timed;
+  bool deposit;
   kitd_retry_opts o;
   struct kitd__budget budget;
   struct kitd__hedge *hedge; /* NULL: no hedging */
@@ -112,10 +118,10 @@ static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) 
   /* The clock is read only when a timeout makes latency cheap to know, the
    * balancer learns from latencies, or after a failure: the success path
    * of an untimed call through round robin reads none. */
-  int timed = base != ctx || r->o.attempt_timeout_ms > 0 || r->b->ops->tracks_load;
+  int timed = base != ctx || r->timed;
   kitd_endpoint *avoid[RETRY_AVOID_MAX];
   unsigned navoid = 0;
-  kitd__budget_deposit(&r->budget);
+  if (r->deposit) kitd__budget_deposit_on(&r->budget);
   int last = KITD_ENOENDPOINTS;
   for (unsigned attempt = 1;; attempt++) {
     /* No kitd_ctx_err(base) here: the caller's kitd_endpoint_call checked
@@ -157,7 +163,9 @@ static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) 
         /* An endpoint that ignored its ctx and answered after the overall
          * deadline: the caller asked for an answer by then, so the call
          * fails, and the late answer goes to free_response. */
-        e = base != ctx || kitd_ctx_deadline_ns(ctx) ? kitd_ctx_err(base) : 0;
+        e = base != ctx || (ctx->parent_ ? kitd_ctx_deadline_ns(ctx) : ctx->deadline_ns_)
+                ? kitd_ctx_err(base)
+                : 0;
         if (__builtin_expect(e != 0, 0)) {
           if (r->o.free_response && resp && *resp) {
             r->o.free_response(*resp);
@@ -241,6 +249,8 @@ int kitd_retry_new(kitd_balancer *b, const kitd_retry_opts *opts, kitd_endpoint 
   if (opts) r->o = *opts;
   else kitd_retry_opts_init(&r->o);
   kitd__budget_init(&r->budget, r->o.budget_percent, r->o.budget_min_per_sec);
+  r->timed = r->o.attempt_timeout_ms > 0 || b->ops->tracks_load;
+  r->deposit = r->budget.deposit > 0;
   r->hedge = NULL;
   if (r->o.hedge_quantile > 0 && kitd__hedge_new(r->o.hedge_quantile, &r->hedge)) {
     kitd_balancer_free(r->b);

@@ -20,7 +20,7 @@ struct rr_pos {
 static __thread struct rr_pos rr_tls[TLS_SLOTS] __attribute__((tls_model("initial-exec")));
 
 /* A thread's first pick from this balancer (or its slot was another's). */
-static size_t thread_start(kitd_balancer *b, struct rr_pos *e, size_t n) {
+static __attribute__((noinline)) size_t thread_start(kitd_balancer *b, struct rr_pos *e, size_t n) {
   /* Seeded: seed % n on every thread. Otherwise each thread starts at its
    * own random place, so threads do not march in step. */
   uint64_t start = b->seeded ? b->start : b->start ^ kitd__mix64((uintptr_t)e);
@@ -51,7 +51,7 @@ struct rr_blk {
 };
 static __thread struct rr_blk rr_btls[TLS_SLOTS] __attribute__((tls_model("initial-exec")));
 
-static inline size_t block_next(kitd_balancer *b, size_t n) {
+static inline size_t block_next(kitd_balancer *b, size_t n, uint64_t m) {
   struct rr_blk *e = &rr_btls[b->id % TLS_SLOTS];
   if (__builtin_expect(e->id != b->id || e->left == 0, 0)) {
     e->id = b->id;
@@ -60,12 +60,15 @@ static inline size_t block_next(kitd_balancer *b, size_t n) {
   }
   uint64_t x = e->pos++;
   e->left--;
-  if (__builtin_expect(x >> 32 == 0 && n >> 32 == 0, 1)) return (uint32_t)x % (uint32_t)n;
+  if (__builtin_expect(x >> 32 == 0 && n >> 32 == 0, 1))
+    return kitd__fastmod((uint32_t)x, m, (uint32_t)n);
   return (size_t)(x % (uint64_t)n);
 }
 
 static size_t rr_global_next(kitd_balancer *b, size_t n) { return global_next(b, n); }
-static size_t rr_block_next(kitd_balancer *b, size_t n) { return block_next(b, n); }
+static size_t rr_block_next(kitd_balancer *b, size_t n) {
+  return block_next(b, n, kitd__fastmod_magic(n));
+}
 static size_t rr_thread_next(kitd_balancer *b, size_t n) { return thread_next(b, n); }
 
 static int rr_global_pick(kitd_balancer *b, kitd_pick *out) {
@@ -74,17 +77,25 @@ static int rr_global_pick(kitd_balancer *b, kitd_pick *out) {
   if (__builtin_expect(!s, 0)) return kitd__pick_slow(b, out);
   size_t n = s->count;
   if (__builtin_expect(n == 0, 0)) return kitd__pick_empty(b, out, s, slot);
-  kitd__pick_fill(out, s, global_next(b, n), n, slot);
+  kitd__pick_fill(out, s, kitd__rr_global_next_m(b, n, s->count_m), n, slot);
   return 0;
 }
 
+/* A thread's first pick from b (its table entry is another's) takes the
+ * slow path, checked before a slot is taken: the fast path then makes no
+ * call but tail calls, and saves no register. */
 static int rr_thread_pick(kitd_balancer *b, kitd_pick *out) {
+  struct rr_pos *e = &rr_tls[b->id % TLS_SLOTS];
+  if (__builtin_expect(e->id != b->id, 0)) return kitd__pick_slow(b, out);
   int slot;
   struct kitd__snap *s = kitd__pick_protect(b, &slot);
   if (__builtin_expect(!s, 0)) return kitd__pick_slow(b, out);
   size_t n = s->count;
   if (__builtin_expect(n == 0, 0)) return kitd__pick_empty(b, out, s, slot);
-  kitd__pick_fill(out, s, thread_next(b, n), n, slot);
+  size_t i = e->pos;
+  if (__builtin_expect(i >= n, 0)) i %= n; /* the set shrank */
+  e->pos = (uint32_t)(i + 1 == n ? 0 : i + 1);
+  kitd__pick_fill(out, s, i, n, slot);
   return 0;
 }
 
@@ -94,7 +105,7 @@ static int rr_block_pick(kitd_balancer *b, kitd_pick *out) {
   if (__builtin_expect(!s, 0)) return kitd__pick_slow(b, out);
   size_t n = s->count;
   if (__builtin_expect(n == 0, 0)) return kitd__pick_empty(b, out, s, slot);
-  kitd__pick_fill(out, s, block_next(b, n), n, slot);
+  kitd__pick_fill(out, s, block_next(b, n, s->count_m), n, slot);
   return 0;
 }
 

@@ -9,8 +9,8 @@
 
 static inline size_t wrr_next(kitd_balancer *b, const struct kitd__snap *s, size_t n) {
   const struct kitd__worder *o = s->order;
-  if (o) return o->idx[kitd__rr_global_next(b, o->len)];
-  return kitd__rr_global_next(b, n);
+  if (o) return o->idx[kitd__rr_global_next_m(b, o->len, o->len_m)];
+  return kitd__rr_global_next_m(b, n, s->count_m);
 }
 
 /* Not all healthy, a zone preferred, or an instance in slow start: walk on
@@ -24,7 +24,10 @@ static size_t wrr_slow(kitd_balancer *b, const struct kitd__snap *s, size_t n, s
   int warm = kitd__warming(b, s, &now);
   if (!health && !warm) return i;
   size_t len = s->order ? s->order->len : n;
-  for (int local = health ? kitd__zone_local(b, s) : 0; local >= 0; local--) {
+  /* In the zone chosen first (local, or the others for a spilled pick),
+   * then, if none is usable there, in any zone. */
+  int first = health ? kitd__zone_pick(b, s) : 0;
+  for (int pass = 0, local = first; pass < 1 + (first != 0); pass++, local = 0) {
     for (size_t t = 0; t < len && t < 2 * n + 16; t++) {
       if ((!health || kitd__usable(b, s, i, &now, local)) &&
           (!warm || kitd__warm_accept(b, s, i, now)))
@@ -39,26 +42,57 @@ static size_t wrr_slow(kitd_balancer *b, const struct kitd__snap *s, size_t n, s
 
 static size_t wrr_next_fn(kitd_balancer *b, size_t n) { return kitd__rr_global_next(b, n); }
 
-static int wrr_pick(kitd_balancer *b, kitd_pick *out) {
-  int slot;
-  struct kitd__snap *s = kitd__pick_protect(b, &slot);
-  if (__builtin_expect(!s, 0)) s = kitd__pick_hold(b, &slot);
+/* The pick once s is held: the rotation, unless the set is not all
+ * healthy or is warming up. */
+static __attribute__((noinline)) int wrr_pick_slow(kitd_balancer *b, kitd_pick *out,
+                                                   struct kitd__snap *s, size_t n, size_t i,
+                                                   int slot) {
+  kitd__pick_fill(out, s, wrr_slow(b, s, n, i), n, slot);
+  return 0;
+}
+
+static inline __attribute__((always_inline)) int wrr_pick_from(kitd_balancer *b, kitd_pick *out,
+                                                               struct kitd__snap *s, int slot) {
   size_t n = s->count;
   if (__builtin_expect(n == 0, 0)) return kitd__pick_empty(b, out, s, slot);
   size_t i = wrr_next(b, s, n);
   if (__builtin_expect(!kitd__all_healthy(b, s) || !kitd__settled(b, s), 0))
-    i = wrr_slow(b, s, n, i);
+    return wrr_pick_slow(b, out, s, n, i, slot);
   kitd__pick_fill(out, s, i, n, slot);
   return 0;
 }
 
-static void wrr_feedback(kitd_balancer *b, const kitd_pick *p, int result, int64_t latency_ns) {
-  (void)latency_ns;
-  if (result != KITD__RESULT_UNUSED) kitd__outcome_inline(b, p, result);
+/* No free slot: the snapshot held by a count. */
+static __attribute__((noinline)) int wrr_pick_held(kitd_balancer *b, kitd_pick *out) {
+  int slot;
+  struct kitd__snap *s = kitd__pick_hold(b, &slot);
+  return wrr_pick_from(b, out, s, slot);
 }
 
-static const struct kitd__balancer_ops wrr_ops = {"weighted", wrr_pick, wrr_next_fn, wrr_feedback,
-                                                  0};
+/* The fast path makes no call but tail calls (the health walk and the
+ * held snapshot are apart), so it saves no register. */
+static int wrr_pick(kitd_balancer *b, kitd_pick *out) {
+  int slot;
+  struct kitd__snap *s = kitd__pick_protect(b, &slot);
+  if (__builtin_expect(!s, 0)) return wrr_pick_held(b, out);
+  return wrr_pick_from(b, out, s, slot);
+}
+
+static __attribute__((noinline)) void wrr_done_outcome(kitd_balancer *b, kitd_pick *p, int result) {
+  kitd__outcome(b, p, result);
+  kitd__pick_release(b, p);
+}
+
+static void wrr_done(kitd_balancer *b, kitd_pick *p, int result, int64_t latency_ns) {
+  (void)latency_ns;
+  if (__builtin_expect(!kitd__outcome_none(b, p, result), 0)) {
+    wrr_done_outcome(b, p, result);
+    return;
+  }
+  kitd__pick_release(b, p);
+}
+
+static const struct kitd__balancer_ops wrr_ops = {"weighted", wrr_pick, wrr_next_fn, wrr_done, 0};
 
 int kitd_balancer_weighted_new(kitd_endpointer *ep, const kitd_balancer_opts *opts,
                                kitd_balancer **out) {

@@ -28,21 +28,26 @@ static kitd_logger *warn_logger(const kitd_endpointer *ep) {
   return ep->opts.logger ? ep->opts.logger : kitd_logger_stderr();
 }
 
+_Static_assert(offsetof(struct kitd__snap, newest_join) < 64, "a pick reads one header line");
+
 /* One allocation: header, then the endpoint, record, state and birth
  * arrays. */
 static struct kitd__snap *snap_alloc(size_t n) {
   struct kitd__snap *s = kitd__aligned_alloc(
-      _Alignof(struct kitd__snap), sizeof *s + n * (3 * sizeof(void *) + sizeof(uint64_t)));
+      _Alignof(struct kitd__snap),
+      sizeof *s + n * (3 * sizeof(void *) + sizeof(uint64_t) + sizeof(struct kitd__skey)));
   if (s) s->cap = n;
   return s;
 }
 
 static void snap_reset(struct kitd__snap *s) {
   s->count = 0;
+  s->count_m = 0;
   s->eps = (kitd_endpoint **)(s + 1);
   s->rec = (kitd_instance **)(s->eps + s->cap);
   s->st = (struct kitd__ist **)(s->rec + s->cap);
   s->born = (uint64_t *)(s->st + s->cap);
+  s->key = (struct kitd__skey *)(s->born + s->cap);
   s->order = NULL;
   s->healthy = 0;
   s->weight1 = 0;
@@ -238,6 +243,54 @@ static kitd_endpoint *make_endpoint(kitd_endpointer *ep, const kitd_instance *in
   return NULL;
 }
 
+/* The address of r as words, zero past its end (an address shorter than
+ * KITD__SKEY_ADDR). Reads bytes [40, 64) of r's 64-byte aligned block, its
+ * first cache line, where the address and the digest are: strcmp's 32-byte
+ * loads crossed into the second line, and a merge over a large set costs
+ * about the lines it touches. No byte needs masking: a record is zeroed
+ * when made, and its attributes start at the first multiple of 8 past the
+ * address's NUL (lib/core/instance.c), so a word holding part of the
+ * address holds nothing else, and a word past it is left out. */
+_Static_assert(offsetof(struct kitd_instance, address) + KITD__SKEY_ADDR == 64,
+               "the short address ends the record's first line");
+_Static_assert(offsetof(struct kitd_instance, address) % 8 == 0 &&
+                   _Alignof(struct kitd__attrs) == 8 &&
+                   sizeof(struct kitd__attrs) >= KITD__SKEY_ADDR,
+               "words of the address start at multiples of 8 and stay in the block");
+static inline uint64_t addr_word(const kitd_instance *r, size_t k) {
+  uint64_t x;
+  memcpy(&x, r->address + 8 * k, 8);
+  return r->address_len >= 8 * k ? x : 0;
+}
+
+/* The merge's key of record r. */
+static inline void key_set(struct kitd__skey *k, const kitd_instance *r) {
+  k->digest = r->digest;
+  for (size_t q = 0; q < KITD__SKEY_ADDR / 8; q++)
+    k->w[q] = r->address_len < KITD__SKEY_ADDR ? addr_word(r, q) : 0;
+}
+
+/* strcmp(r->address, address of entry j of s), from its key when both
+ * addresses are short: equal words first (the common case: a kept
+ * entry), then the first unequal word in byte order. */
+static inline int key_cmp(const kitd_instance *r, const struct kitd__snap *s, size_t j) {
+  const struct kitd__skey *k = &s->key[j];
+  if (__builtin_expect(r->address_len >= KITD__SKEY_ADDR || k->w[0] == 0, 0))
+    return strcmp(r->address, s->rec[j]->address);
+  for (size_t q = 0; q < KITD__SKEY_ADDR / 8; q++) {
+    uint64_t w = addr_word(r, q);
+    if (w != k->w[q]) {
+      uint64_t a = __builtin_bswap64(w), b = __builtin_bswap64(k->w[q]);
+      return a < b ? -1 : 1;
+    }
+  }
+  return 0;
+}
+
+/* How many records ahead the merge prefetches the new set's records:
+ * scattered blocks the hardware cannot prefetch from the pointer array. */
+#define PREFETCH_AHEAD 8
+
 /* Replace the live set by `in` (sorted by address, unique). Called with
  * ep->mu held. Cost: one merge over both sets, the factory for new
  * addresses only, and pointer copies for kept entries: no refcount traffic
@@ -264,16 +317,22 @@ static int update_locked(kitd_endpointer *ep, const kitd_instance *const *in, si
   /* Short waits only: an ejection decision is a few loads and stores. */
   while (atomic_flag_test_and_set_explicit(&ep->ejecting, memory_order_acquire)) {}
   while (i < n || j < old->count) {
-    int c =
-        i < n && j < old->count ? strcmp(in[i]->address, old->rec[j]->address) : (i < n ? -1 : 1);
+    if (i + PREFETCH_AHEAD < n) __builtin_prefetch(in[i + PREFETCH_AHEAD]);
+    /* The same record as before (an instancer that hands unchanged
+     * instances on) is equal without being read. */
+    int c = i < n && j < old->count ? (in[i] == old->rec[j] ? 0 : key_cmp(in[i], old, j))
+                                    : (i < n ? -1 : 1);
     if (c == 0) {
       s->eps[k] = old->eps[j];
       if (ws) s->st[k] = old->st[j]; /* else st[] is not read: left unset */
       s->born[k] = old->born[j];
-      if (kitd__instance_same_attrs(old->rec[j], in[i])) {
+      /* kitd__instance_same_attrs, from the key (both records frozen). */
+      if (in[i] == old->rec[j] || in[i]->digest == old->key[j].digest) {
         s->rec[k] = old->rec[j];
+        s->key[k] = old->key[j];
       } else { /* same address, new attributes: same endpoint */
         s->rec[k] = kitd_instance_ref(in[i]);
+        key_set(&s->key[k], in[i]);
         if (ws) tally(s, in[i], 1), tally(s, old->rec[j], -1);
         limbo_add(ep, NULL, old->rec[j], NULL, old->born[j], old->gen);
         nrec++;
@@ -298,6 +357,7 @@ static int update_locked(kitd_endpointer *ep, const kitd_instance *const *in, si
       if (e) {
         s->eps[k] = e;
         s->rec[k] = kitd_instance_ref(in[i]);
+        key_set(&s->key[k], in[i]);
         s->born[k] = gen;
         k++, added++;
       }
@@ -315,6 +375,7 @@ static int update_locked(kitd_endpointer *ep, const kitd_instance *const *in, si
     return 0;
   }
   s->count = k;
+  s->count_m = kitd__fastmod_magic(k);
   s->gen = gen;
   /* Out of memory for the weighted order: the set is still right, and a
    * weighted balancer rotates evenly over it until the next update. */

@@ -45,23 +45,48 @@ struct kitd__ist {
  * order[] in proportion to its weight, spread evenly. */
 struct kitd__worder {
   size_t len;
+  uint64_t len_m; /* kitd__fastmod_magic(len) */
   uint32_t idx[];
 };
 
+/* x % d for a 32-bit x and d without a divide (Lemire's fastmod; a 32-bit
+ * divide costs a rotating pick about a third of its time): m is
+ * kitd__fastmod_magic(d), computed once per snapshot. */
+static inline uint64_t kitd__fastmod_magic(uint64_t d) { return UINT64_MAX / (d ? d : 1) + 1; }
+static inline uint32_t kitd__fastmod(uint32_t x, uint64_t m, uint32_t d) {
+  return (uint32_t)(((__uint128_t)(m * x) * d) >> 64);
+}
+
+/* What an update's merge reads of an entry it keeps, inline in the
+ * snapshot: the address as 8-byte words, zero past its end (all zero for
+ * an address of KITD__SKEY_ADDR bytes or more, which the merge reads from
+ * the record) and the digest of the other attributes. The merge of a large
+ * set then reads one line of each new record and these dense keys, not
+ * two lines of each new and each old record. */
+#define KITD__SKEY_ADDR 24
+struct kitd__skey {
+  uint64_t w[KITD__SKEY_ADDR / 8];
+  uint64_t digest;
+};
+
 /* An immutable view of the endpoints, sorted by address, in one block: the
- * header, then eps[cap], rec[cap], st[cap], born[cap]. Entries belong to the
+ * header, then eps[cap], rec[cap], st[cap], born[cap], key[cap]. Entries belong to the
  * endpointer's live set while they are in the current snapshot; an update
  * moves those it removes to the endpointer's limbo list. */
 struct kitd__snap {
+  /* What picks read, in the first 64 bytes (the block is 64-aligned). */
   size_t count;
+  uint64_t count_m; /* kitd__fastmod_magic(count) */
   kitd_endpoint **eps;
   kitd_instance **rec;
   struct kitd__ist **st;      /* outcome state, beside each endpoint */
   struct kitd__worder *order; /* NULL: equal weights (plain rotation) */
   size_t healthy;             /* entries whose record says passing */
-  size_t weight1;             /* entries of weight 1: all of them, no order */
   int64_t newest_join;        /* latest st->joined of its entries; 0: none */
-  uint64_t *born;             /* generation each entry first appeared in */
+  /* What updates read. */
+  size_t weight1;         /* entries of weight 1: all of them, no order */
+  uint64_t *born;         /* generation each entry first appeared in */
+  struct kitd__skey *key; /* the merge's view of rec[] */
   uint64_t gen;
   atomic_int retired;      /* set once replaced: done() then tries a reclaim */
   struct kitd__snap *next; /* retired list */

@@ -92,6 +92,7 @@ int kitd__worder_build(struct kitd__snap *s) {
   qsort(d, m, sizeof *d, due_cmp);
   for (size_t k = 0; k < m; k++) o->idx[k] = d[k].idx;
   o->len = m;
+  o->len_m = kitd__fastmod_magic(m);
   free(d);
   s->order = o;
   return 0;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Zone-aware picks: with equal zones every call stays in the local zone;
  * with no healthy instance there, all of them spill to the other zones;
+ * with some, a share in proportion to what the local zone lost spills;
  * weights hold inside the zone. Both weighted and p2c. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -69,6 +70,33 @@ static void test_spills_when_local_down(void **st) {
   }
 }
 
+/* The local zone lost two of its three instances: it keeps about a third
+ * of the picks (its remaining capacity) and the rest spill to the other
+ * zone, instead of all of them landing on its one survivor. */
+static void test_spills_in_proportion(void **st) {
+  (void)st;
+  const kitd_health h[6] = {KITD_HEALTH_CRITICAL, KITD_HEALTH_CRITICAL, KITD_HEALTH_PASSING,
+                            KITD_HEALTH_PASSING,  KITD_HEALTH_PASSING,  KITD_HEALTH_PASSING};
+  for (int p2c = 0; p2c < 2; p2c++) {
+    struct sc s;
+    sc_open_z(&s, 6, NULL, h, zones);
+    kitd_balancer *b = make(&s, p2c, "a");
+    int n = 6000, local = 0, dead = 0;
+    for (int k = 0; k < n; k++) {
+      kitd_pick p;
+      assert_int_equal(kitd_balancer_pick(b, &p), 0);
+      local += sc_index(&p) < 3;
+      dead += sc_index(&p) < 2;
+      kitd_balancer_done(b, &p, 0, 1000000);
+    }
+    assert_int_equal(dead, 0);
+    /* 1/3 expected (2,000 of 6,000); the old all-or-nothing rule kept all. */
+    assert_in_range(local, 1700, 2300);
+    kitd_balancer_free(b);
+    sc_close(&s);
+  }
+}
+
 static void test_weights_inside_zone(void **st) {
   (void)st;
   struct sc s;
@@ -92,6 +120,7 @@ int main(void) {
   const struct CMUnitTest t[] = {
       cmocka_unit_test(test_stays_local),
       cmocka_unit_test(test_spills_when_local_down),
+      cmocka_unit_test(test_spills_in_proportion),
       cmocka_unit_test(test_weights_inside_zone),
   };
   return cmocka_run_group_tests(t, NULL, NULL);

@@ -17,6 +17,8 @@
 #include "kitd/balancer.h"
 #include "kitd/endpointer.h"
 #include "kitd/error.h"
+#include "kitd/instance.h"
+#include "kitd/instancer.h"
 
 static kitd_endpointer *new_ep(kitd_instancer *in, kt_factory *f, int64_t inval_ms,
                                kitd_logger *lg) {
@@ -71,6 +73,80 @@ static void test_factory_only_for_new(void **s) {
   assert_int_equal(atomic_load(&kt_find(&f, "a:1")->closed), 1);
   kitd_endpoint_list_free(l2, n2);
   kitd_endpoint_list_free(NULL, 0);
+  close_ep(&f, in, ep);
+}
+
+/* Set in's records to `addr` (n of them), each with a tag, meta and a
+ * zone: the words the merge reads past a short address are then not all
+ * zero in the record. */
+static void set_tagged(kitd_instancer *in, const char *const *addr, size_t n) {
+  kitd_instance *r[16];
+  for (size_t i = 0; i < n; i++) {
+    assert_int_equal(kitd_instance_new(addr[i], &r[i]), 0);
+    assert_int_equal(kitd_instance_add_tag(r[i], "t"), 0);
+    assert_int_equal(kitd_instance_set_meta(r[i], "k", "v"), 0);
+    assert_int_equal(kitd_instance_set_zone(r[i], "z"), 0);
+  }
+  assert_int_equal(kitd_static_instancer_set_records(in, r, n), 0);
+  for (size_t i = 0; i < n; i++) kitd_instance_unref(r[i]);
+}
+
+/* The merge compares short addresses by words kept in the snapshot and
+ * long ones (24 bytes and more) from the records: prefixes, the word
+ * boundaries, bytes above 0x7f and long addresses must all keep their
+ * endpoints, and only new addresses reach the factory. */
+static void test_merge_keys(void **s) {
+  (void)s;
+  static const char *const a[] = {"h:1",
+                                  "h:10",
+                                  "h:100",
+                                  "abcdefg:1",
+                                  "abcdefgh:1",
+                                  "abcdefghijklmno:1",
+                                  "abcdefghijklmnop:1",
+                                  "aaaaaaaaaaaaaaaaaaaa:23",
+                                  "aaaaaaaaaaaaaaaaaaaa:240",
+                                  "aaaaaaaaaaaaaaaaaaaaaaaaaa:300",
+                                  "aaaaaaaaaaaaaaaaaaaaaaaaaa:3000",
+                                  "h\xc3\xa9:1",
+                                  "h~:1"};
+  enum {
+    NA = sizeof a / sizeof a[0]
+  };
+  kt_factory f;
+  kitd_instancer *in;
+  kitd_endpointer *ep = open_ep(&f, &in, "", -1, NULL);
+  set_tagged(in, a, NA);
+  assert_int_equal(kitd_endpointer_count(ep), NA);
+  kt_ep *first[NA];
+  for (size_t i = 0; i < NA; i++) assert_non_null(first[i] = kt_find(&f, a[i]));
+  /* Every other one replaced by a neighbour, then the first set again. */
+  char other[NA][64];
+  const char *b[NA];
+  size_t kept = 0;
+  for (size_t i = 0; i < NA; i++) {
+    snprintf(other[i], sizeof other[i], "%s%s", a[i], i % 2 ? "9" : "");
+    b[i] = other[i];
+    kept += i % 2 == 0;
+  }
+  set_tagged(in, b, NA);
+  assert_int_equal(atomic_load(&f.factory_calls), (long)(NA + (NA - kept)));
+  assert_int_equal(kitd_endpointer_count(ep), NA);
+  for (size_t i = 0; i < NA; i += 2) assert_ptr_equal(kt_find(&f, a[i]), first[i]);
+  set_tagged(in, a, NA);
+  assert_int_equal(atomic_load(&f.factory_calls), (long)(NA + 2 * (NA - kept)));
+  assert_int_equal(kitd_endpointer_count(ep), NA);
+  for (size_t i = 0; i < NA; i += 2) assert_ptr_equal(kt_find(&f, a[i]), first[i]);
+  /* The snapshot is in strcmp order. */
+  kitd_endpoint **l;
+  size_t n;
+  assert_int_equal(kitd_endpointer_endpoints(ep, &l, &n), 0);
+  assert_int_equal(n, NA);
+  for (size_t i = 1; i < n; i++) {
+    kt_ep *x = kitd_endpoint_state(l[i - 1]), *y = kitd_endpoint_state(l[i]);
+    assert_true(strcmp(x->inst, y->inst) < 0);
+  }
+  kitd_endpoint_list_free(l, n);
   close_ep(&f, in, ep);
 }
 
@@ -396,6 +472,7 @@ static void test_picks_while_set_changes_random(void **s) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_factory_only_for_new),
+      cmocka_unit_test(test_merge_keys),
       cmocka_unit_test(test_factory_error_skipped_logged_retried),
       cmocka_unit_test(test_every_endpoint_closed_once),
       cmocka_unit_test(test_removed_not_closed_while_picked),
