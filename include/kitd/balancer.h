@@ -25,6 +25,7 @@
 #include "endpointer.h"
 #include "export.h"
 #include "instance.h"
+#include "metrics.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -134,6 +135,16 @@ KITD_API int kitd_balancer_p2c_new(kitd_endpointer *ep, const kitd_balancer_opts
  * reproducible only from one thread). Call before the first pick.
  * Thread-safety: before other threads start. */
 KITD_API void kitd_balancer_set_seed(kitd_balancer *b, uint64_t seed);
+
+/* Count this balancer's picks, failures and ejections per instance in `m`
+ * under the pipeline `name` (copied; kitd_retry_opts.metrics_name gives
+ * the same name to its calls). The balancer holds a reference on `m`. An
+ * endpoint's instance is counted under the first pipeline that picks it.
+ * Off by default: a balancer without metrics pays one predictable branch
+ * per kitd_balancer_done(). Returns 0, KITD_EINVAL (NULL argument, empty
+ * name, or metrics already set) or KITD_ENOMEM. Thread-safety: before
+ * other threads start (call it before the first pick). */
+KITD_API int kitd_balancer_set_metrics(kitd_balancer *b, kitd_metrics *m, const char *name);
 
 /* Pick an endpoint. Returns 0 and fills *out, or KITD_ENOENDPOINTS (the set
  * is empty; *out is then cleared and need not be handed back) or

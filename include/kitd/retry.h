@@ -23,6 +23,7 @@
 #include "ctx.h"
 #include "endpoint.h"
 #include "export.h"
+#include "metrics.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -64,6 +65,12 @@ typedef struct kitd_retry_opts {
    * min_per_sec 0 to 1000000, else KITD_EINVAL). */
   int budget_percent;
   int budget_min_per_sec;
+  /* Metrics (metrics.h): count the calls in `metrics` under the pipeline
+   * `metrics_name` (both set, or neither; the name is copied; the retry
+   * holds a reference on the registry). NULL: not counted, at the cost of
+   * one predictable branch per call. */
+  kitd_metrics *metrics;
+  const char *metrics_name;
 } kitd_retry_opts;
 
 /* Fill `o` with the defaults above. Thread-safety: any thread. */

@@ -7,6 +7,7 @@
 #include "core/alloc.h"
 #include "core/backoff.h"
 #include "core/instance_impl.h"
+#include "core/metrics_impl.h"
 #include "kitd/error.h"
 #include "kitd/retry.h"
 #include "lb/balancer_impl.h"
@@ -23,6 +24,17 @@ struct retry {
   kitd_balancer *b;
   kitd_retry_opts o;
   struct kitd__budget budget;
+  const struct kitd__mpipe *mp; /* metrics, or NULL */
+  int timed_always;             /* every call reads the clock anyway */
+};
+
+/* What a counted call tells its metrics (retry_call fills it on its
+ * failure paths only, and notes the clock reads it makes anyway). */
+struct mcall {
+  int force_time; /* time this call (a sampled one) */
+  int refused;    /* the budget refused a retry */
+  unsigned retries;
+  int64_t t0, t1; /* start of the first attempt, end of the last; 0: untimed */
 };
 
 void kitd_retry_opts_init(kitd_retry_opts *o) {
@@ -96,8 +108,10 @@ static int64_t backoff_ns(const struct retry *r, unsigned attempt, int err) {
   return ns;
 }
 
-static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) {
-  struct retry *r = state;
+/* One call. Inlined twice: with mc NULL (no metrics; the compiler drops
+ * every mc line) and with mc (counted). */
+static inline __attribute__((always_inline)) int
+retry_run(struct retry *r, kitd_ctx *ctx, const void *req, void **resp, struct mcall *mc) {
   /* The overall deadline lives in a child of the caller's ctx, made once
    * and only when there is one. A child gets no attempt log: attempts are
    * recorded on the caller's ctx, whose log the caller lent. */
@@ -110,7 +124,8 @@ static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) 
   /* The clock is read only when a timeout makes latency cheap to know, the
    * balancer learns from latencies, or after a failure: the success path
    * of an untimed call through round robin reads none. */
-  int timed = base != ctx || r->o.attempt_timeout_ms > 0 || r->b->ops->tracks_load;
+  int timed = base != ctx || r->o.attempt_timeout_ms > 0 || r->b->ops->tracks_load ||
+              (mc && mc->force_time);
   kitd_endpoint *avoid[RETRY_AVOID_MAX];
   unsigned navoid = 0;
   kitd__budget_deposit(&r->budget);
@@ -121,6 +136,7 @@ static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) 
      * check before the others, and the attempt's own call checks again. */
     int e;
     kitd_pick p;
+    if (mc && attempt > 1) mc->retries++;
     int rc = pick_avoiding(r, &p, avoid, navoid);
     if (rc == 0) {
       kitd_ctx actx;
@@ -128,6 +144,10 @@ static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) 
       int64_t t0 = timed ? kitd_now_ns() : 0;
       rc = kitd_endpoint_call(p.endpoint, &actx, req, resp);
       int64_t lat = timed ? kitd_now_ns() - t0 : -1;
+      if (mc && timed) {
+        if (attempt == 1) mc->t0 = t0;
+        mc->t1 = t0 + lat;
+      }
       /* The ctx was checked by kitd_endpoint_call: its fields are written
        * directly, as this is the success path. */
       ctx->status_ = actx.status_;
@@ -191,7 +211,10 @@ static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) 
     if (attempt >= (unsigned)r->o.max_attempts) break;
     /* Retries that would reach a backend spend the budget; waiting for an
      * empty set to fill does not. */
-    if (rc != KITD_ENOENDPOINTS && !kitd__budget_withdraw(&r->budget)) break;
+    if (rc != KITD_ENOENDPOINTS && !kitd__budget_withdraw(&r->budget)) {
+      if (mc) mc->refused = 1;
+      break;
+    }
     int64_t wait = backoff_ns(r, attempt, rc);
     if (wait > 0) {
       e = kitd_ctx_sleep_ns(base, wait);
@@ -201,8 +224,30 @@ static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) 
   return last;
 }
 
+/* Calls of untimed retries timed for the histogram: one in 64 per thread. */
+static __thread unsigned sample_tick __attribute__((tls_model("initial-exec")));
+
+static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) {
+  struct retry *r = state;
+  const struct kitd__mpipe *mp = r->mp;
+  if (__builtin_expect(mp == NULL, 1)) return retry_run(r, ctx, req, resp, NULL);
+  struct mcall mc = {0, 0, 0, 0, 0};
+  mc.force_time = !r->timed_always && (++sample_tick & 63) == 0;
+  kitd__mp_count(mp, KITD__MP_STARTED, 1);
+  int rc = retry_run(r, ctx, req, resp, &mc);
+  if (__builtin_expect(rc == 0 && !mc.t0 && !mc.retries, 1)) {
+    kitd__mp_count(mp, KITD__MP_FINISHED, 1);
+    return 0;
+  }
+  if (mc.retries) kitd__mp_count(mp, KITD__MP_RETRIES, mc.retries);
+  if (mc.refused) kitd__mp_count(mp, KITD__MP_REFUSED, 1);
+  kitd__mp_end(mp, rc, mc.t0 ? mc.t1 - mc.t0 : -1);
+  return rc;
+}
+
 static void retry_close(void *state) {
   struct retry *r = state;
+  kitd__mpipe_unref((struct kitd__mpipe *)r->mp);
   kitd_balancer_free(r->b);
   free(r);
 }
@@ -212,7 +257,8 @@ int kitd_retry_new(kitd_balancer *b, const kitd_retry_opts *opts, kitd_endpoint 
   if (opts && (opts->size != sizeof *opts || opts->max_attempts < 1 ||
                opts->max_attempts > KITD_RETRY_MAX_ATTEMPTS || opts->budget_percent < -1 ||
                opts->budget_percent > 1000 || opts->budget_min_per_sec < 0 ||
-               opts->budget_min_per_sec > 1000000))
+               opts->budget_min_per_sec > 1000000 || !opts->metrics != !opts->metrics_name ||
+               (opts->metrics_name && !opts->metrics_name[0])))
     return KITD_EINVAL;
   struct retry *r = kitd__aligned_alloc(_Alignof(struct retry), sizeof *r);
   if (!r) return KITD_ENOMEM;
@@ -220,6 +266,14 @@ int kitd_retry_new(kitd_balancer *b, const kitd_retry_opts *opts, kitd_endpoint 
   if (opts) r->o = *opts;
   else kitd_retry_opts_init(&r->o);
   kitd__budget_init(&r->budget, r->o.budget_percent, r->o.budget_min_per_sec);
+  r->mp = NULL;
+  r->timed_always = r->o.timeout_ms > 0 || r->o.attempt_timeout_ms > 0 || b->ops->tracks_load;
+  if (r->o.metrics && !(r->mp = kitd__mpipe_get(r->o.metrics, r->o.metrics_name))) {
+    kitd_balancer_free(r->b);
+    free(r);
+    return KITD_ENOMEM;
+  }
+  r->o.metrics = NULL, r->o.metrics_name = NULL; /* not kept: the pipeline holds both */
   /* The endpoint takes its state on every path: retry_close releases the
    * balancer reference and the state if this fails. */
   return kitd_endpoint_new(retry_call, retry_close, r, out);
