@@ -9,8 +9,7 @@
 #include "core/alloc.h"
 #include "kitd/error.h"
 
-__thread _Atomic uint64_t *kitd__ctr_tls __attribute__((tls_model("initial-exec")));
-__thread uint32_t kitd__ctr_cap __attribute__((tls_model("initial-exec")));
+__thread struct kitd__ctr_tls kitd__ctr __attribute__((tls_model("initial-exec")));
 
 /* One thread's slots, in the list readers walk. */
 struct shard {
@@ -38,26 +37,26 @@ static void thread_exit(void *arg) {
   else shards = s->next;
   if (s->next) s->next->prev = s->prev;
   pthread_mutex_unlock(&mu);
-  kitd__ctr_tls = NULL;
-  kitd__ctr_cap = 0;
+  kitd__ctr.slots = NULL;
+  kitd__ctr.cap = 0;
   free(s->slots);
   free(s);
 }
 
 static void key_init(void) { key_ok = pthread_key_create(&key, thread_exit) == 0; }
 
-void kitd__ctr_add_slow(uint32_t id, uint64_t n) {
+uint64_t kitd__ctr_add_slow(uint32_t id, uint64_t n) {
   pthread_once(&key_once, key_init);
-  if (!key_ok) return;
+  if (!key_ok) return 0;
   pthread_mutex_lock(&mu);
-  struct shard *s = kitd__ctr_tls ? pthread_getspecific(key) : NULL;
+  struct shard *s = kitd__ctr.slots ? pthread_getspecific(key) : NULL;
   int fresh = s == NULL;
   if (fresh) {
     s = kitd__calloc(1, sizeof *s);
     if (!s || pthread_setspecific(key, s) != 0) {
       free(s);
       pthread_mutex_unlock(&mu);
-      return; /* no memory: this count is lost, the program goes on */
+      return 0; /* no memory: this count is lost, the program goes on */
     }
   }
   /* Room for every slot handed out so far, so that growing is rare. */
@@ -78,9 +77,9 @@ void kitd__ctr_add_slow(uint32_t id, uint64_t n) {
     shards = s;
   }
   pthread_mutex_unlock(&mu);
-  kitd__ctr_tls = s->slots;
-  kitd__ctr_cap = s->cap;
-  if (id < s->cap) kitd__ctr_add(id, n);
+  kitd__ctr.slots = s->slots;
+  kitd__ctr.cap = s->cap;
+  return id < s->cap ? kitd__ctr_add(id, n) : 0;
 }
 
 int kitd__ctr_alloc(uint32_t n, uint32_t *base) {

@@ -16,22 +16,29 @@
 #include <stdint.h>
 
 /* The calling thread's slots and how many it has (0 before its first
- * count). initial-exec, as every thread-local of the library. */
-extern __thread _Atomic uint64_t *kitd__ctr_tls __attribute__((tls_model("initial-exec")));
-extern __thread uint32_t kitd__ctr_cap __attribute__((tls_model("initial-exec")));
+ * count): one thread-local, so that a count finds both with one address
+ * (initial-exec, as every thread-local of the library). */
+struct kitd__ctr_tls {
+  _Atomic uint64_t *slots;
+  uint32_t cap;
+};
+extern __thread struct kitd__ctr_tls kitd__ctr __attribute__((tls_model("initial-exec")));
 
-/* Grow the calling thread's array to hold slot `id`, then add. */
-void kitd__ctr_add_slow(uint32_t id, uint64_t n);
+/* Grow the calling thread's array to hold slot `id`, then add. Returns
+ * as kitd__ctr_add(). */
+uint64_t kitd__ctr_add_slow(uint32_t id, uint64_t n);
 
-/* Add n to slot `id` for the calling thread. */
-static inline void kitd__ctr_add(uint32_t id, uint64_t n) {
-  if (__builtin_expect(id < kitd__ctr_cap, 1)) {
-    _Atomic uint64_t *p = &kitd__ctr_tls[id];
-    atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + n,
-                          memory_order_relaxed);
-  } else {
-    kitd__ctr_add_slow(id, n);
+/* Add n to slot `id` for the calling thread. Returns the thread's new
+ * value of the slot (what a caller may sample on), or 0 if the count was
+ * lost (no memory to grow the thread's array). */
+static inline uint64_t kitd__ctr_add(uint32_t id, uint64_t n) {
+  if (__builtin_expect(id < kitd__ctr.cap, 1)) {
+    _Atomic uint64_t *p = &kitd__ctr.slots[id];
+    uint64_t v = atomic_load_explicit(p, memory_order_relaxed) + n;
+    atomic_store_explicit(p, v, memory_order_relaxed);
+    return v;
   }
+  return kitd__ctr_add_slow(id, n);
 }
 
 /* A block of n consecutive slots, all 0: its first index in *base.

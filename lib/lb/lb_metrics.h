@@ -8,21 +8,11 @@
 #include "core/metrics_impl.h"
 #include "lb/balancer_impl.h"
 
-/* The first counted pick of an endpoint (or one whose counters belong to
- * another pipeline): find or make its instance's counters, then count. */
-void kitd__lb_count_slow(kitd_balancer *b, const kitd_pick *p, int result);
-
 /* A pick handed back: one pick, and a failure if the call failed. The
- * instance's counters hang off its endpoint: a load and two stores. */
-static inline void kitd__lb_count(kitd_balancer *b, const kitd_pick *p, int result) {
-  struct kitd__minst *mi = atomic_load_explicit(&p->endpoint->minst, memory_order_acquire);
-  if (__builtin_expect(mi == NULL || mi->p != b->mp, 0)) {
-    kitd__lb_count_slow(b, p, result);
-    return;
-  }
-  kitd__ctr_add(mi->base + KITD__MI_PICKS, 1);
-  if (result < 0) kitd__ctr_add(mi->base + KITD__MI_FAILS, 1);
-}
+ * instance's counters hang off its endpoint: a few loads and a store.
+ * Out of line on purpose: inlined, its registers made every done() save
+ * three more, metrics or not. */
+void kitd__lb_count(kitd_balancer *b, const kitd_pick *p, int result);
 
 /* Outlier detection ejected the instance of `e`. */
 void kitd__lb_count_eject(kitd_balancer *b, kitd_endpoint *e, const kitd_instance *rec);

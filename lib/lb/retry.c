@@ -224,16 +224,16 @@ retry_run(struct retry *r, kitd_ctx *ctx, const void *req, void **resp, struct m
   return last;
 }
 
-/* Calls of untimed retries timed for the histogram: one in 64 per thread. */
-static __thread unsigned sample_tick __attribute__((tls_model("initial-exec")));
-
+/* Calls of untimed retries are timed for the histogram one in 64 per
+ * thread (the 64th, 128th, ... call a thread starts). */
 static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) {
   struct retry *r = state;
   const struct kitd__mpipe *mp = r->mp;
   if (__builtin_expect(mp == NULL, 1)) return retry_run(r, ctx, req, resp, NULL);
   struct mcall mc = {0, 0, 0, 0, 0};
-  mc.force_time = !r->timed_always && (++sample_tick & 63) == 0;
-  kitd__mp_count(mp, KITD__MP_STARTED, 1);
+  /* The thread's count of started calls picks the sampled ones. */
+  uint64_t n = kitd__ctr_add(mp->base + KITD__MP_STARTED, 1);
+  mc.force_time = !r->timed_always && (n & 63) == 0;
   int rc = retry_run(r, ctx, req, resp, &mc);
   if (__builtin_expect(rc == 0 && !mc.t0 && !mc.retries, 1)) {
     kitd__mp_count(mp, KITD__MP_FINISHED, 1);
