@@ -5,6 +5,7 @@
  *        -> 200 {"message": "..."} with X-Upstream: host:port
  *   GET  /health -> 200 {"status": true}, or 503 {"status": false, "reason": "..."}
  *                   while its pipeline has no instance
+ *   GET  /metrics -> the pipeline's metrics, Prometheus text (kitd/metrics.h)
  *
  * One pipeline (instancer -> endpointer -> round robin -> retry) lives as
  * long as the process, so its round robin keeps its place between requests
@@ -23,10 +24,12 @@
 #include "lorem/flags.h"
 #include "lorem/gwreq.h"
 #include "lorem/httpd.h"
+#include "lorem/metrics.h"
 #include "lorem/pipeline.h"
 #include "lorem/route.h"
 
 static lorem_pipeline *g_p;
+static kitd_metrics *g_metrics;
 static int64_t g_timeout_ms;
 
 struct body {
@@ -116,6 +119,22 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *c, const char *ur
     if (n < 0 || (size_t)n >= sizeof body) n = snprintf(body, sizeof body, "{\"status\":false}");
     return lorem_reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, body, (size_t)n, NULL, NULL);
   }
+  if (!strcmp(url, "/metrics")) {
+    if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+      return lorem_reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed", "GET, HEAD");
+    size_t len;
+    char *text = lorem_metrics_text(g_metrics, &len);
+    if (!text) return lorem_reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "no memory", NULL);
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+      free(text);
+      return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, LOREM_METRICS_TYPE);
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ret;
+  }
   if (!is_lorem) return lorem_reply_error(c, MHD_HTTP_NOT_FOUND, "not found", NULL);
   if (strcmp(method, "POST"))
     return lorem_reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed", "POST");
@@ -195,9 +214,10 @@ int main(int argc, char **argv) {
   lorem_block_signals();
   kitd_global_init();
   kitd_logger *lg = kitd_logger_stderr();
+  if (kitd_metrics_new(&g_metrics)) return 1;
   struct lorem_pipeline_conf pc = {
-      static_list, consul_addr, consul_port,    service, tag,   (unsigned)attempts,
-      attempt_ms,  timeout_ms,  KITD_RR_GLOBAL, lg,      source};
+      static_list, consul_addr, consul_port,    service, tag,    (unsigned)attempts,
+      attempt_ms,  timeout_ms,  KITD_RR_GLOBAL, lg,      source, g_metrics};
   if (lorem_pipeline_new(&pc, &g_p)) return 1;
   int port = 0;
   int fd = lorem_listen(listen_on, &port);
@@ -225,6 +245,7 @@ int main(int argc, char **argv) {
   MHD_stop_daemon(d);
   close(fd);
   lorem_pipeline_free(g_p);
+  kitd_metrics_free(g_metrics);
   kitd_global_cleanup();
   return 0;
 }

@@ -4,6 +4,9 @@
  *
  *   POST /lorem/{word|sentence|paragraph}/{min}/{max} -> {"message": "..."}
  *   GET  /health                                      -> {"status": true}
+ *   GET  /metrics                  -> Prometheus text (kitd/metrics.h; the
+ *                                     server builds no client, so the
+ *                                     registry it serves is empty so far)
  *
  * It binds first, then registers (retrying in the background until the
  * agent answers). On SIGINT/SIGTERM it drains: /health answers 503, it
@@ -24,12 +27,14 @@
 #include "lorem/flags.h"
 #include "lorem/httpd.h"
 #include "lorem/lorem.h"
+#include "lorem/metrics.h"
 #include "lorem/route.h"
 #include "register.h"
 
 static uint64_t g_seed;
 static atomic_uint g_thread_no;
 static struct MHD_Response *g_health;
+static kitd_metrics *g_metrics;
 /* Draining: /health fails so checks and gateways stop sending; requests in
  * flight are counted so the server exits only once they are answered. */
 static atomic_int g_draining;
@@ -82,6 +87,20 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *c, const char *ur
                          NULL);
     }
     return MHD_queue_response(c, MHD_HTTP_OK, g_health);
+  case LOREM_ROUTE_METRICS: {
+    size_t len;
+    char *text = lorem_metrics_text(g_metrics, &len);
+    if (!text) return lorem_reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "no memory", NULL);
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+      free(text);
+      return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, LOREM_METRICS_TYPE);
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ret;
+  }
   case LOREM_ROUTE_ERROR: return lorem_reply_error(c, (unsigned)rt.status, rt.error, rt.allow);
   case LOREM_ROUTE_LOREM: break;
   }
@@ -176,6 +195,7 @@ int main(int argc, char **argv) {
   lorem_block_signals();
   kitd_global_init();
   kitd_logger *lg = kitd_logger_stderr();
+  if (kitd_metrics_new(&g_metrics)) return 1;
 
   int port = 0;
   int fd = lorem_listen(listen_on, &port);
@@ -214,6 +234,7 @@ int main(int argc, char **argv) {
   int rc = drain(d, reg, grace, drain_timeout, lg);
   MHD_stop_daemon(d);
   MHD_destroy_response(g_health);
+  kitd_metrics_free(g_metrics);
   close(fd);
   kitd_global_cleanup();
   return rc;
