@@ -39,8 +39,9 @@
  *   kitd_instance_ejections_total{service,instance} outlier ejections
  *   kitd_watch_up{watch}                     1 while the last answer was
  *                                            good, 0 while failing
- *   kitd_watch_error{watch,error}            1, with the failing watch's
- *                                            error text (only while failing)
+ *   kitd_watch_error{watch,error}            the last error's text: 1 while
+ *                                            failing, 0 once recovered
+ *                                            (absent before any error)
  *   kitd_watch_last_good_age_seconds{watch}  age of the last good answer
  *                                            (absent before the first one)
  *   kitd_watch_instances{watch}              instances in the set

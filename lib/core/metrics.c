@@ -227,8 +227,9 @@ struct inst_snap {
 };
 struct watch_snap {
   const char *name;
-  char *detail;
+  char *detail; /* the last error's, or NULL if none ever */
   int err;
+  int last_err_seen;
   double age; /* < 0: no good answer yet */
   size_t count;
   uint64_t answers, errors;
@@ -249,9 +250,10 @@ static int by_watch(const void *a, const void *b) {
 static void watch_got(void *arg, const struct kitd__mwatch_state *st) {
   struct watch_snap *w = arg;
   w->err = st->err;
-  w->detail = st->err
-                  ? kitd__strdup(st->detail && st->detail[0] ? st->detail : kitd_strerror(st->err))
-                  : NULL;
+  w->last_err_seen = st->last_err != 0;
+  w->detail = st->last_err ? kitd__strdup(st->detail && st->detail[0] ? st->detail
+                                                                      : kitd_strerror(st->last_err))
+                           : NULL;
   w->age = st->last_good_ns ? (double)(kitd_now_ns() - st->last_good_ns) / 1e9 : -1;
   w->count = st->count;
   w->answers = st->answers;
@@ -355,10 +357,10 @@ static void walk_watches(struct watch_snap *ws, size_t nw, kitd_metric_fn fn, vo
          KITD_METRIC_GAUGE, &l, 1, ws[i].err ? 0 : 1);
   }
   for (size_t i = 0; i < nw; i++) {
-    if (!ws[i].err) continue;
-    kitd_metric_label l[2] = {{"watch", ws[i].name}, {"error", ws[i].detail ? ws[i].detail : ""}};
-    emit(fn, arg, "kitd_watch_error", "The failing watch's error (always 1).", KITD_METRIC_GAUGE, l,
-         2, 1);
+    if (!ws[i].detail) continue;
+    kitd_metric_label l[2] = {{"watch", ws[i].name}, {"error", ws[i].detail}};
+    emit(fn, arg, "kitd_watch_error", "The watch's last error: 1 while failing, 0 once recovered.",
+         KITD_METRIC_GAUGE, l, 2, ws[i].err ? 1 : 0);
   }
   for (size_t i = 0; i < nw; i++) {
     if (ws[i].age < 0) continue;
@@ -411,7 +413,7 @@ int kitd_metrics_walk(kitd_metrics *m, kitd_metric_fn fn, void *arg) {
   for (struct mwatch *w = m->watches; !rc && w; w = w->next, j++) {
     if (!(ws[j].name = kitd__strdup(w->name))) rc = KITD_ENOMEM;
     w->read(w->obj, watch_got, &ws[j]);
-    if (ws[j].err && !ws[j].detail) rc = KITD_ENOMEM;
+    if (ws[j].last_err_seen && !ws[j].detail) rc = KITD_ENOMEM;
   }
   pthread_mutex_unlock(&m->wmu);
   if (!rc) {

@@ -77,7 +77,8 @@ void kitd__mp_end(const struct kitd__mpipe *p, int result, int64_t ns);
 /* What a watch says, read at walk time. */
 struct kitd__mwatch_state {
   int err;              /* 0: the last answer was good */
-  const char *detail;   /* the error text ("" if none) */
+  int last_err;         /* the last error ever met, 0: none */
+  const char *detail;   /* the last error's text ("" if none) */
   int64_t last_good_ns; /* 0: none yet */
   size_t count;
   uint64_t answers, errors;

@@ -181,6 +181,8 @@ static void apply_error(kitd_instancer *in, int err, char *detail) {
   in->err = err ? err : KITD_EINTERNAL;
   in->last_err = in->err;
   in->answers++, in->errors++;
+  char *keep = kitd__strdup(detail ? detail : kitd_strerror(in->err));
+  if (keep) free(in->last_detail), in->last_detail = keep; /* no memory: the older one stays */
   in->has_state = true;
   deliver_all(in);
 }
@@ -360,6 +362,7 @@ void kitd_instancer_free(kitd_instancer *in) {
   set_free(in->set, in->count);
   drop_pending(in);
   free(in->detail);
+  free(in->last_detail);
   free(in->subs);
   free(in->what);
   if (in->cond_ok) pthread_cond_destroy(&in->ready);

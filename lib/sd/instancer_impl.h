@@ -64,6 +64,7 @@ struct kitd_instancer {
   /* Registry answers published, good or failed, and the failed ones:
    * one per request the watch made (read by kitd_metrics_watch). */
   uint64_t answers, errors;
+  char *last_detail; /* the last error's detail, kept after a recovery */
 };
 
 /* Initialise the base (one reference). Returns 0 or KITD_ENOMEM. */

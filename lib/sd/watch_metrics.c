@@ -12,8 +12,14 @@ void kitd__instancer_metrics_read(void *obj,
                                   void *arg) {
   kitd_instancer *in = obj;
   pthread_mutex_lock(&in->mu);
-  struct kitd__mwatch_state st = {
-      in->err, in->detail ? in->detail : "", in->last_good_ns, in->count, in->answers, in->errors};
+  struct kitd__mwatch_state st;
+  st.err = in->err;
+  st.last_err = in->last_err;
+  st.detail = in->last_detail ? in->last_detail : "";
+  st.last_good_ns = in->last_good_ns;
+  st.count = in->count;
+  st.answers = in->answers;
+  st.errors = in->errors;
   done(arg, &st);
   pthread_mutex_unlock(&in->mu);
 }

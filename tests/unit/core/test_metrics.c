@@ -179,6 +179,11 @@ static void failures_and_retries(void **state) {
   assert_true(value_of(m, "kitd_watch_requests_total", "lorem", NULL) == 3);
   assert_true(value_of(m, "kitd_watch_errors_total", "lorem", NULL) == 1);
   assert_true(value_of(m, "kitd_watch_last_good_age_seconds", "lorem", NULL) >= 0);
+  /* Recovered: up again, the last error kept at 0. */
+  assert_int_equal(kitd_static_instancer_set(p.in, addrs, 2), 0);
+  assert_true(value_of(m, "kitd_watch_up", "lorem", NULL) == 1);
+  assert_true(value_of(m, "kitd_watch_error", "lorem", "connect \"x\" refused\n") == 0);
+  assert_true(value_of(m, "kitd_watch_requests_total", "lorem", NULL) == 4);
   /* The registry outlives what it counted, or not: any order. */
   kitd_metrics_free(m);
   pipe_free(&p);
