@@ -187,6 +187,7 @@ int lorem_pipeline_new(const struct lorem_pipeline_conf *c, lorem_pipeline **out
     goto fail;
   kitd_retry_opts ro;
   kitd_retry_opts_init(&ro);
+  ro.logger = c->lg; /* KITD_LOG_LEVEL=debug: each pick explained */
   ro.metrics = c->metrics;
   ro.metrics_name = c->metrics ? name : NULL;
   ro.max_attempts = c->attempts ? c->attempts : 3;

@@ -159,6 +159,20 @@ KITD_API int kitd_balancer_pick(kitd_balancer *b, kitd_pick *out);
  * first to keep the endpoint). Thread-safety: any thread (the picking one). */
 KITD_API void kitd_balancer_done(kitd_balancer *b, kitd_pick *p, int result, int64_t latency_ns);
 
+/* Why this pick: writes into buf (cap bytes, always terminated, cut if
+ * need be) the policy, the candidates in the snapshot, the one chosen and
+ * the ones a learning balancer passed over with the reason (not passing,
+ * ejected, other zone, slow start), as logfmt:
+ *   policy=weighted candidates=3 chosen=10.0.0.2:80 skipped="10.0.0.1:80 ejected"
+ * `p` must be held (between kitd_balancer_pick() and kitd_balancer_done());
+ * a cleared pick (after KITD_ENOENDPOINTS) is explained by
+ * kitd_endpointer_explain()'s reason. kitd_retry writes the same line,
+ * with the instances already tried in the call, as a debug log record
+ * (kitd_retry_opts.logger). Costs nothing unless called. Returns buf.
+ * Thread-safety: the picking thread. */
+KITD_API const char *kitd_balancer_explain(kitd_balancer *b, const kitd_pick *p, char *buf,
+                                           size_t cap);
+
 /* Add a reference; returns `b`. Thread-safety: any thread. */
 KITD_API kitd_balancer *kitd_balancer_ref(kitd_balancer *b);
 

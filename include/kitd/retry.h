@@ -23,6 +23,7 @@
 #include "ctx.h"
 #include "endpoint.h"
 #include "export.h"
+#include "log.h"
 #include "metrics.h"
 
 #ifdef __cplusplus
@@ -71,6 +72,14 @@ typedef struct kitd_retry_opts {
    * one predictable branch per call. */
   kitd_metrics *metrics;
   const char *metrics_name;
+  /* Explain each pick: when this logger writes debug records (its level,
+   * or KITD_LOG_LEVEL=debug, at kitd_retry_new()), every attempt logs one
+   * record, component "retry", msg=pick, with its attempt number and
+   * kitd_balancer_explain()'s fields, the instances already tried in this
+   * call among the skipped ones. Borrowed: must outlive the endpoint.
+   * NULL or not at debug (the default): nothing, one predictable branch
+   * per attempt. */
+  kitd_logger *logger;
 } kitd_retry_opts;
 
 /* Fill `o` with the defaults above. Thread-safety: any thread. */

@@ -250,6 +250,7 @@ static int variant_new(kitd_client *c, const char *method, const char *ctype,
            : kitd_balancer_round_robin_new(v->ep, c->balancer_flags, &v->lb);
   if (rc) goto fail;
   kitd_retry_opts ro = c->retry;
+  if (!ro.logger) ro.logger = c->lg; /* picks explained at debug level */
   if (c->m) {
     ro.metrics = c->m;
     ro.metrics_name = c->service;

@@ -12,6 +12,7 @@
 #include "kitd/retry.h"
 #include "lb/balancer_impl.h"
 #include "lb/budget.h"
+#include "lb/lb_explain.h"
 #include "sd/endpointer_impl.h"
 
 /* Endpoints that failed in this call, remembered (on the stack) to avoid. */
@@ -26,6 +27,7 @@ struct retry {
   struct kitd__budget budget;
   const struct kitd__mpipe *mp; /* metrics, or NULL */
   int timed_always;             /* every call reads the clock anyway */
+  int explain;                  /* log each pick (o.logger writes debug) */
 };
 
 /* What a counted call tells its metrics (retry_call fills it on its
@@ -99,6 +101,15 @@ static inline void copy_address(char dst[KITD_INSTANCE_MAX], const kitd_instance
   dst[n] = '\0';
 }
 
+/* The debug record of a pick (kitd_retry_opts.logger). */
+static __attribute__((noinline, cold)) void explain_pick(struct retry *r, const kitd_pick *p,
+                                                         kitd_endpoint *const *avoid,
+                                                         unsigned navoid, unsigned attempt) {
+  char why[1024];
+  kitd__pick_explain(r->b, p, avoid, navoid, why, sizeof why);
+  kitd_log(r->o.logger, KITD_LOG_DEBUG, "retry", "msg=pick attempt=%u %s", attempt, why);
+}
+
 /* Exponential backoff with full jitter: uniform in [0, min(max, base*2^k)]
  * (spreads a fleet's retries best). */
 static int64_t backoff_ns(const struct retry *r, unsigned attempt, int err) {
@@ -138,6 +149,8 @@ retry_run(struct retry *r, kitd_ctx *ctx, const void *req, void **resp, struct m
     kitd_pick p;
     if (mc && attempt > 1) mc->retries++;
     int rc = pick_avoiding(r, &p, avoid, navoid);
+    if (__builtin_expect(r->explain, 0))
+      explain_pick(r, rc == 0 ? &p : NULL, avoid, navoid, attempt);
     if (rc == 0) {
       kitd_ctx actx;
       kitd_ctx_init_child(&actx, base, r->o.attempt_timeout_ms);
@@ -268,6 +281,7 @@ int kitd_retry_new(kitd_balancer *b, const kitd_retry_opts *opts, kitd_endpoint 
   kitd__budget_init(&r->budget, r->o.budget_percent, r->o.budget_min_per_sec);
   r->mp = NULL;
   r->timed_always = r->o.timeout_ms > 0 || r->o.attempt_timeout_ms > 0 || b->ops->tracks_load;
+  r->explain = r->o.logger && kitd_log_enabled(r->o.logger, KITD_LOG_DEBUG);
   if (r->o.metrics && !(r->mp = kitd__mpipe_get(r->o.metrics, r->o.metrics_name))) {
     kitd_balancer_free(r->b);
     free(r);
