@@ -289,6 +289,46 @@ static void prometheus_text(void **state) {
   kitd_metrics_free(m);
 }
 
+/* kitd_client_opts.metrics: calls, instances and the watch under the
+ * service name, gone with the client. */
+static void client_counts(void **state) {
+  (void)state;
+  kitd_metrics *m;
+  assert_int_equal(kitd_metrics_new(&m), 0);
+  const char *addrs[] = {"a:1", "bad:1"};
+  kitd_instancer *in;
+  assert_int_equal(kitd_static_instancer_new(addrs, 2, &in), 0);
+  kitd_client_opts o;
+  kitd_client_opts_init(&o);
+  o.service = "users";
+  o.instancer = in;
+  o.factory = &(kitd_factory){factory, NULL, NULL};
+  o.metrics = m;
+  kitd_client *c;
+  assert_int_equal(kitd_client_new(&o, &c), 0);
+  for (int i = 0; i < 4; i++) {
+    kitd_ctx ctx;
+    kitd_ctx_init(&ctx);
+    void *resp = NULL;
+    assert_int_equal(kitd_client_call(c, &ctx, NULL, &resp), 0);
+  }
+  assert_true(value_of(m, "kitd_calls_total", "users", NULL) == 4);
+  assert_true(value_of(m, "kitd_instance_picks_total", "users", "a:1") +
+                  value_of(m, "kitd_instance_picks_total", "users", "bad:1") ==
+              4 + value_of(m, "kitd_retries_total", "users", NULL));
+  assert_true(value_of(m, "kitd_watch_instances", "users", NULL) == 2);
+  /* The client's retry has a timeout (10 s by default): every call timed. */
+  struct find f = {"kitd_call_duration_seconds", "users", NULL, 0, 0, 0};
+  assert_int_equal(kitd_metrics_walk(m, find_fn, &f), 0);
+  assert_true(f.count == 4);
+  kitd_client_free(c);
+  kitd_instancer_free(in);
+  f = (struct find){"kitd_calls_total", NULL, NULL, 0, 0, 0};
+  assert_int_equal(kitd_metrics_walk(m, find_fn, &f), 0);
+  assert_int_equal(f.found, 0);
+  kitd_metrics_free(m);
+}
+
 static void empty_and_args(void **state) {
   (void)state;
   kitd_metrics *m;
@@ -335,7 +375,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(exact_two_threads), cmocka_unit_test(failures_and_retries),
       cmocka_unit_test(budget_refusals),   cmocka_unit_test(ejections),
-      cmocka_unit_test(prometheus_text),   cmocka_unit_test(empty_and_args),
+      cmocka_unit_test(prometheus_text),   cmocka_unit_test(client_counts),
+      cmocka_unit_test(empty_and_args),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
