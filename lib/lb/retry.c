@@ -26,7 +26,9 @@ struct retry {
   kitd_retry_opts o;
   struct kitd__budget budget;
   const struct kitd__mpipe *mp; /* metrics, or NULL */
-  int timed_always;             /* every call reads the clock anyway */
+  uint64_t sample_mask;         /* calls n with n & mask == 0 are timed:
+                                   63 (one in 64), or 0 (all: every call
+                                   reads the clock anyway) */
   int explain;                  /* log each pick (o.logger writes debug) */
 };
 
@@ -243,13 +245,27 @@ static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) 
   struct retry *r = state;
   const struct kitd__mpipe *mp = r->mp;
   if (__builtin_expect(mp == NULL, 1)) return retry_run(r, ctx, req, resp, NULL);
-  struct mcall mc = {0, 0, 0, 0, 0};
-  /* The thread's count of started calls picks the sampled ones. */
-  uint64_t n = kitd__ctr_add(mp->base + KITD__MP_STARTED, 1);
-  mc.force_time = !r->timed_always && (n & 63) == 0;
+  struct mcall mc;
+  mc.refused = 0, mc.retries = 0, mc.t0 = 0, mc.t1 = 0;
+  /* The thread's slots, found once for the start and the end (the call
+   * may grow the array, hence the check before the end's count). The
+   * thread's count of started calls picks the sampled ones. */
+  uint32_t base = mp->base;
+  _Atomic uint64_t *v = kitd__ctr.slots + base;
+  uint64_t n;
+  if (__builtin_expect(base + KITD__MP_SLOTS <= kitd__ctr.cap, 1)) {
+    n = atomic_load_explicit(&v[KITD__MP_STARTED], memory_order_relaxed) + 1;
+    atomic_store_explicit(&v[KITD__MP_STARTED], n, memory_order_relaxed);
+  } else {
+    n = kitd__ctr_add(base + KITD__MP_STARTED, 1);
+    v = NULL;
+  }
+  mc.force_time = (n & r->sample_mask) == 0;
   int rc = retry_run(r, ctx, req, resp, &mc);
-  if (__builtin_expect(rc == 0 && !mc.t0 && !mc.retries, 1)) {
-    kitd__mp_count(mp, KITD__MP_FINISHED, 1);
+  if (__builtin_expect((rc | mc.retries) == 0 && !mc.t0 && v == kitd__ctr.slots + base, 1)) {
+    atomic_store_explicit(&v[KITD__MP_FINISHED],
+                          atomic_load_explicit(&v[KITD__MP_FINISHED], memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     return 0;
   }
   if (mc.retries) kitd__mp_count(mp, KITD__MP_RETRIES, mc.retries);
@@ -280,7 +296,8 @@ int kitd_retry_new(kitd_balancer *b, const kitd_retry_opts *opts, kitd_endpoint 
   else kitd_retry_opts_init(&r->o);
   kitd__budget_init(&r->budget, r->o.budget_percent, r->o.budget_min_per_sec);
   r->mp = NULL;
-  r->timed_always = r->o.timeout_ms > 0 || r->o.attempt_timeout_ms > 0 || b->ops->tracks_load;
+  r->sample_mask =
+      r->o.timeout_ms > 0 || r->o.attempt_timeout_ms > 0 || b->ops->tracks_load ? 0 : 63;
   r->explain = r->o.logger && kitd_log_enabled(r->o.logger, KITD_LOG_DEBUG);
   if (r->o.metrics && !(r->mp = kitd__mpipe_get(r->o.metrics, r->o.metrics_name))) {
     kitd_balancer_free(r->b);
