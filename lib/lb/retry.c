@@ -30,6 +30,7 @@ struct retry {
                                    63 (one in 64), or 0 (all: every call
                                    reads the clock anyway) */
   int explain;                  /* log each pick (o.logger writes debug) */
+  int instrumented;             /* metrics or explain: the counted loop */
 };
 
 /* What a counted call tells its metrics (retry_call fills it on its
@@ -59,9 +60,11 @@ static int avoided(kitd_endpoint *const *avoid, unsigned n, const kitd_endpoint 
 }
 
 /* Pick, re-picking (at most repick_limit times) while the pick is an
- * endpoint that already failed in this call and the snapshot holds others. */
-static int pick_avoiding(struct retry *r, kitd_pick *p, kitd_endpoint *const *avoid,
-                         unsigned navoid) {
+ * endpoint that already failed in this call and the snapshot holds others.
+ * Always inlined: with the retry loop inlined twice (with and without
+ * metrics) the compiler stopped inlining it, a call on every attempt. */
+static inline __attribute__((always_inline)) int
+pick_avoiding(struct retry *r, kitd_pick *p, kitd_endpoint *const *avoid, unsigned navoid) {
   int rc = kitd_balancer_pick(r->b, p);
   for (unsigned t = 0; rc == 0 && navoid && t < r->o.repick_limit; t++) {
     if (p->count <= navoid || !avoided(avoid, navoid, p->endpoint)) return 0;
@@ -151,7 +154,7 @@ retry_run(struct retry *r, kitd_ctx *ctx, const void *req, void **resp, struct m
     kitd_pick p;
     if (mc && attempt > 1) mc->retries++;
     int rc = pick_avoiding(r, &p, avoid, navoid);
-    if (__builtin_expect(r->explain, 0))
+    if (mc && __builtin_expect(r->explain, 0))
       explain_pick(r, rc == 0 ? &p : NULL, avoid, navoid, attempt);
     if (rc == 0) {
       kitd_ctx actx;
@@ -243,10 +246,12 @@ retry_run(struct retry *r, kitd_ctx *ctx, const void *req, void **resp, struct m
  * thread (the 64th, 128th, ... call a thread starts). */
 static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) {
   struct retry *r = state;
+  /* Neither metrics nor explain: the plain loop, one branch. */
+  if (__builtin_expect(!r->instrumented, 1)) return retry_run(r, ctx, req, resp, NULL);
   const struct kitd__mpipe *mp = r->mp;
-  if (__builtin_expect(mp == NULL, 1)) return retry_run(r, ctx, req, resp, NULL);
   struct mcall mc;
-  mc.refused = 0, mc.retries = 0, mc.t0 = 0, mc.t1 = 0;
+  mc.refused = 0, mc.retries = 0, mc.t0 = 0, mc.t1 = 0, mc.force_time = 0;
+  if (!mp) return retry_run(r, ctx, req, resp, &mc); /* explain only */
   /* The thread's slots, found once for the start and the end (the call
    * may grow the array, hence the check before the end's count). The
    * thread's count of started calls picks the sampled ones. */
@@ -304,6 +309,7 @@ int kitd_retry_new(kitd_balancer *b, const kitd_retry_opts *opts, kitd_endpoint 
     free(r);
     return KITD_ENOMEM;
   }
+  r->instrumented = r->explain || r->mp;
   r->o.metrics = NULL, r->o.metrics_name = NULL; /* not kept: the pipeline holds both */
   /* The endpoint takes its state on every path: retry_close releases the
    * balancer reference and the state if this fails. */
