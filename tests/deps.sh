@@ -9,13 +9,14 @@
 #   tests: libcmocka-dev libmicrohttpd-dev zlib1g-dev (the Consul double)
 #          clang libclang-rt-14-dev valgrind curl wrk openssl
 #          mandoc (lint of the manual), cmake (the CMake package),
-#          abigail-tools (the ABI check)
+#          abigail-tools (the ABI check), prometheus (promtool checks the
+#          metrics text)
 set -e
 need=""
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 for p in build-essential pkg-config libcurl4-openssl-dev libjansson-dev libcmocka-dev \
          libmicrohttpd-dev zlib1g-dev clang libclang-rt-14-dev valgrind curl wrk openssl python3 \
-         dnsmasq-base etcd-server etcd-client mandoc cmake abigail-tools; do
+         dnsmasq-base etcd-server etcd-client mandoc cmake abigail-tools prometheus; do
   have_pkg "$p" || need="$need $p"
 done
 [ -z "$need" ] && exit 0

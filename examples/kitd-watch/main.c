@@ -13,6 +13,9 @@
  * and per failed watch, on stderr:
  *   ts=... level=error service=lorem err=ECONNECT detail="..." count=2
  * The agent, token and TLS come from the CONSUL_* environment variables.
+ * --stats prints, on exit, what the watch cost and how it went (from its
+ * metrics, kitd/metrics.h):
+ *   ts=... service=lorem stats requests=12 seconds=30.0 requests_per_min=24.0 errors=1 last_error="..."
  * --once prints the current set and exits (0, or 1 on error). SIGINT and
  * SIGTERM stop it cleanly. Usage errors exit with 2. docs/man/kitd-watch.1
  * is its manual. */
@@ -22,6 +25,7 @@
 #include <kitd/error.h>
 #include <kitd/instance.h>
 #include <kitd/kitd.h>
+#include <kitd/metrics.h>
 #include <kitd/source.h>
 #include <kitd/version.h>
 #include <limits.h>
@@ -52,6 +56,8 @@ static void usage(FILE *f) {
         "  -w, --wait=DUR     longest blocking query, e.g. 30s, 500ms, 5m\n"
         "  -1, --once         print the current set and exit\n"
         "  -v, --verbose      also print each instance's weight, status and zone\n"
+        "      --stats        on exit, print the registry requests per minute and\n"
+        "                     the last error of the watch\n"
         "      --debug        log the library's debug lines on stderr\n"
         "  -h, --help         print this help and exit\n"
         "  -V, --version      print the version and exit\n"
@@ -99,8 +105,9 @@ struct watch_state {
   const char *key; /* "service", or "source" for a source string */
   const char *service;
   int verbose;
-  int once; /* --once with a source string: the first event ends it */
-  int done; /* that event came; rc is its outcome */
+  int once;  /* --once with a source string: the first event ends it */
+  int stats; /* --stats: print the watch's metrics on exit */
+  int done;  /* that event came; rc is its outcome */
   int rc;
   pthread_cond_t cv;
   pthread_mutex_t mu;
@@ -205,8 +212,41 @@ struct flags {
   int all;
   const char *dc;
   int64_t wait_ms;
-  int once, verbose, debug;
+  int once, verbose, debug, stats;
 };
+
+/* What --stats reads from the watch's metrics. */
+struct stats {
+  double requests, errors;
+  const char *last_error; /* copied by the walk callback */
+  char buf[512];
+};
+
+static void stats_fn(void *arg, const kitd_metric *m) {
+  struct stats *s = arg;
+  if (!strcmp(m->name, "kitd_watch_requests_total")) s->requests = m->value;
+  else if (!strcmp(m->name, "kitd_watch_errors_total")) s->errors = m->value;
+  else if (!strcmp(m->name, "kitd_watch_error") && m->nlabels == 2) {
+    snprintf(s->buf, sizeof s->buf, "%s", m->labels[1].value);
+    s->last_error = s->buf;
+  }
+}
+
+/* One logfmt line: requests, the time watched, requests a minute, errors
+ * and the last error ("" if none). */
+static void print_stats(const char *key, const char *service, kitd_metrics *m, int64_t t0) {
+  struct stats s = {0, 0, "", {0}};
+  if (kitd_metrics_walk(m, stats_fn, &s) != 0) return;
+  double secs = (double)(kitd_now_ns() - t0) / 1e9;
+  char ts[64], svc[600], e[600];
+  now_ts(ts, sizeof ts);
+  printf("ts=%s %s=%s stats requests=%.0f seconds=%.1f requests_per_min=%.1f errors=%.0f "
+         "last_error=%s\n",
+         ts, key, kitd_log_quote(svc, sizeof svc, service), s.requests, secs,
+         secs > 0 ? s.requests * 60 / secs : 0, s.errors,
+         kitd_log_quote(e, sizeof e, s.last_error));
+  fflush(stdout);
+}
 
 /* Block SIGINT and SIGTERM in every thread: the main thread takes them
  * with sigwait() and then stops the watch. */
@@ -218,8 +258,9 @@ static void block_signals(sigset_t *sigs) {
 }
 
 static struct watch_state *watch_state_init(struct watch_state *st, const char *key,
-                                            const char *service, int verbose, int once) {
-  *st = (struct watch_state){.key = key, .service = service, .verbose = verbose, .once = once};
+                                            const char *service, int verbose, int once, int stats) {
+  *st = (struct watch_state){
+      .key = key, .service = service, .verbose = verbose, .once = once, .stats = stats};
   pthread_mutex_init(&st->mu, NULL);
   pthread_cond_init(&st->cv, NULL);
   return st;
@@ -230,6 +271,14 @@ static struct watch_state *watch_state_init(struct watch_state *st, const char *
  * and `st`. Returns the exit status. */
 static int run_watch(kitd_instancer *in, struct watch_state *st, const sigset_t *sigs) {
   int rc = 0;
+  /* --stats: the watch's own metrics, counted from now. */
+  kitd_metrics *m = NULL;
+  int64_t t0 = kitd_now_ns();
+  if (st->stats && (kitd_metrics_new(&m) || kitd_metrics_watch(m, in, st->service))) {
+    print_error(st->key, st->service, KITD_ENOMEM, "cannot count the watch", 0);
+    kitd_metrics_free(m);
+    m = NULL;
+  }
   int e = kitd_instancer_subscribe(in, on_event, st);
   if (e) {
     print_error(st->key, st->service, e, "cannot subscribe", 0);
@@ -249,6 +298,8 @@ static int run_watch(kitd_instancer *in, struct watch_state *st, const sigset_t 
     sigwait(sigs, &sig);
     kitd_instancer_unsubscribe(in, on_event, st);
   }
+  if (m) print_stats(st->key, st->service, m, t0);
+  kitd_metrics_free(m);
   kitd_instancer_free(in);
   free(st->last);
   pthread_cond_destroy(&st->cv);
@@ -298,7 +349,8 @@ static int watch_source(const char *source, const struct flags *f) {
     return rc;
   }
   struct watch_state st;
-  int rc = run_watch(in, watch_state_init(&st, "source", source, f->verbose, f->once), &sigs);
+  int rc =
+      run_watch(in, watch_state_init(&st, "source", source, f->verbose, f->once, f->stats), &sigs);
   kitd_logger_free(lg);
   kitd_global_cleanup();
   return rc;
@@ -307,25 +359,22 @@ static int watch_source(const char *source, const struct flags *f) {
 int main(int argc, char **argv) {
   const char *tags[MAX_TAGS];
   size_t ntags = 0;
-  int once = 0, all = 0, verbose = 0, debug = 0;
+  int once = 0, all = 0, verbose = 0, debug = 0, stats = 0;
   const char *dc = NULL;
   int64_t wait_ms = 0;
   enum {
     OPT_PASSING = 256,
     OPT_DC,
-    OPT_DEBUG
+    OPT_DEBUG,
+    OPT_STATS
   };
-  static const struct option longopts[] = {{"tag", required_argument, NULL, 't'},
-                                           {"passing", no_argument, NULL, OPT_PASSING},
-                                           {"all", no_argument, NULL, 'a'},
-                                           {"dc", required_argument, NULL, OPT_DC},
-                                           {"wait", required_argument, NULL, 'w'},
-                                           {"once", no_argument, NULL, '1'},
-                                           {"verbose", no_argument, NULL, 'v'},
-                                           {"debug", no_argument, NULL, OPT_DEBUG},
-                                           {"help", no_argument, NULL, 'h'},
-                                           {"version", no_argument, NULL, 'V'},
-                                           {NULL, 0, NULL, 0}};
+  static const struct option longopts[] = {
+      {"tag", required_argument, NULL, 't'},   {"passing", no_argument, NULL, OPT_PASSING},
+      {"all", no_argument, NULL, 'a'},         {"dc", required_argument, NULL, OPT_DC},
+      {"wait", required_argument, NULL, 'w'},  {"once", no_argument, NULL, '1'},
+      {"verbose", no_argument, NULL, 'v'},     {"debug", no_argument, NULL, OPT_DEBUG},
+      {"stats", no_argument, NULL, OPT_STATS}, {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, 'V'},     {NULL, 0, NULL, 0}};
   /* getopt_long names an unknown option or a missing value on stderr
    * itself; we add the hint and exit 2. */
   int c;
@@ -345,6 +394,7 @@ int main(int argc, char **argv) {
     case '1': once = 1; break;
     case 'v': verbose = 1; break;
     case OPT_DEBUG: debug = 1; break;
+    case OPT_STATS: stats = 1; break;
     case 'h': usage(stdout); return 0;
     case 'V':
       /* The version built against, then the one running (they differ when
@@ -362,8 +412,8 @@ int main(int argc, char **argv) {
    * failed --once lookup reports at once); "scheme://" goes through
    * source.h, which knows every registry. */
   if (strstr(service, "://"))
-    return watch_source(service,
-                        &(struct flags){tags, ntags, all, dc, wait_ms, once, verbose, debug});
+    return watch_source(
+        service, &(struct flags){tags, ntags, all, dc, wait_ms, once, verbose, debug, stats});
 
   if (kitd_global_init() != 0) {
     fprintf(stderr, PROG ": cannot initialise libcurl\n");
@@ -416,7 +466,7 @@ int main(int argc, char **argv) {
     rc = 1;
   } else {
     struct watch_state st;
-    rc = run_watch(in, watch_state_init(&st, "service", service, verbose, 0), &sigs);
+    rc = run_watch(in, watch_state_init(&st, "service", service, verbose, 0, stats), &sigs);
   }
   kitd_logger_free(lg);
   kitd_consul_free(cl);

@@ -124,7 +124,7 @@ int main(int argc, char **argv) {
       static_list, consul_addr, consul_port,
       service,     tag,         (unsigned)attempts,
       attempt_ms,  timeout_ms,  per_thread ? KITD_RR_PER_THREAD : KITD_RR_GLOBAL,
-      lg,          source};
+      lg,          source,      NULL};
   if (lorem_pipeline_new(&pc, &g_p)) {
     fprintf(stderr, "lorem-client: cannot build the pipeline (see the log above)\n");
     return 1;

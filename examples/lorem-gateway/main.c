@@ -5,6 +5,7 @@
  *        -> 200 {"message": "..."} with X-Upstream: host:port
  *   GET  /health -> 200 {"status": true}, or 503 {"status": false, "reason": "..."}
  *                   while its pipeline has no instance
+ *   GET  /metrics -> the pipeline's metrics, Prometheus text (kitd/metrics.h)
  *
  * One pipeline (instancer -> endpointer -> round robin -> retry) lives as
  * long as the process, so its round robin keeps its place between requests
@@ -23,10 +24,12 @@
 #include "lorem/flags.h"
 #include "lorem/gwreq.h"
 #include "lorem/httpd.h"
+#include "lorem/metrics.h"
 #include "lorem/pipeline.h"
 #include "lorem/route.h"
 
 static lorem_pipeline *g_p;
+static kitd_metrics *g_metrics;
 static int64_t g_timeout_ms;
 
 /* 502/504 with every attempt's error, so the caller can see what happened. */
@@ -77,6 +80,22 @@ static void serve_health(lorem_http_req *c) {
   int n = snprintf(body, sizeof body, "{\"status\":false,\"reason\":%s}", q);
   if (n < 0 || (size_t)n >= sizeof body) n = snprintf(body, sizeof body, "{\"status\":false}");
   lorem_reply(c, 503, body, (size_t)n, NULL, NULL);
+}
+
+/* GET /metrics: on the event loop. */
+static void serve_metrics(lorem_http_req *c) {
+  if (strcmp(c->method, "GET") && strcmp(c->method, "HEAD")) {
+    lorem_reply_error(c, 405, "method not allowed", "GET, HEAD");
+    return;
+  }
+  size_t len;
+  char *text = lorem_metrics_text(g_metrics, &len);
+  if (!text) {
+    lorem_reply_error(c, 500, "no memory", NULL);
+    return;
+  }
+  lorem_http_reply(c, 200, LOREM_METRICS_TYPE, text, len, NULL);
+  free(text);
 }
 
 /* POST /sd-lorem: on a worker thread (the upstream call blocks). */
@@ -132,6 +151,7 @@ static void serve_other(lorem_http_req *c) { lorem_reply_error(c, 404, "not foun
 /* The route table: add a route here (path, flags, handler). */
 static const lorem_http_route routes[] = {
     {"/health", 0, serve_health},
+    {"/metrics", 0, serve_metrics},
     {"/sd-lorem", LOREM_HTTP_BLOCKING, serve_lorem},
     {NULL, 0, serve_other},
 };
@@ -179,9 +199,10 @@ int main(int argc, char **argv) {
   lorem_block_signals();
   kitd_global_init();
   kitd_logger *lg = kitd_logger_stderr();
+  if (kitd_metrics_new(&g_metrics)) return 1;
   struct lorem_pipeline_conf pc = {
-      static_list, consul_addr, consul_port,    service, tag,   (unsigned)attempts,
-      attempt_ms,  timeout_ms,  KITD_RR_GLOBAL, lg,      source};
+      static_list, consul_addr, consul_port,    service, tag,    (unsigned)attempts,
+      attempt_ms,  timeout_ms,  KITD_RR_GLOBAL, lg,      source, g_metrics};
   if (lorem_pipeline_new(&pc, &g_p)) return 1;
   int port = 0;
   int fd = lorem_listen(listen_on, &port);
@@ -210,6 +231,7 @@ int main(int argc, char **argv) {
   lorem_http_server_free(d);
   close(fd);
   lorem_pipeline_free(g_p);
+  kitd_metrics_free(g_metrics);
   kitd_global_cleanup();
   return 0;
 }

@@ -5,6 +5,9 @@
  *
  *   POST /lorem/{word|sentence|paragraph}/{min}/{max} -> {"message": "..."}
  *   GET  /health                                      -> {"status": true}
+ *   GET  /metrics                  -> Prometheus text (kitd/metrics.h; the
+ *                                     server builds no client, so the
+ *                                     registry it serves is empty so far)
  *
  * It binds first, then registers (retrying in the background until the
  * agent answers). On SIGINT/SIGTERM it drains: /health answers 503, it
@@ -25,11 +28,13 @@
 #include "lorem/flags.h"
 #include "lorem/httpd.h"
 #include "lorem/lorem.h"
+#include "lorem/metrics.h"
 #include "lorem/route.h"
 #include "register.h"
 
 static uint64_t g_seed;
 static atomic_uint g_thread_no;
+static kitd_metrics *g_metrics;
 /* Draining: /health fails so checks and gateways stop sending. */
 static atomic_int g_draining;
 
@@ -54,6 +59,17 @@ static void serve(lorem_http_req *rq) {
     static const char health[] = "{\"status\":true}";
     lorem_reply(rq, 200, health, sizeof health - 1, NULL, NULL);
     return;
+  case LOREM_ROUTE_METRICS: {
+    size_t len;
+    char *text = lorem_metrics_text(g_metrics, &len);
+    if (!text) {
+      lorem_reply_error(rq, 500, "no memory", NULL);
+      return;
+    }
+    lorem_http_reply(rq, 200, LOREM_METRICS_TYPE, text, len, NULL);
+    free(text);
+    return;
+  }
   case LOREM_ROUTE_ERROR: lorem_reply_error(rq, rt.status, rt.error, rt.allow); return;
   case LOREM_ROUTE_LOREM: break;
   }
@@ -166,6 +182,7 @@ int main(int argc, char **argv) {
   lorem_block_signals();
   kitd_global_init();
   kitd_logger *lg = kitd_logger_stderr();
+  if (kitd_metrics_new(&g_metrics)) return 1;
 
   int port = 0;
   int fd = lorem_listen(listen_on, &port);
@@ -202,6 +219,7 @@ int main(int argc, char **argv) {
   int rc = drain(d, &fd, reg, grace, drain_timeout, lg);
   lorem_http_server_free(d);
   if (fd >= 0) close(fd);
+  kitd_metrics_free(g_metrics);
   kitd_global_cleanup();
   return rc;
 }

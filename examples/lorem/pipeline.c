@@ -180,8 +180,16 @@ int lorem_pipeline_new(const struct lorem_pipeline_conf *c, lorem_pipeline **out
   if ((rc = kitd_endpointer_new(p->in, &hf, &eo, &p->ep))) goto fail;
   what = "balancer";
   if ((rc = kitd_balancer_round_robin_new(p->ep, c->rr_flags, &p->lb))) goto fail;
+  const char *name = c->service ? c->service : "lorem";
+  what = "metrics";
+  if (c->metrics && ((rc = kitd_balancer_set_metrics(p->lb, c->metrics, name)) ||
+                     (rc = kitd_metrics_watch(c->metrics, p->in, name))))
+    goto fail;
   kitd_retry_opts ro;
   kitd_retry_opts_init(&ro);
+  ro.logger = c->lg; /* KITD_LOG_LEVEL=debug: each pick explained */
+  ro.metrics = c->metrics;
+  ro.metrics_name = c->metrics ? name : NULL;
   ro.max_attempts = c->attempts ? c->attempts : 3;
   ro.attempt_timeout_ms = c->attempt_timeout_ms ? c->attempt_timeout_ms : 1000;
   ro.timeout_ms = c->timeout_ms ? c->timeout_ms : 3000;

@@ -44,6 +44,8 @@ struct lorem_pipeline_conf {
   const char *source;         /* a registry source string (consul://, etcd://,
                                 dns+srv://, file://; see kitd/source.h):
                                 wins over static_list and the Consul flags */
+  kitd_metrics *metrics;      /* count the pipeline and its watch here, under
+                                the service name; NULL: not counted */
 };
 
 typedef struct lorem_pipeline lorem_pipeline;

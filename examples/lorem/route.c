@@ -76,12 +76,13 @@ int lorem_route_parse(const char *method, const char *path, size_t len, lorem_ro
     i = j + 1;
   }
 
-  if (nseg == 1 && seg_eq(seg[0], segn[0], "health")) {
+  int health = nseg == 1 && seg_eq(seg[0], segn[0], "health");
+  if (health || (nseg == 1 && seg_eq(seg[0], segn[0], "metrics"))) {
     if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
       o->allow = "GET, HEAD";
       return route_fail(o, 405, "method not allowed: %s", method, strlen(method));
     }
-    o->kind = LOREM_ROUTE_HEALTH;
+    o->kind = health ? LOREM_ROUTE_HEALTH : LOREM_ROUTE_METRICS;
     o->status = 200;
     return 200;
   }

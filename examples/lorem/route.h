@@ -6,6 +6,7 @@
  * Routes:
  *   POST /lorem/{word|sentence|paragraph}/{min}/{max}   type case-insensitive
  *   GET  /health   (HEAD too)
+ *   GET  /metrics  (HEAD too)
  * Counts are decimal digits only (no sign, no spaces), at most 9 digits,
  * and within lorem_limit(type). */
 #ifndef LOREM_ROUTE_H
@@ -20,7 +21,8 @@
 typedef enum lorem_route_kind {
   LOREM_ROUTE_LOREM = 0,  /* 200: generate type/min/max */
   LOREM_ROUTE_HEALTH = 1, /* 200: {"status": true} */
-  LOREM_ROUTE_ERROR = 2   /* status, error (and allow for 405) */
+  LOREM_ROUTE_ERROR = 2,  /* status, error (and allow for 405) */
+  LOREM_ROUTE_METRICS = 3 /* 200: Prometheus text */
 } lorem_route_kind;
 
 typedef struct lorem_route {

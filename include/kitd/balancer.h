@@ -25,6 +25,7 @@
 #include "endpointer.h"
 #include "export.h"
 #include "instance.h"
+#include "metrics.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -137,6 +138,16 @@ KITD_API int kitd_balancer_p2c_new(kitd_endpointer *ep, const kitd_balancer_opts
  * Thread-safety: before other threads start. */
 KITD_API void kitd_balancer_set_seed(kitd_balancer *b, uint64_t seed);
 
+/* Count this balancer's picks, failures and ejections per instance in `m`
+ * under the pipeline `name` (copied; kitd_retry_opts.metrics_name gives
+ * the same name to its calls). The balancer holds a reference on `m`. An
+ * endpoint's instance is counted under the first pipeline that picks it.
+ * Off by default: a balancer without metrics pays one predictable branch
+ * per kitd_balancer_done(). Returns 0, KITD_EINVAL (NULL argument, empty
+ * name, or metrics already set) or KITD_ENOMEM. Thread-safety: before
+ * other threads start (call it before the first pick). */
+KITD_API int kitd_balancer_set_metrics(kitd_balancer *b, kitd_metrics *m, const char *name);
+
 /* Pick an endpoint. Returns 0 and fills *out, or KITD_ENOENDPOINTS (the set
  * is empty; *out is then cleared and need not be handed back) or
  * KITD_EINVAL. Every successful pick must be followed by exactly one
@@ -149,6 +160,20 @@ KITD_API int kitd_balancer_pick(kitd_balancer *b, kitd_pick *out);
  * pick's endpoint and instance must not be used (take kitd_endpoint_ref()
  * first to keep the endpoint). Thread-safety: any thread (the picking one). */
 KITD_API void kitd_balancer_done(kitd_balancer *b, kitd_pick *p, int result, int64_t latency_ns);
+
+/* Why this pick: writes into buf (cap bytes, always terminated, cut if
+ * need be) the policy, the candidates in the snapshot, the one chosen and
+ * the ones a learning balancer passed over with the reason (not passing,
+ * ejected, other zone, slow start), as logfmt:
+ *   policy=weighted candidates=3 chosen=10.0.0.2:80 skipped="10.0.0.1:80 ejected"
+ * `p` must be held (between kitd_balancer_pick() and kitd_balancer_done());
+ * a cleared pick (after KITD_ENOENDPOINTS) is explained by
+ * kitd_endpointer_explain()'s reason. kitd_retry writes the same line,
+ * with the instances already tried in the call, as a debug log record
+ * (kitd_retry_opts.logger). Costs nothing unless called. Returns buf.
+ * Thread-safety: the picking thread. */
+KITD_API const char *kitd_balancer_explain(kitd_balancer *b, const kitd_pick *p, char *buf,
+                                           size_t cap);
 
 /* Add a reference; returns `b`. Thread-safety: any thread. */
 KITD_API kitd_balancer *kitd_balancer_ref(kitd_balancer *b);

@@ -41,6 +41,7 @@
 #include "http.h"
 #include "instancer.h"
 #include "log.h"
+#include "metrics.h"
 #include "retry.h"
 
 #ifdef __cplusplus
@@ -135,6 +136,10 @@ typedef struct kitd_client_opts {
                                file:///PATH); when set it wins over
                                instancer, consul and watcher; `watch` gives
                                its Consul options; copied at _new */
+  kitd_metrics *metrics;        /* count the pipeline in this registry
+                               (metrics.h) under the service name: calls,
+                               instances and the watch; the client holds a
+                               reference. NULL (default): not counted */
 } kitd_client_opts;
 
 /* Fill `o` with the defaults above. Thread-safety: any thread. */

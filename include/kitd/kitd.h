@@ -24,6 +24,7 @@
 #include "error.h"
 #include "ctx.h"
 #include "log.h"
+#include "metrics.h"
 #include "endpoint.h"
 #include "instance.h"
 #include "instancer.h"

@@ -23,6 +23,8 @@
 #include "ctx.h"
 #include "endpoint.h"
 #include "export.h"
+#include "log.h"
+#include "metrics.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -77,6 +79,20 @@ typedef struct kitd_retry_opts {
    * 0: off (default); else 0.5 to 0.999, and free_response set (else
    * KITD_EINVAL). Example: 0.95 sends a hedge for about 1 call in 20. */
   double hedge_quantile;
+  /* Metrics (metrics.h): count the calls in `metrics` under the pipeline
+   * `metrics_name` (both set, or neither; the name is copied; the retry
+   * holds a reference on the registry). NULL: not counted, at the cost of
+   * one predictable branch per call. */
+  kitd_metrics *metrics;
+  const char *metrics_name;
+  /* Explain each pick: when this logger writes debug records (its level,
+   * or KITD_LOG_LEVEL=debug, at kitd_retry_new()), every attempt logs one
+   * record, component "retry", msg=pick, with its attempt number and
+   * kitd_balancer_explain()'s fields, the instances already tried in this
+   * call among the skipped ones. Borrowed: must outlive the endpoint.
+   * NULL or not at debug (the default): nothing, one predictable branch
+   * per attempt. */
+  kitd_logger *logger;
 } kitd_retry_opts;
 
 /* Fill `o` with the defaults above. Thread-safety: any thread. */

@@ -15,6 +15,7 @@
 
 #include "consul/watcher.h"
 #include "core/alloc.h"
+#include "core/metrics_impl.h"
 #include "http/answer.h"
 #include "kitd/balancer.h"
 #include "kitd/client.h"
@@ -53,6 +54,7 @@ struct kitd_client {
   unsigned balancer_flags;
   int64_t ready_timeout_ms;
   kitd_logger *lg;
+  kitd_metrics *m; /* or NULL */
 };
 
 /* What the raw decoder hands back; kitd_client_resp.body points into it. */
@@ -247,7 +249,14 @@ static int variant_new(kitd_client *c, const char *method, const char *ctype,
            ? kitd_balancer_random_new(v->ep, &v->lb)
            : kitd_balancer_round_robin_new(v->ep, c->balancer_flags, &v->lb);
   if (rc) goto fail;
-  if ((rc = kitd_retry_new(v->lb, &c->retry, &v->call))) goto fail;
+  kitd_retry_opts ro = c->retry;
+  if (!ro.logger) ro.logger = c->lg; /* picks explained at debug level */
+  if (c->m) {
+    ro.metrics = c->m;
+    ro.metrics_name = c->service;
+    if ((rc = kitd_balancer_set_metrics(v->lb, c->m, c->service))) goto fail;
+  }
+  if ((rc = kitd_retry_new(v->lb, &ro, &v->call))) goto fail;
   *out = v;
   return 0;
 fail:
@@ -301,6 +310,8 @@ static void client_destroy(kitd_client *c) {
     variant_free(v);
     v = n;
   }
+  if (c->m) kitd__metrics_drop_watch(c->m, c);
+  kitd_metrics_free(c->m);
   kitd_instancer_free(c->in);
   pthread_mutex_destroy(&c->mu);
   free((char *)c->http.scheme);
@@ -308,6 +319,8 @@ static void client_destroy(kitd_client *c) {
   free(c->service);
   free(c);
 }
+
+static void client_watch_release(void *obj) { kitd_instancer_free(obj); }
 
 static int make_instancer(const kitd_client_opts *o, kitd_instancer **out) {
   if (o->source) { /* consul://, etcd://, dns+srv://, file:// (source.h) */
@@ -408,6 +421,17 @@ int kitd_client_new(const kitd_client_opts *o, kitd_client **out) {
   if ((rc = make_instancer(o, &c->in))) {
     client_destroy(c);
     goto early;
+  }
+  if (o->metrics) {
+    /* The watch is counted under the service name; a second client of the
+     * same name in the registry leaves the first one's (EEXIST). */
+    c->m = kitd_metrics_ref(o->metrics);
+    rc = kitd__metrics_add_watch(c->m, c->service, c, kitd__instancer_ref(c->in),
+                                 kitd__instancer_metrics_read, client_watch_release);
+    if (rc && rc != KITD_EEXIST) {
+      client_destroy(c);
+      goto early;
+    }
   }
   const char *method = o->method                    ? o->method
                        : o->http && o->http->method ? o->http->method

@@ -1,18 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* kitd_endpoint: a refcounted callable. */
 #include "core/alloc.h"
-#include "kitd/endpoint.h"
+#include "core/endpoint_impl.h"
 
 #include <stdlib.h>
 
 #include "kitd/error.h"
-
-struct kitd_endpoint {
-  kitd_endpoint_fn fn;
-  kitd_endpoint_close_fn close;
-  void *state;
-  long refs; /* atomic builtins */
-};
 
 int kitd_endpoint_new(kitd_endpoint_fn fn, kitd_endpoint_close_fn close, void *state,
                       kitd_endpoint **out) {
@@ -27,6 +20,7 @@ int kitd_endpoint_new(kitd_endpoint_fn fn, kitd_endpoint_close_fn close, void *s
   ep->close = close;
   ep->state = state;
   ep->refs = 1;
+  atomic_init(&ep->minst, NULL);
   *out = ep;
   return 0;
 }
@@ -41,6 +35,7 @@ void kitd_endpoint_unref(kitd_endpoint *ep) {
   /* acq_rel: every use by other holders happens before the close. */
   if (__atomic_sub_fetch(&ep->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
   if (ep->close) ep->close(ep->state);
+  kitd__minst_unref(atomic_load_explicit(&ep->minst, memory_order_acquire));
   free(ep);
 }
 

@@ -8,6 +8,7 @@
 #include "core/alloc.h"
 #include "kitd/error.h"
 #include "lb/balancer_impl.h"
+#include "lb/lb_metrics.h"
 
 /* A pick that holds its snapshot by refcount, not by a hazard slot. */
 #define PICK_REF (-2)
@@ -88,6 +89,7 @@ int kitd_balancer_pick(kitd_balancer *b, kitd_pick *out) {
  * is saved on the way (round robin and random: every pick pays for it). */
 void kitd_balancer_done(kitd_balancer *b, kitd_pick *p, int result, int64_t latency_ns) {
   if (!b || !p || !p->snap_) return;
+  if (__builtin_expect(b->mp != NULL, 0)) kitd__lb_count(b, p, result); /* metrics */
   if (b->ops->done) {
     b->ops->done(b, p, result, latency_ns);
     return;
@@ -105,6 +107,7 @@ kitd_balancer *kitd_balancer_ref(kitd_balancer *b) {
 void kitd_balancer_free(kitd_balancer *b) {
   if (!b || atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1) return;
   kitd_endpointer_free(b->ep);
+  kitd__mpipe_unref(b->mp);
   free(b->zone);
   free(b);
 }

@@ -43,8 +43,9 @@ struct kitd_balancer {
   /* Read-only after set-up: every pick reads this line. */
   const struct kitd__balancer_ops *ops;
   kitd_endpointer *ep;
-  uint64_t start; /* random start, or the seed */
-  uint32_t id;    /* unique, nonzero: tags per-thread state */
+  struct kitd__mpipe *mp; /* metrics (kitd_balancer_set_metrics), or NULL */
+  uint64_t start;         /* random start, or the seed */
+  uint32_t id;            /* unique, nonzero: tags per-thread state */
   unsigned flags;
   int seeded;
   atomic_long refs;

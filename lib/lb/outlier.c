@@ -11,6 +11,7 @@
 #include "core/alloc.h"
 #include "kitd/error.h"
 #include "lb/balancer_impl.h"
+#include "lb/lb_metrics.h"
 
 /* An instance ejected again and again stays out at most this many times
  * the base (Envoy caps at 300 s, 10 × its 30 s base). */
@@ -167,6 +168,7 @@ static void eject_locked(kitd_balancer *b, struct kitd__snap *s, size_t i) {
   atomic_store_explicit(&st->fails, 0, memory_order_relaxed);
   atomic_fetch_add_explicit(&ep->ejected, 1, memory_order_relaxed);
   atomic_store_explicit(&st->eject_until, now + b->eject_base_ns * times, memory_order_relaxed);
+  if (b->mp) kitd__lb_count_eject(b, s->eps[i], s->rec[i]); /* metrics */
 }
 
 void kitd__outcome(kitd_balancer *b, const kitd_pick *p, int result) {

@@ -8,11 +8,13 @@
 #include "core/alloc.h"
 #include "core/backoff.h"
 #include "core/instance_impl.h"
+#include "core/metrics_impl.h"
 #include "kitd/error.h"
 #include "kitd/retry.h"
 #include "lb/balancer_impl.h"
 #include "lb/budget.h"
 #include "lb/hedge.h"
+#include "lb/lb_explain.h"
 #include "sd/endpointer_impl.h"
 
 /* Endpoints that failed in this call, remembered (on the stack) to avoid. */
@@ -30,7 +32,22 @@ struct retry {
   bool deposit;
   kitd_retry_opts o;
   struct kitd__budget budget;
-  struct kitd__hedge *hedge; /* NULL: no hedging */
+  struct kitd__hedge *hedge;    /* NULL: no hedging */
+  const struct kitd__mpipe *mp; /* metrics, or NULL */
+  uint64_t sample_mask;         /* calls n with n & mask == 0 are timed:
+                                   63 (one in 64), or 0 (all: every call
+                                   reads the clock anyway) */
+  int explain;                  /* log each pick (o.logger writes debug) */
+  int instrumented;             /* metrics or explain: the counted loop */
+};
+
+/* What a counted call tells its metrics (retry_call fills it on its
+ * failure paths only, and notes the clock reads it makes anyway). */
+struct mcall {
+  int force_time; /* time this call (a sampled one) */
+  int refused;    /* the budget refused a retry */
+  unsigned retries;
+  int64_t t0, t1; /* start of the first attempt, end of the last; 0: untimed */
 };
 
 void kitd_retry_opts_init(kitd_retry_opts *o) {
@@ -51,9 +68,11 @@ static int avoided(kitd_endpoint *const *avoid, unsigned n, const kitd_endpoint 
 }
 
 /* Pick, re-picking (at most repick_limit times) while the pick is an
- * endpoint that already failed in this call and the snapshot holds others. */
-static int pick_avoiding(struct retry *r, kitd_pick *p, kitd_endpoint *const *avoid,
-                         unsigned navoid) {
+ * endpoint that already failed in this call and the snapshot holds others.
+ * Always inlined: with the retry loop inlined twice (with and without
+ * metrics) the compiler stopped inlining it, a call on every attempt. */
+static inline __attribute__((always_inline)) int
+pick_avoiding(struct retry *r, kitd_pick *p, kitd_endpoint *const *avoid, unsigned navoid) {
   int rc = kitd_balancer_pick(r->b, p);
   for (unsigned t = 0; rc == 0 && navoid && t < r->o.repick_limit; t++) {
     if (p->count <= navoid || !avoided(avoid, navoid, p->endpoint)) return 0;
@@ -95,6 +114,15 @@ static inline void copy_address(char dst[KITD_INSTANCE_MAX], const kitd_instance
   dst[n] = '\0';
 }
 
+/* The debug record of a pick (kitd_retry_opts.logger). */
+static __attribute__((noinline, cold)) void explain_pick(struct retry *r, const kitd_pick *p,
+                                                         kitd_endpoint *const *avoid,
+                                                         unsigned navoid, unsigned attempt) {
+  char why[1024];
+  kitd__pick_explain(r->b, p, avoid, navoid, why, sizeof why);
+  kitd_log(r->o.logger, KITD_LOG_DEBUG, "retry", "msg=pick attempt=%u %s", attempt, why);
+}
+
 /* Exponential backoff with full jitter: uniform in [0, min(max, base*2^k)]
  * (spreads a fleet's retries best). */
 static int64_t backoff_ns(const struct retry *r, unsigned attempt, int err) {
@@ -104,8 +132,10 @@ static int64_t backoff_ns(const struct retry *r, unsigned attempt, int err) {
   return ns;
 }
 
-static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) {
-  struct retry *r = state;
+/* One call. Inlined twice: with mc NULL (no metrics; the compiler drops
+ * every mc line) and with mc (counted). */
+static inline __attribute__((always_inline)) int
+retry_run(struct retry *r, kitd_ctx *ctx, const void *req, void **resp, struct mcall *mc) {
   /* The overall deadline lives in a child of the caller's ctx, made once
    * and only when there is one. A child gets no attempt log: attempts are
    * recorded on the caller's ctx, whose log the caller lent. */
@@ -118,7 +148,7 @@ static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) 
   /* The clock is read only when a timeout makes latency cheap to know, the
    * balancer learns from latencies, or after a failure: the success path
    * of an untimed call through round robin reads none. */
-  int timed = base != ctx || r->timed;
+  int timed = base != ctx || r->timed || (mc && mc->force_time);
   kitd_endpoint *avoid[RETRY_AVOID_MAX];
   unsigned navoid = 0;
   if (r->deposit) kitd__budget_deposit_on(&r->budget);
@@ -129,12 +159,17 @@ static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) 
      * check before the others, and the attempt's own call checks again. */
     int e;
     kitd_pick p;
+    if (mc && attempt > 1) mc->retries++;
     int rc = pick_avoiding(r, &p, avoid, navoid);
+    if (mc && __builtin_expect(r->explain, 0))
+      explain_pick(r, rc == 0 ? &p : NULL, avoid, navoid, attempt);
     if (rc == 0 && attempt == 1 && r->hedge) {
       struct kitd__hedge_call hc = {
           r->b, &r->budget, base,  ctx,     r->o.attempt_timeout_ms, r->o.free_response,
           req,  resp,       avoid, &navoid, RETRY_AVOID_MAX};
+      int64_t h0 = kitd_now_ns();
       rc = kitd__hedge_first(r->hedge, &hc, &p);
+      if (mc) mc->t0 = h0, mc->t1 = kitd_now_ns();
       if (rc == 0) {
         e = kitd_ctx_err(base);
         if (__builtin_expect(e != 0, 0)) {
@@ -151,6 +186,10 @@ static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) 
       int64_t t0 = timed ? kitd_now_ns() : 0;
       rc = kitd_endpoint_call(p.endpoint, &actx, req, resp);
       int64_t lat = timed ? kitd_now_ns() - t0 : -1;
+      if (mc && timed) {
+        if (attempt == 1) mc->t0 = t0;
+        mc->t1 = t0 + lat;
+      }
       /* The ctx was checked by kitd_endpoint_call: its fields are written
        * directly, as this is the success path. */
       ctx->status_ = actx.status_;
@@ -216,7 +255,10 @@ static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) 
     if (attempt >= (unsigned)r->o.max_attempts) break;
     /* Retries that would reach a backend spend the budget; waiting for an
      * empty set to fill does not. */
-    if (rc != KITD_ENOENDPOINTS && !kitd__budget_withdraw(&r->budget)) break;
+    if (rc != KITD_ENOENDPOINTS && !kitd__budget_withdraw(&r->budget)) {
+      if (mc) mc->refused = 1;
+      break;
+    }
     int64_t wait = backoff_ns(r, attempt, rc);
     if (wait > 0) {
       e = kitd_ctx_sleep_ns(base, wait);
@@ -226,9 +268,47 @@ static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) 
   return last;
 }
 
+/* Calls of untimed retries are timed for the histogram one in 64 per
+ * thread (the 64th, 128th, ... call a thread starts). */
+static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) {
+  struct retry *r = state;
+  /* Neither metrics nor explain: the plain loop, one branch. */
+  if (__builtin_expect(!r->instrumented, 1)) return retry_run(r, ctx, req, resp, NULL);
+  const struct kitd__mpipe *mp = r->mp;
+  struct mcall mc;
+  mc.refused = 0, mc.retries = 0, mc.t0 = 0, mc.t1 = 0, mc.force_time = 0;
+  if (!mp) return retry_run(r, ctx, req, resp, &mc); /* explain only */
+  /* The thread's slots, found once for the start and the end (the call
+   * may grow the array, hence the check before the end's count). The
+   * thread's count of started calls picks the sampled ones. */
+  uint32_t base = mp->base;
+  _Atomic uint64_t *v = kitd__ctr.slots + base;
+  uint64_t n;
+  if (__builtin_expect(base + KITD__MP_SLOTS <= kitd__ctr.cap, 1)) {
+    n = atomic_load_explicit(&v[KITD__MP_STARTED], memory_order_relaxed) + 1;
+    atomic_store_explicit(&v[KITD__MP_STARTED], n, memory_order_relaxed);
+  } else {
+    n = kitd__ctr_add(base + KITD__MP_STARTED, 1);
+    v = NULL;
+  }
+  mc.force_time = (n & r->sample_mask) == 0;
+  int rc = retry_run(r, ctx, req, resp, &mc);
+  if (__builtin_expect((rc | mc.retries) == 0 && !mc.t0 && v == kitd__ctr.slots + base, 1)) {
+    atomic_store_explicit(&v[KITD__MP_FINISHED],
+                          atomic_load_explicit(&v[KITD__MP_FINISHED], memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    return 0;
+  }
+  if (mc.retries) kitd__mp_count(mp, KITD__MP_RETRIES, mc.retries);
+  if (mc.refused) kitd__mp_count(mp, KITD__MP_REFUSED, 1);
+  kitd__mp_end(mp, rc, mc.t0 ? mc.t1 - mc.t0 : -1);
+  return rc;
+}
+
 static void retry_close(void *state) {
   struct retry *r = state;
   kitd__hedge_free(r->hedge);
+  kitd__mpipe_unref((struct kitd__mpipe *)r->mp);
   kitd_balancer_free(r->b);
   free(r);
 }
@@ -239,7 +319,8 @@ int kitd_retry_new(kitd_balancer *b, const kitd_retry_opts *opts, kitd_endpoint 
       (opts->size != sizeof *opts || opts->max_attempts < 1 ||
        opts->max_attempts > KITD_RETRY_MAX_ATTEMPTS || opts->budget_percent < -1 ||
        opts->budget_percent > 1000 || opts->budget_min_per_sec < 0 ||
-       opts->budget_min_per_sec > 1000000 ||
+       opts->budget_min_per_sec > 1000000 || !opts->metrics != !opts->metrics_name ||
+       (opts->metrics_name && !opts->metrics_name[0]) ||
        (opts->hedge_quantile != 0 &&
         !(opts->hedge_quantile >= 0.5 && opts->hedge_quantile <= 0.999 && opts->free_response))))
     return KITD_EINVAL;
@@ -252,11 +333,19 @@ int kitd_retry_new(kitd_balancer *b, const kitd_retry_opts *opts, kitd_endpoint 
   r->timed = r->o.attempt_timeout_ms > 0 || b->ops->tracks_load;
   r->deposit = r->budget.deposit > 0;
   r->hedge = NULL;
-  if (r->o.hedge_quantile > 0 && kitd__hedge_new(r->o.hedge_quantile, &r->hedge)) {
+  r->mp = NULL;
+  r->sample_mask =
+      r->o.timeout_ms > 0 || r->o.attempt_timeout_ms > 0 || b->ops->tracks_load ? 0 : 63;
+  r->explain = r->o.logger && kitd_log_enabled(r->o.logger, KITD_LOG_DEBUG);
+  if ((r->o.metrics && !(r->mp = kitd__mpipe_get(r->o.metrics, r->o.metrics_name))) ||
+      (r->o.hedge_quantile > 0 && kitd__hedge_new(r->o.hedge_quantile, &r->hedge))) {
+    kitd__mpipe_unref((struct kitd__mpipe *)r->mp);
     kitd_balancer_free(r->b);
     free(r);
     return KITD_ENOMEM;
   }
+  r->instrumented = r->explain || r->mp;
+  r->o.metrics = NULL, r->o.metrics_name = NULL; /* not kept: the pipeline holds both */
   /* The endpoint takes its state on every path: retry_close releases the
    * balancer reference and the state if this fails. */
   return kitd_endpoint_new(retry_call, retry_close, r, out);

@@ -151,6 +151,7 @@ static int same_set(kitd_instance **a, size_t na, kitd_instance **b, size_t nb) 
  * delivery of `in`. Returns whether subscribers must be told. */
 static int install_good(kitd_instancer *in, kitd_instance **v, size_t n) {
   in->last_good_ns = kitd_now_ns();
+  in->answers++;
   int changed = !in->has_state || in->err != 0 || !same_set(in->set, in->count, v, n);
   in->has_good = true;
   if (!changed) {
@@ -179,6 +180,9 @@ static void apply_error(kitd_instancer *in, int err, char *detail) {
   in->detail = detail;
   in->err = err ? err : KITD_EINTERNAL;
   in->last_err = in->err;
+  in->answers++, in->errors++;
+  char *keep = kitd__strdup(detail ? detail : kitd_strerror(in->err));
+  if (keep) free(in->last_detail), in->last_detail = keep; /* no memory: the older one stays */
   in->has_state = true;
   deliver_all(in);
 }
@@ -358,6 +362,7 @@ void kitd_instancer_free(kitd_instancer *in) {
   set_free(in->set, in->count);
   drop_pending(in);
   free(in->detail);
+  free(in->last_detail);
   free(in->subs);
   free(in->what);
   if (in->cond_ok) pthread_cond_destroy(&in->ready);

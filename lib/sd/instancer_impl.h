@@ -61,6 +61,10 @@ struct kitd_instancer {
   int pend_err;
   char *pend_detail;
   char *what; /* kitd_instancer_describe(); NULL: "instances" */
+  /* Registry answers published, good or failed, and the failed ones:
+   * one per request the watch made (read by kitd_metrics_watch). */
+  uint64_t answers, errors;
+  char *last_detail; /* the last error's detail, kept after a recovery */
 };
 
 /* Initialise the base (one reference). Returns 0 or KITD_ENOMEM. */
@@ -87,6 +91,13 @@ int kitd__instancer_publish(kitd_instancer *in, kitd_instance **instances, size_
  * last good set. `detail` is copied (may be NULL). Repeated identical errors
  * are still delivered (a subscriber may count them). */
 void kitd__instancer_publish_error(kitd_instancer *in, int err, const char *detail);
+
+/* The watch's state for a metrics registry (kitd__mwatch_read_fn; `obj`
+ * is the instancer). Not from a callback of that instancer. */
+struct kitd__mwatch_state;
+void kitd__instancer_metrics_read(void *obj,
+                                  void (*done)(void *arg, const struct kitd__mwatch_state *st),
+                                  void *arg);
 
 /* 1 once the instancer is stopped (a watch loop may poll it). */
 int kitd__instancer_stopped(kitd_instancer *in);

@@ -8,6 +8,12 @@
  *                                    thread, both threads picking at once)
  *   retry/success                    a retry endpoint's call that succeeds
  *                                    at once (pick, call, done), ns/op
+ *   .../metrics                      the same with metrics on (the pick's
+ *                                    balancer, or the retry and its
+ *                                    balancer, count into a registry);
+ *                                    run alternated with the line without,
+ *                                    in the same process, so that the
+ *                                    machine's noise falls on both
  *   alloc/...                        library allocations per op (counted by
  *                                    the internal allocator, lib/core/alloc.c)
  *   endpointer/update/N=<n>/<kind>   one set event delivered to the
@@ -111,6 +117,18 @@ static double run_threads(void *(*fn)(void *), kitd_balancer *b, kitd_endpoint *
   }
   pthread_barrier_destroy(&bar);
   return sum / nthreads;
+}
+
+/* Runs of a and b alternated; the two medians. */
+static void alternated(void *(*fn)(void *), kitd_balancer *ba, kitd_endpoint *ra, kitd_balancer *bb,
+                       kitd_endpoint *rb, long iters, double *ma, double *mb) {
+  double va[RUNS], vb[RUNS];
+  for (int r = 0; r < RUNS; r++) {
+    va[r] = run_threads(fn, ba, ra, 1, iters);
+    vb[r] = run_threads(fn, bb, rb, 1, iters);
+  }
+  *ma = median(va);
+  *mb = median(vb);
 }
 
 static void bench_pick(const char *name, kitd_balancer *b, int nthreads) {
@@ -218,7 +236,17 @@ int main(int argc, char **argv) {
       kitd_balancer_round_robin_new(ep, KITD_RR_PER_THREAD, &rrt) ||
       kitd_balancer_random_new(ep, &rnd))
     abort();
-  bench_pick("round_robin", rr, 1);
+  /* The same rotation with metrics on, alternated with it. */
+  kitd_metrics *m;
+  kitd_balancer *rrm;
+  if (kitd_metrics_new(&m) || kitd_balancer_round_robin_new(ep, KITD_RR_GLOBAL, &rrm) ||
+      kitd_balancer_set_metrics(rrm, m, "bench"))
+    abort();
+  double off, on;
+  alternated(pick_loop, rr, NULL, rrm, NULL, pick_iters, &off, &on);
+  printf("bench pick/round_robin/1thread %.2f ns/op\n", off);
+  printf("bench pick/round_robin/1thread/metrics %.2f ns/op\n", on);
+  fflush(stdout);
   bench_pick("round_robin", rr, 2);
   bench_pick("round_robin_per_thread", rrt, 1);
   bench_pick("round_robin_per_thread", rrt, 2);
@@ -253,11 +281,20 @@ int main(int argc, char **argv) {
   kitd_endpointer_free(wep);
   kitd_instancer_free(win);
 
-  kitd_endpoint *retry;
-  if (kitd_retry_new(rr, NULL, &retry)) abort();
+  kitd_endpoint *retry, *retrym;
+  kitd_retry_opts ro;
+  kitd_retry_opts_init(&ro);
+  ro.metrics = m;
+  ro.metrics_name = "bench";
+  if (kitd_retry_new(rr, NULL, &retry) || kitd_retry_new(rrm, &ro, &retrym)) abort();
+  alternated(retry_loop, NULL, retry, NULL, retrym, pick_iters / 2, &off, &on);
+  printf("bench retry/success %.2f ns/op\n", off);
+  printf("bench retry/success/metrics %.2f ns/op\n", on);
+  fflush(stdout);
+  kitd_endpoint_unref(retrym);
+  kitd_balancer_free(rrm);
+  kitd_metrics_free(m);
   double v[RUNS];
-  for (int r = 0; r < RUNS; r++) v[r] = run_threads(retry_loop, NULL, retry, 1, pick_iters / 2);
-  printf("bench retry/success %.2f ns/op\n", median(v));
   for (int r = 0; r < RUNS; r++) v[r] = run_threads(retry_loop, NULL, retry, 2, pick_iters / 2);
   printf("bench retry/success/2threads %.2f ns/op\n", median(v));
 

@@ -121,5 +121,16 @@ i=0; while ! grep -q "count=2" "$work/o" && [ $i -lt 50 ]; do sleep 0.1; i=$((i 
 kill -TERM $wpid; wait $wpid; st=$?
 [ "$st" = 0 ] || fail "watch stopped by SIGTERM: exit $st"
 grep -q "zone=eu-1" "$work/o" || fail "watch --verbose: $(cat "$work/o")"
+# --stats: on exit, the requests a minute and the last error of the watch.
+printf '10.0.0.7:70\n' > "$work/s.list"
+"$W" --stats "file://$work/s.list" > "$work/o" 2> "$work/e" &
+wpid=$!
+i=0; while ! grep -q "count=1" "$work/o" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+rm "$work/s.list"
+i=0; while ! grep -q "err=" "$work/e" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+kill -TERM $wpid; wait $wpid; st=$?
+[ "$st" = 0 ] || fail "watch --stats stopped by SIGTERM: exit $st"
+grep -Eq "stats requests=[2-9][0-9]* seconds=[0-9.]+ requests_per_min=[0-9.]+ errors=[1-9][0-9]* last_error=\"?s.list: No such file" \
+  "$work/o" || fail "--stats: $(cat "$work/o")"
 n=$((n + 1))
 echo "kitd-watch: $n command lines behave"

@@ -1,6 +1,7 @@
 #!/bin/sh
 # lorem-gateway and lorem-client over two lorem servers, with a static
-# instance list: alternation, failover, errors.
+# instance list: alternation, failover, errors, GET /metrics (checked by
+# promtool).
 set -u
 B=${1:-build}
 . "$(dirname "$0")/lib/lorem.sh"
@@ -64,6 +65,28 @@ for i in 1 2 3 4 5 6; do
   expect 200 '"message"' -XPOST -d "$REQ" "$G2/sd-lorem" > /dev/null
 done
 echo "ok failover over a dead instance"
+
+# GET /metrics: Prometheus text that promtool accepts, counting the calls
+# above, the retries off the dead instance and the watch.
+command -v promtool >/dev/null || fail "promtool is missing (Debian: prometheus; make deps installs it)"
+curl -s -D "$TMP/mh" -o "$TMP/metrics" "$G2/metrics" || fail "GET /metrics"
+tr -d '\r' < "$TMP/mh" | grep -qi '^Content-Type: text/plain; version=0.0.4$' ||
+  fail "/metrics Content-Type: $(cat "$TMP/mh")"
+promtool check metrics < "$TMP/metrics" > "$TMP/promtool" 2>&1 ||
+  fail "promtool rejected /metrics: $(cat "$TMP/promtool")"
+grep -q '^kitd_calls_total{service="lorem"} 6$' "$TMP/metrics" || fail "calls: $(cat "$TMP/metrics")"
+grep -Eq '^kitd_retries_total\{service="lorem"\} [1-9]' "$TMP/metrics" || fail "no retry counted"
+grep -Eq "^kitd_instance_failures_total\{service=\"lorem\",instance=\"$I3\"\} [1-9]" \
+  "$TMP/metrics" || fail "no failure of $I3 counted"
+grep -q '^kitd_watch_up{watch="lorem"} 1$' "$TMP/metrics" || fail "watch not up"
+grep -q '^kitd_call_duration_seconds_count{service="lorem"} 6$' "$TMP/metrics" ||
+  fail "histogram count (every call timed: the gateway sets timeouts)"
+expect 405 '"error"' -XPOST "$G2/metrics"
+echo "ok GET /metrics ($(wc -l < "$TMP/metrics") lines, promtool clean)"
+# lorem-server serves its (empty) registry too
+curl -s -o "$TMP/smetrics" -w '%{http_code}' "http://127.0.0.1:$P1/metrics" | grep -q 200 ||
+  fail "lorem-server GET /metrics"
+promtool check metrics < "$TMP/smetrics" || fail "promtool rejected lorem-server's /metrics"
 "$B/examples/lorem-client" -static "$I3,$I1" -n 5 -q || fail "client failover"
 
 # kill one live server: the gateway fails over to the other

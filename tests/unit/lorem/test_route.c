@@ -32,6 +32,9 @@ static void test_ok(void **st) {
   assert_int_equal(route("GET", "/health", &r), 200);
   assert_int_equal(r.kind, LOREM_ROUTE_HEALTH);
   assert_int_equal(route("HEAD", "/health", &r), 200);
+  assert_int_equal(route("GET", "/metrics", &r), 200);
+  assert_int_equal(r.kind, LOREM_ROUTE_METRICS);
+  assert_int_equal(route("HEAD", "/metrics", &r), 200);
 }
 
 static void test_bad_input(void **st) {
@@ -77,6 +80,8 @@ static void test_methods(void **st) {
   assert_int_equal(route("POST", "/health", &r), 405);
   assert_string_equal(r.allow, "GET, HEAD");
   assert_int_equal(lorem_route_parse(NULL, "/health", 7, &r), 405);
+  assert_int_equal(route("POST", "/metrics", &r), 405);
+  assert_string_equal(r.allow, "GET, HEAD");
 }
 
 static void test_long_and_binary(void **st) {
