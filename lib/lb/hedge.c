@@ -10,6 +10,7 @@
 
 #include "core/instance_impl.h"
 #include "kitd/error.h"
+#include "lb/attempt.h"
 #include "lb/balancer_impl.h"
 
 /* Hedge threads: enough for a few slow calls at once; a hedge that finds
@@ -167,10 +168,7 @@ static void run_hedge(struct hcall *c) {
   c->hrc = kitd_endpoint_call(p.endpoint, &c->hctx, c->c->req, &c->hresp);
   c->hlat = kitd_now_ns() - t0;
   c->hep = p.endpoint;
-  size_t n = p.instance->address_len < KITD_INSTANCE_MAX - 1 ? p.instance->address_len
-                                                             : KITD_INSTANCE_MAX - 1;
-  memcpy(c->hinst, p.instance->address, n);
-  c->hinst[n] = '\0';
+  kitd__copy_address(c->hinst, p.instance);
   /* Canceled because the caller's attempt won: no outcome to learn. */
   int lost = c->hrc == KITD_ECANCELED && !kitd_ctx_err(c->c->base);
   kitd_balancer_done(b, &p, lost ? KITD__RESULT_UNUSED : c->hrc, lost ? -1 : c->hlat);
@@ -285,21 +283,11 @@ static void unlink_work(struct kitd__hedge *h, struct hcall *c) {
     }
 }
 
-static void copy_instance(kitd_ctx *ctx, const kitd_instance *rec) {
-  size_t n = rec->address_len < KITD_INSTANCE_MAX - 1 ? rec->address_len : KITD_INSTANCE_MAX - 1;
-  memcpy(ctx->instance_, rec->address, n);
-  ctx->instance_[n] = '\0';
-}
-
+/* A failed attempt of this call: into the caller's ctx and avoid list. */
 static void note_failure(const struct kitd__hedge_call *c, int rc, int status, int64_t lat,
                          const char *inst, const char *detail, kitd_endpoint *ep) {
-  if (!detail[0]) detail = kitd_strerror(rc);
-  kitd_ctx_add_attempt(c->ctx, rc, status, lat, inst, detail);
-  kitd_ctx_set_detail(c->ctx, "%s", detail);
-  unsigned n = *c->navoid;
-  for (unsigned i = 0; i < n; i++)
-    if (c->avoid[i] == ep) return;
-  if (n < c->avoid_max) c->avoid[(*c->navoid)++] = ep;
+  kitd__attempt_failed(c->ctx, rc, status, lat, inst, detail, c->avoid, c->navoid, c->avoid_max,
+                       ep);
 }
 
 int kitd__hedge_first(struct kitd__hedge *h, const struct kitd__hedge_call *c, kitd_pick *p) {
@@ -359,16 +347,15 @@ int kitd__hedge_first(struct kitd__hedge *h, const struct kitd__hedge_call *c, k
    * latency so far. */
   if (rc == 0 || won) learn(h, lat);
   c->ctx->status_ = actx.status_;
-  copy_instance(c->ctx, p->instance);
+  kitd__copy_address(c->ctx->instance_, p->instance);
   int result;
   if (won) {
     if (rc == 0 || hc.hedge_won) { /* slow, not failed */
       if (rc == 0 && r1 && c->free_response) c->free_response(r1);
       kitd_balancer_done(c->b, p, 0, lat);
     } else {
-      char inst[KITD_INSTANCE_MAX];
-      memcpy(inst, c->ctx->instance_, sizeof inst);
-      note_failure(c, rc, actx.status_, lat, inst, kitd_ctx_detail(&actx), p->endpoint);
+      note_failure(c, rc, actx.status_, lat, c->ctx->instance_, kitd_ctx_detail(&actx),
+                   p->endpoint);
       kitd_balancer_done(c->b, p, rc, lat);
     }
     *c->resp = hc.hresp;
@@ -383,10 +370,7 @@ int kitd__hedge_first(struct kitd__hedge *h, const struct kitd__hedge_call *c, k
     if (actx.detail_[0]) kitd_ctx_set_detail(c->ctx, "%s", actx.detail_);
     result = 0;
   } else {
-    const char *detail = kitd_ctx_detail(&actx);
-    char inst[KITD_INSTANCE_MAX];
-    memcpy(inst, c->ctx->instance_, sizeof inst);
-    note_failure(c, rc, actx.status_, lat, inst, detail, p->endpoint);
+    note_failure(c, rc, actx.status_, lat, c->ctx->instance_, kitd_ctx_detail(&actx), p->endpoint);
     kitd_balancer_done(c->b, p, rc, lat);
     result = rc;
   }

@@ -11,6 +11,7 @@
 #include "core/metrics_impl.h"
 #include "kitd/error.h"
 #include "kitd/retry.h"
+#include "lb/attempt.h"
 #include "lb/balancer_impl.h"
 #include "lb/budget.h"
 #include "lb/hedge.h"
@@ -61,12 +62,6 @@ void kitd_retry_opts_init(kitd_retry_opts *o) {
   o->budget_min_per_sec = 10;
 }
 
-static int avoided(kitd_endpoint *const *avoid, unsigned n, const kitd_endpoint *e) {
-  for (unsigned i = 0; i < n; i++)
-    if (avoid[i] == e) return 1;
-  return 0;
-}
-
 /* Pick, re-picking (at most repick_limit times) while the pick is an
  * endpoint that already failed in this call and the snapshot holds others.
  * Always inlined: with the retry loop inlined twice (with and without
@@ -75,43 +70,24 @@ static inline __attribute__((always_inline)) int
 pick_avoiding(struct retry *r, kitd_pick *p, kitd_endpoint *const *avoid, unsigned navoid) {
   int rc = kitd_balancer_pick(r->b, p);
   for (unsigned t = 0; rc == 0 && navoid && t < r->o.repick_limit; t++) {
-    if (p->count <= navoid || !avoided(avoid, navoid, p->endpoint)) return 0;
+    if (p->count <= navoid || !kitd__avoided(avoid, navoid, p->endpoint)) return 0;
     kitd_balancer_done(r->b, p, KITD__RESULT_UNUSED, -1); /* not used: no outcome */
     rc = kitd_balancer_pick(r->b, p);
   }
-  if (rc != 0 || !navoid || p->count <= navoid || !avoided(avoid, navoid, p->endpoint)) return rc;
+  if (rc != 0 || !navoid || p->count <= navoid || !kitd__avoided(avoid, navoid, p->endpoint))
+    return rc;
   /* The balancer kept landing on failed endpoints (a random one can): take
    * the next endpoint that has not failed from the same snapshot, which the
    * pick still protects. */
   const struct kitd__snap *s = p->snap_;
   for (size_t k = 1; k < s->count; k++) {
     size_t i = (p->index + k) % s->count;
-    if (!avoided(avoid, navoid, s->eps[i])) {
+    if (!kitd__avoided(avoid, navoid, s->eps[i])) {
       kitd__pick_move(r->b, p, i);
       break;
     }
   }
   return 0;
-}
-
-/* The served instance's address into the ctx, the one write the success
- * path adds, with the length the record keeps. Finding the length here
- * (strnlen then memcpy, or memccpy) cost 4 to 5 ns of a 23 ns call. Most
- * addresses are 8 to 32 bytes ("10.0.0.1:8080"): two overlapping copies of
- * a fixed size, which compile to a few moves, instead of a memcpy call. */
-static inline void copy_address(char dst[KITD_INSTANCE_MAX], const kitd_instance *rec) {
-  size_t n = rec->address_len < KITD_ADDRESS_MAX ? rec->address_len : KITD_ADDRESS_MAX;
-  const char *src = rec->address;
-  if (n >= 8 && n <= 16) {
-    memcpy(dst, src, 8);
-    memcpy(dst + n - 8, src + n - 8, 8);
-  } else if (n > 16 && n <= 32) {
-    memcpy(dst, src, 16);
-    memcpy(dst + n - 16, src + n - 16, 16);
-  } else {
-    memcpy(dst, src, n);
-  }
-  dst[n] = '\0';
 }
 
 /* The debug record of a pick (kitd_retry_opts.logger). */
@@ -195,7 +171,7 @@ retry_run(struct retry *r, kitd_ctx *ctx, const void *req, void **resp, struct m
       ctx->status_ = actx.status_;
       /* Copied before the pick is handed back: the record is borrowed from
        * the pick's snapshot. */
-      copy_address(ctx->instance_, p.instance);
+      kitd__copy_address(ctx->instance_, p.instance);
       if (rc == 0) {
         kitd_balancer_done(r->b, &p, 0, lat);
         if (actx.detail_[0]) kitd_ctx_set_detail(ctx, "%s", actx.detail_);
@@ -218,12 +194,8 @@ retry_run(struct retry *r, kitd_ctx *ctx, const void *req, void **resp, struct m
         }
         return 0;
       }
-      const char *detail = kitd_ctx_detail(&actx);
-      if (!detail[0]) detail = kitd_strerror(rc);
-      kitd_ctx_add_attempt(ctx, rc, kitd_ctx_status(&actx), lat, ctx->instance_, detail);
-      kitd_ctx_set_detail(ctx, "%s", detail);
-      if (navoid < RETRY_AVOID_MAX && !avoided(avoid, navoid, p.endpoint))
-        avoid[navoid++] = p.endpoint;
+      kitd__attempt_failed(ctx, rc, kitd_ctx_status(&actx), lat, ctx->instance_,
+                           kitd_ctx_detail(&actx), avoid, &navoid, RETRY_AVOID_MAX, p.endpoint);
       kitd_balancer_done(r->b, &p, rc, lat);
     } else {
       /* Say why there is nothing to call: the registry's error, or what
