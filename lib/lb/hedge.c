@@ -102,10 +102,6 @@ static void learn(struct kitd__hedge *h, int64_t ns) {
     atomic_fetch_sub_explicit(&h->hist[i], n[i] / 2, memory_order_relaxed);
 }
 
-int64_t kitd__hedge_delay_ns(const struct kitd__hedge *h) {
-  return atomic_load_explicit(&((struct kitd__hedge *)h)->delay_ns, memory_order_relaxed);
-}
-
 static void abs_time(struct timespec *ts, int64_t ns) {
   ts->tv_sec = (time_t)(ns / 1000000000);
   ts->tv_nsec = (long)(ns % 1000000000);

@@ -53,7 +53,4 @@ struct kitd__hedge_call {
  * free_response. */
 int kitd__hedge_first(struct kitd__hedge *h, const struct kitd__hedge_call *c, kitd_pick *p);
 
-/* The current delay in ns (0: still learning). For tests and benches. */
-int64_t kitd__hedge_delay_ns(const struct kitd__hedge *h);
-
 #endif
