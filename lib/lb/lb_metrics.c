@@ -29,18 +29,40 @@ static struct kitd__minst *attach(kitd_balancer *b, kitd_endpoint *e, const kitd
   return none->p == b->mp ? none : NULL;
 }
 
-/* The thread's array does not reach the slots yet: one by one (grows it). */
-static __attribute__((noinline)) void count_grow(uint32_t i, int result) {
-  kitd__ctr_add(i + KITD__MI_PICKS, 1);
-  if (result < 0) kitd__ctr_add(i + KITD__MI_FAILS, 1);
+/* Count into mi's slots. */
+static void count(const struct kitd__minst *mi, int result) {
+  kitd__ctr_add(mi->base + KITD__MI_PICKS, 1);
+  if (result < 0) kitd__ctr_add(mi->base + KITD__MI_FAILS, 1);
 }
 
-/* Count into mi's slots: both in one check. The rare paths are calls in
- * tail position, so the common one saves no register. */
-static inline void count(const struct kitd__minst *mi, int result) {
-  uint32_t i = mi->base;
-  if (__builtin_expect(i + KITD__MI_FAILS >= kitd__ctr.cap, 0)) {
-    count_grow(i, result);
+/* What follows the count: the strategy's done, or the release. */
+static inline __attribute__((always_inline)) void finish(kitd_balancer *b, kitd_pick *p, int result,
+                                                         int64_t latency_ns) {
+  if (b->ops->done) {
+    b->ops->done(b, p, result, latency_ns);
+    return;
+  }
+  kitd__pick_release(b, p);
+}
+
+/* The first counted pick of an endpoint (or one whose counters belong to
+ * another pipeline), or a thread whose array does not reach the slots yet:
+ * find or make the instance's counters, count (growing the array), go on. */
+static __attribute__((noinline)) void done_slow(kitd_balancer *b, kitd_pick *p, int result,
+                                                int64_t latency_ns) {
+  struct kitd__minst *mi = attach(b, p->endpoint, p->instance);
+  if (mi) count(mi, result);
+  finish(b, p, result, latency_ns);
+}
+
+/* The common case, both slots in one check; the rare ones are tail calls,
+ * so that it saves no register. */
+void kitd__lb_done_counted(kitd_balancer *b, kitd_pick *p, int result, int64_t latency_ns) {
+  struct kitd__minst *mi = atomic_load_explicit(&p->endpoint->minst, memory_order_acquire);
+  uint32_t i;
+  if (__builtin_expect(
+          mi == NULL || mi->p != b->mp || (i = mi->base) + KITD__MI_FAILS >= kitd__ctr.cap, 0)) {
+    done_slow(b, p, result, latency_ns);
     return;
   }
   _Atomic uint64_t *v = kitd__ctr.slots + i;
@@ -48,22 +70,7 @@ static inline void count(const struct kitd__minst *mi, int result) {
   if (result < 0)
     atomic_store_explicit(v + 1, atomic_load_explicit(v + 1, memory_order_relaxed) + 1,
                           memory_order_relaxed);
-}
-
-/* The first counted pick of an endpoint (or one whose counters belong to
- * another pipeline): find or make its instance's counters, then count. */
-static __attribute__((noinline)) void count_slow(kitd_balancer *b, const kitd_pick *p, int result) {
-  struct kitd__minst *mi = attach(b, p->endpoint, p->instance);
-  if (mi) count(mi, result);
-}
-
-void kitd__lb_count(kitd_balancer *b, const kitd_pick *p, int result) {
-  struct kitd__minst *mi = atomic_load_explicit(&p->endpoint->minst, memory_order_acquire);
-  if (__builtin_expect(mi == NULL || mi->p != b->mp, 0)) {
-    count_slow(b, p, result);
-    return;
-  }
-  count(mi, result);
+  finish(b, p, result, latency_ns);
 }
 
 void kitd__lb_count_eject(kitd_balancer *b, kitd_endpoint *e, const kitd_instance *rec) {

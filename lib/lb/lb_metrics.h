@@ -8,11 +8,14 @@
 #include "core/metrics_impl.h"
 #include "lb/balancer_impl.h"
 
-/* A pick handed back: one pick, and a failure if the call failed. The
- * instance's counters hang off its endpoint: a few loads and a store.
- * Out of line on purpose: inlined, its registers made every done() save
- * three more, metrics or not. */
-void kitd__lb_count(kitd_balancer *b, const kitd_pick *p, int result);
+/* kitd_balancer_done() of a balancer with metrics: one pick, and a
+ * failure if the call failed, then the strategy's done or the release.
+ * The instance's counters hang off its endpoint: a few loads and a store.
+ * done() tail-calls it: called and returned from, it made done() save
+ * four registers around the call (stores that the next pick's locked add
+ * waits for), and inlined, it made every done() save three more, metrics
+ * or not. */
+void kitd__lb_done_counted(kitd_balancer *b, kitd_pick *p, int result, int64_t latency_ns);
 
 /* Outlier detection ejected the instance of `e`. */
 void kitd__lb_count_eject(kitd_balancer *b, kitd_endpoint *e, const kitd_instance *rec);
