@@ -3,6 +3,7 @@
  * counters it hangs on endpoints (lb_metrics.h). */
 #include "lb/lb_metrics.h"
 
+#include "core/hazard.h"
 #include "kitd/error.h"
 
 int kitd_balancer_set_metrics(kitd_balancer *b, kitd_metrics *m, const char *name) {
@@ -45,31 +46,102 @@ static inline __attribute__((always_inline)) void finish(kitd_balancer *b, kitd_
   kitd__pick_release(b, p);
 }
 
-/* The first counted pick of an endpoint (or one whose counters belong to
- * another pipeline), or a thread whose array does not reach the slots yet:
- * find or make the instance's counters, count (growing the array), go on. */
+/* Picks by snapshot position (metrics_impl.h, struct kitd__mblock): the
+ * block of the snapshot of generation g starting at slot `base` is
+ * published as b->mkey = (g << 24) | base. A done() whose pick came from
+ * that snapshot, held by a hazard slot, counts slot base + index: an
+ * address that waits on no load but the pick's own fields. Through the
+ * endpoint (endpoint, its counters, their slot: three dependent loads,
+ * which the next pick's locked add waits for) a counted pick + done took
+ * 13 ns against 5.6 ns uncounted; through the block, 5.8 ns. Larger sets
+ * count through the endpoint (the block's set-up attaches every entry). */
+#define MKEY_BASE_BITS 24
+#define MKEY_GEN_MASK ((UINT64_C(1) << (64 - MKEY_BASE_BITS)) - 1)
+#define MBLOCK_MAX 4096
+
+static inline uint64_t mkey_of(uint64_t gen, uint32_t base) {
+  return (gen & MKEY_GEN_MASK) << MKEY_BASE_BITS | base;
+}
+
+/* The block can be folded once b no longer publishes it and no hazard slot
+ * holds its snapshot (a done() counts into a block only while its pick
+ * holds the snapshot in a slot). A block still published is withdrawn
+ * first, unless its snapshot is the current one. */
+static int block_idle(struct kitd__mblock *blk) {
+  kitd_balancer *b = (kitd_balancer *)blk->owner;
+  uint64_t key = mkey_of(blk->gen, blk->base);
+  uint64_t cur = atomic_load_explicit(&b->mkey, memory_order_relaxed);
+  if (cur == key) {
+    if (atomic_load_explicit(&b->ep->snap, memory_order_acquire) == blk->key) return 0;
+    if (!atomic_compare_exchange_strong_explicit(&b->mkey, &cur, 0, memory_order_relaxed,
+                                                 memory_order_relaxed))
+      return 0;
+  }
+  return kitd__hp_scan_begin() == 0 && !kitd__hp_in_use(blk->key);
+}
+
+/* Make and publish the block of s, held by the caller's pick (one thread
+ * at a time: others count through the endpoint meanwhile); fold b's blocks
+ * of older snapshots that nothing counts into any more. */
+static void block_make(kitd_balancer *b, const struct kitd__snap *s) {
+  size_t n = s->count;
+  struct kitd__mblock *blk = kitd__mblock_new((uint32_t)n);
+  if (!blk) return;
+  if (blk->base >> MKEY_BASE_BITS) {
+    kitd__mblock_free(blk);
+    return;
+  }
+  for (size_t k = 0; k < n; k++) blk->mi[k] = attach(b, s->eps[k], s->rec[k]);
+  blk->owner = b;
+  blk->key = s;
+  blk->gen = s->gen;
+  blk->idle = block_idle;
+  kitd__mblock_add(b->mp, blk);
+  atomic_store_explicit(&b->mkey, mkey_of(s->gen, blk->base), memory_order_relaxed);
+  kitd__mblock_gc(b->mp, b, 0);
+}
+
+/* A thread whose array does not reach the block yet (it grows), or not
+ * counted by position: the first counted picks of a snapshot, a pick held
+ * by a count, a failure. Those count through the endpoint (finding or
+ * making the instance's counters) and make the snapshot's block if it is
+ * the current one. */
 static __attribute__((noinline)) void done_slow(kitd_balancer *b, kitd_pick *p, int result,
                                                 int64_t latency_ns) {
+  const struct kitd__snap *s = p->snap_;
+  uint64_t key = atomic_load_explicit(&b->mkey, memory_order_relaxed);
+  int mine = p->slot_ >= 0 && key >> MKEY_BASE_BITS == (s->gen & MKEY_GEN_MASK);
+  if (mine && result >= 0) { /* the thread's array grows to the block */
+    kitd__ctr_add((uint32_t)(key & ((1u << MKEY_BASE_BITS) - 1)) + (uint32_t)p->index, 1);
+    finish(b, p, result, latency_ns);
+    return;
+  }
   struct kitd__minst *mi = attach(b, p->endpoint, p->instance);
   if (mi) count(mi, result);
+  if (!mine && p->slot_ >= 0 && s->count <= MBLOCK_MAX &&
+      atomic_load_explicit(&b->ep->snap, memory_order_acquire) == s &&
+      !atomic_flag_test_and_set_explicit(&b->mbuilding, memory_order_acquire)) {
+    block_make(b, s);
+    atomic_flag_clear_explicit(&b->mbuilding, memory_order_release);
+  }
   finish(b, p, result, latency_ns);
 }
 
-/* The common case, both slots in one check; the rare ones are tail calls,
- * so that it saves no register. */
+/* The common case: a success (or an unused re-pick) of a pick held by a
+ * slot, from the snapshot whose block is published, counted by position.
+ * The rare cases are a tail call, so that it saves no register. */
 void kitd__lb_done_counted(kitd_balancer *b, kitd_pick *p, int result, int64_t latency_ns) {
-  struct kitd__minst *mi = atomic_load_explicit(&p->endpoint->minst, memory_order_acquire);
-  uint32_t i;
-  if (__builtin_expect(
-          mi == NULL || mi->p != b->mp || (i = mi->base) + KITD__MI_FAILS >= kitd__ctr.cap, 0)) {
+  const struct kitd__snap *s = p->snap_;
+  uint64_t key = atomic_load_explicit(&b->mkey, memory_order_relaxed);
+  uint32_t i = (uint32_t)(key & ((1u << MKEY_BASE_BITS) - 1)) + (uint32_t)p->index;
+  if (__builtin_expect(result < 0 || p->slot_ < 0 ||
+                           key >> MKEY_BASE_BITS != (s->gen & MKEY_GEN_MASK) || i >= kitd__ctr.cap,
+                       0)) {
     done_slow(b, p, result, latency_ns);
     return;
   }
   _Atomic uint64_t *v = kitd__ctr.slots + i;
   atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + 1, memory_order_relaxed);
-  if (result < 0)
-    atomic_store_explicit(v + 1, atomic_load_explicit(v + 1, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
   finish(b, p, result, latency_ns);
 }
 
