@@ -91,7 +91,7 @@ int kitd_balancer_pick(kitd_balancer *b, kitd_pick *out) {
  * is saved on the way (round robin and random: every pick pays for it). */
 void kitd_balancer_done(kitd_balancer *b, kitd_pick *p, int result, int64_t latency_ns) {
   if (!b || !p || !p->snap_) return;
-  if (__builtin_expect(b->mp != NULL, 0)) { /* metrics */
+  if (__builtin_expect(b->mp != NULL, 0) && !kitd__lb_count_fast(b, p, result)) { /* metrics */
     kitd__lb_done_counted(b, p, result, latency_ns);
     return;
   }
