@@ -115,23 +115,6 @@ static inline int p2c_take(kitd_pick *out, struct kitd__snap *s, size_t i, size_
   return 0;
 }
 
-/* Take entry i of s for a fast pick whose *out holds s, the slot and the
- * count already. */
-static inline int p2c_take_filled(kitd_pick *out, struct kitd__snap *s, size_t i) {
-  atomic_fetch_add_explicit(&s->st[i]->pending, 1, memory_order_relaxed);
-  out->endpoint = s->eps[i];
-  out->instance = s->rec[i];
-  out->index = i;
-  return 0;
-}
-
-/* The rest of a fast pick whose candidates both have an estimate: *out
- * holds s, the slot and the count already. */
-static __attribute__((noinline)) int p2c_take_better(kitd_balancer *b, kitd_pick *out,
-                                                     struct kitd__snap *s, size_t a, size_t c) {
-  return p2c_take_filled(out, s, p2c_better(b, s, a, c));
-}
-
 /* The pick once s is held, when it is not the common case: fewer than two
  * entries, not all healthy, or warming up. */
 static __attribute__((noinline)) int p2c_pick_slow(kitd_balancer *b, kitd_pick *out,
@@ -162,28 +145,10 @@ static int p2c_pick(kitd_balancer *b, kitd_pick *out) {
   size_t n = s->count;
   if (__builtin_expect(n < 2 || !kitd__all_healthy(b, s) || !kitd__settled(b, s), 0))
     return p2c_pick_slow(b, out, s, slot);
-  /* What the pick knows already goes to *out first: fewer values live
-   * across the comparison, so that the fast path saves no register (it
-   * pushed and popped six). */
-  out->snap_ = s;
-  out->slot_ = slot;
-  out->count = n;
   uint64_t r = kitd__xorshift64s(&kitd__rand_state);
   size_t a = kitd__reduce((uint32_t)(r >> 32), n), c = kitd__reduce((uint32_t)r, n - 1);
   if (c >= a) c++;
-  struct kitd__ist *x = s->st[a], *y = s->st[c];
-  /* Both have a latency estimate: the cost comparison, apart (its
-   * registers made this path save six). */
-  if (__builtin_expect(atomic_load_explicit(&x->ewma, memory_order_relaxed) != 0 &&
-                           atomic_load_explicit(&y->ewma, memory_order_relaxed) != 0,
-                       1))
-    return p2c_take_better(b, out, s, a, c);
-  /* An entry with no latency yet: load alone decides (p2c_better). */
-  size_t i = atomic_load_explicit(&x->pending, memory_order_relaxed) <=
-                     atomic_load_explicit(&y->pending, memory_order_relaxed)
-                 ? a
-                 : c;
-  return p2c_take_filled(out, s, i);
+  return p2c_take(out, s, p2c_better(b, s, a, c), n, slot);
 }
 
 /* Feed one latency into the estimate. Concurrent feeds of one instance may
