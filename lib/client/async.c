@@ -220,7 +220,9 @@ static int attempt_ended(struct acall *k, int rc) {
   kitd__attempt_failed(ctx, rc, kitd_ctx_status(&k->actx), lat, ctx->instance_,
                        kitd_ctx_detail(&k->actx), k->avoid, &k->navoid, AVOID_MAX,
                        k->pick.endpoint);
-  kitd_balancer_done(b, &k->pick, rc, lat);
+  /* A call stopped by kitd_client_free says nothing about the instance:
+   * the balancer hears what a cancel tells it. */
+  kitd_balancer_done(b, &k->pick, rc == KITD_ESTOPPED ? KITD_ECANCELED : rc, lat);
   return after_failure(k, rc);
 }
 

@@ -21,6 +21,7 @@ enum {
   ST_CONNECT,
   ST_CONNECTING,
   ST_SEND,
+  ST_SENDING,
   ST_RECV,
   ST_CURL
 };
@@ -93,13 +94,14 @@ static int advance(struct kitd__http_att *a) {
       if ((rc = kitd__h1_connected(c, a->why, sizeof a->why))) return rc;
       if ((rc = arm(a, a->deadline))) break;
       a->state = ST_SEND;
-      kitd__h1_begin(c);
-      rc = kitd__h1_send_some(c, &a->stale, a->why, sizeof a->why);
-      goto sent;
+      continue;
     }
-    case ST_SEND:
+    case ST_SEND: /* a new exchange on a connected socket */
       kitd__h1_begin(c);
       a->stale = 0;
+      rc = kitd__h1_send_some(c, &a->stale, a->why, sizeof a->why);
+      goto sent;
+    case ST_SENDING: /* the rest of it, now that the socket is writable */
       rc = kitd__h1_send_some(c, &a->stale, a->why, sizeof a->why);
       goto sent;
     case ST_RECV: {
@@ -118,7 +120,7 @@ static int advance(struct kitd__http_att *a) {
     return rc;
   sent:
     if (rc == KITD__H1_AGAIN) {
-      a->state = ST_SEND; /* resumed below by the writable socket */
+      a->state = ST_SENDING;
       if ((rc = watch(a, EPOLLOUT))) return rc;
       return KITD__H1_AGAIN;
     }
@@ -168,7 +170,8 @@ static void att_io(struct kitd__loop_io *w, uint32_t events) {
 static const char *timeout_why(int state) {
   switch (state) {
   case ST_CONNECTING: return "connect timed out";
-  case ST_SEND: return "timed out sending";
+  case ST_SEND:
+  case ST_SENDING: return "timed out sending";
   default: return "timed out waiting for the answer";
   }
 }

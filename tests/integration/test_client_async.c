@@ -389,6 +389,29 @@ static void test_retry_500(void **s) {
   retry_past(g_500_addr, KITD_EHTTP, 500);
 }
 
+/* A body far over the socket's buffer is written as the socket drains
+ * (the send resumes on writability), and the 500 is the call's answer. */
+static void test_big_body(void **s) {
+  (void)s;
+  kitd_client *c = client_on(g_500_addr, 1);
+  size_t n = 8u << 20;
+  char *body = malloc(n);
+  assert_non_null(body);
+  memset(body, 'x', n);
+  kitd_client_req rq = {.body = body, .len = n, .content_type = "text/plain"};
+  struct waiter w;
+  waiter_init(&w, 1);
+  struct call k;
+  call_init(&k, &w, kitd_test_ms(10000));
+  assert_int_equal(kitd_client_call_async(c, &k.ctx, &rq, &k.resp, on_done, &k), 0);
+  free(body); /* encoded already */
+  assert_int_equal(waiter_wait(&w, 20000), 1);
+  assert_int_equal(k.rc, KITD_EHTTP);
+  assert_int_equal(kitd_ctx_status(&k.ctx), 500);
+  assert_non_null(strstr(kitd_ctx_detail(&k.ctx), "broken"));
+  kitd_client_free(c);
+}
+
 /* A server that never answers: the ctx deadline ends the call. */
 static void test_deadline(void **s) {
   (void)s;
@@ -618,6 +641,7 @@ int main(void) {
       cmocka_unit_test(test_free_in_flight), cmocka_unit_test(test_done_chains),
       cmocka_unit_test(test_free_from_done), cmocka_unit_test(test_curl_path),
       cmocka_unit_test(test_start_errors),   cmocka_unit_test(test_empty_set),
+      cmocka_unit_test(test_big_body),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
