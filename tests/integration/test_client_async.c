@@ -412,6 +412,56 @@ static void test_big_body(void **s) {
   kitd_client_free(c);
 }
 
+/* Async calls are counted as blocking ones are: calls, retries, and the
+ * failures of the instance that refused. */
+static void test_metrics(void **s) {
+  (void)s;
+  kitd_metrics *m = NULL;
+  assert_int_equal(kitd_metrics_new(&m), 0);
+  char csv[160];
+  snprintf(csv, sizeof csv, "%s,%s", g_dead_addr, g_srv[0].addr);
+  kitd_client_opts o;
+  kitd_client_opts_init(&o);
+  o.service = "counted";
+  o.instancer = kt_static(csv);
+  o.method = "POST";
+  o.path = "/lorem/word/1/3";
+  o.metrics = m;
+  kitd_client *c = NULL;
+  assert_int_equal(kitd_client_new(&o, &c), 0);
+  kitd_instancer_free(o.instancer);
+  enum {
+    N = 6
+  };
+  struct call k[N];
+  struct waiter w;
+  start_calls(c, k, N, &w, 5000, on_done);
+  assert_int_equal(waiter_wait(&w, 10000), N);
+  unsigned retries = 0;
+  for (int i = 0; i < N; i++) {
+    assert_lorem_answer(&k[i]);
+    retries += kitd_ctx_attempt_count(&k[i].ctx);
+    kitd_client_resp_clear(&k[i].resp);
+  }
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  assert_non_null(f);
+  assert_int_equal(kitd_metrics_write_prometheus(m, f), 0);
+  fclose(f);
+  char want[128];
+  assert_non_null(strstr(text, "kitd_calls_total{service=\"counted\"} 6\n"));
+  snprintf(want, sizeof want, "kitd_retries_total{service=\"counted\"} %u\n", retries);
+  assert_non_null(strstr(text, want));
+  snprintf(want, sizeof want,
+           "kitd_instance_failures_total{service=\"counted\",instance=\"%s\"} %u\n", g_dead_addr,
+           retries);
+  assert_non_null(strstr(text, want));
+  free(text);
+  kitd_client_free(c);
+  kitd_metrics_free(m);
+}
+
 /* A server that never answers: the ctx deadline ends the call. */
 static void test_deadline(void **s) {
   (void)s;
@@ -641,7 +691,7 @@ int main(void) {
       cmocka_unit_test(test_free_in_flight), cmocka_unit_test(test_done_chains),
       cmocka_unit_test(test_free_from_done), cmocka_unit_test(test_curl_path),
       cmocka_unit_test(test_start_errors),   cmocka_unit_test(test_empty_set),
-      cmocka_unit_test(test_big_body),
+      cmocka_unit_test(test_big_body),       cmocka_unit_test(test_metrics),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
