@@ -230,6 +230,7 @@ static int wait_ms(kitd__loop *l) {
 static void *loop_main(void *arg) {
   kitd__loop *l = arg;
   t_here = l;
+  pthread_setname_np(pthread_self(), "kitd-loop"); /* for top -H, perf */
   struct epoll_event evs[LOOP_EVENTS];
   while (!atomic_load_explicit(&l->stop, memory_order_acquire)) {
     run_tasks(l);
