@@ -462,6 +462,72 @@ static void test_metrics(void **s) {
   kitd_metrics_free(m);
 }
 
+/* KITD_CODEC_CUSTOM: kitd_http's own encode and decode callbacks. */
+static int custom_encode(void *arg, const void *request, kitd_http_buf *body, kitd_ctx *ctx) {
+  (void)arg, (void)ctx;
+  return kitd_http_buf_append(body, request, strlen(request));
+}
+
+static int custom_decode(void *arg, int status, const char *body, size_t len, void **response,
+                         kitd_ctx *ctx) {
+  (void)arg, (void)ctx;
+  char *out = malloc(len + 16);
+  if (!out) return KITD_ENOMEM;
+  snprintf(out, len + 16, "%d %.*s", status, (int)len, body);
+  *response = out;
+  return 0;
+}
+
+static void test_custom_codec(void **s) {
+  (void)s;
+  kitd_http_opts ho;
+  kitd_http_opts_init(&ho);
+  ho.encode = custom_encode;
+  ho.decode = custom_decode;
+  kitd_client_opts o;
+  kitd_client_opts_init(&o);
+  o.service = "lorem";
+  o.instancer = kt_static(g_srv[1].addr);
+  o.codec = KITD_CODEC_CUSTOM;
+  o.path = "/lorem/word/2/2";
+  o.http = &ho;
+  kitd_client *c = NULL;
+  assert_int_equal(kitd_client_new(&o, &c), 0);
+  kitd_instancer_free(o.instancer);
+  struct waiter w;
+  waiter_init(&w, 1);
+  struct call k;
+  call_init(&k, &w, kitd_test_ms(5000));
+  char *req = strdup("{}"), *resp = NULL;
+  assert_int_equal(kitd_client_call_async(c, &k.ctx, req, &resp, on_done, &k), 0);
+  free(req); /* encoded already */
+  assert_int_equal(waiter_wait(&w, 10000), 1);
+  assert_int_equal(k.rc, 0);
+  assert_non_null(resp);
+  assert_true(!strncmp(resp, "200 {\"message\"", 14));
+  free(resp);
+  kitd_client_free(c);
+}
+
+/* A kept-alive connection the server closed while idle is replaced, and
+ * the call goes through (one attempt, no retry). */
+static void test_stale_connection(void **s) {
+  (void)s;
+  static const char *const flags[] = {"-idle.timeout", "100ms", NULL};
+  pid_t pid;
+  int port;
+  assert_int_equal(kitd_test_lorem_start(flags, &pid, &port), 0);
+  char addr[64];
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+  kitd_client *c = client_on(addr, 1);
+  for (int round = 0; round < 3; round++) {
+    run_calls(c, 4, 5000, addr);
+    kt_sleep_ms(300); /* past the server's idle timeout: it closes them */
+  }
+  kitd_client_free(c);
+  kitd_test_lorem_stop(pid);
+}
+
 /* A server that never answers: the ctx deadline ends the call. */
 static void test_deadline(void **s) {
   (void)s;
@@ -692,6 +758,7 @@ int main(void) {
       cmocka_unit_test(test_free_from_done), cmocka_unit_test(test_curl_path),
       cmocka_unit_test(test_start_errors),   cmocka_unit_test(test_empty_set),
       cmocka_unit_test(test_big_body),       cmocka_unit_test(test_metrics),
+      cmocka_unit_test(test_custom_codec),   cmocka_unit_test(test_stale_connection),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
