@@ -528,6 +528,49 @@ static void test_stale_connection(void **s) {
   kitd_test_lorem_stop(pid);
 }
 
+/* A client whose registry never answers (a Consul address where nothing
+ * listens): the first call waits for the registry up to ready_timeout_ms
+ * or the ctx's deadline, on the loop, and ends as the blocking call does
+ * on a client just like it. */
+static kitd_client *unready_client(void) {
+  char src[128];
+  snprintf(src, sizeof src, "consul://%s/lorem", g_dead_addr);
+  kitd_client_opts o;
+  kitd_client_opts_init(&o);
+  o.service = "lorem";
+  o.source = src;
+  o.ready_timeout_ms = 200;
+  kitd_client *c = NULL;
+  assert_int_equal(kitd_client_new(&o, &c), 0);
+  return c;
+}
+
+static void test_first_wait(void **s) {
+  (void)s;
+  for (int deadline = 0; deadline < 2; deadline++) {
+    int64_t ms = deadline ? 50 : 0; /* shorter than the 200 ms wait */
+    kitd_client *c = unready_client();
+    kitd_ctx ctx;
+    kitd_ctx_init(&ctx);
+    if (ms) kitd_ctx_set_timeout_ms(&ctx, ms);
+    kitd_client_resp r = {0};
+    int blocking = kitd_client_call(c, &ctx, NULL, &r);
+    kitd_client_free(c);
+
+    c = unready_client();
+    struct waiter w;
+    waiter_init(&w, 1);
+    struct call k;
+    call_init(&k, &w, ms);
+    assert_int_equal(kitd_client_call_async(c, &k.ctx, NULL, &k.resp, on_done, &k), 0);
+    assert_int_equal(waiter_wait(&w, 10000), 1);
+    assert_int_equal(k.rc, blocking);
+    assert_int_equal(k.rc, deadline ? KITD_ETIMEDOUT : KITD_ENOENDPOINTS);
+    if (!deadline) assert_true(kitd_ctx_detail(&k.ctx)[0] != '\0');
+    kitd_client_free(c);
+  }
+}
+
 /* A server that never answers: the ctx deadline ends the call. */
 static void test_deadline(void **s) {
   (void)s;
@@ -759,6 +802,7 @@ int main(void) {
       cmocka_unit_test(test_start_errors),   cmocka_unit_test(test_empty_set),
       cmocka_unit_test(test_big_body),       cmocka_unit_test(test_metrics),
       cmocka_unit_test(test_custom_codec),   cmocka_unit_test(test_stale_connection),
+      cmocka_unit_test(test_first_wait),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
