@@ -249,6 +249,11 @@ static void attempts(struct acall *k) {
     if (k->attempt > 1) k->retries++;
     int rc = pick(k);
     if (k->as->explain) explain(k, rc == 0);
+    if (rc == 0 && !kitd__http_is_endpoint(k->pick.endpoint)) {
+      kitd_balancer_done(k->v->lb, &k->pick, KITD__RESULT_UNUSED, -1);
+      finish(k, KITD_EINTERNAL); /* only kitd_http endpoints run on the loop */
+      return;
+    }
     if (rc == 0) {
       kitd_ctx_init_child(&k->actx, k->base, k->c->retry.attempt_timeout_ms);
       k->t_att = kitd_now_ns();

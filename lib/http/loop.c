@@ -273,7 +273,8 @@ static void loop_free(kitd__loop *l) {
 }
 
 static void join_zombie(void) {
-  kitd__loop *z = g_zombie; /* under g_mu */
+  kitd__loop *z = g_zombie;       /* under g_mu */
+  if (kitd__loop_here(z)) return; /* exit() from its own thread: leave it */
   g_zombie = NULL;
   if (z) {
     pthread_join(z->thread, NULL);
