@@ -464,7 +464,6 @@ int kitd_client_call_async(kitd_client *c, kitd_ctx *ctx, const void *request, v
   k->done = done;
   k->arg = arg;
   k->timer.on = call_timer;
-  k->att.io.fd = -1;
   k->att.end = att_end;
   k->task.fn = start_task;
   pthread_mutex_lock(&as->mu);

@@ -509,8 +509,9 @@ static void test_custom_codec(void **s) {
   kitd_client_free(c);
 }
 
-/* A kept-alive connection the server closed while idle is replaced, and
- * the call goes through (one attempt, no retry). */
+/* Kept-alive connections the server closes while idle (the loop sees
+ * them close, or finds them stale on use and replaces them) do not fail
+ * the calls that follow: one attempt each, no retry. */
 static void test_stale_connection(void **s) {
   (void)s;
   static const char *const flags[] = {"-idle.timeout", "100ms", NULL};
