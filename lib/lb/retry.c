@@ -289,6 +289,11 @@ static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) 
   return rc;
 }
 
+struct kitd__budget *kitd__retry_budget(kitd_endpoint *retry) {
+  struct retry *r = kitd_endpoint_state(retry);
+  return &r->budget;
+}
+
 static void retry_close(void *state) {
   struct retry *r = state;
   kitd__hedge_free(r->hedge);
