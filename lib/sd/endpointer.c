@@ -146,6 +146,10 @@ static int held_in(const struct held *h, uint64_t born, uint64_t died) {
   return 0;
 }
 
+/* How many removed entries ahead a reclaim prefetches their endpoint and
+ * record. */
+#define RELEASE_AHEAD 8
+
 /* Free every retired snapshot no picker holds, and every removed entry
  * that no held snapshot can reach. A pick that is never handed back thus
  * pins its own snapshot's entries, never a later update's. */
@@ -164,10 +168,19 @@ static void reclaim_locked(kitd_endpointer *ep) {
       snap_free(ep, s);
     }
   }
+  /* Read once: h.n and h.overflow tested together in the loop compiled
+   * to one 8-byte load of two 4-byte stores, which the store buffer
+   * cannot forward (a stall per entry, an eighth of a full update). */
+  const bool any_held = h.n || h.overflow;
   size_t o = 0;
   for (size_t i = 0; i < ep->nlimbo; i++) {
     struct kitd__drop *d = &ep->limbo[i];
-    if ((h.n || h.overflow) && held_in(&h, d->born, d->died)) ep->limbo[o++] = *d;
+    if (i + RELEASE_AHEAD <
+        ep->nlimbo) { /* their counts are written: lines scattered over the heap */
+      __builtin_prefetch(d[RELEASE_AHEAD].rec, 1);
+      __builtin_prefetch(d[RELEASE_AHEAD].ep, 1);
+    }
+    if (any_held && held_in(&h, d->born, d->died)) ep->limbo[o++] = *d;
     else drop_release(ep, d);
   }
   ep->nlimbo = o;
@@ -287,14 +300,26 @@ static inline int key_cmp(const kitd_instance *r, const struct kitd__snap *s, si
   return 0;
 }
 
-/* How many records ahead the merge prefetches the new set's records:
- * scattered blocks the hardware cannot prefetch from the pointer array. */
+/* How many entries ahead the merge prefetches the records it adds (their
+ * count is written and their key read). */
 #define PREFETCH_AHEAD 8
+
+/* Copy the kept entries old[j, j + len) to s[k, k + len): one copy per
+ * array, not one per entry and array. */
+static void copy_kept(struct kitd__snap *s, size_t k, const struct kitd__snap *old, size_t j,
+                      size_t len, bool ws) {
+  memcpy(s->eps + k, old->eps + j, len * sizeof *s->eps);
+  memcpy(s->rec + k, old->rec + j, len * sizeof *s->rec);
+  if (ws) memcpy(s->st + k, old->st + j, len * sizeof *s->st); /* else st[] is not read */
+  memcpy(s->born + k, old->born + j, len * sizeof *s->born);
+  memcpy(s->key + k, old->key + j, len * sizeof *s->key);
+}
 
 /* Replace the live set by `in` (sorted by address, unique). Called with
  * ep->mu held. Cost: one merge over both sets, the factory for new
- * addresses only, and pointer copies for kept entries: no refcount traffic
- * on those. */
+ * addresses only, and a copy of each run of kept entries: no refcount
+ * traffic on those, and no record of theirs read but the new one's first
+ * line (none when the instancer hands the same record again). */
 static int update_locked(kitd_endpointer *ep, const kitd_instance *const *in, size_t n) {
   struct kitd__snap *old = atomic_load_explicit(&ep->snap, memory_order_relaxed);
   if (limbo_reserve(ep, old->count) != 0) return KITD_ENOMEM;
@@ -303,6 +328,7 @@ static int update_locked(kitd_endpointer *ep, const kitd_instance *const *in, si
   uint64_t gen = ep->gen + 1;
   const bool ws = ep->want_state;
   int64_t now = ws ? kitd_now_ns() : 0;
+  const size_t on = old->count;
   size_t i = 0, j = 0, k = 0, added = 0, ndrop = 0, nrec = 0;
   ep->factory_failed = 0;
   /* The counts change by what changes: kept records are not read again.
@@ -313,33 +339,38 @@ static int update_locked(kitd_endpointer *ep, const kitd_instance *const *in, si
   s->newest_join = old->newest_join;
   /* Instances of the first set are not "joining" (slow start would hold
    * all of them back alike): their joined time is 0. */
-  int64_t joined = old->count ? now : 0;
+  int64_t joined = on ? now : 0;
   /* Short waits only: an ejection decision is a few loads and stores. */
   while (atomic_flag_test_and_set_explicit(&ep->ejecting, memory_order_acquire)) {}
-  while (i < n || j < old->count) {
-    if (i + PREFETCH_AHEAD < n) __builtin_prefetch(in[i + PREFETCH_AHEAD]);
+  for (;;) {
+    /* A run of kept entries, copied at its end. */
+    size_t j0 = j;
+    int c = 0;
     /* The same record as before (an instancer that hands unchanged
-     * instances on) is equal without being read. */
-    int c = i < n && j < old->count ? (in[i] == old->rec[j] ? 0 : key_cmp(in[i], old, j))
-                                    : (i < n ? -1 : 1);
-    if (c == 0) {
+     * instances on) is kept without being read; another one of the same
+     * address and digest (kitd__instance_same_attrs) from the key. */
+    while (i < n && j < on) {
+      if (in[i] != old->rec[j] &&
+          ((c = key_cmp(in[i], old, j)) != 0 || in[i]->digest != old->key[j].digest))
+        break;
+      i++, j++;
+    }
+    if (j > j0) copy_kept(s, k, old, j0, j - j0, ws), k += j - j0;
+    if (i >= n && j >= on) break;
+    if (i >= n || j >= on) c = i < n ? -1 : 1;
+    if (c == 0) { /* same address, new attributes: same endpoint */
       s->eps[k] = old->eps[j];
-      if (ws) s->st[k] = old->st[j]; /* else st[] is not read: left unset */
+      if (ws) s->st[k] = old->st[j];
       s->born[k] = old->born[j];
-      /* kitd__instance_same_attrs, from the key (both records frozen). */
-      if (in[i] == old->rec[j] || in[i]->digest == old->key[j].digest) {
-        s->rec[k] = old->rec[j];
-        s->key[k] = old->key[j];
-      } else { /* same address, new attributes: same endpoint */
-        s->rec[k] = kitd_instance_ref(in[i]);
-        key_set(&s->key[k], in[i]);
-        if (ws) tally(s, in[i], 1), tally(s, old->rec[j], -1);
-        limbo_add(ep, NULL, old->rec[j], NULL, old->born[j], old->gen);
-        nrec++;
-      }
+      s->rec[k] = kitd_instance_ref(in[i]);
+      key_set(&s->key[k], in[i]);
+      if (ws) tally(s, in[i], 1), tally(s, old->rec[j], -1);
+      limbo_add(ep, NULL, old->rec[j], NULL, old->born[j], old->gen);
+      nrec++;
       k++, i++, j++;
     } else if (c < 0) {
       kitd_endpoint *e = NULL;
+      if (i + PREFETCH_AHEAD < n) __builtin_prefetch(in[i + PREFETCH_AHEAD], 1);
       if (__builtin_expect(ws, 0)) {
         struct kitd__ist *st = ist_new(ep, joined);
         if (!st) ep->factory_failed++, ep->factory_err = KITD_ENOMEM;
