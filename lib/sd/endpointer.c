@@ -657,9 +657,22 @@ int kitd_endpointer_endpoints(kitd_endpointer *ep, kitd_endpoint ***out, size_t 
 
 size_t kitd_endpointer_count(kitd_endpointer *ep) {
   if (!ep) return 0;
-  pthread_mutex_lock(&ep->mu);
-  size_t n = atomic_load_explicit(&ep->snap, memory_order_relaxed)->count;
-  pthread_mutex_unlock(&ep->mu);
+  /* Read as a pick reads, through a hazard slot, not under the lock: an
+   * update holds the lock through its merge and its reclaim's barrier
+   * (membarrier, which took up to milliseconds on a loaded machine), and
+   * the count is what a caller watching for a change polls. */
+  int slot = kitd__hp_acquire();
+  if (slot < 0) {
+    struct kitd__snap *s = kitd__endpointer_ref_snap(ep);
+    size_t n = s->count;
+    kitd__endpointer_unref_snap(ep, s);
+    return n;
+  }
+  struct kitd__snap *s = kitd__hp_protect(slot, (void *_Atomic *)&ep->snap);
+  size_t n = s->count;
+  kitd__hp_release(slot);
+  /* Retired meanwhile: the update's reclaim may have kept it for us. */
+  if (atomic_load_explicit(&s->retired, memory_order_relaxed)) kitd__endpointer_try_reclaim(ep);
   return n;
 }
 

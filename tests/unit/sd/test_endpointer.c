@@ -267,6 +267,72 @@ static void test_merge_random_with_states(void **s) {
   merge_random(1);
 }
 
+/* kitd_endpointer_count() does not wait for an update in progress: with
+ * the update held inside the factory (under the endpointer's lock), the
+ * count is read at once and is the previous snapshot's. The factory lets
+ * go by itself after 5 s (scaled), so the old behaviour (the count waits
+ * for the lock) ends the test with a failure, not a hang. */
+struct held_factory {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int entered, released;
+};
+
+static int noop_ep_call(void *st, kitd_ctx *ctx, const void *req, void **resp) {
+  (void)st, (void)ctx, (void)req;
+  *resp = NULL;
+  return 0;
+}
+
+static int held_factory_fn(void *arg, const kitd_instance *r, kitd_endpoint **out) {
+  struct held_factory *h = arg;
+  if (!strcmp(kitd_instance_address(r), "slow:1")) {
+    pthread_mutex_lock(&h->mu);
+    h->entered = 1;
+    pthread_cond_broadcast(&h->cv);
+    int64_t until = kt_ms() + 5000 * kt_scale();
+    while (!h->released && kt_ms() < until) {
+      pthread_mutex_unlock(&h->mu);
+      kt_sleep_ms(1);
+      pthread_mutex_lock(&h->mu);
+    }
+    h->released = 1;
+    pthread_mutex_unlock(&h->mu);
+  }
+  return kitd_endpoint_new(noop_ep_call, NULL, NULL, out);
+}
+
+static void *set_slow(void *arg) {
+  kt_set(arg, "a:1,slow:1");
+  return NULL;
+}
+
+static void test_count_during_update(void **s) {
+  (void)s;
+  struct held_factory h = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+  kitd_instancer *in = kt_static("a:1");
+  kitd_endpointer *ep = NULL;
+  assert_int_equal(kitd_endpointer_new(in, &(kitd_factory){held_factory_fn, &h, NULL}, NULL, &ep),
+                   0);
+  assert_int_equal(kitd_endpointer_count(ep), 1);
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, set_slow, in), 0);
+  pthread_mutex_lock(&h.mu);
+  while (!h.entered) pthread_cond_wait(&h.cv, &h.mu);
+  pthread_mutex_unlock(&h.mu);
+  size_t n = kitd_endpointer_count(ep); /* the update is inside the factory */
+  pthread_mutex_lock(&h.mu);
+  int released_first = h.released;
+  h.released = 1;
+  pthread_mutex_unlock(&h.mu);
+  pthread_join(t, NULL);
+  assert_false(released_first);
+  assert_int_equal(n, 1);
+  assert_int_equal(kitd_endpointer_count(ep), 2);
+  kitd_endpointer_free(ep);
+  kitd_instancer_free(in);
+}
+
 static char logbuf[4096];
 static void log_fn(void *arg, const kitd_log_record *rec_) {
   kitd_log_level lv = rec_->level;
@@ -592,6 +658,7 @@ int main(void) {
       cmocka_unit_test(test_merge_keys),
       cmocka_unit_test(test_merge_random),
       cmocka_unit_test(test_merge_random_with_states),
+      cmocka_unit_test(test_count_during_update),
       cmocka_unit_test(test_factory_error_skipped_logged_retried),
       cmocka_unit_test(test_every_endpoint_closed_once),
       cmocka_unit_test(test_removed_not_closed_while_picked),
