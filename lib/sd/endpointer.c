@@ -315,6 +315,71 @@ static void copy_kept(struct kitd__snap *s, size_t k, const struct kitd__snap *o
   memcpy(s->key + k, old->key + j, len * sizeof *s->key);
 }
 
+/* An update's merge in progress: the snapshot it fills and what it did. */
+struct merge {
+  kitd_endpointer *ep;
+  const struct kitd__snap *old;
+  struct kitd__snap *s;
+  uint64_t gen;   /* of s */
+  int64_t joined; /* what a joining instance's state says; 0 in the first set */
+  bool ws;        /* want_state */
+  size_t k, added, ndrop, nrec;
+};
+
+/* A new address, in[i]: an endpoint from the factory (on failure it is
+ * skipped and logged, and the next event that lists it tries again). */
+static inline __attribute__((always_inline)) void
+merge_add(struct merge *m, const kitd_instance *const *in, size_t i, size_t n) {
+  kitd_endpointer *ep = m->ep;
+  struct kitd__snap *s = m->s;
+  const kitd_instance *r = in[i];
+  kitd_endpoint *e = NULL;
+  if (i + PREFETCH_AHEAD < n) __builtin_prefetch(in[i + PREFETCH_AHEAD], 1);
+  if (__builtin_expect(m->ws, 0)) {
+    struct kitd__ist *st = ist_new(ep, m->joined);
+    if (!st) ep->factory_failed++, ep->factory_err = KITD_ENOMEM;
+    e = st ? make_endpoint(ep, r) : NULL;
+    if (!e) {
+      ist_free(ep, st);
+    } else {
+      s->st[m->k] = st;
+      if (m->joined) s->newest_join = m->joined;
+      tally(s, r, 1);
+    }
+  } else {
+    e = make_endpoint(ep, r);
+  }
+  if (!e) return;
+  s->eps[m->k] = e;
+  s->rec[m->k] = kitd_instance_ref(r);
+  key_set(&s->key[m->k], r);
+  s->born[m->k] = m->gen;
+  m->k++, m->added++;
+}
+
+/* An address gone, old entry j: to limbo until no picker can reach it. */
+static inline __attribute__((always_inline)) void merge_drop(struct merge *m, size_t j) {
+  const struct kitd__snap *old = m->old;
+  limbo_add(m->ep, old->eps[j], old->rec[j], m->ws ? old->st[j] : NULL, old->born[j], old->gen);
+  if (m->ws) tally(m->s, old->rec[j], -1);
+  m->ndrop++;
+}
+
+/* The address of old entry j with new attributes, r: the same endpoint
+ * and state, the new record; the old record to limbo. */
+static void merge_reattr(struct merge *m, const kitd_instance *r, size_t j) {
+  const struct kitd__snap *old = m->old;
+  struct kitd__snap *s = m->s;
+  s->eps[m->k] = old->eps[j];
+  if (m->ws) s->st[m->k] = old->st[j];
+  s->born[m->k] = old->born[j];
+  s->rec[m->k] = kitd_instance_ref(r);
+  key_set(&s->key[m->k], r);
+  if (m->ws) tally(s, r, 1), tally(s, old->rec[j], -1);
+  limbo_add(m->ep, NULL, old->rec[j], NULL, old->born[j], old->gen);
+  m->k++, m->nrec++;
+}
+
 /* Replace the live set by `in` (sorted by address, unique). Called with
  * ep->mu held. Cost: one merge over both sets, the factory for new
  * addresses only, and a copy of each run of kept entries: no refcount
@@ -325,11 +390,11 @@ static int update_locked(kitd_endpointer *ep, const kitd_instance *const *in, si
   if (limbo_reserve(ep, old->count) != 0) return KITD_ENOMEM;
   struct kitd__snap *s = snap_new(ep, n);
   if (!s) return KITD_ENOMEM;
-  uint64_t gen = ep->gen + 1;
   const bool ws = ep->want_state;
-  int64_t now = ws ? kitd_now_ns() : 0;
   const size_t on = old->count;
-  size_t i = 0, j = 0, k = 0, added = 0, ndrop = 0, nrec = 0;
+  /* Instances of the first set are not "joining" (slow start would hold
+   * all of them back alike): their joined time is 0. */
+  struct merge m = {ep, old, s, ep->gen + 1, ws && on ? kitd_now_ns() : 0, ws, 0, 0, 0, 0};
   ep->factory_failed = 0;
   /* The counts change by what changes: kept records are not read again.
    * Like st[], they (and the weighted order) are kept only once a learning
@@ -337,69 +402,30 @@ static int update_locked(kitd_endpointer *ep, const kitd_instance *const *in, si
   s->healthy = old->healthy;
   s->weight1 = old->weight1;
   s->newest_join = old->newest_join;
-  /* Instances of the first set are not "joining" (slow start would hold
-   * all of them back alike): their joined time is 0. */
-  int64_t joined = on ? now : 0;
   /* Short waits only: an ejection decision is a few loads and stores. */
   while (atomic_flag_test_and_set_explicit(&ep->ejecting, memory_order_acquire)) {}
-  for (;;) {
-    /* A run of kept entries, copied at its end. */
+  size_t i = 0, j = 0;
+  while (i < n && j < on) {
+    /* A run of kept entries, copied at its end. The same record as before
+     * (an instancer that hands unchanged instances on) is kept without
+     * being read; another one of the same address and digest
+     * (kitd__instance_same_attrs) from the key. */
     size_t j0 = j;
     int c = 0;
-    /* The same record as before (an instancer that hands unchanged
-     * instances on) is kept without being read; another one of the same
-     * address and digest (kitd__instance_same_attrs) from the key. */
-    while (i < n && j < on) {
+    for (; i < n && j < on; i++, j++)
       if (in[i] != old->rec[j] &&
           ((c = key_cmp(in[i], old, j)) != 0 || in[i]->digest != old->key[j].digest))
         break;
-      i++, j++;
-    }
-    if (j > j0) copy_kept(s, k, old, j0, j - j0, ws), k += j - j0;
-    if (i >= n && j >= on) break;
-    if (i >= n || j >= on) c = i < n ? -1 : 1;
-    if (c == 0) { /* same address, new attributes: same endpoint */
-      s->eps[k] = old->eps[j];
-      if (ws) s->st[k] = old->st[j];
-      s->born[k] = old->born[j];
-      s->rec[k] = kitd_instance_ref(in[i]);
-      key_set(&s->key[k], in[i]);
-      if (ws) tally(s, in[i], 1), tally(s, old->rec[j], -1);
-      limbo_add(ep, NULL, old->rec[j], NULL, old->born[j], old->gen);
-      nrec++;
-      k++, i++, j++;
-    } else if (c < 0) {
-      kitd_endpoint *e = NULL;
-      if (i + PREFETCH_AHEAD < n) __builtin_prefetch(in[i + PREFETCH_AHEAD], 1);
-      if (__builtin_expect(ws, 0)) {
-        struct kitd__ist *st = ist_new(ep, joined);
-        if (!st) ep->factory_failed++, ep->factory_err = KITD_ENOMEM;
-        e = st ? make_endpoint(ep, in[i]) : NULL;
-        if (!e) {
-          ist_free(ep, st);
-        } else {
-          s->st[k] = st;
-          if (joined) s->newest_join = joined;
-          tally(s, in[i], 1);
-        }
-      } else {
-        e = make_endpoint(ep, in[i]);
-      }
-      if (e) {
-        s->eps[k] = e;
-        s->rec[k] = kitd_instance_ref(in[i]);
-        key_set(&s->key[k], in[i]);
-        s->born[k] = gen;
-        k++, added++;
-      }
-      i++;
-    } else {
-      limbo_add(ep, old->eps[j], old->rec[j], ws ? old->st[j] : NULL, old->born[j], old->gen);
-      if (ws) tally(s, old->rec[j], -1);
-      ndrop++;
-      j++;
-    }
+    if (j > j0) copy_kept(s, m.k, old, j0, j - j0, ws), m.k += j - j0;
+    if (i == n || j == on) break;
+    if (c == 0) merge_reattr(&m, in[i++], j++);
+    else if (c < 0) merge_add(&m, in, i++, n);
+    else merge_drop(&m, j++);
   }
+  while (j < on) merge_drop(&m, j++);
+  while (i < n) merge_add(&m, in, i++, n);
+  size_t k = m.k, added = m.added, ndrop = m.ndrop, nrec = m.nrec;
+  uint64_t gen = m.gen;
   if (added == 0 && ndrop == 0 && nrec == 0) { /* nothing changed */
     atomic_flag_clear_explicit(&ep->ejecting, memory_order_release);
     snap_free(ep, s);
