@@ -468,22 +468,114 @@ static size_t skip_ws(const char *b, size_t i, size_t len) {
   return i;
 }
 
+/* A string at b[i] (its opening quote) that holds no escape, no control
+ * character and no byte over 0x7f: its content is b[*s, *e) and the
+ * index past its closing quote is returned; 0 for any other text. */
+static size_t plain_string(const char *b, size_t i, size_t len, size_t *s, size_t *e) {
+  if (i >= len || b[i] != '"') return 0;
+  const char *q = memchr(b + i + 1, '"', len - i - 1);
+  if (!q) return 0;
+  size_t end = (size_t)(q - b);
+  for (size_t t = i + 1; t < end; t++)
+    if ((unsigned char)b[t] < 0x20 || (unsigned char)b[t] > 0x7e || b[t] == '\\') return 0;
+  *s = i + 1;
+  *e = end;
+  return end + 1;
+}
+
+/* What the diff reads of a check. */
+struct check_fields {
+  const char *svc, *node; /* NULL: absent or null */
+  size_t svc_len, node_len;
+  uint64_t mi;
+};
+
+/* Read a check's ServiceName, Node and ModifyIndex from b[0, len) without
+ * building it (jansson made a tree of every field of every check, most of
+ * the watcher's time while some services are polled). 1 when read; 0 for
+ * anything this reader does not take (an escape or a non-ASCII byte in a
+ * key or in one of those strings, those fields of another type, an index
+ * that is not a plain non-negative integer, text out of place): the
+ * element is then read with jansson, which refuses it if it is not JSON.
+ * The fields it does not read are skipped by their nesting only, not
+ * validated. */
+static int scan_check(const char *b, size_t len, struct check_fields *f) {
+  memset(f, 0, sizeof *f);
+  size_t i = skip_ws(b, 0, len);
+  if (i >= len || b[i] != '{') return 0;
+  i = skip_ws(b, i + 1, len);
+  if (i < len && b[i] == '}') return skip_ws(b, i + 1, len) == len;
+  for (;;) {
+    size_t ks, ke;
+    if (!(i = plain_string(b, i, len, &ks, &ke))) return 0;
+    i = skip_ws(b, i, len);
+    if (i >= len || b[i] != ':') return 0;
+    i = skip_ws(b, i + 1, len);
+    const char *k = b + ks;
+    size_t kl = ke - ks;
+    bool svc = kl == 11 && !memcmp(k, "ServiceName", 11), node = kl == 4 && !memcmp(k, "Node", 4);
+    if (svc || node) {
+      const char *v = NULL;
+      size_t vs = 0, ve = 0;
+      if (len - i >= 4 && !memcmp(b + i, "null", 4)) i += 4;
+      else if ((i = plain_string(b, i, len, &vs, &ve))) v = b + vs;
+      else return 0;
+      if (svc) f->svc = v, f->svc_len = ve - vs;
+      else f->node = v, f->node_len = ve - vs;
+    } else if (kl == 11 && !memcmp(k, "ModifyIndex", 11)) {
+      size_t s0 = i;
+      uint64_t x = 0;
+      for (; i < len && b[i] >= '0' && b[i] <= '9' && i - s0 < 18; i++)
+        x = x * 10 + (uint64_t)(b[i] - '0');
+      if (i == s0 || (b[s0] == '0' && i - s0 > 1) ||
+          (i < len && ((b[i] >= '0' && b[i] <= '9') || b[i] == '.' || b[i] == 'e' || b[i] == 'E')))
+        return 0;
+      f->mi = x;
+    } else {
+      size_t e = value_end(b, i, len);
+      if (e == len || e == i || b[e] == ']') return 0;
+      i = e;
+    }
+    i = skip_ws(b, i, len);
+    if (i >= len) return 0;
+    if (b[i] == '}') return skip_ws(b, i + 1, len) == len;
+    if (b[i] != ',') return 0;
+    i = skip_ws(b, i + 1, len);
+  }
+}
+
 /* One check of the answer into d->v. */
 static int digest_check(struct digest *d, const char *text, size_t len) {
-  json_error_t je;
-  json_t *ck = json_loadb(text, len, 0, &je);
-  if (!json_is_object(ck)) {
-    json_decref(ck);
-    return KITD_EPROTO;
-  }
-  const char *svc = json_string_value(json_object_get(ck, "ServiceName"));
-  const char *node = json_string_value(json_object_get(ck, "Node"));
-  json_int_t mi = json_integer_value(json_object_get(ck, "ModifyIndex"));
-  bool named = (svc && *svc) || node;
+  struct check_fields f;
   char *name = NULL;
-  if (svc && *svc) name = kitd__strdup(svc);
-  else if (node && (name = kitd__malloc(strlen(node) + 2))) name[0] = '\n', strcpy(name + 1, node);
-  json_decref(ck);
+  bool named;
+  uint64_t mi;
+  if (scan_check(text, len, &f)) {
+    named = (f.svc && f.svc_len) || f.node;
+    if (f.svc && f.svc_len) {
+      name = kitd__strndup(f.svc, f.svc_len);
+    } else if (f.node && (name = kitd__malloc(f.node_len + 2))) {
+      name[0] = '\n';
+      memcpy(name + 1, f.node, f.node_len);
+      name[f.node_len + 1] = '\0';
+    }
+    mi = f.mi;
+  } else {
+    json_error_t je;
+    json_t *ck = json_loadb(text, len, 0, &je);
+    if (!json_is_object(ck)) {
+      json_decref(ck);
+      return KITD_EPROTO;
+    }
+    const char *svc = json_string_value(json_object_get(ck, "ServiceName"));
+    const char *node = json_string_value(json_object_get(ck, "Node"));
+    mi = (uint64_t)json_integer_value(json_object_get(ck, "ModifyIndex"));
+    named = (svc && *svc) || node;
+    if (svc && *svc) name = kitd__strdup(svc);
+    else if (node && (name = kitd__malloc(strlen(node) + 2)))
+      name[0] = '\n', strcpy(name + 1, node);
+    json_decref(ck);
+  }
   if (!name) return named ? KITD_ENOMEM : 0; /* a check naming nothing: skipped */
   if (d->n == d->cap) {
     size_t cap = d->cap ? d->cap * 2 : 256;
@@ -495,7 +587,7 @@ static int digest_check(struct digest *d, const char *text, size_t len) {
     d->v = nv, d->cap = cap;
   }
   d->v[d->n].name = name;
-  d->v[d->n++].idx = (uint64_t)mi;
+  d->v[d->n++].idx = mi;
   return 0;
 }
 

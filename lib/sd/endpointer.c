@@ -146,6 +146,10 @@ static int held_in(const struct held *h, uint64_t born, uint64_t died) {
   return 0;
 }
 
+/* How many removed entries ahead a reclaim prefetches their endpoint and
+ * record. */
+#define RELEASE_AHEAD 8
+
 /* Free every retired snapshot no picker holds, and every removed entry
  * that no held snapshot can reach. A pick that is never handed back thus
  * pins its own snapshot's entries, never a later update's. */
@@ -164,10 +168,19 @@ static void reclaim_locked(kitd_endpointer *ep) {
       snap_free(ep, s);
     }
   }
+  /* Read once: h.n and h.overflow tested together in the loop compiled
+   * to one 8-byte load of two 4-byte stores, which the store buffer
+   * cannot forward (a stall per entry, an eighth of a full update). */
+  const bool any_held = h.n || h.overflow;
   size_t o = 0;
   for (size_t i = 0; i < ep->nlimbo; i++) {
     struct kitd__drop *d = &ep->limbo[i];
-    if ((h.n || h.overflow) && held_in(&h, d->born, d->died)) ep->limbo[o++] = *d;
+    if (i + RELEASE_AHEAD <
+        ep->nlimbo) { /* their counts are written: lines scattered over the heap */
+      __builtin_prefetch(d[RELEASE_AHEAD].rec, 1);
+      __builtin_prefetch(d[RELEASE_AHEAD].ep, 1);
+    }
+    if (any_held && held_in(&h, d->born, d->died)) ep->limbo[o++] = *d;
     else drop_release(ep, d);
   }
   ep->nlimbo = o;
@@ -287,23 +300,101 @@ static inline int key_cmp(const kitd_instance *r, const struct kitd__snap *s, si
   return 0;
 }
 
-/* How many records ahead the merge prefetches the new set's records:
- * scattered blocks the hardware cannot prefetch from the pointer array. */
+/* How many entries ahead the merge prefetches the records it adds (their
+ * count is written and their key read). */
 #define PREFETCH_AHEAD 8
+
+/* Copy the kept entries old[j, j + len) to s[k, k + len): one copy per
+ * array, not one per entry and array. */
+static void copy_kept(struct kitd__snap *s, size_t k, const struct kitd__snap *old, size_t j,
+                      size_t len, bool ws) {
+  memcpy(s->eps + k, old->eps + j, len * sizeof *s->eps);
+  memcpy(s->rec + k, old->rec + j, len * sizeof *s->rec);
+  if (ws) memcpy(s->st + k, old->st + j, len * sizeof *s->st); /* else st[] is not read */
+  memcpy(s->born + k, old->born + j, len * sizeof *s->born);
+  memcpy(s->key + k, old->key + j, len * sizeof *s->key);
+}
+
+/* An update's merge in progress: the snapshot it fills and what it did. */
+struct merge {
+  kitd_endpointer *ep;
+  const struct kitd__snap *old;
+  struct kitd__snap *s;
+  uint64_t gen;   /* of s */
+  int64_t joined; /* what a joining instance's state says; 0 in the first set */
+  bool ws;        /* want_state */
+  size_t k, added, ndrop, nrec;
+};
+
+/* A new address, in[i]: an endpoint from the factory (on failure it is
+ * skipped and logged, and the next event that lists it tries again). */
+static inline __attribute__((always_inline)) void
+merge_add(struct merge *m, const kitd_instance *const *in, size_t i, size_t n) {
+  kitd_endpointer *ep = m->ep;
+  struct kitd__snap *s = m->s;
+  const kitd_instance *r = in[i];
+  kitd_endpoint *e = NULL;
+  if (i + PREFETCH_AHEAD < n) __builtin_prefetch(in[i + PREFETCH_AHEAD], 1);
+  if (__builtin_expect(m->ws, 0)) {
+    struct kitd__ist *st = ist_new(ep, m->joined);
+    if (!st) ep->factory_failed++, ep->factory_err = KITD_ENOMEM;
+    e = st ? make_endpoint(ep, r) : NULL;
+    if (!e) {
+      ist_free(ep, st);
+    } else {
+      s->st[m->k] = st;
+      if (m->joined) s->newest_join = m->joined;
+      tally(s, r, 1);
+    }
+  } else {
+    e = make_endpoint(ep, r);
+  }
+  if (!e) return;
+  s->eps[m->k] = e;
+  s->rec[m->k] = kitd_instance_ref(r);
+  key_set(&s->key[m->k], r);
+  s->born[m->k] = m->gen;
+  m->k++, m->added++;
+}
+
+/* An address gone, old entry j: to limbo until no picker can reach it. */
+static inline __attribute__((always_inline)) void merge_drop(struct merge *m, size_t j) {
+  const struct kitd__snap *old = m->old;
+  limbo_add(m->ep, old->eps[j], old->rec[j], m->ws ? old->st[j] : NULL, old->born[j], old->gen);
+  if (m->ws) tally(m->s, old->rec[j], -1);
+  m->ndrop++;
+}
+
+/* The address of old entry j with new attributes, r: the same endpoint
+ * and state, the new record; the old record to limbo. */
+static void merge_reattr(struct merge *m, const kitd_instance *r, size_t j) {
+  const struct kitd__snap *old = m->old;
+  struct kitd__snap *s = m->s;
+  s->eps[m->k] = old->eps[j];
+  if (m->ws) s->st[m->k] = old->st[j];
+  s->born[m->k] = old->born[j];
+  s->rec[m->k] = kitd_instance_ref(r);
+  key_set(&s->key[m->k], r);
+  if (m->ws) tally(s, r, 1), tally(s, old->rec[j], -1);
+  limbo_add(m->ep, NULL, old->rec[j], NULL, old->born[j], old->gen);
+  m->k++, m->nrec++;
+}
 
 /* Replace the live set by `in` (sorted by address, unique). Called with
  * ep->mu held. Cost: one merge over both sets, the factory for new
- * addresses only, and pointer copies for kept entries: no refcount traffic
- * on those. */
+ * addresses only, and a copy of each run of kept entries: no refcount
+ * traffic on those, and no record of theirs read but the new one's first
+ * line (none when the instancer hands the same record again). */
 static int update_locked(kitd_endpointer *ep, const kitd_instance *const *in, size_t n) {
   struct kitd__snap *old = atomic_load_explicit(&ep->snap, memory_order_relaxed);
   if (limbo_reserve(ep, old->count) != 0) return KITD_ENOMEM;
   struct kitd__snap *s = snap_new(ep, n);
   if (!s) return KITD_ENOMEM;
-  uint64_t gen = ep->gen + 1;
   const bool ws = ep->want_state;
-  int64_t now = ws ? kitd_now_ns() : 0;
-  size_t i = 0, j = 0, k = 0, added = 0, ndrop = 0, nrec = 0;
+  const size_t on = old->count;
+  /* Instances of the first set are not "joining" (slow start would hold
+   * all of them back alike): their joined time is 0. */
+  struct merge m = {ep, old, s, ep->gen + 1, ws && on ? kitd_now_ns() : 0, ws, 0, 0, 0, 0};
   ep->factory_failed = 0;
   /* The counts change by what changes: kept records are not read again.
    * Like st[], they (and the weighted order) are kept only once a learning
@@ -311,64 +402,30 @@ static int update_locked(kitd_endpointer *ep, const kitd_instance *const *in, si
   s->healthy = old->healthy;
   s->weight1 = old->weight1;
   s->newest_join = old->newest_join;
-  /* Instances of the first set are not "joining" (slow start would hold
-   * all of them back alike): their joined time is 0. */
-  int64_t joined = old->count ? now : 0;
   /* Short waits only: an ejection decision is a few loads and stores. */
   while (atomic_flag_test_and_set_explicit(&ep->ejecting, memory_order_acquire)) {}
-  while (i < n || j < old->count) {
-    if (i + PREFETCH_AHEAD < n) __builtin_prefetch(in[i + PREFETCH_AHEAD]);
-    /* The same record as before (an instancer that hands unchanged
-     * instances on) is equal without being read. */
-    int c = i < n && j < old->count ? (in[i] == old->rec[j] ? 0 : key_cmp(in[i], old, j))
-                                    : (i < n ? -1 : 1);
-    if (c == 0) {
-      s->eps[k] = old->eps[j];
-      if (ws) s->st[k] = old->st[j]; /* else st[] is not read: left unset */
-      s->born[k] = old->born[j];
-      /* kitd__instance_same_attrs, from the key (both records frozen). */
-      if (in[i] == old->rec[j] || in[i]->digest == old->key[j].digest) {
-        s->rec[k] = old->rec[j];
-        s->key[k] = old->key[j];
-      } else { /* same address, new attributes: same endpoint */
-        s->rec[k] = kitd_instance_ref(in[i]);
-        key_set(&s->key[k], in[i]);
-        if (ws) tally(s, in[i], 1), tally(s, old->rec[j], -1);
-        limbo_add(ep, NULL, old->rec[j], NULL, old->born[j], old->gen);
-        nrec++;
-      }
-      k++, i++, j++;
-    } else if (c < 0) {
-      kitd_endpoint *e = NULL;
-      if (__builtin_expect(ws, 0)) {
-        struct kitd__ist *st = ist_new(ep, joined);
-        if (!st) ep->factory_failed++, ep->factory_err = KITD_ENOMEM;
-        e = st ? make_endpoint(ep, in[i]) : NULL;
-        if (!e) {
-          ist_free(ep, st);
-        } else {
-          s->st[k] = st;
-          if (joined) s->newest_join = joined;
-          tally(s, in[i], 1);
-        }
-      } else {
-        e = make_endpoint(ep, in[i]);
-      }
-      if (e) {
-        s->eps[k] = e;
-        s->rec[k] = kitd_instance_ref(in[i]);
-        key_set(&s->key[k], in[i]);
-        s->born[k] = gen;
-        k++, added++;
-      }
-      i++;
-    } else {
-      limbo_add(ep, old->eps[j], old->rec[j], ws ? old->st[j] : NULL, old->born[j], old->gen);
-      if (ws) tally(s, old->rec[j], -1);
-      ndrop++;
-      j++;
-    }
+  size_t i = 0, j = 0;
+  while (i < n && j < on) {
+    /* A run of kept entries, copied at its end. The same record as before
+     * (an instancer that hands unchanged instances on) is kept without
+     * being read; another one of the same address and digest
+     * (kitd__instance_same_attrs) from the key. */
+    size_t j0 = j;
+    int c = 0;
+    for (; i < n && j < on; i++, j++)
+      if (in[i] != old->rec[j] &&
+          ((c = key_cmp(in[i], old, j)) != 0 || in[i]->digest != old->key[j].digest))
+        break;
+    if (j > j0) copy_kept(s, m.k, old, j0, j - j0, ws), m.k += j - j0;
+    if (i == n || j == on) break;
+    if (c == 0) merge_reattr(&m, in[i++], j++);
+    else if (c < 0) merge_add(&m, in, i++, n);
+    else merge_drop(&m, j++);
   }
+  while (j < on) merge_drop(&m, j++);
+  while (i < n) merge_add(&m, in, i++, n);
+  size_t k = m.k, added = m.added, ndrop = m.ndrop, nrec = m.nrec;
+  uint64_t gen = m.gen;
   if (added == 0 && ndrop == 0 && nrec == 0) { /* nothing changed */
     atomic_flag_clear_explicit(&ep->ejecting, memory_order_release);
     snap_free(ep, s);
@@ -626,9 +683,22 @@ int kitd_endpointer_endpoints(kitd_endpointer *ep, kitd_endpoint ***out, size_t 
 
 size_t kitd_endpointer_count(kitd_endpointer *ep) {
   if (!ep) return 0;
-  pthread_mutex_lock(&ep->mu);
-  size_t n = atomic_load_explicit(&ep->snap, memory_order_relaxed)->count;
-  pthread_mutex_unlock(&ep->mu);
+  /* Read as a pick reads, through a hazard slot, not under the lock: an
+   * update holds the lock through its merge and its reclaim's barrier
+   * (membarrier, which took up to milliseconds on a loaded machine), and
+   * the count is what a caller watching for a change polls. */
+  int slot = kitd__hp_acquire();
+  if (slot < 0) {
+    struct kitd__snap *s = kitd__endpointer_ref_snap(ep);
+    size_t n = s->count;
+    kitd__endpointer_unref_snap(ep, s);
+    return n;
+  }
+  struct kitd__snap *s = kitd__hp_protect(slot, (void *_Atomic *)&ep->snap);
+  size_t n = s->count;
+  kitd__hp_release(slot);
+  /* Retired meanwhile: the update's reclaim may have kept it for us. */
+  if (atomic_load_explicit(&s->retired, memory_order_relaxed)) kitd__endpointer_try_reclaim(ep);
   return n;
 }
 

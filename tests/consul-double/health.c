@@ -335,6 +335,30 @@ static bool checks_moved(void *p)
     return checks_index() > a->min;
 }
 
+/* Make a row copied under the store's lock its own: its strings in one
+ * block that starts at r->id (one allocation, not one per string: the
+ * copy of a large catalog's rows held writes and wake-ups back for most
+ * of a millisecond), and its tags copied, as jansson's reference counts
+ * are not safe to share between threads outside the lock (an empty array
+ * renders the same as none). */
+static void row_own(struct check_row *r)
+{
+    const char **f[] = {&r->id,         &r->name,         &r->notes, &r->output,
+                        &r->service_id, &r->service_name, &r->type};
+    enum {
+        NF = sizeof f / sizeof f[0]
+    };
+    size_t len[NF], total = 0;
+    for (size_t k = 0; k < NF; k++) total += (len[k] = strlen(*f[k])) + 1;
+    char *b = malloc(total);
+    for (size_t k = 0; k < NF; k++) {
+        memcpy(b, *f[k], len[k] + 1);
+        *f[k] = b;
+        b += len[k] + 1;
+    }
+    r->tags = r->tags && json_array_size(r->tags) ? json_deep_copy(r->tags) : NULL;
+}
+
 /* GET /v1/health/state/:state: every check in that state (any: all),
  * node-level serfHealth included; blocking on the checks table. */
 static void health_state(struct req *r, struct reply *rp)
@@ -377,26 +401,13 @@ static void health_state(struct req *r, struct reply *rp)
             }
             struct check_row *w = &rows[n++];
             check_row_of(g_store.svcs[i], c, true, w);
-            w->id = strdup(w->id);
-            w->name = strdup(w->name);
-            w->notes = strdup(w->notes);
-            w->output = strdup(w->output);
-            w->service_id = strdup(w->service_id);
-            w->service_name = strdup(w->service_name);
-            /* a copy: jansson's reference counts are not safe to share
-             * between threads outside the lock */
-            if (w->tags) w->tags = json_deep_copy(w->tags);
+            row_own(w);
         }
     uint64_t idx = checks_index();
     pthread_mutex_unlock(&g_store.mu);
     for (size_t i = 0; i < n; i++) {
         json_array_append_new(arr, render_check_row(&rows[i]));
-        free((char *)rows[i].id);
-        free((char *)rows[i].name);
-        free((char *)rows[i].notes);
-        free((char *)rows[i].output);
-        free((char *)rows[i].service_id);
-        free((char *)rows[i].service_name);
+        free((char *)rows[i].id); /* the block of the row's strings */
         json_decref(rows[i].tags);
     }
     free(rows);

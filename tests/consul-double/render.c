@@ -105,6 +105,10 @@ void check_row_of(const struct service *s, const struct check *c, bool catalog_v
     r->tags = s ? s->tags : NULL;
 }
 
+/* The renders copy a service's tags rather than share them: an answer is
+ * freed after the store's lock is let go, and a deregistration may drop
+ * the store's reference at the same time (jansson's counts are not
+ * thread-safe to share, and TSan saw the two frees race). */
 json_t *render_check_row(const struct check_row *r)
 {
     char *iv = r->interval > 0 ? go_duration_format(r->interval) : strdup("");
@@ -113,7 +117,7 @@ json_t *render_check_row(const struct check_row *r)
         "{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:s,s:s,s:s,s:i,s:{},s:I,s:I}", "Node",
         g_store.cfg->node, "CheckID", r->id, "Name", r->name, "Status", status_name(r->status),
         "Notes", r->notes, "Output", r->output, "ServiceID", r->service_id, "ServiceName",
-        r->service_name, "ServiceTags", r->tags ? json_incref(r->tags) : json_array(), "Type",
+        r->service_name, "ServiceTags", r->tags ? json_deep_copy(r->tags) : json_array(), "Type",
         r->type, "Interval", iv, "Timeout", to, "ExposedPort", 0, "Definition", "CreateIndex",
         (json_int_t)r->create_index, "ModifyIndex", (json_int_t)r->modify_index);
     free(iv);
@@ -133,7 +137,7 @@ json_t *render_health_entry(const struct service *s)
     json_t *svc = json_object();
     json_object_set_new(svc, "ID", json_string(s->id));
     json_object_set_new(svc, "Service", json_string(s->name));
-    json_object_set(svc, "Tags", s->tags);
+    json_object_set_new(svc, "Tags", json_deep_copy(s->tags));
     json_object_set_new(svc, "Address", json_string(s->address));
     json_t *t = svc_tagged(s);
     if (json_object_size(t)) json_object_set_new(svc, "TaggedAddresses", t);
@@ -168,7 +172,7 @@ json_t *render_catalog_entry(const struct service *s)
     json_object_set_new(e, "ServiceKind", json_string(""));
     json_object_set_new(e, "ServiceID", json_string(s->id));
     json_object_set_new(e, "ServiceName", json_string(s->name));
-    json_object_set(e, "ServiceTags", s->tags);
+    json_object_set_new(e, "ServiceTags", json_deep_copy(s->tags));
     json_object_set_new(e, "ServiceAddress", json_string(s->address));
     json_t *t = svc_tagged(s);
     if (json_object_size(t)) json_object_set_new(e, "ServiceTaggedAddresses", t);
@@ -192,7 +196,7 @@ json_t *render_agent_service(const struct service *s)
     json_t *o = json_object();
     json_object_set_new(o, "ID", json_string(s->id));
     json_object_set_new(o, "Service", json_string(s->name));
-    json_object_set(o, "Tags", s->tags);
+    json_object_set_new(o, "Tags", json_deep_copy(s->tags));
     json_object_set_new(o, "Meta", s->meta ? sorted(s->meta) : json_object());
     json_object_set_new(o, "Port", json_integer(s->port));
     json_object_set_new(o, "Address", json_string(s->address));

@@ -205,6 +205,8 @@ static void test_state_answers_in_slices(void **s) {
       "[{\"ServiceName\":\"x\",\"ModifyIndex\":1}] tail", /* bytes after it */
       "[{\"ServiceName\":\"x\"},,{}]",                    /* an empty element */
       "[{\"ServiceName\":\"x\"}, {\"Node\": ]",           /* a broken element */
+      "[{\"ServiceName\":\"x\",\"ModifyIndex\":1,}]",     /* a comma before the brace */
+      "[{\"ServiceName\":\"x\",\"ModifyIndex\":01}]",     /* not a JSON number */
       "{\"ServiceName\":\"x\"}",                          /* not an array */
   };
   for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {

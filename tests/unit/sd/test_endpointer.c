@@ -150,6 +150,189 @@ static void test_merge_keys(void **s) {
   close_ep(&f, in, ep);
 }
 
+/* The merge against a model: 400 random sets over 48 addresses (short
+ * ones, one of exactly 23 bytes, long ones), each address present or not,
+ * its weight changed now and then, and now and then the same records
+ * handed again. After each set: one entry per address in address order,
+ * the endpoint of an address kept is the one it had, a new address got a
+ * new one from the factory (and only those did), every entry pairs its
+ * endpoint with the record of its address and its current weight, and the
+ * endpoints of removed addresses are closed. With want_state, through a
+ * weighted balancer, the outcome states travel with their entries too. */
+#define MR_ADDRS 48
+static void merge_random(int want_state) {
+  kt_factory f;
+  kitd_instancer *in;
+  kitd_endpointer *ep = open_ep(&f, &in, "", -1, NULL);
+  kitd_balancer *rr, *w = NULL;
+  assert_int_equal(kitd_balancer_round_robin_new(ep, KITD_RR_GLOBAL, &rr), 0);
+  if (want_state) assert_int_equal(kitd_balancer_weighted_new(ep, NULL, &w), 0);
+  char addr[MR_ADDRS][64];
+  for (int a = 0; a < MR_ADDRS; a++) {
+    if (a % 3 == 0) snprintf(addr[a], sizeof addr[a], "10.0.0.%d:80", a);
+    else if (a % 3 == 1) snprintf(addr[a], sizeof addr[a], "longer-host-name-%03d.example:8080", a);
+    else snprintf(addr[a], sizeof addr[a], "node-%03d.example.com:80", a); /* 23 bytes */
+  }
+  assert_int_equal(strlen(addr[2]), 23);
+  kitd_endpoint *had[MR_ADDRS] = {0}; /* the endpoint of each live address */
+  uint32_t weight[MR_ADDRS] = {0};    /* of the record handed last */
+  kitd_instance *last[MR_ADDRS];
+  size_t nlast = 0;
+  uint64_t x = 0x9e3779b97f4a7c15u;
+  for (int step = 0; step < 400; step++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    int again = nlast && x % 8 == 0; /* the same records handed again */
+    int present[MR_ADDRS] = {0};
+    kitd_instance *r[MR_ADDRS];
+    size_t n = 0;
+    if (again) {
+      for (size_t k = 0; k < nlast; k++) r[n++] = kitd_instance_ref(last[k]);
+    } else {
+      for (int a = 0; a < MR_ADDRS; a++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        /* Long stretches of kept entries, and stretches of changes. */
+        int keep = (step / 7 + a / 6) % 3 ? had[a] != NULL : (int)(x % 4 != 0);
+        if (!keep) continue;
+        uint32_t wt = weight[a] && x % 16 != 1 ? weight[a] : 1 + (uint32_t)(x >> 32) % 3;
+        assert_int_equal(kitd_instance_new(addr[a], &r[n]), 0);
+        assert_int_equal(kitd_instance_set_weight(r[n], wt), 0);
+        n++;
+      }
+    }
+    for (size_t k = 0; k < nlast; k++) kitd_instance_unref(last[k]);
+    long made_before = atomic_load(&f.factory_calls), fresh = 0;
+    for (size_t k = 0; k < n; k++) {
+      int a = 0;
+      while (strcmp(addr[a], kitd_instance_address(r[k])) != 0) a++;
+      present[a] = 1;
+      weight[a] = kitd_instance_weight(r[k]);
+      fresh += had[a] == NULL;
+    }
+    assert_int_equal(kitd_static_instancer_set_records(in, r, n), 0);
+    for (size_t k = 0; k < n; k++) last[k] = r[k];
+    nlast = n;
+    assert_int_equal(atomic_load(&f.factory_calls) - made_before, fresh);
+    assert_int_equal(kitd_endpointer_count(ep), n);
+    assert_int_equal(kt_live(&f), (long)n); /* no pick held: removed ones closed */
+    /* One rotation visits every entry once. */
+    int seen[MR_ADDRS] = {0};
+    for (size_t k = 0; k < n; k++) {
+      kitd_pick p;
+      assert_int_equal(kitd_balancer_pick(rr, &p), 0);
+      assert_int_equal(p.count, n);
+      const char *ad = kitd_instance_address(p.instance);
+      int a = 0;
+      while (a < MR_ADDRS && strcmp(addr[a], ad) != 0) a++;
+      assert_true(a < MR_ADDRS && present[a] && !seen[a]);
+      seen[a] = 1;
+      assert_string_equal(((kt_ep *)kitd_endpoint_state(p.endpoint))->inst, ad);
+      if (had[a]) assert_ptr_equal(p.endpoint, had[a]);
+      had[a] = p.endpoint;
+      assert_int_equal(kitd_instance_weight(p.instance), weight[a]);
+      kitd_balancer_done(rr, &p, 0, -1);
+    }
+    for (int a = 0; a < MR_ADDRS; a++) {
+      if (!present[a]) had[a] = NULL, weight[a] = 0;
+      assert_int_equal(seen[a], present[a]);
+    }
+    if (w && n) { /* the weighted pick pairs its entries alike */
+      kitd_pick p;
+      assert_int_equal(kitd_balancer_pick(w, &p), 0);
+      const char *ad = kitd_instance_address(p.instance);
+      assert_string_equal(((kt_ep *)kitd_endpoint_state(p.endpoint))->inst, ad);
+      kitd_balancer_done(w, &p, 0, 1000);
+    }
+    /* The snapshot is in address order. */
+    kitd_endpoint **l;
+    size_t ln;
+    assert_int_equal(kitd_endpointer_endpoints(ep, &l, &ln), 0);
+    for (size_t k = 1; k < ln; k++)
+      assert_true(strcmp(((kt_ep *)kitd_endpoint_state(l[k - 1]))->inst,
+                         ((kt_ep *)kitd_endpoint_state(l[k]))->inst) < 0);
+    kitd_endpoint_list_free(l, ln);
+  }
+  for (size_t k = 0; k < nlast; k++) kitd_instance_unref(last[k]);
+  kitd_balancer_free(rr);
+  kitd_balancer_free(w);
+  close_ep(&f, in, ep);
+}
+
+static void test_merge_random(void **s) {
+  (void)s;
+  merge_random(0);
+}
+
+static void test_merge_random_with_states(void **s) {
+  (void)s;
+  merge_random(1);
+}
+
+/* kitd_endpointer_count() does not wait for an update in progress: with
+ * the update held inside the factory (under the endpointer's lock), the
+ * count is read at once and is the previous snapshot's. The factory lets
+ * go by itself after 5 s (scaled), so the old behaviour (the count waits
+ * for the lock) ends the test with a failure, not a hang. */
+struct held_factory {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int entered, released;
+};
+
+static int noop_ep_call(void *st, kitd_ctx *ctx, const void *req, void **resp) {
+  (void)st, (void)ctx, (void)req;
+  *resp = NULL;
+  return 0;
+}
+
+static int held_factory_fn(void *arg, const kitd_instance *r, kitd_endpoint **out) {
+  struct held_factory *h = arg;
+  if (!strcmp(kitd_instance_address(r), "slow:1")) {
+    pthread_mutex_lock(&h->mu);
+    h->entered = 1;
+    pthread_cond_broadcast(&h->cv);
+    int64_t until = kt_ms() + 5000 * kt_scale();
+    while (!h->released && kt_ms() < until) {
+      pthread_mutex_unlock(&h->mu);
+      kt_sleep_ms(1);
+      pthread_mutex_lock(&h->mu);
+    }
+    h->released = 1;
+    pthread_mutex_unlock(&h->mu);
+  }
+  return kitd_endpoint_new(noop_ep_call, NULL, NULL, out);
+}
+
+static void *set_slow(void *arg) {
+  kt_set(arg, "a:1,slow:1");
+  return NULL;
+}
+
+static void test_count_during_update(void **s) {
+  (void)s;
+  struct held_factory h = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+  kitd_instancer *in = kt_static("a:1");
+  kitd_endpointer *ep = NULL;
+  assert_int_equal(kitd_endpointer_new(in, &(kitd_factory){held_factory_fn, &h, NULL}, NULL, &ep),
+                   0);
+  assert_int_equal(kitd_endpointer_count(ep), 1);
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, set_slow, in), 0);
+  pthread_mutex_lock(&h.mu);
+  while (!h.entered) pthread_cond_wait(&h.cv, &h.mu);
+  pthread_mutex_unlock(&h.mu);
+  size_t n = kitd_endpointer_count(ep); /* the update is inside the factory */
+  pthread_mutex_lock(&h.mu);
+  int released_first = h.released;
+  h.released = 1;
+  pthread_mutex_unlock(&h.mu);
+  pthread_join(t, NULL);
+  assert_false(released_first);
+  assert_int_equal(n, 1);
+  assert_int_equal(kitd_endpointer_count(ep), 2);
+  kitd_endpointer_free(ep);
+  kitd_instancer_free(in);
+}
+
 static char logbuf[4096];
 static void log_fn(void *arg, const kitd_log_record *rec_) {
   kitd_log_level lv = rec_->level;
@@ -473,6 +656,9 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_factory_only_for_new),
       cmocka_unit_test(test_merge_keys),
+      cmocka_unit_test(test_merge_random),
+      cmocka_unit_test(test_merge_random_with_states),
+      cmocka_unit_test(test_count_during_update),
       cmocka_unit_test(test_factory_error_skipped_logged_retried),
       cmocka_unit_test(test_every_endpoint_closed_once),
       cmocka_unit_test(test_removed_not_closed_while_picked),
