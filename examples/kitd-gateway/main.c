@@ -83,8 +83,24 @@ static int registry_answered(const char *service) {
   return ok;
 }
 
+/* Is the client of the URI's service made and its registry answered, so
+ * that a call does not wait for a first answer? */
+static int service_ready(const char *uri) {
+  char name[256];
+  size_t n = strcspn(uri + 1, "/?");
+  if (uri[0] != '/' || n == 0 || n >= sizeof name) return 0;
+  memcpy(name, uri + 1, n);
+  name[n] = '\0';
+  kitd_client *cl = NULL;
+  if (!kitd_service_name_ok(name) || kitd_directory_get(g_dir, name, &cl)) return 0;
+  int ok = kitd_client_wait_ready(cl, 0) == 0;
+  kitd_client_free(cl);
+  return ok;
+}
+
 /* Every path but /health: on a worker thread (the upstream call blocks). */
 static void forward(lorem_http_req *c) {
+  if (!service_ready(c->uri) && lorem_http_to_pool(c)) return; /* it would wait: not on the loop */
   char *service = malloc(strlen(c->uri) + 1);
   if (!service) return;
   const char *rest;

@@ -65,6 +65,8 @@ struct lorem_http_conn {
   char *out;
   size_t out_len, out_off, out_cap;
   int keep_alive, replied, is_head;
+  int on_loop;   /* a LOREM_HTTP_BLOCKING handler runs on the loop (inline) */
+  int suspended; /* the handler will answer later (lorem_http_suspend) */
   const lorem_http_route *route;
   lorem_http_head head;
   lorem_http_req req;
@@ -86,9 +88,22 @@ struct loop {
   conn *all;
   pthread_mutex_t mu; /* the done queue: handlers finished on workers */
   lorem_http_job *done_head, *done_tail;
+  int batch_left;            /* events after the one being handled, in this batch */
+  int handed_off;            /* the inline handler sent itself to the pool */
   int wake_pending;          /* under mu: the eventfd was written since the last drain */
   int sleeping;              /* under mu: the loop found the queue empty and waits in epoll */
   char tag_listen, tag_wake; /* epoll data for the two fds that are not connections */
+};
+
+/* Whether a route's blocking handler may run inline on the loop: only after
+ * GATE_STREAK runs in a row, on workers or inline, each within
+ * inline_max_ms, and none slower for GATE_QUIET_MS. A slow run closes the
+ * gate at once. */
+#define GATE_STREAK 64
+#define GATE_QUIET_MS 1000
+struct gate {
+  _Atomic int64_t last_slow_ms;
+  atomic_long streak;
 };
 
 struct lorem_http_server {
@@ -101,6 +116,7 @@ struct lorem_http_server {
   struct loop *loops;
   lorem_http_pool *pool;
   lorem_http_addrs *addrs;
+  struct gate *gates; /* one per route */
   atomic_long conns;
   atomic_int draining, stopping;
 };
@@ -125,6 +141,7 @@ void lorem_http_limits_init(lorem_http_limits *l) {
   l->max_conns_per_addr = 256;
   l->max_header_bytes = 8192;
   l->max_body_bytes = 65536;
+  l->inline_max_ms = 5;
 }
 
 long lorem_http_raise_nofile(void) {
@@ -339,6 +356,37 @@ static void conn_answer(conn *c) {
   c->state = C_WRITE;
 }
 
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int gate_open(lorem_http_server *s, struct gate *g) {
+  if (s->l.inline_max_ms <= 0) return 0;
+  if (atomic_load_explicit(&g->streak, memory_order_relaxed) < GATE_STREAK) return 0;
+  int64_t slow = atomic_load_explicit(&g->last_slow_ms, memory_order_relaxed);
+  return now_ms() - slow >= GATE_QUIET_MS;
+}
+
+/* Run a blocking route's handler (on a worker, or inline on loop `lp`)
+ * and keep its route's gate. Returns 1 when the inline handler handed
+ * itself to the pool: a worker may own `c` already. */
+static int run_timed(lorem_http_server *s, struct gate *g, conn *c, struct loop *lp) {
+  if (lp) lp->handed_off = 0;
+  int64_t t0 = now_ns();
+  c->route->fn(&c->req);
+  int64_t t1 = now_ns();
+  if (lp && lp->handed_off) return 1;
+  if (t1 - t0 > s->l.inline_max_ms * 1000000) {
+    atomic_store_explicit(&g->streak, 0, memory_order_relaxed);
+    atomic_store_explicit(&g->last_slow_ms, t1 / 1000000, memory_order_relaxed);
+  } else if (atomic_load_explicit(&g->streak, memory_order_relaxed) < GATE_STREAK) {
+    atomic_fetch_add_explicit(&g->streak, 1, memory_order_relaxed);
+  }
+  return 0;
+}
+
 static int dispatch(conn *c) {
   lorem_http_server *s = c->loop->s;
   timer_stop(c);
@@ -365,13 +413,38 @@ static int dispatch(conn *c) {
     static const char nf[] = "{\"error\":\"not found\"}";
     lorem_http_reply(rq, 404, "application/json", nf, sizeof nf - 1, NULL);
   } else if ((r->flags & LOREM_HTTP_BLOCKING) && s->pool) {
-    /* parked: its events only mark it ready, no timer runs, no thread waits */
-    lorem_http_pool_push(s->pool, &c->job);
-    return 1;
+    struct gate *g = &s->gates[r - s->routes];
+    if (c->loop->batch_left == 0 && gate_open(s, g)) {
+      /* Nothing else waits on this loop and the route's calls have been
+       * fast: run it here, saving the hand-off to a worker and back. */
+      c->on_loop = 1;
+      if (run_timed(s, g, c, c->loop)) return 1; /* parked on the pool after all */
+      c->on_loop = 0;
+    } else {
+      /* parked: its events only mark it ready, no timer runs, no thread waits */
+      lorem_http_pool_push(s->pool, &c->job);
+      return 1;
+    }
   } else {
+    c->suspended = 0;
     r->fn(rq);
+    /* suspended: lorem_http_resume(), maybe on another thread and maybe
+     * already, hands it back; nothing here may touch it any more */
+    if (c->suspended) return 1;
   }
   conn_answer(c);
+  return 1;
+}
+
+void lorem_http_suspend(lorem_http_req *rq) { rq->conn_->suspended = 1; }
+
+int lorem_http_to_pool(lorem_http_req *rq) {
+  conn *c = rq->conn_;
+  if (!c->on_loop || c->replied) return 0;
+  struct loop *lp = c->loop;
+  c->on_loop = 0;
+  lp->handed_off = 1;
+  lorem_http_pool_push(lp->s->pool, &c->job);
   return 1;
 }
 
@@ -618,13 +691,11 @@ static void wake(struct loop *lp) {
   (void)w;
 }
 
-/* A worker ran the handler: it writes the answer itself (the socket's
- * buffer nearly always takes it whole), then gives the connection back to
- * its loop. */
-static void run_job(void *arg, lorem_http_job *j) {
-  (void)arg;
-  conn *c = (conn *)((char *)j - offsetof(conn, job));
-  c->route->fn(&c->req);
+/* A handler finished off the loop (on a worker, or a suspended one on any
+ * thread): write the answer from here (the socket's buffer nearly always
+ * takes it whole), then give the connection back to its loop. */
+static void give_back(conn *c) {
+  lorem_http_job *j = &c->job;
   int urgent = !c->replied || !c->keep_alive;
   while (!urgent && c->out_off < c->out_len) {
     ssize_t n =
@@ -649,6 +720,15 @@ static void run_job(void *arg, lorem_http_job *j) {
   pthread_mutex_unlock(&lp->mu);
   if (do_wake) wake(lp);
 }
+
+static void run_job(void *arg, lorem_http_job *j) {
+  lorem_http_server *s = arg;
+  conn *c = (conn *)((char *)j - offsetof(conn, job));
+  run_timed(s, &s->gates[c->route - s->routes], c, NULL);
+  give_back(c);
+}
+
+void lorem_http_resume(lorem_http_req *rq) { give_back(rq->conn_); }
 
 /* After a batch of events (which may name the connections given back, so
  * none may be freed before): resume the connections the workers finished. */
@@ -724,6 +804,7 @@ static void *loop_main(void *vp) {
     now = now_ms();
     for (int i = 0; i < n; i++) {
       void *p = ev[i].data.ptr;
+      lp->batch_left = n - i - 1;
       if (p == &lp->tag_listen) accept_some(lp, now);
       else if (p == &lp->tag_wake) on_wake(lp);
       else conn_event(p, ev[i].events, now);
@@ -766,7 +847,8 @@ int lorem_http_server_start(int fd, const lorem_http_limits *lim, const lorem_ht
   s->lfd = fd;
   s->addrs = lorem_http_addrs_new();
   s->loops = calloc((size_t)s->l.loops, sizeof *s->loops);
-  if (!s->addrs || !s->loops) {
+  s->gates = calloc(nroutes ? nroutes : 1, sizeof *s->gates);
+  if (!s->addrs || !s->loops || !s->gates) {
     snprintf(err, errcap, "out of memory");
     lorem_http_server_free(s);
     return -1;
@@ -849,6 +931,7 @@ void lorem_http_server_free(lorem_http_server *s) {
     pthread_mutex_destroy(&lp->mu);
   }
   free(s->loops);
+  free(s->gates);
   lorem_http_addrs_free(s->addrs);
   free(s);
 }

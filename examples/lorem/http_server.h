@@ -57,7 +57,14 @@ typedef struct lorem_http_req {
  * client gets 500). */
 typedef void (*lorem_http_handler)(lorem_http_req *rq);
 
-#define LOREM_HTTP_BLOCKING 1u /* run on the worker pool: the handler may block */
+/* A LOREM_HTTP_BLOCKING handler may block: it runs on the worker pool,
+ * except that it runs inline on the loop (saving the hand-off to a worker
+ * and back) when the loop has no other event waiting in its batch and the
+ * route's last 64 runs, and every run in the last second, each took at
+ * most inline_max_ms. One slow run sends the route back to the pool. A
+ * handler that finds it would wait (for a registry's first answer, say)
+ * calls lorem_http_to_pool() first. */
+#define LOREM_HTTP_BLOCKING 1u
 
 /* A route: requests whose path equals `path` (NULL: any path; the first
  * match wins, so put it last) go to `fn`. Methods are the handler's
@@ -77,6 +84,7 @@ typedef struct lorem_http_limits {
   long max_conns_per_addr;   /* default 256 */
   long max_header_bytes;     /* default 8192; at most 65535 */
   long max_body_bytes;       /* default 65536 */
+  int64_t inline_max_ms;     /* default 5; 0: never inline (see below) */
 } lorem_http_limits;
 
 /* The defaults above. */
@@ -114,6 +122,23 @@ void lorem_http_server_free(lorem_http_server *s);
  * request gets the header only. A second call is ignored. */
 void lorem_http_reply(lorem_http_req *rq, int status, const char *ctype, const void *body,
                       size_t len, const char *headers);
+
+/* Called by a LOREM_HTTP_BLOCKING handler before it answers: when it runs
+ * inline on the loop, hand the request to the worker pool instead, where
+ * the handler is called again. Returns 1 then (the handler must return at
+ * once, without touching rq), 0 when it already runs on a worker. */
+int lorem_http_to_pool(lorem_http_req *rq);
+
+/* Answer later: a handler running on the loop (a route without
+ * LOREM_HTTP_BLOCKING) that starts an asynchronous call calls this and
+ * returns without an answer. The connection stays parked (no thread, no
+ * timer) until the completion, on any thread, calls lorem_http_reply() and
+ * then lorem_http_resume(), which writes the answer and hands the
+ * connection back to its loop. Until then rq and its fields stay valid;
+ * after lorem_http_resume() nothing may touch them. The completion must
+ * come: bound the call with a deadline. */
+void lorem_http_suspend(lorem_http_req *rq);
+void lorem_http_resume(lorem_http_req *rq);
 
 /* A request header field's value (name case-insensitive), or NULL. */
 const char *lorem_http_header(const lorem_http_req *rq, const char *name);

@@ -62,6 +62,11 @@ int lorem_http_flags(lorem_flag *f, int n, lorem_http_limits *l, int workers) {
     f[n++] = (lorem_flag){"workers", FLAG_INT, &l->workers,
                           "worker threads for requests that call upstream; a connection waiting "
                           "for one holds no thread (default 0: two per core)"};
+  if (workers)
+    f[n++] = (lorem_flag){"inline.max", FLAG_DURATION, &l->inline_max_ms,
+                          "run such a request on the event loop instead, saving the hand-off to "
+                          "a worker, while the loop has nothing else to do and the last calls "
+                          "each took at most this (default 5ms; 0: always on a worker)"};
   f[n++] = (lorem_flag){"header.timeout", FLAG_DURATION, &l->header_timeout_ms,
                         "a request's head must arrive within this of its first byte (of the "
                         "accept, for a new connection), its body within as long again; then 408 "
@@ -84,10 +89,10 @@ int lorem_http_flags(lorem_flag *f, int n, lorem_http_limits *l, int workers) {
 int lorem_http_limits_check(const lorem_http_limits *l, const char *prog) {
   if (l->header_timeout_ms <= 0 || l->idle_timeout_ms <= 0 || l->max_conns_per_addr < 1 ||
       l->max_header_bytes < 64 || l->max_header_bytes > 65535 || l->max_body_bytes < 0 ||
-      l->loops > 1024 || l->workers > 4096) {
+      l->loops > 1024 || l->workers > 4096 || l->inline_max_ms < 0) {
     fprintf(stderr,
             "%s: -header.timeout and -idle.timeout must be positive, -max.conns.per.addr at "
-            "least 1, -max.header.bytes within 64..65535, -max.body not negative\n",
+            "least 1, -max.header.bytes within 64..65535, -max.body and -inline.max not negative\n",
             prog);
     return -1;
   }

@@ -19,11 +19,12 @@
 int lorem_listen(const char *hostport, int *port_out);
 
 /* Add the server's limit flags to `f` (room for LOREM_HTTP_FLAGS more
- * entries after n): -threads, -workers (when `workers`), -header.timeout,
+ * entries after n): -threads, -workers and -inline.max (when `workers`),
+ * -header.timeout,
  * -idle.timeout, -max.conns, -max.conns.per.addr, -max.header.bytes.
  * -max.body is each program's own (its default differs). Returns the new
  * count. */
-#define LOREM_HTTP_FLAGS 7
+#define LOREM_HTTP_FLAGS 8
 int lorem_http_flags(lorem_flag *f, int n, lorem_http_limits *l, int workers);
 
 /* Check the limits after parsing: 0, or -1 after printing what is wrong. */
