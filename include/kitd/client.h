@@ -162,6 +162,40 @@ KITD_API int kitd_client_new(const kitd_client_opts *o, kitd_client **out);
  * Thread-safety: any thread. */
 KITD_API int kitd_client_call(kitd_client *c, kitd_ctx *ctx, const void *request, void *response);
 
+/* Called once when an asynchronous call ends, on the library's loop thread.
+ * rc: what kitd_client_call() would have returned for the same call; on 0 the
+ * response is filled. It must not block; it may start other async calls. */
+typedef void (*kitd_client_done_fn)(void *arg, int rc);
+
+/* Start a call and return at once: 0 (done will be called exactly once,
+ * later, never from inside this function) or an error code (done is never
+ * called). request is encoded before return (the caller may free it then);
+ * ctx and response must stay valid until done runs.
+ *
+ * The call is kitd_client_call()'s, run without a thread of its own: the
+ * first registry wait, the balancer's pick and done, retries within the
+ * retry options and budget, the overall deadline, the ctx's cancel flag,
+ * its detail, status, served instance and attempt log, and the codecs are
+ * the same. It runs on libkitd's loop thread (one epoll loop, started by
+ * the first async call and stopped when the last client that made one is
+ * freed), which drives the fast path's keep-alive sockets and a libcurl
+ * multi handle without blocking. A cancel is seen within 10 ms.
+ * Returns 0, or KITD_EINVAL (NULL c, ctx or done; a ctx never
+ * initialised; a client with a custom factory; a bad method or
+ * Content-Type), the ctx's error when it is already done (KITD_ECANCELED,
+ * KITD_ETIMEDOUT), what the path or encode callback returned, KITD_ENOMEM,
+ * KITD_ESTOPPED (the client is being freed) or KITD_EINTERNAL (the loop
+ * could not start).
+ * Freeing: when kitd_client_free() drops the last reference, the client's
+ * calls still in flight end with KITD_ESTOPPED (done runs for each), and
+ * kitd_client_free() returns after their done callbacks have run, unless
+ * it is called from a done callback (then they end just after it).
+ * done may call kitd_client_call_async(), kitd_client_free() and
+ * kitd_client_resp_clear(); not kitd_client_call() or anything else that
+ * waits. Thread-safety: any thread. */
+KITD_API int kitd_client_call_async(kitd_client *c, kitd_ctx *ctx, const void *request,
+                                    void *response, kitd_client_done_fn done, void *arg);
+
 /* Wait up to timeout_ms (< 0: no limit) for the registry's first answer.
  * Returns 0, or what kitd_instancer_wait_ready() returns.
  * Thread-safety: any thread. */

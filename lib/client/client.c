@@ -532,3 +532,9 @@ void kitd_client_free(kitd_client *c) {
   if (!c) return;
   if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1) client_destroy(c);
 }
+
+int kitd_client_call_async(kitd_client *c, kitd_ctx *ctx, const void *request, void *response,
+                           kitd_client_done_fn done, void *arg) {
+  (void)c, (void)ctx, (void)request, (void)response, (void)done, (void)arg;
+  return KITD_EINTERNAL; /* the loop comes in the next commits */
+}
