@@ -98,57 +98,107 @@ static int service_ready(const char *uri) {
   return ok;
 }
 
-/* Every path but /health: on a worker thread (the upstream call blocks). */
-static void forward(lorem_http_req *c) {
-  if (!service_ready(c->uri) && lorem_http_to_pool(c)) return; /* it would wait: not on the loop */
-  char *service = malloc(strlen(c->uri) + 1);
-  if (!service) return;
+/* One forwarded request: what the call reads and fills. */
+struct fwd {
+  lorem_http_req *c;
+  char *service; /* room for the URI */
+  char *path;
+  kitd_client_req rq;
+  kitd_ctx ctx;
+  kitd_attempt_error attempts[8]; /* every attempt, for a 503's body */
+  kitd_client_resp resp;
+  kitd_client *cl; /* -mode async: the service's client, held for the call */
+  int async;       /* -mode async: f is malloc'ed, its request suspended */
+};
+
+/* Fill f from the request: 0, or -1 after answering (f then holds
+ * nothing). */
+static int fwd_begin(struct fwd *f, lorem_http_req *c) {
+  memset(f, 0, sizeof *f);
+  f->c = c;
+  f->service = malloc(strlen(c->uri) + 1);
+  if (!f->service) return -1; /* the server answers 500 */
   const char *rest;
-  if (split(c->uri, service, &rest)) {
-    free(service);
+  if (split(c->uri, f->service, &rest)) {
+    free(f->service);
     reply_error(c, 400, "malformed path: want /<service>/<path>", NULL, NULL);
-    return;
+    return -1;
   }
   /* "/users" and "/users?x" go to "/" and "/?x" */
-  char *path = NULL;
-  if (asprintf(&path, "%s%s", rest[0] == '/' ? "" : "/", rest) < 0) {
-    free(service);
-    return;
+  if (asprintf(&f->path, "%s%s", rest[0] == '/' ? "" : "/", rest) < 0) {
+    free(f->service);
+    return -1;
   }
   const char *ct = lorem_http_header(c, "Content-Type");
-  kitd_client_req rq = {.method = c->method,
-                        .path = path,
-                        .body = c->body,
-                        .len = c->body_len,
-                        .content_type = ct            ? ct
-                                        : c->body_len ? "application/octet-stream"
-                                                      : NULL};
-  kitd_ctx ctx;
-  kitd_ctx_init(&ctx);
-  kitd_ctx_set_timeout_ms(&ctx, g_timeout_ms);
-  kitd_attempt_error attempts[8]; /* every attempt, for a 503's body */
-  kitd_ctx_set_attempt_log(&ctx, attempts, 8);
-  kitd_client_resp resp = {0};
-  int rc = kitd_directory_call(g_dir, service, &ctx, &rq, &resp);
+  f->rq = (kitd_client_req){.method = c->method,
+                            .path = f->path,
+                            .body = c->body,
+                            .len = c->body_len,
+                            .content_type = ct            ? ct
+                                            : c->body_len ? "application/octet-stream"
+                                                          : NULL};
+  kitd_ctx_init(&f->ctx);
+  kitd_ctx_set_timeout_ms(&f->ctx, g_timeout_ms);
+  kitd_ctx_set_attempt_log(&f->ctx, f->attempts, 8);
+  return 0;
+}
+
+/* Answer from the call's outcome and free what f holds; -mode async: free
+ * f and resume the request too (the async call's done, on libkitd's loop
+ * thread). */
+static void fwd_finish(void *arg, int rc) {
+  struct fwd *f = arg;
+  lorem_http_req *c = f->c;
   if (rc == 0) {
-    reply(c, resp.status, resp.body, resp.len, resp.content_type);
-    kitd_client_resp_clear(&resp);
+    reply(c, f->resp.status, f->resp.body, f->resp.len, f->resp.content_type);
+    kitd_client_resp_clear(&f->resp);
   } else if (rc == KITD_EINVAL) {
-    reply_error(c, 400, kitd_ctx_detail(&ctx), service, NULL);
+    reply_error(c, 400, kitd_ctx_detail(&f->ctx), f->service, NULL);
   } else if (rc == KITD_ENOENDPOINTS) {
     /* 404 only when the registry answered: an outage is not "no such service" */
-    int known = registry_answered(service);
+    int known = registry_answered(f->service);
     char msg[KITD_CTX_DETAIL_MAX + 64];
     snprintf(msg, sizeof msg, "%s: %s", known ? "no such service" : "registry unavailable",
-             kitd_ctx_detail(&ctx));
-    reply_error(c, known ? 404 : 503, msg, service, NULL);
+             kitd_ctx_detail(&f->ctx));
+    reply_error(c, known ? 404 : 503, msg, f->service, NULL);
   } else {
     char msg[KITD_CTX_DETAIL_MAX + 64];
-    snprintf(msg, sizeof msg, "%s: %s", kitd_strerror(rc), kitd_ctx_detail(&ctx));
-    reply_error(c, 503, msg, service, &ctx);
+    snprintf(msg, sizeof msg, "%s: %s", kitd_strerror(rc), kitd_ctx_detail(&f->ctx));
+    reply_error(c, 503, msg, f->service, &f->ctx);
   }
-  free(path);
-  free(service);
+  kitd_client_free(f->cl);
+  free(f->path);
+  free(f->service);
+  if (f->async) {
+    free(f);
+    lorem_http_resume(c);
+  }
+}
+
+/* Every path but /health, -mode pool: on a worker thread (the upstream
+ * call blocks), or inline on the loop while calls are fast. */
+static void forward(lorem_http_req *c) {
+  if (!service_ready(c->uri) && lorem_http_to_pool(c)) return; /* it would wait: not on the loop */
+  struct fwd f;
+  if (fwd_begin(&f, c)) return;
+  fwd_finish(&f, kitd_directory_call(g_dir, f.service, &f.ctx, &f.rq, &f.resp));
+}
+
+/* Every path but /health, -mode async: on the loop, which goes on with
+ * other connections while the call runs; fwd_finish() answers. */
+static void forward_async(lorem_http_req *c) {
+  struct fwd *f = malloc(sizeof *f);
+  if (!f) return;
+  if (fwd_begin(f, c)) {
+    free(f);
+    return;
+  }
+  f->async = 1;
+  lorem_http_suspend(c); /* before the call: its end may come at once */
+  int rc = kitd_directory_get(g_dir, f->service, &f->cl);
+  if (rc == KITD_EINVAL) kitd_ctx_set_detail(&f->ctx, "not a service name Consul accepts");
+  if (rc == 0) rc = kitd_client_call_async(f->cl, &f->ctx, &f->rq, &f->resp, fwd_finish, f);
+  if (rc) fwd_finish(f, rc); /* it did not start: answer now */
 }
 
 /* GET /health: the gateway's own, on the event loop. */
@@ -163,9 +213,14 @@ static const lorem_http_route routes[] = {
     {"/health", 0, serve_health},
     {NULL, LOREM_HTTP_BLOCKING, forward},
 };
+static const lorem_http_route async_routes[] = {
+    {"/health", 0, serve_health},
+    {NULL, 0, forward_async},
+};
 
 int main(int argc, char **argv) {
   const char *consul_addr = getenv("CONSUL_HTTP_ADDR"), *listen_on = ":8080";
+  const char *mode = LOREM_MODE_DEFAULT;
   int64_t timeout_ms = 10000, idle_ms = 300000;
   long max_clients = 100;
   lorem_http_limits hl;
@@ -182,6 +237,7 @@ int main(int argc, char **argv) {
       {"max.clients", FLAG_INT, &max_clients, "services watched at most at once (default 100)"},
       {"max.body", FLAG_INT, &hl.max_body_bytes,
        "largest request body in bytes, past it 413 (default 16 MiB)"},
+      {"mode", FLAG_STR, &mode, LOREM_MODE_HELP},
   };
   int nf = 0;
   while (flags[nf].name) nf++;
@@ -189,6 +245,8 @@ int main(int argc, char **argv) {
   int pr = lorem_flags_parse(argc, argv, flags, nf, "kitd-gateway [flags]");
   if (pr) return pr > 0 ? 0 : 2;
   if (lorem_http_limits_check(&hl, "kitd-gateway")) return 2;
+  int async = lorem_mode_async(mode, "kitd-gateway");
+  if (async < 0) return 2;
   if (timeout_ms <= 0 || idle_ms <= 0 || max_clients < 1) {
     fprintf(stderr, "kitd-gateway: -timeout, -idle and -max.clients must be positive\n");
     return 2;
@@ -222,22 +280,28 @@ int main(int argc, char **argv) {
   lorem_http_server *d = NULL;
   char err[128];
   if (fd < 0) snprintf(err, sizeof err, "%s", strerror(errno));
-  if (fd < 0 || lorem_http_server_start(fd, &hl, routes, sizeof routes / sizeof routes[0], NULL, &d,
-                                        err, sizeof err)) {
+  if (fd < 0 ||
+      lorem_http_server_start(fd, &hl, async ? async_routes : routes,
+                              sizeof routes / sizeof routes[0], NULL, &d, err, sizeof err)) {
     kitd_log(lg, KITD_LOG_ERROR, "kitd-gateway", "action=listen addr=%s err=\"%s\"", listen_on,
              err);
     if (fd >= 0) close(fd);
     kitd_directory_free(g_dir);
     return 1;
   }
-  kitd_log(lg, KITD_LOG_INFO, "kitd-gateway", "action=listen addr=%s port=%d max_clients=%ld",
-           listen_on, port, max_clients);
+  kitd_log(lg, KITD_LOG_INFO, "kitd-gateway",
+           "action=listen addr=%s port=%d max_clients=%ld mode=%s", listen_on, port, max_clients,
+           async ? "async" : "pool");
   int sig = lorem_wait_signal(-1);
   kitd_log(lg, KITD_LOG_INFO, "kitd-gateway", "action=stop signal=%s",
            sig == 2 ? "SIGINT" : "SIGTERM");
+  /* no handler runs after the stop; the async calls still in flight hold
+   * their clients: wait for their ends before the connections go */
+  lorem_http_server_stop(d);
+  kitd_directory_free(g_dir);
+  lorem_http_server_wait_suspended(d);
   lorem_http_server_free(d);
   close(fd);
-  kitd_directory_free(g_dir);
   kitd_global_cleanup();
   return 0;
 }

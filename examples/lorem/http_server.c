@@ -119,6 +119,8 @@ struct lorem_http_server {
   struct gate *gates; /* one per route */
   atomic_long conns;
   atomic_int draining, stopping;
+  int stopped;           /* lorem_http_server_stop() ran */
+  atomic_long suspended; /* requests between suspend and the end of resume */
 };
 
 static int64_t now_ms(void) {
@@ -436,7 +438,10 @@ static int dispatch(conn *c) {
   return 1;
 }
 
-void lorem_http_suspend(lorem_http_req *rq) { rq->conn_->suspended = 1; }
+void lorem_http_suspend(lorem_http_req *rq) {
+  rq->conn_->suspended = 1;
+  atomic_fetch_add(&rq->conn_->loop->s->suspended, 1);
+}
 
 int lorem_http_to_pool(lorem_http_req *rq) {
   conn *c = rq->conn_;
@@ -728,7 +733,18 @@ static void run_job(void *arg, lorem_http_job *j) {
   give_back(c);
 }
 
-void lorem_http_resume(lorem_http_req *rq) { give_back(rq->conn_); }
+void lorem_http_resume(lorem_http_req *rq) {
+  lorem_http_server *s = rq->conn_->loop->s;
+  give_back(rq->conn_);
+  atomic_fetch_sub(&s->suspended, 1);
+}
+
+void lorem_http_server_wait_suspended(lorem_http_server *s) {
+  while (atomic_load(&s->suspended) > 0) {
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+  }
+}
 
 /* After a batch of events (which may name the connections given back, so
  * none may be freed before): resume the connections the workers finished. */
@@ -916,13 +932,20 @@ long lorem_http_server_conns(lorem_http_server *s) { return atomic_load(&s->conn
 
 long lorem_http_server_max_conns(lorem_http_server *s) { return s->l.max_conns; }
 
-void lorem_http_server_free(lorem_http_server *s) {
-  if (!s) return;
+void lorem_http_server_stop(lorem_http_server *s) {
+  if (!s || s->stopped) return;
+  s->stopped = 1;
   atomic_store(&s->stopping, 1);
   for (int i = 0; i < s->nloops; i++) wake(&s->loops[i]);
   for (int i = 0; i < s->nloops; i++) pthread_join(s->loops[i].th, NULL);
   /* handlers under way finish first; queued ones never run */
   lorem_http_pool_free(s->pool);
+  s->pool = NULL;
+}
+
+void lorem_http_server_free(lorem_http_server *s) {
+  if (!s) return;
+  lorem_http_server_stop(s);
   for (int i = 0; i < s->nloops; i++) {
     struct loop *lp = &s->loops[i];
     while (lp->all) conn_close(lp->all);

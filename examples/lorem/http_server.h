@@ -113,8 +113,17 @@ long lorem_http_server_conns(lorem_http_server *s);
 /* The limit on connections in force (max_conns resolved). */
 long lorem_http_server_max_conns(lorem_http_server *s);
 
-/* Stop the loops, wait for running handlers, close every connection and
- * free. NULL is accepted. */
+/* Stop the loops and wait for the handlers running on workers: after it no
+ * handler runs or starts. Connections stay open, so that the completions
+ * of suspended requests may still reply and resume (their answers still
+ * go out); end those calls, then free. NULL is accepted. */
+void lorem_http_server_stop(lorem_http_server *s);
+
+/* Wait until every suspended request has been resumed (after a stop: for
+ * the calls still in flight to end). */
+void lorem_http_server_wait_suspended(lorem_http_server *s);
+
+/* Stop (if not yet), close every connection and free. NULL is accepted. */
 void lorem_http_server_free(lorem_http_server *s);
 
 /* Answer a request: status, Content-Type (NULL: none), body (copied) and

@@ -99,6 +99,13 @@ int lorem_http_limits_check(const lorem_http_limits *l, const char *prog) {
   return 0;
 }
 
+int lorem_mode_async(const char *mode, const char *prog) {
+  if (!strcmp(mode, "async")) return 1;
+  if (!strcmp(mode, "pool")) return 0;
+  fprintf(stderr, "%s: -mode is pool or async, not \"%s\"\n", prog, mode);
+  return -1;
+}
+
 void lorem_reply(lorem_http_req *rq, int status, const char *json, size_t len, const char *allow,
                  const char *upstream) {
   char h[400];
