@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client/client_impl.h"
 #include "consul/watcher.h"
 #include "core/alloc.h"
 #include "core/metrics_impl.h"
@@ -22,47 +23,8 @@
 #include "kitd/endpointer.h"
 #include "kitd/error.h"
 #include "kitd/source.h"
+#include "lb/budget.h"
 #include "sd/instancer_impl.h"
-
-/* A user-controlled method or Content-Type must not grow a client without
- * bound: past this many variants a request that needs a new one fails. */
-#define CLIENT_MAX_VARIANTS 8
-
-struct variant {
-  char *method, *ctype;
-  kitd_endpointer *ep;
-  kitd_balancer *lb;
-  kitd_endpoint *call;
-  struct variant *next;
-};
-
-struct kitd_client {
-  atomic_long refs;
-  atomic_int ready; /* the first wait for the registry is over */
-  char *service;
-  kitd_instancer *in;
-  struct variant *def;             /* the client's own method and type */
-  _Atomic(struct variant *) extra; /* others, prepended, never removed */
-  pthread_mutex_t mu;              /* serialises making variants */
-  unsigned nvariants;
-  kitd_codec codec;
-  int custom_factory;  /* transport is the user's factory */
-  kitd_http_opts http; /* copy; strings below */
-  char *path;
-  kitd_retry_opts retry;
-  kitd_client_balancer balancer;
-  unsigned balancer_flags;
-  int64_t ready_timeout_ms;
-  kitd_logger *lg;
-  kitd_metrics *m; /* or NULL */
-};
-
-/* What the raw decoder hands back; kitd_client_resp.body points into it. */
-struct raw_ans {
-  size_t len;
-  char *ctype;
-  char body[];
-};
 
 int kitd_service_name_ok(const char *name) {
   if (!name) return 0;
@@ -192,6 +154,8 @@ static void variant_free(struct variant *v) {
   kitd_endpoint_unref(v->call);
   kitd_balancer_free(v->lb);
   kitd_endpointer_free(v->ep);
+  kitd_http_free(v->h);
+  free(v->budget);
   free(v->method);
   free(v->ctype);
   free(v);
@@ -239,7 +203,7 @@ static int variant_new(kitd_client *c, const char *method, const char *ctype,
       return rc;
     }
     f = kitd_http_factory(h);
-    kitd_http_free(h); /* the factory holds it */
+    v->h = h; /* the variant's own reference, for async calls */
   }
   kitd_endpointer_opts eo;
   kitd_endpointer_opts_init(&eo);
@@ -257,6 +221,14 @@ static int variant_new(kitd_client *c, const char *method, const char *ctype,
     if ((rc = kitd_balancer_set_metrics(v->lb, c->m, c->service))) goto fail;
   }
   if ((rc = kitd_retry_new(v->lb, &ro, &v->call))) goto fail;
+  if (v->h) { /* the same budget settings as the retry endpoint's */
+    v->budget = kitd__aligned_alloc(_Alignof(struct kitd__budget), sizeof *v->budget);
+    if (!v->budget) {
+      rc = KITD_ENOMEM;
+      goto fail;
+    }
+    kitd__budget_init(v->budget, ro.budget_percent, ro.budget_min_per_sec);
+  }
   *out = v;
   return 0;
 fail:
@@ -302,7 +274,8 @@ static int token_ok(const char *s, int allow_space) {
 
 /* ---- the client ---- */
 
-static void client_destroy(kitd_client *c) {
+void kitd__client_destroy(kitd_client *c) {
+  kitd__client_async_free(c);
   variant_free(c->def);
   struct variant *v = atomic_load_explicit(&c->extra, memory_order_acquire);
   while (v) {
@@ -389,6 +362,7 @@ int kitd_client_new(const kitd_client_opts *o, kitd_client **out) {
   atomic_init(&c->refs, 1);
   atomic_init(&c->ready, 0);
   atomic_init(&c->extra, NULL);
+  atomic_init(&c->as, NULL);
   c->codec = o->codec;
   c->balancer = o->balancer;
   c->balancer_flags = o->balancer_flags;
@@ -403,7 +377,7 @@ int kitd_client_new(const kitd_client_opts *o, kitd_client **out) {
   c->http.scheme = o->http && o->http->scheme ? kitd__strdup(o->http->scheme) : NULL;
   c->http.method = c->http.content_type = c->http.path = NULL;
   if (!c->service || !c->path || (o->http && o->http->scheme && !c->http.scheme)) {
-    client_destroy(c);
+    kitd__client_destroy(c);
     goto early;
   }
   if (o->retry) {
@@ -419,7 +393,7 @@ int kitd_client_new(const kitd_client_opts *o, kitd_client **out) {
   }
 
   if ((rc = make_instancer(o, &c->in))) {
-    client_destroy(c);
+    kitd__client_destroy(c);
     goto early;
   }
   if (o->metrics) {
@@ -429,7 +403,7 @@ int kitd_client_new(const kitd_client_opts *o, kitd_client **out) {
     rc = kitd__metrics_add_watch(c->m, c->service, c, kitd__instancer_ref(c->in),
                                  kitd__instancer_metrics_read, client_watch_release);
     if (rc && rc != KITD_EEXIST) {
-      client_destroy(c);
+      kitd__client_destroy(c);
       goto early;
     }
   }
@@ -445,7 +419,7 @@ int kitd_client_new(const kitd_client_opts *o, kitd_client **out) {
   rc = variant_new(c, method, ctype, custom, &c->def); /* takes the factory */
   custom = NULL;
   if (rc) {
-    client_destroy(c);
+    kitd__client_destroy(c);
     goto early;
   }
   *out = c;
@@ -455,6 +429,10 @@ early:
   return rc;
 }
 
+void kitd__client_set_ready(kitd_client *c) {
+  atomic_store_explicit(&c->ready, 1, memory_order_release);
+}
+
 static void wait_first(kitd_client *c, kitd_ctx *ctx) {
   int64_t t = c->ready_timeout_ms;
   int64_t left = kitd_ctx_remaining_ms(ctx);
@@ -462,13 +440,10 @@ static void wait_first(kitd_client *c, kitd_ctx *ctx) {
   /* Whatever the outcome, later calls do not wait: while the registry is
    * down they fail at once with the reason (kitd_endpointer_explain). */
   if (kitd_instancer_wait_ready(c->in, t) == 0 || t == c->ready_timeout_ms)
-    atomic_store_explicit(&c->ready, 1, memory_order_release);
+    kitd__client_set_ready(c);
 }
 
-int kitd_client_call(kitd_client *c, kitd_ctx *ctx, const void *request, void *response) {
-  if (!c || !ctx) return KITD_EINVAL;
-  if (__builtin_expect(!atomic_load_explicit(&c->ready, memory_order_acquire), 0))
-    wait_first(c, ctx);
+int kitd__client_variant(kitd_client *c, const void *request, kitd_ctx *ctx, struct variant **out) {
   struct variant *v = c->def;
   const kitd_client_req *rq = request;
   if (c->codec == KITD_CODEC_RAW && rq && !c->custom_factory &&
@@ -480,17 +455,18 @@ int kitd_client_call(kitd_client *c, kitd_ctx *ctx, const void *request, void *r
       kitd_ctx_set_detail(ctx, "bad method or Content-Type");
       return KITD_EINVAL;
     }
-    int rc = variant_for(c, m, t, ctx, &v);
-    if (rc) return rc;
+    return variant_for(c, m, t, ctx, out);
   }
-  void *out = NULL;
-  int rc = kitd_endpoint_call(v->call, ctx, request, &out);
-  if (rc) return rc;
+  *out = v;
+  return 0;
+}
+
+void kitd__client_fill(kitd_client *c, kitd_ctx *ctx, void *out, void *response) {
   if (c->codec == KITD_CODEC_RAW && !c->custom_factory) {
     struct raw_ans *a = out;
     if (!response) {
       raw_ans_free(a);
-      return 0;
+      return;
     }
     kitd_client_resp *r = response;
     r->status = kitd_ctx_status(ctx);
@@ -500,6 +476,19 @@ int kitd_client_call(kitd_client *c, kitd_ctx *ctx, const void *request, void *r
   } else if (response) {
     *(void **)response = out;
   }
+}
+
+int kitd_client_call(kitd_client *c, kitd_ctx *ctx, const void *request, void *response) {
+  if (!c || !ctx) return KITD_EINVAL;
+  if (__builtin_expect(!atomic_load_explicit(&c->ready, memory_order_acquire), 0))
+    wait_first(c, ctx);
+  struct variant *v;
+  int rc = kitd__client_variant(c, request, ctx, &v);
+  if (rc) return rc;
+  void *out = NULL;
+  rc = kitd_endpoint_call(v->call, ctx, request, &out);
+  if (rc) return rc;
+  kitd__client_fill(c, ctx, out, response);
   return 0;
 }
 
@@ -530,11 +519,7 @@ kitd_client *kitd_client_ref(kitd_client *c) {
 
 void kitd_client_free(kitd_client *c) {
   if (!c) return;
-  if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1) client_destroy(c);
-}
-
-int kitd_client_call_async(kitd_client *c, kitd_ctx *ctx, const void *request, void *response,
-                           kitd_client_done_fn done, void *arg) {
-  (void)c, (void)ctx, (void)request, (void)response, (void)done, (void)arg;
-  return KITD_EINTERNAL; /* the loop comes in the next commits */
+  if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1) return;
+  if (kitd__client_async_stop(c)) return; /* the loop frees it after its calls */
+  kitd__client_destroy(c);
 }

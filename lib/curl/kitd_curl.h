@@ -56,6 +56,48 @@ int kitd__curl_perform(CURLM *multi, CURL *easy, const kitd__curl_stop *stop, CU
  * it sees a flag set just before. Thread-safety: any thread. */
 void kitd__curl_wake(CURLM *multi);
 
+/* --- a multi handle driven by an event loop (multi.c) --- */
+
+/* Many transfers at once on one multi handle, through libcurl's socket
+ * interface: the loop watches the sockets and the one timer libcurl asks
+ * for, and calls kitd__curl_multi_action() when one is ready. The multi's
+ * connection cache keeps keep-alive connections between transfers. */
+typedef struct kitd__curl_multi kitd__curl_multi;
+
+/* What the loop does for libcurl. watch: start, change or (what ==
+ * CURL_POLL_REMOVE) stop watching fd for CURL_POLL_IN, _OUT or _INOUT;
+ * 0 or a KITD_E* code. timer: call kitd__curl_multi_action(m,
+ * CURL_SOCKET_TIMEOUT, 0) in `ms` ms (0: soon, from the loop, not from
+ * inside this callback); -1: no timer. */
+typedef struct kitd__curl_loop_ops {
+  int (*watch)(void *arg, curl_socket_t fd, int what);
+  void (*timer)(void *arg, long ms);
+  void *arg;
+} kitd__curl_loop_ops;
+
+/* One transfer: `easy` set up by the caller; done runs (from
+ * kitd__curl_multi_action) when libcurl ends it, after it was taken out
+ * of the multi, with its result (map it with kitd__curl_code()). */
+struct kitd__curl_xfer {
+  CURL *easy;
+  void (*done)(struct kitd__curl_xfer *x, CURLcode cc);
+};
+
+/* A new driver (takes a reference on libcurl's global state): 0,
+ * KITD_ENOMEM or KITD_EINTERNAL. `ops` is copied. */
+int kitd__curl_multi_new(const kitd__curl_loop_ops *ops, kitd__curl_multi **out);
+/* Free it; no transfer may still be in it. NULL is allowed. */
+void kitd__curl_multi_free(kitd__curl_multi *m);
+/* Start x (its easy handle's CURLOPT_PRIVATE becomes x): 0, KITD_ENOMEM
+ * or KITD_EINTERNAL. */
+int kitd__curl_multi_add(kitd__curl_multi *m, struct kitd__curl_xfer *x);
+/* Stop x before its end (its connection is closed); done does not run. */
+void kitd__curl_multi_remove(kitd__curl_multi *m, struct kitd__curl_xfer *x);
+/* fd is ready (events: CURL_CSELECT_IN, _OUT, _ERR bits), or fd
+ * CURL_SOCKET_TIMEOUT: the timer is due. Runs done of every transfer
+ * that ended. All of this: one thread at a time per multi. */
+void kitd__curl_multi_action(kitd__curl_multi *m, curl_socket_t fd, int events);
+
 /* --- CURLcode -> KITD_E* (errors.c) --- */
 
 /* The KITD_E* code for a transfer that ended with `cc` (0 for CURLE_OK).

@@ -20,6 +20,8 @@ struct kitd__h1_conn {
   kitd_http_buf head, body;   /* the request's head and body */
   char *rbuf;                 /* the answer, as received */
   size_t rlen, rcap;
+  size_t sent, need; /* of the exchange under way (kitd__h1_begin) */
+  int eof;           /* the peer closed while we read */
 };
 
 /* The idle connections of one endpoint: a LIFO stack under a mutex, so a
@@ -59,5 +61,29 @@ struct kitd__h1_io {
  * closed): ECONNECT, ETIMEDOUT, ECANCELED, EIO, EPROTO, ETOOBIG, ENOMEM. */
 int kitd__h1_exchange(struct kitd__h1_conn *c, const struct kitd__h1_io *io, kitd__h1_resp *r,
                       char *why, size_t whycap);
+
+/* The steps of an exchange, for a caller that waits on its own (the
+ * event loop, lib/http/async.c); kitd__h1_exchange() is made of them.
+ * Each returns 0 when done, KITD__H1_AGAIN when the socket must first be
+ * ready (writable to connect or send, readable to receive), or a KITD_E*
+ * code with a message in why. */
+#define KITD__H1_AGAIN 1
+/* A new non-blocking socket, connecting to io->addr (c->fd set; on an
+ * error the socket is closed). AGAIN: wait until writable (at most until
+ * kitd__h1_connect_deadline(io)), then call kitd__h1_connected(). */
+int kitd__h1_connect_start(struct kitd__h1_conn *c, const struct kitd__h1_io *io, char *why,
+                           size_t cap);
+int64_t kitd__h1_connect_deadline(const struct kitd__h1_io *io);
+int kitd__h1_connected(struct kitd__h1_conn *c, char *why, size_t cap);
+/* Nothing sent, nothing received: before the first send of an exchange. */
+void kitd__h1_begin(struct kitd__h1_conn *c);
+/* Send what is left of c->head then c->body. *stale as for the exchange. */
+int kitd__h1_send_some(struct kitd__h1_conn *c, int *stale, char *why, size_t cap);
+/* One recv() and a parse: 0 with *r filled (as kitd__h1_exchange) when the
+ * answer is complete, AGAIN for more. */
+int kitd__h1_recv_some(struct kitd__h1_conn *c, const kitd__h1_opts *parse, kitd__h1_resp *r,
+                       int *stale, char *why, size_t cap);
+/* Close c's socket (it stays usable: the next exchange connects). */
+void kitd__h1_close(struct kitd__h1_conn *c);
 
 #endif

@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/endpoint_impl.h"
+#include "http/async.h"
 #include "http/answer.h"
 #include "http/http_impl.h"
 #include "kitd/error.h"
@@ -19,6 +21,62 @@ static void ep_close(void *state) {
   kitd__http_fast_close(e);
   kitd__http_unref(e->h);
   free(e);
+}
+
+int kitd__http_build(kitd_http *h, const void *request, kitd_http_buf *path, kitd_http_buf *body,
+                     kitd_ctx *ctx) {
+  int rc = h->o.path_fn ? h->o.path_fn(h->o.arg, request, path, ctx)
+                        : kitd_http_buf_append(path, h->path, strlen(h->path));
+  if (!rc && h->o.encode) rc = h->o.encode(h->o.arg, request, body, ctx);
+  return rc;
+}
+
+void kitd__http_curl_setup(kitd_http *h, struct kitd__http_conn *c, int64_t ms) {
+  CURL *easy = c->easy;
+  curl_easy_setopt(easy, CURLOPT_URL, c->url.data);
+  if (h->method_kind != 0 || h->o.encode) {
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, c->body.len ? c->body.data : "");
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body.len);
+  }
+  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)ms);
+  c->write_err = 0;
+  c->errbuf[0] = '\0';
+}
+
+int kitd__http_curl_answer(kitd_http *h, struct kitd__http_conn *c, int rc, CURLcode cc,
+                           kitd_ctx *ctx, void **response) {
+  if (rc) { /* canceled, deadline, or the multi handle failed */
+    kitd_ctx_set_detail(ctx, "%s %s: %s", h->method, c->url.data, kitd_strerror(rc));
+    return rc;
+  }
+  if (cc != CURLE_OK) {
+    rc = kitd__curl_code(cc, c->write_err);
+    if (rc == KITD_ETOOBIG)
+      kitd_ctx_set_detail(ctx, "%s %s: answer body over %zu bytes", h->method, c->url.data,
+                          h->o.max_body);
+    else
+      kitd_ctx_set_detail(ctx, "%s %s: %s", h->method, c->url.data,
+                          c->errbuf[0] ? c->errbuf : curl_easy_strerror(cc));
+    return rc;
+  }
+  CURL *easy = c->easy;
+  long status = 0;
+  curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+  kitd_ctx_set_status(ctx, (int)status);
+  if ((status < 200 || status > 299) && !h->o.decode_all_status) {
+    kitd__http_error_detail(ctx, (int)status, c->resp.data, c->resp.len);
+    return KITD_EHTTP;
+  }
+  if (h->o.decode) {
+    void *resp = NULL;
+    char *ct = NULL;
+    if (curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &ct) != CURLE_OK) ct = NULL;
+    kitd__http_answer_set(ct, ct ? strlen(ct) : 0);
+    rc = h->o.decode(h->o.arg, (int)status, c->resp.data, c->resp.len, &resp, ctx);
+    kitd__http_answer_set(NULL, 0);
+    if (rc == 0 && response) *response = resp;
+  }
+  return rc;
 }
 
 static int ep_call(void *state, kitd_ctx *ctx, const void *request, void **response) {
@@ -35,62 +93,22 @@ static int ep_call(void *state, kitd_ctx *ctx, const void *request, void **respo
   kitd__http_buf_reset(&c->url);
   kitd__http_buf_reset(&c->body);
   kitd__http_buf_reset(&c->resp);
-  c->write_err = 0;
-  c->errbuf[0] = '\0';
   if ((rc = kitd_http_buf_append(&c->url, e->base, e->baselen))) goto out;
-  rc = h->o.path_fn ? h->o.path_fn(h->o.arg, request, &c->url, ctx)
-                    : kitd_http_buf_append(&c->url, h->path, strlen(h->path));
-  if (rc) goto out;
-  if (h->o.encode && (rc = h->o.encode(h->o.arg, request, &c->body, ctx))) goto out;
+  if ((rc = kitd__http_build(h, request, &c->url, &c->body, ctx))) goto out;
   /* A response buffer that exists even when empty: decode gets "" not NULL. */
   if ((rc = kitd_http_buf_append(&c->resp, "", 0))) goto out;
-
-  CURL *easy = c->easy;
-  curl_easy_setopt(easy, CURLOPT_URL, c->url.data);
-  if (h->method_kind != 0 || h->o.encode) {
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, c->body.len ? c->body.data : "");
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body.len);
-  }
-  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)ms);
+  kitd__http_curl_setup(h, c, ms);
   /* No wake-up: nobody else holds this handle; the ctx is read instead. */
   kitd__curl_stop stop = {.ctx = ctx};
   CURLcode cc = CURLE_OK;
-  rc = kitd__curl_perform(c->multi, easy, &stop, &cc);
-  if (rc) { /* canceled, deadline, or the multi handle failed */
-    kitd_ctx_set_detail(ctx, "%s %s: %s", h->method, c->url.data, kitd_strerror(rc));
-    goto out;
-  }
-  if (cc != CURLE_OK) {
-    rc = kitd__curl_code(cc, c->write_err);
-    if (rc == KITD_ETOOBIG)
-      kitd_ctx_set_detail(ctx, "%s %s: answer body over %zu bytes", h->method, c->url.data,
-                          h->o.max_body);
-    else
-      kitd_ctx_set_detail(ctx, "%s %s: %s", h->method, c->url.data,
-                          c->errbuf[0] ? c->errbuf : curl_easy_strerror(cc));
-    goto out;
-  }
-  long status = 0;
-  curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-  kitd_ctx_set_status(ctx, (int)status);
-  if ((status < 200 || status > 299) && !h->o.decode_all_status) {
-    kitd__http_error_detail(ctx, (int)status, c->resp.data, c->resp.len);
-    rc = KITD_EHTTP;
-    goto out;
-  }
-  if (h->o.decode) {
-    void *resp = NULL;
-    char *ct = NULL;
-    if (curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &ct) != CURLE_OK) ct = NULL;
-    kitd__http_answer_set(ct, ct ? strlen(ct) : 0);
-    rc = h->o.decode(h->o.arg, (int)status, c->resp.data, c->resp.len, &resp, ctx);
-    kitd__http_answer_set(NULL, 0);
-    if (rc == 0 && response) *response = resp;
-  }
+  rc = kitd__curl_perform(c->multi, c->easy, &stop, &cc);
+  rc = kitd__http_curl_answer(h, c, rc, cc, ctx, response);
 out:
   kitd__http_conn_put(h, c);
   return rc;
 }
+
+int kitd__http_is_endpoint(const kitd_endpoint *ep) { return ep && ep->fn == ep_call; }
 
 int kitd_http_endpoint_new(kitd_http *h, const char *instance, kitd_endpoint **out) {
   if (!h || !instance || !out) return KITD_EINVAL;

@@ -116,6 +116,51 @@ static int path_ok(const char *p, size_t n) {
   return 1;
 }
 
+int kitd__http_fast_head(struct kitd__http_ep *e, struct kitd__h1_conn *c, size_t pstart,
+                         kitd_ctx *ctx) {
+  kitd_http *h = e->h;
+  size_t plen = c->head.len - pstart;
+  if (!path_ok(c->head.data + pstart, plen)) {
+    kitd_ctx_set_detail(ctx, "%s %s%.*s: bad request path", h->method, e->base,
+                        (int)(plen > 200 ? 200 : plen), c->head.data + pstart);
+    return KITD_EINVAL;
+  }
+  int rc = kitd_http_buf_append(&c->head, e->suffix, e->suffixlen);
+  if (!rc && e->send_body)
+    rc = kitd_http_buf_printf(&c->head, "Content-Length: %zu\r\n", c->body.len);
+  if (!rc) rc = kitd_http_buf_append(&c->head, "\r\n", 2);
+  return rc;
+}
+
+int kitd__http_fast_answer(struct kitd__http_ep *e, struct kitd__h1_conn *c, int rc,
+                           const kitd__h1_resp *r, const char *why, size_t pstart, size_t plen,
+                           kitd_ctx *ctx, void **response) {
+  kitd_http *h = e->h;
+  if (rc) {
+    if (rc == KITD_ETOOBIG)
+      kitd_ctx_set_detail(ctx, "%s %s%.*s: answer body over %zu bytes", h->method, e->base,
+                          (int)plen, c->head.data + pstart, h->o.max_body);
+    else
+      kitd_ctx_set_detail(ctx, "%s %s%.*s: %s", h->method, e->base, (int)plen,
+                          c->head.data + pstart, why);
+    return rc;
+  }
+  const char *body = c->rbuf + r->body_off;
+  kitd_ctx_set_status(ctx, r->status);
+  if ((r->status < 200 || r->status > 299) && !h->o.decode_all_status) {
+    kitd__http_error_detail(ctx, r->status, body, r->body_len);
+    return KITD_EHTTP;
+  }
+  if (h->o.decode) {
+    void *resp = NULL;
+    kitd__http_answer_set(r->ctype_len ? c->rbuf + r->ctype_off : NULL, r->ctype_len);
+    rc = h->o.decode(h->o.arg, r->status, body, r->body_len, &resp, ctx);
+    kitd__http_answer_set(NULL, 0);
+    if (rc == 0 && response) *response = resp;
+  }
+  return rc;
+}
+
 int kitd__http_fast_call(struct kitd__http_ep *e, kitd_ctx *ctx, const void *request,
                          void **response) {
   kitd_http *h = e->h;
@@ -131,21 +176,9 @@ int kitd__http_fast_call(struct kitd__http_ep *e, kitd_ctx *ctx, const void *req
   kitd__http_buf_reset(&c->body);
   if ((rc = kitd_http_buf_append(&c->head, e->prefix, e->prefixlen))) goto out;
   size_t pstart = c->head.len;
-  rc = h->o.path_fn ? h->o.path_fn(h->o.arg, request, &c->head, ctx)
-                    : kitd_http_buf_append(&c->head, h->path, strlen(h->path));
-  if (rc) goto out;
+  if ((rc = kitd__http_build(h, request, &c->head, &c->body, ctx))) goto out;
   size_t plen = c->head.len - pstart;
-  if (!path_ok(c->head.data + pstart, plen)) {
-    kitd_ctx_set_detail(ctx, "%s %s%.*s: bad request path", h->method, e->base,
-                        (int)(plen > 200 ? 200 : plen), c->head.data + pstart);
-    rc = KITD_EINVAL;
-    goto out;
-  }
-  if (h->o.encode && (rc = h->o.encode(h->o.arg, request, &c->body, ctx))) goto out;
-  if ((rc = kitd_http_buf_append(&c->head, e->suffix, e->suffixlen))) goto out;
-  if (e->send_body && (rc = kitd_http_buf_printf(&c->head, "Content-Length: %zu\r\n", c->body.len)))
-    goto out;
-  if ((rc = kitd_http_buf_append(&c->head, "\r\n", 2))) goto out;
+  if ((rc = kitd__http_fast_head(e, c, pstart, ctx))) goto out;
 
   struct kitd__h1_io io = {
       .addr = (const struct sockaddr *)&e->addr,
@@ -159,29 +192,7 @@ int kitd__http_fast_call(struct kitd__http_ep *e, kitd_ctx *ctx, const void *req
   kitd__h1_resp r;
   char why[160];
   rc = kitd__h1_exchange(c, &io, &r, why, sizeof why);
-  if (rc) {
-    if (rc == KITD_ETOOBIG)
-      kitd_ctx_set_detail(ctx, "%s %s%.*s: answer body over %zu bytes", h->method, e->base,
-                          (int)plen, c->head.data + pstart, h->o.max_body);
-    else
-      kitd_ctx_set_detail(ctx, "%s %s%.*s: %s", h->method, e->base, (int)plen,
-                          c->head.data + pstart, why);
-    goto out;
-  }
-  const char *body = c->rbuf + r.body_off;
-  kitd_ctx_set_status(ctx, r.status);
-  if ((r.status < 200 || r.status > 299) && !h->o.decode_all_status) {
-    kitd__http_error_detail(ctx, r.status, body, r.body_len);
-    rc = KITD_EHTTP;
-    goto out;
-  }
-  if (h->o.decode) {
-    void *resp = NULL;
-    kitd__http_answer_set(r.ctype_len ? c->rbuf + r.ctype_off : NULL, r.ctype_len);
-    rc = h->o.decode(h->o.arg, r.status, body, r.body_len, &resp, ctx);
-    kitd__http_answer_set(NULL, 0);
-    if (rc == 0 && response) *response = resp;
-  }
+  rc = kitd__http_fast_answer(e, c, rc, &r, why, pstart, plen, ctx, response);
 out:
   kitd__h1_pool_put(e->pool, c);
   return rc;

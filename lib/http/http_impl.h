@@ -71,9 +71,37 @@ struct kitd__http_ep {
  * (0 and e->pool NULL otherwise). Returns 0 or KITD_ENOMEM. */
 int kitd__http_fast_init(struct kitd__http_ep *e, const char *instance);
 void kitd__http_fast_close(struct kitd__http_ep *e);
+/* The fast path in pieces, shared with the loop (async.c). head: the
+ * path is in c->head from pstart (after the method), the body in c->body:
+ * check the path and end the head. answer: the exchange ended with rc
+ * (why: its message) and *r: the call's code, with the status, detail and
+ * decoded response as the endpoint sets them. */
+struct kitd__h1_conn;
+struct kitd__h1_resp;
+int kitd__http_fast_head(struct kitd__http_ep *e, struct kitd__h1_conn *c, size_t pstart,
+                         kitd_ctx *ctx);
+int kitd__http_fast_answer(struct kitd__http_ep *e, struct kitd__h1_conn *c, int rc,
+                           const struct kitd__h1_resp *r, const char *why, size_t pstart,
+                           size_t plen, kitd_ctx *ctx, void **response);
 /* One call over the fast path. */
 int kitd__http_fast_call(struct kitd__http_ep *e, kitd_ctx *ctx, const void *request,
                          void **response);
+
+/* The request's path (appended to `path`) and body (to `body`), from
+ * the client's fixed path or path callback and its encoder. */
+int kitd__http_build(kitd_http *h, const void *request, kitd_http_buf *path, kitd_http_buf *body,
+                     kitd_ctx *ctx);
+
+/* The libcurl path in two halves, around a transfer of c->easy (blocking
+ * in endpoint.c, on the loop in async.c). setup: c->url and c->body are
+ * built; set the URL, the body and the timeout (ms, 0: none) on the easy
+ * handle. answer: the transfer ended with rc (a KITD_E* code for a
+ * transfer cut short, 0 when libcurl ended it) and cc: the call's code,
+ * with the status, detail and decoded response as the endpoint sets
+ * them. */
+void kitd__http_curl_setup(kitd_http *h, struct kitd__http_conn *c, int64_t ms);
+int kitd__http_curl_answer(kitd_http *h, struct kitd__http_conn *c, int rc, CURLcode cc,
+                           kitd_ctx *ctx, void **response);
 
 /* The detail of a non-2xx answer: the JSON `error` text, else the body's
  * first line, else "HTTP <status>". In errors.c, which both the libcurl

@@ -28,6 +28,7 @@
 #include <cmocka.h>
 
 #include "../support/double.h"
+#include "../support/lorem_proc.h"
 #include "kitd/kitd.h"
 
 #define SERVERS 3
@@ -40,7 +41,6 @@
 struct server {
   pid_t pid;
   char addr[64];
-  char log[512];
 };
 
 static struct server srv[SERVERS];
@@ -59,77 +59,28 @@ static struct {
 static void stop_servers(void) {
   for (int i = 0; i < SERVERS; i++)
     if (srv[i].pid > 0) {
-      kill(srv[i].pid, SIGKILL);
-      waitpid(srv[i].pid, NULL, 0);
+      kitd_test_lorem_stop(srv[i].pid);
       srv[i].pid = 0;
     }
-  for (int i = 0; i < SERVERS; i++)
-    if (srv[i].log[0]) unlink(srv[i].log);
-}
-
-/* The port of the server's first "action=listen ... port=N" log line. */
-static int wait_port(const char *log) {
-  for (int i = 0; i < kitd_test_ms(5000) / 20; i++) {
-    FILE *f = fopen(log, "r");
-    char line[512];
-    while (f && fgets(line, sizeof line, f)) {
-      const char *p = strstr(line, "action=listen") ? strstr(line, " port=") : NULL;
-      if (p) {
-        fclose(f);
-        return atoi(p + 6);
-      }
-    }
-    if (f) fclose(f);
-    usleep(20000);
-  }
-  return -1;
-}
-
-static int start_server(struct server *s, const char *bin) {
-  const char *tmp = getenv("TMPDIR");
-  snprintf(s->log, sizeof s->log, "%s/kitd-kill9-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-  int fd = mkstemp(s->log);
-  if (fd < 0) {
-    s->log[0] = '\0';
-    return -1;
-  }
-  s->pid = fork();
-  if (s->pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL); /* dies with the test, whatever ends it */
-    dup2(fd, STDERR_FILENO);
-    dup2(fd, STDOUT_FILENO);
-    close(fd);
-    execl(bin, bin, "-listen", "127.0.0.1:0", "-no-register", "-threads", "1", (char *)NULL);
-    _exit(127);
-  }
-  close(fd);
-  if (s->pid < 0) return -1;
-  int port = wait_port(s->log);
-  if (port > 0) { /* the log is not needed any more: nothing left behind */
-    unlink(s->log);
-    s->log[0] = '\0';
-  }
-  if (port <= 0) return -1;
-  snprintf(s->addr, sizeof s->addr, "127.0.0.1:%d", port);
-  return 0;
 }
 
 static int setup(void **state) {
   (void)state;
   kitd_global_init();
-  const char *b = getenv("KITD_BUILD");
   char bin[512];
-  snprintf(bin, sizeof bin, "%s/examples/lorem-server", b && *b ? b : "build");
-  if (access(bin, X_OK) != 0) {
+  if (kitd_test_lorem_bin(bin, sizeof bin)) {
     fprintf(stderr, "SKIP: %s is not built\n", bin);
     return 0;
   }
-  for (int i = 0; i < SERVERS; i++)
-    if (start_server(&srv[i], bin)) {
-      fprintf(stderr, "lorem-server %d did not start (log %s)\n", i, srv[i].log);
+  for (int i = 0; i < SERVERS; i++) {
+    int port;
+    if (kitd_test_lorem_start(NULL, &srv[i].pid, &port)) {
+      fprintf(stderr, "lorem-server %d did not start\n", i);
       stop_servers();
       return -1;
     }
+    snprintf(srv[i].addr, sizeof srv[i].addr, "127.0.0.1:%d", port);
+  }
   have_servers = 1;
   return 0;
 }
