@@ -15,6 +15,7 @@
  *        unreachable
  *   413  a body over -max.body */
 #include <errno.h>
+#include <stdatomic.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,10 +24,13 @@
 
 #include <kitd/kitd.h>
 
+#include "lorem/callq.h"
 #include "lorem/flags.h"
 #include "lorem/httpd.h"
 
 static kitd_directory *g_dir;
+static lorem_callq *g_q;      /* -mode async: the calls in flight */
+static atomic_int g_stopping; /* -mode async: start no more calls */
 static int64_t g_timeout_ms;
 
 static void reply(lorem_http_req *c, int status, const char *body, size_t len, const char *ctype) {
@@ -100,6 +104,7 @@ static int service_ready(const char *uri) {
 
 /* One forwarded request: what the call reads and fills. */
 struct fwd {
+  lorem_callq_item item; /* -mode async: first, waiting for a slot */
   lorem_http_req *c;
   char *service; /* room for the URI */
   char *path;
@@ -108,7 +113,6 @@ struct fwd {
   kitd_attempt_error attempts[8]; /* every attempt, for a 503's body */
   kitd_client_resp resp;
   kitd_client *cl; /* -mode async: the service's client, held for the call */
-  int async;       /* -mode async: f is malloc'ed, its request suspended */
 };
 
 /* Fill f from the request: 0, or -1 after answering (f then holds
@@ -143,11 +147,8 @@ static int fwd_begin(struct fwd *f, lorem_http_req *c) {
   return 0;
 }
 
-/* Answer from the call's outcome and free what f holds; -mode async: free
- * f and resume the request too (the async call's done, on libkitd's loop
- * thread). */
-static void fwd_finish(void *arg, int rc) {
-  struct fwd *f = arg;
+/* Answer from the call's outcome and free what f holds. */
+static void fwd_finish(struct fwd *f, int rc) {
   lorem_http_req *c = f->c;
   if (rc == 0) {
     reply(c, f->resp.status, f->resp.body, f->resp.len, f->resp.content_type);
@@ -169,10 +170,6 @@ static void fwd_finish(void *arg, int rc) {
   kitd_client_free(f->cl);
   free(f->path);
   free(f->service);
-  if (f->async) {
-    free(f);
-    lorem_http_resume(c);
-  }
 }
 
 /* Every path but /health, -mode pool: on a worker thread (the upstream
@@ -184,8 +181,29 @@ static void forward(lorem_http_req *c) {
   fwd_finish(&f, kitd_directory_call(g_dir, f.service, &f.ctx, &f.rq, &f.resp));
 }
 
+/* -mode async: the call's end (on libkitd's loop thread), or its failed
+ * start: answer, free f, hand the connection back. */
+static void async_end(lorem_callq_item *it, int rc) {
+  struct fwd *f = (struct fwd *)it;
+  lorem_http_req *c = f->c;
+  fwd_finish(f, rc);
+  free(f);
+  lorem_http_resume(c);
+}
+
+static int async_start(lorem_callq_item *it) {
+  struct fwd *f = (struct fwd *)it;
+  if (atomic_load(&g_stopping)) return KITD_ESTOPPED;
+  int rc = kitd_directory_get(g_dir, f->service, &f->cl);
+  if (rc == KITD_EINVAL) kitd_ctx_set_detail(&f->ctx, "not a service name Consul accepts");
+  if (rc == 0)
+    rc = kitd_client_call_async(f->cl, &f->ctx, &f->rq, &f->resp, lorem_callq_call_done, f);
+  return rc;
+}
+
 /* Every path but /health, -mode async: on the loop, which goes on with
- * other connections while the call runs; fwd_finish() answers. */
+ * other connections while the call waits for a slot and runs;
+ * async_end() answers. */
 static void forward_async(lorem_http_req *c) {
   struct fwd *f = malloc(sizeof *f);
   if (!f) return;
@@ -193,12 +211,10 @@ static void forward_async(lorem_http_req *c) {
     free(f);
     return;
   }
-  f->async = 1;
+  f->item.start = async_start;
+  f->item.end = async_end;
   lorem_http_suspend(c); /* before the call: its end may come at once */
-  int rc = kitd_directory_get(g_dir, f->service, &f->cl);
-  if (rc == KITD_EINVAL) kitd_ctx_set_detail(&f->ctx, "not a service name Consul accepts");
-  if (rc == 0) rc = kitd_client_call_async(f->cl, &f->ctx, &f->rq, &f->resp, fwd_finish, f);
-  if (rc) fwd_finish(f, rc); /* it did not start: answer now */
+  lorem_callq_submit(g_q, &f->item);
 }
 
 /* GET /health: the gateway's own, on the event loop. */
@@ -237,15 +253,16 @@ int main(int argc, char **argv) {
       {"max.clients", FLAG_INT, &max_clients, "services watched at most at once (default 100)"},
       {"max.body", FLAG_INT, &hl.max_body_bytes,
        "largest request body in bytes, past it 413 (default 16 MiB)"},
-      {"mode", FLAG_STR, &mode, LOREM_MODE_HELP},
   };
   int nf = 0;
   while (flags[nf].name) nf++;
   nf = lorem_http_flags(flags, nf, &hl, 1);
+  long inflight = LOREM_INFLIGHT_DEFAULT;
+  nf = lorem_mode_flags(flags, nf, &mode, &inflight);
   int pr = lorem_flags_parse(argc, argv, flags, nf, "kitd-gateway [flags]");
   if (pr) return pr > 0 ? 0 : 2;
   if (lorem_http_limits_check(&hl, "kitd-gateway")) return 2;
-  int async = lorem_mode_async(mode, "kitd-gateway");
+  int async = lorem_mode_async(mode, inflight, "kitd-gateway");
   if (async < 0) return 2;
   if (timeout_ms <= 0 || idle_ms <= 0 || max_clients < 1) {
     fprintf(stderr, "kitd-gateway: -timeout, -idle and -max.clients must be positive\n");
@@ -269,6 +286,7 @@ int main(int argc, char **argv) {
   o.max_clients = (unsigned)max_clients;
   o.logger = lg;
   if (rc == 0) rc = kitd_directory_new(&o, &g_dir);
+  if (rc == 0 && async && !(g_q = lorem_callq_new(inflight))) rc = KITD_ENOMEM;
   kitd_consul_free(consul); /* the directory keeps a copy */
   if (rc) {
     kitd_log(lg, KITD_LOG_ERROR, "kitd-gateway", "action=start err=%s detail=\"%s\"",
@@ -298,9 +316,11 @@ int main(int argc, char **argv) {
   /* no handler runs after the stop; the async calls still in flight hold
    * their clients: wait for their ends before the connections go */
   lorem_http_server_stop(d);
+  atomic_store(&g_stopping, 1); /* the waiting calls end with KITD_ESTOPPED */
   kitd_directory_free(g_dir);
   lorem_http_server_wait_suspended(d);
   lorem_http_server_free(d);
+  lorem_callq_free(g_q);
   close(fd);
   kitd_global_cleanup();
   return 0;

@@ -14,6 +14,7 @@
  * instance (ours starts at a random place, which spreads but does not
  * alternate). */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 
 #include <kitd/kitd.h>
 
+#include "lorem/callq.h"
 #include "lorem/flags.h"
 #include "lorem/gwreq.h"
 #include "lorem/httpd.h"
@@ -29,6 +31,8 @@
 #include "lorem/route.h"
 
 static lorem_pipeline *g_p;
+static lorem_callq *g_q;      /* -mode async: the calls in flight */
+static atomic_int g_stopping; /* -mode async: start no more calls */
 static kitd_metrics *g_metrics;
 static int64_t g_timeout_ms;
 
@@ -119,17 +123,17 @@ static int lorem_begin(lorem_http_req *c, lorem_request *rq) {
 
 /* A call's state: its ctx, with room for every attempt's error. */
 struct call {
+  lorem_callq_item item; /* -mode async: first, waiting for a slot */
+  lorem_request rq;
   lorem_http_req *c;
   kitd_ctx ctx;
   kitd_attempt_error attempts[8]; /* for reply_failure's report */
   lorem_response *r;
-  int async; /* -mode async: k is malloc'ed, its request suspended */
 };
 
 static void call_init(struct call *k, lorem_http_req *c) {
   k->c = c;
   k->r = NULL;
-  k->async = 0;
   kitd_ctx_init(&k->ctx);
   kitd_ctx_set_attempt_log(&k->ctx, k->attempts, 8);
   kitd_ctx_set_timeout_ms(&k->ctx, g_timeout_ms);
@@ -165,18 +169,6 @@ static void lorem_answer(struct call *k, int rc) {
   lorem_response_free(r);
 }
 
-/* lorem_answer(); -mode async: free k and resume the request too (the
- * async call's done, on libkitd's loop thread). */
-static void lorem_finish(void *arg, int rc) {
-  struct call *k = arg;
-  lorem_http_req *c = k->c;
-  lorem_answer(k, rc);
-  if (k->async) {
-    free(k);
-    lorem_http_resume(c);
-  }
-}
-
 /* POST /sd-lorem, -mode pool: on a worker thread (the upstream call
  * blocks), or inline on the loop while calls are fast. */
 static void serve_lorem(lorem_http_req *c) {
@@ -184,11 +176,28 @@ static void serve_lorem(lorem_http_req *c) {
   if (lorem_begin(c, &rq)) return;
   struct call k;
   call_init(&k, c);
-  lorem_finish(&k, lorem_pipeline_call(g_p, &k.ctx, &rq, &k.r));
+  lorem_answer(&k, lorem_pipeline_call(g_p, &k.ctx, &rq, &k.r));
+}
+
+/* -mode async: the call's end (on libkitd's loop thread), or its failed
+ * start: answer, free k, hand the connection back. */
+static void async_end(lorem_callq_item *it, int rc) {
+  struct call *k = (struct call *)it;
+  lorem_http_req *c = k->c;
+  lorem_answer(k, rc);
+  free(k);
+  lorem_http_resume(c);
+}
+
+static int async_start(lorem_callq_item *it) {
+  struct call *k = (struct call *)it;
+  if (atomic_load(&g_stopping)) return KITD_ESTOPPED;
+  return lorem_pipeline_call_async(g_p, &k->ctx, &k->rq, &k->r, lorem_callq_call_done, k);
 }
 
 /* POST /sd-lorem, -mode async: on the loop, which goes on with other
- * connections while the call runs; lorem_finish() answers. */
+ * connections while the call waits for a slot and runs; async_end()
+ * answers. */
 static void serve_lorem_async(lorem_http_req *c) {
   lorem_request rq;
   if (lorem_begin(c, &rq)) return;
@@ -198,10 +207,11 @@ static void serve_lorem_async(lorem_http_req *c) {
     return;
   }
   call_init(k, c);
-  k->async = 1;
+  k->rq = rq;
+  k->item.start = async_start;
+  k->item.end = async_end;
   lorem_http_suspend(c); /* before the call: its end may come at once */
-  int rc = lorem_pipeline_call_async(g_p, &k->ctx, &rq, &k->r, lorem_finish, k);
-  if (rc) lorem_finish(k, rc); /* it did not start: answer now */
+  lorem_callq_submit(g_q, &k->item);
 }
 
 static void serve_other(lorem_http_req *c) { lorem_reply_error(c, 404, "not found", NULL); }
@@ -248,15 +258,16 @@ int main(int argc, char **argv) {
        "overall deadline of a request, across attempts (default 3s)"},
       {"max.body", FLAG_INT, &hl.max_body_bytes,
        "largest request body in bytes, past it 413 (default 4096)"},
-      {"mode", FLAG_STR, &mode, LOREM_MODE_HELP},
   };
   int nf = 0;
   while (flags[nf].name) nf++;
   nf = lorem_http_flags(flags, nf, &hl, 1);
+  long inflight = LOREM_INFLIGHT_DEFAULT;
+  nf = lorem_mode_flags(flags, nf, &mode, &inflight);
   int pr = lorem_flags_parse(argc, argv, flags, nf, "lorem-gateway [flags]");
   if (pr) return pr > 0 ? 0 : 2;
   if (lorem_http_limits_check(&hl, "lorem-gateway")) return 2;
-  int async = lorem_mode_async(mode, "lorem-gateway");
+  int async = lorem_mode_async(mode, inflight, "lorem-gateway");
   if (async < 0) return 2;
   if (attempts < 1 || attempts > 16 || timeout_ms <= 0) {
     fprintf(stderr, "lorem-gateway: bad -attempts or -timeout\n");
@@ -272,6 +283,7 @@ int main(int argc, char **argv) {
       attempt_ms,  timeout_ms,  KITD_RR_GLOBAL, lg,      source, g_metrics,
       async};
   if (lorem_pipeline_new(&pc, &g_p)) return 1;
+  if (async && !(g_q = lorem_callq_new(inflight))) return 1;
   int port = 0;
   int fd = lorem_listen(listen_on, &port);
   if (fd < 0) {
@@ -299,9 +311,11 @@ int main(int argc, char **argv) {
   /* no handler runs after the stop; async calls still in flight end when
    * the pipeline is freed, and give their connections back before the free */
   lorem_http_server_stop(d);
+  atomic_store(&g_stopping, 1); /* the waiting calls end with KITD_ESTOPPED */
   lorem_pipeline_free(g_p);
   lorem_http_server_wait_suspended(d);
   lorem_http_server_free(d);
+  lorem_callq_free(g_q);
   close(fd);
   kitd_metrics_free(g_metrics);
   kitd_global_cleanup();

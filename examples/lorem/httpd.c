@@ -99,7 +99,24 @@ int lorem_http_limits_check(const lorem_http_limits *l, const char *prog) {
   return 0;
 }
 
-int lorem_mode_async(const char *mode, const char *prog) {
+int lorem_mode_flags(lorem_flag *f, int n, const char **mode, long *inflight) {
+  f[n++] = (lorem_flag){"mode", FLAG_STR, mode,
+                        "how a request waits for its upstream: pool (a worker thread makes the "
+                        "blocking call, or the event loop while calls are fast) or async (the "
+                        "event loop starts an asynchronous call and goes on; no thread waits) "
+                        "(default " LOREM_MODE_DEFAULT ")"};
+  f[n++] = (lorem_flag){"max.inflight", FLAG_INT, inflight,
+                        "-mode async: upstream calls at once (each holds an upstream "
+                        "connection); more requests wait for a turn, in order, holding no "
+                        "thread (default 64)"};
+  return n;
+}
+
+int lorem_mode_async(const char *mode, long inflight, const char *prog) {
+  if (inflight < 1) {
+    fprintf(stderr, "%s: -max.inflight must be at least 1\n", prog);
+    return -1;
+  }
   if (!strcmp(mode, "async")) return 1;
   if (!strcmp(mode, "pool")) return 0;
   fprintf(stderr, "%s: -mode is pool or async, not \"%s\"\n", prog, mode);

@@ -33,13 +33,16 @@ int lorem_http_flags(lorem_flag *f, int n, lorem_http_limits *l, int workers);
  *   async  the event loop starts kitd_client_call_async() and goes on; the
  *          completion, on libkitd's loop thread, writes the answer */
 #define LOREM_MODE_DEFAULT "pool"
-#define LOREM_MODE_HELP                                                                            \
-  "how a request waits for its upstream: pool (a worker thread makes the blocking call, or the "   \
-  "event loop while calls are fast) or async (the event loop starts an asynchronous call and "     \
-  "goes on; no thread waits) (default " LOREM_MODE_DEFAULT ")"
+#define LOREM_INFLIGHT_DEFAULT 64
 
-/* -mode's value: 1 for async, 0 for pool, -1 after printing what is wrong. */
-int lorem_mode_async(const char *mode, const char *prog);
+/* Add -mode and -max.inflight (-mode async: upstream calls at once, see
+ * callq.h) to `f` (room for 2 more entries after n). Returns the new
+ * count. */
+int lorem_mode_flags(lorem_flag *f, int n, const char **mode, long *inflight);
+
+/* After parsing: 1 for async, 0 for pool, -1 after printing what is
+ * wrong. */
+int lorem_mode_async(const char *mode, long inflight, const char *prog);
 
 /* Check the limits after parsing: 0, or -1 after printing what is wrong. */
 int lorem_http_limits_check(const lorem_http_limits *l, const char *prog);
