@@ -241,6 +241,7 @@ int main(int argc, char **argv) {
   long max_clients = 100;
   lorem_http_limits hl;
   lorem_http_limits_init(&hl);
+  hl.name = "kitd-gateway";
   hl.max_body_bytes = 16 << 20;
   lorem_flag flags[32] = {
       {"listen", FLAG_STR, &listen_on,

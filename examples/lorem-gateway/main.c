@@ -236,6 +236,7 @@ int main(int argc, char **argv) {
   long attempts = 3;
   lorem_http_limits hl;
   lorem_http_limits_init(&hl);
+  hl.name = "lorem-gateway";
   hl.max_body_bytes = LOREM_GWREQ_MAX;
   int64_t attempt_ms = 1000, timeout_ms = 3000;
   lorem_flag flags[32] = {

@@ -62,6 +62,7 @@ struct lorem_http_conn {
   size_t in_len, scan, consumed;
   char *body;
   size_t body_len, body_want;
+  char *path; /* the decoded path, when the raw one holds a '%' */
   char *out;
   size_t out_len, out_off, out_cap;
   int keep_alive, replied, is_head;
@@ -144,6 +145,7 @@ void lorem_http_limits_init(lorem_http_limits *l) {
   l->max_header_bytes = 8192;
   l->max_body_bytes = 65536;
   l->inline_max_ms = 5;
+  l->name = NULL;
 }
 
 long lorem_http_raise_nofile(void) {
@@ -232,6 +234,7 @@ static void conn_close(conn *c) {
   atomic_fetch_sub(&lp->s->conns, 1);
   free(c->in);
   free(c->body);
+  free(c->path);
   free(c->out);
   free(c);
 }
@@ -264,6 +267,21 @@ static int ensure_out(conn *c, size_t need) {
   return 0;
 }
 
+/* "Date: Wed, 02 Dec 2026 16:51:27 GMT\r\n", made once a second per
+ * thread (answers are written on loops, workers and libkitd's thread). */
+static const char *date_line(void) {
+  static __thread time_t last;
+  static __thread char line[48];
+  time_t t = time(NULL);
+  if (t != last) {
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    if (!strftime(line, sizeof line, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm)) line[0] = '\0';
+    last = t;
+  }
+  return line;
+}
+
 static int no_body_status(int st) { return st < 200 || st == 204 || st == 304; }
 
 static int ctype_ok(const char *s) {
@@ -281,7 +299,9 @@ void lorem_http_reply(lorem_http_req *rq, int status, const char *ctype, const v
   if (ctype && !ctype_ok(ctype)) ctype = "application/octet-stream";
   if (atomic_load_explicit(&c->loop->s->draining, memory_order_relaxed)) c->keep_alive = 0;
   int nobody = no_body_status(status);
-  size_t need = 160 + (ctype ? strlen(ctype) : 0) + (headers ? strlen(headers) : 0) + len;
+  const char *name = c->loop->s->l.name;
+  size_t need = 220 + (name ? strlen(name) : 0) + (ctype ? strlen(ctype) : 0) +
+                (headers ? strlen(headers) : 0) + len;
   c->out_len = c->out_off = 0;
   if (ensure_out(c, need)) {
     static const char oom[] = "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n"
@@ -292,8 +312,9 @@ void lorem_http_reply(lorem_http_req *rq, int status, const char *ctype, const v
     c->out_len = sizeof oom - 1;
     return;
   }
-  int n = snprintf(c->out, c->out_cap, "HTTP/1.1 %d %s\r\n%s%s%s%s", status,
-                   lorem_http_reason(status), ctype ? "Content-Type: " : "", ctype ? ctype : "",
+  int n = snprintf(c->out, c->out_cap, "HTTP/1.1 %d %s\r\n%s%s%s%s%s%s%s%s", status,
+                   lorem_http_reason(status), date_line(), name ? "Server: " : "", name ? name : "",
+                   name ? "\r\n" : "", ctype ? "Content-Type: " : "", ctype ? ctype : "",
                    ctype ? "\r\n" : "", headers ? headers : "");
   size_t o = (size_t)n;
   if (!nobody) o += (size_t)snprintf(c->out + o, c->out_cap - o, "Content-Length: %zu\r\n", len);
@@ -398,6 +419,15 @@ static int dispatch(conn *c) {
   const char *q = memchr(rq->uri, '?', c->head.target_len);
   rq->path = rq->uri;
   rq->path_len = q ? (size_t)(q - rq->uri) : c->head.target_len;
+  if (memchr(rq->path, '%', rq->path_len)) {
+    char *p = realloc(c->path, rq->path_len);
+    if (!p) return conn_fail(c, 503, "out of memory");
+    c->path = p;
+    long n = lorem_http_path_decode(rq->path, rq->path_len, p);
+    if (n < 0) return conn_fail(c, 400, "malformed percent-encoding in the path");
+    rq->path = p;
+    rq->path_len = (size_t)n;
+  }
   rq->body = c->body;
   rq->body_len = c->body_len;
   rq->arg = s->arg;

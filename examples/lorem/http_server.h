@@ -45,7 +45,8 @@ struct lorem_http_conn;
 typedef struct lorem_http_req {
   const char *method; /* "GET", NUL-terminated */
   const char *uri;    /* the raw request target: path and query, not decoded */
-  const char *path;   /* uri up to the '?' (path_len bytes, not NUL-terminated) */
+  const char *path;   /* uri up to the '?', percent-decoded (path_len bytes,
+                         not NUL-terminated; a bad escape or %00: 400) */
   size_t path_len;
   const char *body; /* body_len bytes (NULL when empty) */
   size_t body_len;
@@ -85,6 +86,8 @@ typedef struct lorem_http_limits {
   long max_header_bytes;     /* default 8192; at most 65535 */
   long max_body_bytes;       /* default 65536 */
   int64_t inline_max_ms;     /* default 5; 0: never inline (see below) */
+  const char *name;          /* not a limit: the Server header's value
+                                (visible ASCII, borrowed); NULL: none */
 } lorem_http_limits;
 
 /* The defaults above. */
@@ -127,8 +130,9 @@ void lorem_http_server_wait_suspended(lorem_http_server *s);
 void lorem_http_server_free(lorem_http_server *s);
 
 /* Answer a request: status, Content-Type (NULL: none), body (copied) and
- * extra header lines (NULL, or "Name: value\r\n" lines, trusted). A HEAD
- * request gets the header only. A second call is ignored. */
+ * extra header lines (NULL, or "Name: value\r\n" lines, trusted). Date
+ * and Server (the limits' name) are added. A HEAD request gets the header
+ * only. A second call is ignored. */
 void lorem_http_reply(lorem_http_req *rq, int status, const char *ctype, const void *body,
                       size_t len, const char *headers);
 

@@ -2,6 +2,8 @@
 # The example HTTP server against hostile clients, on all three programs
 # (lorem-server, lorem-gateway, kitd-gateway; both gateways in both modes,
 # -mode pool and -mode async), loopback only:
+#   - paths are percent-decoded (a bad escape or %00: 400); answers carry
+#     Date and Server;
 #   - an oversized body gets 413, oversized headers 431, garbage 400, a
 #     chunked body 411, HTTP/2 505: each with a JSON {"error": ...} body and
 #     Connection: close; pipelined requests are answered in order;
@@ -69,6 +71,16 @@ done
 for p in "$PK" "$PKA"; do
   expect 503 '"error":' "http://127.0.0.1:$p/users/x"
 done
+
+# paths are percent-decoded before routing; a bad escape is 400
+expect 200 '"message"' -XPOST "http://127.0.0.1:$P1/lorem/%77ord/%31/2"
+printf 'POST /lorem/word/%%zz/2 HTTP/1.1\r\nHost: t\r\n\r\n' | raw "$P1" 400 'malformed percent-encoding'
+printf 'GET /he%%00alth HTTP/1.1\r\nHost: t\r\n\r\n' | raw "$PG" 400 'malformed percent-encoding'
+# every answer has a Date and a Server header
+curl -s -D "$TMP/hdr" -o /dev/null "http://127.0.0.1:$PG/health"
+grep -Eqi '^Date: [A-Z][a-z]{2}, [0-9]{2} [A-Z][a-z]{2} [0-9]{4} [0-9:]{8} GMT' "$TMP/hdr" || fail "no Date: $(cat "$TMP/hdr")"
+grep -qi '^Server: lorem-gateway' "$TMP/hdr" || fail "no Server: $(cat "$TMP/hdr")"
+echo "ok percent-decoded paths, Date and Server headers"
 
 "$L" peraddr "$P1" 12 127.0.0.3 10 || fail "per-address limit"
 "$L" peraddr "$P1" 5 127.0.0.4 5 || fail "per-address limit counted across addresses"
