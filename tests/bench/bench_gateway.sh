@@ -63,7 +63,9 @@ one_round() {
   errs=$(sed -n 's/^ *Socket errors: *\(.*\)/\1/p' "$TMP/w1000")
   non2xx=$(sed -n 's/^ *Non-2xx or 3xx responses: *\([0-9]*\).*/\1/p' "$TMP/w1000")
   thr=$(sort -n "$TMP/thr" | tail -n 1)
-  echo "$tag ${rps8:-0} ${rps1000:-0} ${p99:-0} ${thr:-0} errors=[${errs:-none}] non2xx=${non2xx:-0}" >> "$TMP/rounds"
+  # a round with non-2xx answers: was the lorem-server still there?
+  alive=up; kill -0 "$spid" 2> /dev/null || alive=gone
+  echo "$tag ${rps8:-0} ${rps1000:-0} ${p99:-0} ${thr:-0} errors=[${errs:-none}] non2xx=${non2xx:-0} server=$alive" >> "$TMP/rounds"
   kill "$gpid" "$spid"; wait "$gpid" "$spid" 2> /dev/null
 }
 
