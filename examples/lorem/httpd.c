@@ -60,13 +60,14 @@ int lorem_http_flags(lorem_flag *f, int n, lorem_http_limits *l, int workers) {
                         "event-loop threads serving the connections (default 0: one per core)"};
   if (workers)
     f[n++] = (lorem_flag){"workers", FLAG_INT, &l->workers,
-                          "worker threads for requests that call upstream; a connection waiting "
-                          "for one holds no thread (default 0: two per core)"};
+                          "-mode pool: worker threads for requests that call upstream; a "
+                          "connection waiting for one holds no thread (default 0: two per core)"};
   if (workers)
-    f[n++] = (lorem_flag){"inline.max", FLAG_DURATION, &l->inline_max_ms,
-                          "run such a request on the event loop instead, saving the hand-off to "
-                          "a worker, while the loop has nothing else to do and the last calls "
-                          "each took at most this (default 5ms; 0: always on a worker)"};
+    f[n++] = (lorem_flag){
+        "inline.max", FLAG_DURATION, &l->inline_max_ms,
+        "-mode pool: run such a request on the event loop instead, saving the "
+        "hand-off to a worker, while the loop has nothing else to do and the last calls "
+        "each took at most this (default 5ms; 0: always on a worker)"};
   f[n++] = (lorem_flag){"header.timeout", FLAG_DURATION, &l->header_timeout_ms,
                         "a request's head must arrive within this of its first byte (of the "
                         "accept, for a new connection), its body within as long again; then 408 "

@@ -32,7 +32,7 @@ int lorem_http_flags(lorem_flag *f, int n, lorem_http_limits *l, int workers);
  *          see LOREM_HTTP_BLOCKING
  *   async  the event loop starts kitd_client_call_async() and goes on; the
  *          completion, on libkitd's loop thread, writes the answer */
-#define LOREM_MODE_DEFAULT "pool"
+#define LOREM_MODE_DEFAULT "async"
 #define LOREM_INFLIGHT_DEFAULT 64
 
 /* Add -mode and -max.inflight (-mode async: upstream calls at once, see

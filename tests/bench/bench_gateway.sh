@@ -52,10 +52,14 @@ one_round() {
   wrk -t2 -c8 -d"${SECS}s" -s "$TMP/post.lua" "$url" > "$TMP/w8" 2>&1
   rps8=$(sed -n 's/^Requests\/sec: *\([0-9]*\).*/\1/p' "$TMP/w8")
   : > "$TMP/thr"
-  ( while kill -0 "$gpid" 2> /dev/null; do ls "/proc/$gpid/task" 2> /dev/null | wc -l >> "$TMP/thr"; sleep 0.2; done ) &
+  rm -f "$TMP/stop"
+  ( while [ ! -e "$TMP/stop" ] && kill -0 "$gpid" 2> /dev/null; do
+      ls "/proc/$gpid/task" 2> /dev/null | wc -l >> "$TMP/thr"; sleep 0.2
+    done ) &
   sampler=$!
   wrk -t2 -c1000 -d"${SECS}s" --timeout 5s --latency -s "$TMP/post.lua" "$url" > "$TMP/w1000" 2>&1
-  kill "$sampler" 2> /dev/null; wait "$sampler" 2> /dev/null
+  : > "$TMP/stop"
+  wait "$sampler" 2> /dev/null
   rps1000=$(sed -n 's/^Requests\/sec: *\([0-9]*\).*/\1/p' "$TMP/w1000")
   p99=$(awk '$1 == "99%" { v = $2; if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 }
         else if (v ~ /ms$/) sub(/ms$/, "", v); else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 }

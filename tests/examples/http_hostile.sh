@@ -21,13 +21,14 @@ L=$B/tests/load/http_load
 start_bg s1 "$B/examples/lorem-server" -listen 127.0.0.1:0 -no-register -max.conns.per.addr 10
 P1=$(port_of s1) || exit 1
 start_bg gw "$B/examples/lorem-gateway" -listen 127.0.0.1:0 -static "127.0.0.1:$P1" \
-  -header.timeout 2s -max.conns.per.addr 4096
+  -header.timeout 2s -max.conns.per.addr 4096 -mode pool
 PG=$(port_of gw) || exit 1
 start_bg gwa "$B/examples/lorem-gateway" -listen 127.0.0.1:0 -static "127.0.0.1:$P1" \
   -header.timeout 2s -max.conns.per.addr 4096 -mode async
 PGA=$(port_of gwa) || exit 1
 # no registry behind it: the server's own answers do not need one
-start_bg kg "$B/examples/kitd-gateway" -listen 127.0.0.1:0 -consul.addr 127.0.0.1:1 -timeout 1s
+start_bg kg "$B/examples/kitd-gateway" -listen 127.0.0.1:0 -consul.addr 127.0.0.1:1 -timeout 1s \
+  -mode pool
 PK=$(port_of kg) || exit 1
 start_bg kga "$B/examples/kitd-gateway" -listen 127.0.0.1:0 -consul.addr 127.0.0.1:1 -timeout 1s \
   -mode async
