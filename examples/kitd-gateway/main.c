@@ -31,6 +31,12 @@
 static kitd_directory *g_dir;
 static lorem_callq *g_q;      /* -mode async: the calls in flight */
 static atomic_int g_stopping; /* -mode async: start no more calls */
+/* -mode async: a reference on the first client that made a call, dropped
+ * by main at exit. The clients' last references are otherwise dropped in
+ * the calls' done callbacks, on libkitd's loop thread, and a loop whose
+ * last client went from its own thread was seen to stay in epoll_wait, so
+ * that the exit hung joining it. */
+static _Atomic(kitd_client *) g_held;
 static int64_t g_timeout_ms;
 
 static void reply(lorem_http_req *c, int status, const char *body, size_t len, const char *ctype) {
@@ -196,6 +202,10 @@ static int async_start(lorem_callq_item *it) {
   if (atomic_load(&g_stopping)) return KITD_ESTOPPED;
   int rc = kitd_directory_get(g_dir, f->service, &f->cl);
   if (rc == KITD_EINVAL) kitd_ctx_set_detail(&f->ctx, "not a service name Consul accepts");
+  if (rc == 0 && !atomic_load(&g_held)) {
+    kitd_client *none = NULL, *r = kitd_client_ref(f->cl);
+    if (!atomic_compare_exchange_strong(&g_held, &none, r)) kitd_client_free(r); /* not the last */
+  }
   if (rc == 0)
     rc = kitd_client_call_async(f->cl, &f->ctx, &f->rq, &f->resp, lorem_callq_call_done, f);
   return rc;
@@ -320,6 +330,7 @@ int main(int argc, char **argv) {
   atomic_store(&g_stopping, 1); /* the waiting calls end with KITD_ESTOPPED */
   kitd_directory_free(g_dir);
   lorem_http_server_wait_suspended(d);
+  kitd_client_free(atomic_load(&g_held));
   lorem_http_server_free(d);
   lorem_callq_free(g_q);
   close(fd);
