@@ -179,7 +179,10 @@ typedef void (*kitd_client_done_fn)(void *arg, int rc);
  * the same. It runs on libkitd's loop thread (one epoll loop, started by
  * the first async call and stopped when the last client that made one is
  * freed), which drives the fast path's keep-alive sockets and a libcurl
- * multi handle without blocking. A cancel is seen within 10 ms.
+ * multi handle without blocking. A cancel is seen within 10 ms. Path and
+ * encode callbacks run here, once; decode runs on the loop thread. Not
+ * done asynchronously: hedging. The async calls' retry budget has the
+ * client's settings but is its own. See docs/api/client.md.
  * Returns 0, or KITD_EINVAL (NULL c, ctx or done; a ctx never
  * initialised; a client with a custom factory; a bad method or
  * Content-Type), the ctx's error when it is already done (KITD_ECANCELED,
@@ -188,8 +191,9 @@ typedef void (*kitd_client_done_fn)(void *arg, int rc);
  * could not start).
  * Freeing: when kitd_client_free() drops the last reference, the client's
  * calls still in flight end with KITD_ESTOPPED (done runs for each), and
- * kitd_client_free() returns after their done callbacks have run, unless
- * it is called from a done callback (then they end just after it).
+ * kitd_client_free() returns after their done callbacks have run (do not
+ * hold a lock done takes), unless it is called from a done callback (then
+ * they end just after it, and the loop frees the client).
  * done may call kitd_client_call_async(), kitd_client_free() and
  * kitd_client_resp_clear(); not kitd_client_call() or anything else that
  * waits. Thread-safety: any thread. */

@@ -220,7 +220,9 @@ static int attempt_ended(struct acall *k, int rc) {
   kitd__attempt_failed(ctx, rc, kitd_ctx_status(&k->actx), lat, ctx->instance_,
                        kitd_ctx_detail(&k->actx), k->avoid, &k->navoid, AVOID_MAX,
                        k->pick.endpoint);
-  kitd_balancer_done(b, &k->pick, rc, lat);
+  /* A call stopped by kitd_client_free says nothing about the instance:
+   * the balancer hears what a cancel tells it. */
+  kitd_balancer_done(b, &k->pick, rc == KITD_ESTOPPED ? KITD_ECANCELED : rc, lat);
   return after_failure(k, rc);
 }
 
@@ -247,6 +249,11 @@ static void attempts(struct acall *k) {
     if (k->attempt > 1) k->retries++;
     int rc = pick(k);
     if (k->as->explain) explain(k, rc == 0);
+    if (rc == 0 && !kitd__http_is_endpoint(k->pick.endpoint)) {
+      kitd_balancer_done(k->v->lb, &k->pick, KITD__RESULT_UNUSED, -1);
+      finish(k, KITD_EINTERNAL); /* only kitd_http endpoints run on the loop */
+      return;
+    }
     if (rc == 0) {
       kitd_ctx_init_child(&k->actx, k->base, k->c->retry.attempt_timeout_ms);
       k->t_att = kitd_now_ns();
@@ -457,7 +464,6 @@ int kitd_client_call_async(kitd_client *c, kitd_ctx *ctx, const void *request, v
   k->done = done;
   k->arg = arg;
   k->timer.on = call_timer;
-  k->att.io.fd = -1;
   k->att.end = att_end;
   k->task.fn = start_task;
   pthread_mutex_lock(&as->mu);

@@ -6,42 +6,189 @@
  * asked for writability or readability as the step says, level-triggered,
  * so a spurious wake-up is a harmless EAGAIN. A kept-alive connection the
  * server had closed before any answer byte is replaced and the request
- * sent again once, as kitd__h1_exchange() does. The socket is in the
- * loop's epoll set only while the attempt holds the connection: a
- * connection back in the pool may next serve a blocking call. */
+ * sent again once, as kitd__h1_exchange() does.
+ *
+ * The loop keeps its own keep-alive connections, apart from the
+ * endpoints' pools that blocking calls share: a cache by address (256
+ * buckets, at most max_idle_handles idle in a bucket), whose sockets stay
+ * in the loop's epoll set, readable asked, from their connect to their
+ * close. A call in a steady state then costs a sendmsg and a recv and no
+ * epoll_ctl, and an idle connection the server closes is seen and closed
+ * at once. The cache is the loop thread's alone and goes when the loop
+ * stops. */
 #include "http/async.h"
 
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 
+#include "core/alloc.h"
 #include "kitd/error.h"
+
+/* One of the loop's connections. */
+struct lconn {
+  struct kitd__loop_io io;     /* registered while its socket is open */
+  struct kitd__loop_task task; /* its free, after the batch */
+  struct kitd__h1_conn *c;
+  struct kitd__http_att *att; /* the attempt that holds it; NULL: idle */
+  struct sockaddr_storage addr;
+  socklen_t addrlen;
+  uint32_t events; /* asked of epoll */
+  unsigned bucket;
+  struct lconn *next; /* idle list of its bucket */
+};
+
+#define CACHE_BUCKETS 256
+
+/* Loop thread only. */
+static struct {
+  struct lconn *idle[CACHE_BUCKETS];
+  unsigned nidle[CACHE_BUCKETS];
+  kitd__loop *loop; /* the loop the cache belongs to; NULL: none yet */
+  struct kitd__loop_task stop;
+} g_cache;
 
 enum {
   ST_CONNECT,
   ST_CONNECTING,
   ST_SEND,
+  ST_SENDING,
   ST_RECV,
   ST_CURL
 };
 
 static void att_timer(struct kitd__loop_timer *t);
-static void att_io(struct kitd__loop_io *w, uint32_t events);
 
-/* Watch the connection's socket for `events` (0: not at all). */
+/* Ask epoll for `events` on the connection's socket (registering a new
+ * socket, forgetting one that was replaced). */
 static int watch(struct kitd__http_att *a, uint32_t events) {
-  if (!events || (a->io.fd >= 0 && a->io.fd != a->fc->fd)) {
-    kitd__loop_io_del(a->loop, &a->io);
-    a->watching = 0;
-    if (!events) return 0;
+  struct lconn *lc = a->lc;
+  if (lc->io.fd >= 0 && lc->io.fd != lc->c->fd) {
+    kitd__loop_io_del(a->loop, &lc->io);
+    lc->events = 0;
   }
-  if (a->io.fd < 0) {
-    a->watching = events;
-    return kitd__loop_io_add(a->loop, &a->io, a->fc->fd, events);
+  if (lc->io.fd < 0) {
+    lc->events = events;
+    return kitd__loop_io_add(a->loop, &lc->io, lc->c->fd, events);
   }
-  if (a->watching == events) return 0;
-  a->watching = events;
-  return kitd__loop_io_mod(a->loop, &a->io, events);
+  if (lc->events == events) return 0;
+  lc->events = events;
+  return kitd__loop_io_mod(a->loop, &lc->io, events);
+}
+
+/* Close the connection's socket (out of epoll first). */
+static void drop_socket(kitd__loop *l, struct lconn *lc) {
+  kitd__loop_io_del(l, &lc->io);
+  lc->events = 0;
+  kitd__h1_close(lc->c);
+}
+
+static void lconn_free_task(struct kitd__loop_task *t) {
+  struct lconn *lc = (struct lconn *)((char *)t - offsetof(struct lconn, task));
+  kitd__h1_conn_free(lc->c);
+  free(lc);
+}
+
+/* Close and free (after the batch: an event of it may still name lc). */
+static void lconn_drop(kitd__loop *l, struct lconn *lc) {
+  drop_socket(l, lc);
+  lc->task.fn = lconn_free_task;
+  kitd__loop_post(l, &lc->task);
+}
+
+static void lconn_unlink(struct lconn *lc) {
+  struct lconn **pp = &g_cache.idle[lc->bucket];
+  while (*pp && *pp != lc) pp = &(*pp)->next;
+  if (*pp) {
+    *pp = lc->next;
+    g_cache.nidle[lc->bucket]--;
+  }
+}
+
+static void att_io(struct kitd__http_att *a);
+
+static void lconn_io(struct kitd__loop_io *w, uint32_t events) {
+  (void)events;
+  struct lconn *lc = (struct lconn *)((char *)w - offsetof(struct lconn, io));
+  if (lc->att) {
+    att_io(lc->att);
+    return;
+  }
+  /* Idle: the server closed it, or sent what nobody asked for. */
+  lconn_unlink(lc);
+  lconn_drop(g_cache.loop, lc);
+}
+
+static unsigned bucket_of(const struct sockaddr_storage *a, socklen_t n) {
+  const unsigned char *p = (const unsigned char *)a;
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (socklen_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
+  return h % CACHE_BUCKETS;
+}
+
+/* The loop stops: close what the cache holds. */
+static void cache_stop(struct kitd__loop_task *t) {
+  (void)t;
+  for (unsigned b = 0; b < CACHE_BUCKETS; b++) {
+    struct lconn *lc = g_cache.idle[b];
+    while (lc) {
+      struct lconn *next = lc->next;
+      kitd__h1_conn_free(lc->c); /* closes the socket: epoll is going too */
+      free(lc);
+      lc = next;
+    }
+    g_cache.idle[b] = NULL;
+    g_cache.nidle[b] = 0;
+  }
+  g_cache.loop = NULL;
+}
+
+/* An idle connection to e's address, or a new unconnected one. */
+static struct lconn *cache_get(kitd__loop *l, const struct kitd__http_ep *e) {
+  if (g_cache.loop != l) { /* the first on this loop */
+    g_cache.loop = l;
+    g_cache.stop.fn = cache_stop;
+    kitd__loop_at_stop(l, &g_cache.stop);
+  }
+  unsigned b = bucket_of(&e->addr, e->addrlen);
+  for (struct lconn **pp = &g_cache.idle[b]; *pp; pp = &(*pp)->next) {
+    struct lconn *lc = *pp;
+    if (lc->addrlen == e->addrlen && !memcmp(&lc->addr, &e->addr, e->addrlen)) {
+      *pp = lc->next;
+      g_cache.nidle[b]--;
+      lc->next = NULL;
+      return lc;
+    }
+  }
+  struct lconn *lc = kitd__calloc(1, sizeof *lc);
+  if (lc && !(lc->c = kitd__h1_conn_new())) free(lc), lc = NULL;
+  if (!lc) return NULL;
+  lc->io.fd = -1;
+  lc->io.on = lconn_io;
+  memcpy(&lc->addr, &e->addr, e->addrlen);
+  lc->addrlen = e->addrlen;
+  lc->bucket = b;
+  return lc;
+}
+
+/* Back to the cache when it can serve again and there is room. */
+static void cache_put(kitd__loop *l, struct lconn *lc, unsigned max) {
+  lc->att = NULL;
+  if (lc->c->must_close && lc->c->fd >= 0) drop_socket(l, lc);
+  kitd__h1_conn_settle(lc->c);
+  if (lc->c->fd < 0 || g_cache.nidle[lc->bucket] >= max) {
+    lconn_drop(l, lc);
+    return;
+  }
+  if (lc->events != EPOLLIN && kitd__loop_io_mod(l, &lc->io, EPOLLIN)) {
+    lconn_drop(l, lc);
+    return;
+  }
+  lc->events = EPOLLIN;
+  lc->next = g_cache.idle[lc->bucket];
+  g_cache.idle[lc->bucket] = lc;
+  g_cache.nidle[lc->bucket]++;
 }
 
 static int arm(struct kitd__http_att *a, int64_t at) {
@@ -93,13 +240,14 @@ static int advance(struct kitd__http_att *a) {
       if ((rc = kitd__h1_connected(c, a->why, sizeof a->why))) return rc;
       if ((rc = arm(a, a->deadline))) break;
       a->state = ST_SEND;
-      kitd__h1_begin(c);
-      rc = kitd__h1_send_some(c, &a->stale, a->why, sizeof a->why);
-      goto sent;
+      continue;
     }
-    case ST_SEND:
+    case ST_SEND: /* a new exchange on a connected socket */
       kitd__h1_begin(c);
       a->stale = 0;
+      rc = kitd__h1_send_some(c, &a->stale, a->why, sizeof a->why);
+      goto sent;
+    case ST_SENDING: /* the rest of it, now that the socket is writable */
       rc = kitd__h1_send_some(c, &a->stale, a->why, sizeof a->why);
       goto sent;
     case ST_RECV: {
@@ -108,8 +256,7 @@ static int advance(struct kitd__http_att *a) {
       rc = kitd__h1_recv_some(c, &po, &a->r, &a->stale, a->why, sizeof a->why);
       if (rc == KITD__H1_AGAIN) return rc;
       if (rc) goto failed;
-      watch(a, 0);
-      return 0;
+      return 0; /* the socket stays in epoll, readable asked, while idle */
     }
     default: return KITD_EINTERNAL;
     }
@@ -118,7 +265,7 @@ static int advance(struct kitd__http_att *a) {
     return rc;
   sent:
     if (rc == KITD__H1_AGAIN) {
-      a->state = ST_SEND; /* resumed below by the writable socket */
+      a->state = ST_SENDING;
       if ((rc = watch(a, EPOLLOUT))) return rc;
       return KITD__H1_AGAIN;
     }
@@ -130,8 +277,7 @@ static int advance(struct kitd__http_att *a) {
     /* A kept-alive connection the server had closed: the request was not
      * processed, so one more try on a fresh connection is safe. */
     if (!(a->stale && a->reused && !a->retried)) return rc;
-    watch(a, 0);
-    kitd__h1_close(c);
+    drop_socket(a->loop, a->lc);
     a->retried = 1;
     a->reused = 0;
     a->state = ST_CONNECT;
@@ -142,12 +288,12 @@ static int advance(struct kitd__http_att *a) {
 static int finish(struct kitd__http_att *a, int rc) {
   kitd__loop_timer_cancel(a->loop, &a->timer);
   if (a->fc) {
-    watch(a, 0);
-    if (rc) kitd__h1_close(a->fc);
+    if (rc && a->fc->fd >= 0) drop_socket(a->loop, a->lc);
     rc = kitd__http_fast_answer(a->e, a->fc, rc, &a->r, a->why, a->pstart, a->plen, a->ctx,
                                 a->response);
-    kitd__h1_pool_put(a->e->pool, a->fc);
+    cache_put(a->loop, a->lc, a->e->h->o.max_idle_handles);
     a->fc = NULL;
+    a->lc = NULL;
   } else if (a->cc) {
     kitd__http_conn_put(a->e->h, a->cc);
     a->cc = NULL;
@@ -155,10 +301,7 @@ static int finish(struct kitd__http_att *a, int rc) {
   return rc;
 }
 
-static void att_io(struct kitd__loop_io *w, uint32_t events) {
-  (void)events;
-  struct kitd__http_att *a =
-      (struct kitd__http_att *)((char *)w - offsetof(struct kitd__http_att, io));
+static void att_io(struct kitd__http_att *a) {
   if (!a->fc) return;
   int rc = advance(a);
   if (rc == KITD__H1_AGAIN) return;
@@ -168,7 +311,8 @@ static void att_io(struct kitd__loop_io *w, uint32_t events) {
 static const char *timeout_why(int state) {
   switch (state) {
   case ST_CONNECTING: return "connect timed out";
-  case ST_SEND: return "timed out sending";
+  case ST_SEND:
+  case ST_SENDING: return "timed out sending";
   default: return "timed out waiting for the answer";
   }
 }
@@ -239,18 +383,16 @@ int kitd__http_att_start(struct kitd__http_att *a, kitd__loop *l, kitd_endpoint 
                          const kitd_http_buf *path, const kitd_http_buf *body, void **response) {
   struct kitd__http_ep *e = kitd_endpoint_state(ep);
   kitd_http *h = e->h;
-  a->io.fd = -1;
-  a->io.on = att_io;
   a->timer.slot = 0;
   a->timer.on = att_timer;
   a->loop = l;
   a->e = e;
   a->fc = NULL;
+  a->lc = NULL;
   a->cc = NULL;
   a->ctx = ctx;
   a->response = response;
   a->retried = a->stale = 0;
-  a->watching = 0;
   a->why[0] = '\0';
   int rc = kitd_ctx_err(ctx);
   if (rc) return rc;
@@ -263,8 +405,11 @@ int kitd__http_att_start(struct kitd__http_att *a, kitd__loop *l, kitd_endpoint 
   }
   if (!e->pool) return start_curl(a, path, body, ms);
 
-  struct kitd__h1_conn *c = kitd__h1_pool_get(e->pool);
-  if (!c) return KITD_ENOMEM;
+  struct lconn *lc = cache_get(l, e);
+  if (!lc) return KITD_ENOMEM;
+  struct kitd__h1_conn *c = lc->c;
+  lc->att = a;
+  a->lc = lc;
   kitd__http_buf_reset(&c->head);
   kitd__http_buf_reset(&c->body);
   a->fc = c;
@@ -275,15 +420,17 @@ int kitd__http_att_start(struct kitd__http_att *a, kitd__loop *l, kitd_endpoint 
   if (!rc && body->len) rc = kitd_http_buf_append(&c->body, body->data, body->len);
   if (!rc) rc = kitd__http_fast_head(e, c, a->pstart, ctx);
   if (rc) { /* the request itself: no exchange, nothing to close */
-    kitd__h1_pool_put(e->pool, c);
+    cache_put(l, lc, h->o.max_idle_handles);
     a->fc = NULL;
+    a->lc = NULL;
     return rc;
   }
   a->reused = c->fd >= 0;
   a->state = a->reused ? ST_SEND : ST_CONNECT;
   if (a->deadline && (rc = arm(a, a->deadline))) {
-    kitd__h1_pool_put(e->pool, c);
+    cache_put(l, lc, h->o.max_idle_handles);
     a->fc = NULL;
+    a->lc = NULL;
     return rc;
   }
   rc = advance(a);

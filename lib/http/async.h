@@ -3,9 +3,10 @@
  * run by the loop (loop.h). Not API.
  *
  * The same transport as a blocking endpoint call, without the wait: a
- * fast-path instance (plain http to an IP literal) borrows a keep-alive
- * connection from the endpoint's pool, shared with blocking calls, and
- * connects, writes and reads it non-blocking as epoll says it is ready,
+ * fast-path instance (plain http to an IP literal) takes a keep-alive
+ * connection from the loop's own cache (by address; blocking calls keep
+ * theirs in the endpoints' pools), and connects, writes and reads it
+ * non-blocking as epoll says it is ready,
  * parsing the answer as it comes (conn.c's steps); anything else borrows a
  * pooled libcurl handle and runs it on the loop's multi handle. The
  * attempt's ctx deadline (and the connect timeout) is a loop timer. The
@@ -19,20 +20,20 @@
 #include "http/loop.h"
 #include "kitd/endpoint.h"
 
+struct lconn;
 struct kitd__http_att {
-  struct kitd__loop_io io;       /* the fast path's socket */
   struct kitd__loop_timer timer; /* deadline, connect timeout */
   struct kitd__curl_xfer xfer;   /* the libcurl path */
   kitd__loop *loop;
   struct kitd__http_ep *e;
-  struct kitd__h1_conn *fc;   /* fast path */
+  struct kitd__h1_conn *fc;   /* fast path: the connection */
+  struct lconn *lc;           /* and its place in the loop's cache */
   struct kitd__http_conn *cc; /* libcurl path */
   kitd_ctx *ctx;              /* the attempt's; borrowed */
   void **response;
   size_t pstart, plen;
   int64_t deadline; /* 0: none */
   int state, reused, retried, stale;
-  uint32_t watching; /* epoll events asked for */
   kitd__h1_resp r;
   char why[160];
   /* Runs once on the loop when an attempt that started ends, with the

@@ -40,7 +40,7 @@ void kitd__h1_close(struct kitd__h1_conn *c) {
   c->must_close = 0;
 }
 
-static void conn_free(struct kitd__h1_conn *c) {
+void kitd__h1_conn_free(struct kitd__h1_conn *c) {
   if (!c) return;
   kitd__h1_close(c);
   kitd__http_buf_release(&c->head);
@@ -53,7 +53,7 @@ void kitd__h1_pool_destroy(struct kitd__h1_pool *p) {
   struct kitd__h1_conn *c = p->idle;
   while (c) {
     struct kitd__h1_conn *next = c->next;
-    conn_free(c);
+    kitd__h1_conn_free(c);
     c = next;
   }
   if (p->total_idle) atomic_fetch_sub(p->total_idle, p->nidle);
@@ -75,18 +75,26 @@ struct kitd__h1_conn *kitd__h1_pool_get(struct kitd__h1_pool *p) {
     c->next = NULL;
     return c;
   }
-  c = kitd__calloc(1, sizeof *c);
+  return kitd__h1_conn_new();
+}
+
+struct kitd__h1_conn *kitd__h1_conn_new(void) {
+  struct kitd__h1_conn *c = kitd__calloc(1, sizeof *c);
   if (c) c->fd = -1;
   return c;
 }
 
-void kitd__h1_pool_put(struct kitd__h1_pool *p, struct kitd__h1_conn *c) {
+void kitd__h1_conn_settle(struct kitd__h1_conn *c) {
   if (c->must_close) kitd__h1_close(c);
   if (c->rcap > RBUF_KEEP) { /* one big answer: do not keep its buffer idle */
     free(c->rbuf);
     c->rbuf = NULL;
     c->rcap = c->rlen = 0;
   }
+}
+
+void kitd__h1_pool_put(struct kitd__h1_pool *p, struct kitd__h1_conn *c) {
+  kitd__h1_conn_settle(c);
   if (c->fd >= 0) {
     pthread_mutex_lock(&p->mu);
     if (p->nidle < p->max) {
@@ -101,7 +109,7 @@ void kitd__h1_pool_put(struct kitd__h1_pool *p, struct kitd__h1_conn *c) {
       return;
     }
   }
-  conn_free(c); /* broken, or the stack is full */
+  kitd__h1_conn_free(c); /* broken, or the stack is full */
 }
 
 /* Wait for `events` on fd until `deadline` (0: none), checking the ctx

@@ -41,6 +41,13 @@ struct kitd__h1_conn *kitd__h1_pool_get(struct kitd__h1_pool *p);
 /* Give it back; closed and freed when it is broken or the stack is full. */
 void kitd__h1_pool_put(struct kitd__h1_pool *p, struct kitd__h1_conn *c);
 
+/* A new unconnected connection (NULL: out of memory), and its free. */
+struct kitd__h1_conn *kitd__h1_conn_new(void);
+void kitd__h1_conn_free(struct kitd__h1_conn *c);
+/* After an exchange, before the connection idles: closed if the answer
+ * forbids reuse, and a big answer buffer dropped. */
+void kitd__h1_conn_settle(struct kitd__h1_conn *c);
+
 /* What one exchange needs besides the connection. */
 struct kitd__h1_io {
   const struct sockaddr *addr;

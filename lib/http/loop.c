@@ -37,6 +37,7 @@ struct kitd__loop {
   size_t nheap, capheap;
   kitd__curl_multi *curl;
   struct kitd__loop_timer curl_timer;
+  struct kitd__loop_task *at_stop; /* loop thread only */
 };
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -179,6 +180,11 @@ kitd__curl_multi *kitd__loop_curl(kitd__loop *l) {
   return l->curl;
 }
 
+void kitd__loop_at_stop(kitd__loop *l, struct kitd__loop_task *t) {
+  t->next = l->at_stop;
+  l->at_stop = t;
+}
+
 /* ---- posted tasks ---- */
 
 void kitd__loop_post(kitd__loop *l, struct kitd__loop_task *t) {
@@ -230,6 +236,7 @@ static int wait_ms(kitd__loop *l) {
 static void *loop_main(void *arg) {
   kitd__loop *l = arg;
   t_here = l;
+  pthread_setname_np(pthread_self(), "kitd-loop"); /* for top -H, perf */
   struct epoll_event evs[LOOP_EVENTS];
   while (!atomic_load_explicit(&l->stop, memory_order_acquire)) {
     run_tasks(l);
@@ -258,6 +265,10 @@ static void *loop_main(void *arg) {
     }
   }
   run_tasks(l); /* what the last handlers posted (frees) */
+  for (struct kitd__loop_task *t = l->at_stop, *next; t; t = next) {
+    next = t->next;
+    t->fn(t);
+  }
   return NULL;
 }
 
@@ -272,7 +283,8 @@ static void loop_free(kitd__loop *l) {
 }
 
 static void join_zombie(void) {
-  kitd__loop *z = g_zombie; /* under g_mu */
+  kitd__loop *z = g_zombie;       /* under g_mu */
+  if (kitd__loop_here(z)) return; /* exit() from its own thread: leave it */
   g_zombie = NULL;
   if (z) {
     pthread_join(z->thread, NULL);

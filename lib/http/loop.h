@@ -67,6 +67,9 @@ void kitd__loop_io_del(kitd__loop *l, struct kitd__loop_io *w);
 /* Arm (or move) t to fire at `at`: 0 or KITD_ENOMEM. */
 int kitd__loop_timer_set(kitd__loop *l, struct kitd__loop_timer *t, int64_t at);
 void kitd__loop_timer_cancel(kitd__loop *l, struct kitd__loop_timer *t);
+/* Run t->fn(t) on the loop thread when the loop stops, after the last
+ * posted task (what a module keeps on the loop is released there). */
+void kitd__loop_at_stop(kitd__loop *l, struct kitd__loop_task *t);
 /* The loop's libcurl multi driver, made on first use (NULL: out of memory
  * or libcurl's global set-up failed). */
 struct kitd__curl_multi *kitd__loop_curl(kitd__loop *l);

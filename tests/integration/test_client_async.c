@@ -248,13 +248,14 @@ static void assert_lorem_answer(const struct call *k) {
   assert_string_equal(k->resp.content_type, "application/json");
 }
 
-/* Start n calls on c (each with a deadline of timeout_ms, 0: none) that
- * end in `done`, counted by w. */
+/* Start n calls on c (each with a deadline of timeout_ms, scaled for
+ * valgrind and the sanitizers; 0: none) that end in `done`, counted by
+ * w. */
 static void start_calls(kitd_client *c, struct call *k, int n, struct waiter *w, int64_t timeout_ms,
                         kitd_client_done_fn done) {
   waiter_init(w, n);
   for (int i = 0; i < n; i++) {
-    call_init(&k[i], w, timeout_ms);
+    call_init(&k[i], w, timeout_ms > 0 ? kitd_test_ms(timeout_ms) : 0);
     assert_int_equal(kitd_client_call_async(c, &k[i].ctx, NULL, &k[i].resp, done, &k[i]), 0);
   }
 }
@@ -309,7 +310,7 @@ static void test_codecs(void **s) {
   struct waiter w;
   waiter_init(&w, 1);
   struct call k;
-  call_init(&k, &w, 5000);
+  call_init(&k, &w, kitd_test_ms(5000));
   json_t *req = json_object(), *resp = NULL;
   assert_int_equal(kitd_client_call_async(c, &k.ctx, req, &resp, on_done, &k), 0);
   json_decref(req); /* encoded already */
@@ -321,7 +322,7 @@ static void test_codecs(void **s) {
 
   c = client_on(g_srv[1].addr, 1);
   waiter_init(&w, 1);
-  call_init(&k, &w, 5000);
+  call_init(&k, &w, kitd_test_ms(5000));
   kitd_client_req rq = {.path = "/nothing/here"};
   assert_int_equal(kitd_client_call_async(c, &k.ctx, &rq, &k.resp, on_done, &k), 0);
   assert_int_equal(waiter_wait(&w, 10000), 1);
@@ -372,7 +373,9 @@ static void retry_past(const char *bad, int code, int status) {
     }
     kitd_client_resp_clear(&k[i].resp);
   }
-  assert_int_equal(failed, N / 2); /* round robin sent every other call there first */
+  /* Round robin sends first attempts there as often as retries let it:
+   * how often depends on how the calls interleave, but some did. */
+  assert_true(failed >= 1);
   kitd_client_free(c);
 }
 
@@ -384,6 +387,189 @@ static void test_retry_refused(void **s) {
 static void test_retry_500(void **s) {
   (void)s;
   retry_past(g_500_addr, KITD_EHTTP, 500);
+}
+
+/* A body far over the socket's buffer is written as the socket drains
+ * (the send resumes on writability), and the 500 is the call's answer. */
+static void test_big_body(void **s) {
+  (void)s;
+  kitd_client *c = client_on(g_500_addr, 1);
+  size_t n = 8u << 20;
+  char *body = malloc(n);
+  assert_non_null(body);
+  memset(body, 'x', n);
+  kitd_client_req rq = {.body = body, .len = n, .content_type = "text/plain"};
+  struct waiter w;
+  waiter_init(&w, 1);
+  struct call k;
+  call_init(&k, &w, kitd_test_ms(10000));
+  assert_int_equal(kitd_client_call_async(c, &k.ctx, &rq, &k.resp, on_done, &k), 0);
+  free(body); /* encoded already */
+  assert_int_equal(waiter_wait(&w, 20000), 1);
+  assert_int_equal(k.rc, KITD_EHTTP);
+  assert_int_equal(kitd_ctx_status(&k.ctx), 500);
+  assert_non_null(strstr(kitd_ctx_detail(&k.ctx), "broken"));
+  kitd_client_free(c);
+}
+
+/* Async calls are counted as blocking ones are: calls, retries, and the
+ * failures of the instance that refused. */
+static void test_metrics(void **s) {
+  (void)s;
+  kitd_metrics *m = NULL;
+  assert_int_equal(kitd_metrics_new(&m), 0);
+  char csv[160];
+  snprintf(csv, sizeof csv, "%s,%s", g_dead_addr, g_srv[0].addr);
+  kitd_client_opts o;
+  kitd_client_opts_init(&o);
+  o.service = "counted";
+  o.instancer = kt_static(csv);
+  o.method = "POST";
+  o.path = "/lorem/word/1/3";
+  o.metrics = m;
+  kitd_client *c = NULL;
+  assert_int_equal(kitd_client_new(&o, &c), 0);
+  kitd_instancer_free(o.instancer);
+  enum {
+    N = 6
+  };
+  struct call k[N];
+  struct waiter w;
+  start_calls(c, k, N, &w, 5000, on_done);
+  assert_int_equal(waiter_wait(&w, 10000), N);
+  unsigned retries = 0;
+  for (int i = 0; i < N; i++) {
+    assert_lorem_answer(&k[i]);
+    retries += kitd_ctx_attempt_count(&k[i].ctx);
+    kitd_client_resp_clear(&k[i].resp);
+  }
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  assert_non_null(f);
+  assert_int_equal(kitd_metrics_write_prometheus(m, f), 0);
+  fclose(f);
+  char want[128];
+  assert_non_null(strstr(text, "kitd_calls_total{service=\"counted\"} 6\n"));
+  snprintf(want, sizeof want, "kitd_retries_total{service=\"counted\"} %u\n", retries);
+  assert_non_null(strstr(text, want));
+  snprintf(want, sizeof want,
+           "kitd_instance_failures_total{service=\"counted\",instance=\"%s\"} %u\n", g_dead_addr,
+           retries);
+  assert_non_null(strstr(text, want));
+  free(text);
+  kitd_client_free(c);
+  kitd_metrics_free(m);
+}
+
+/* KITD_CODEC_CUSTOM: kitd_http's own encode and decode callbacks. */
+static int custom_encode(void *arg, const void *request, kitd_http_buf *body, kitd_ctx *ctx) {
+  (void)arg, (void)ctx;
+  return kitd_http_buf_append(body, request, strlen(request));
+}
+
+static int custom_decode(void *arg, int status, const char *body, size_t len, void **response,
+                         kitd_ctx *ctx) {
+  (void)arg, (void)ctx;
+  char *out = malloc(len + 16);
+  if (!out) return KITD_ENOMEM;
+  snprintf(out, len + 16, "%d %.*s", status, (int)len, body);
+  *response = out;
+  return 0;
+}
+
+static void test_custom_codec(void **s) {
+  (void)s;
+  kitd_http_opts ho;
+  kitd_http_opts_init(&ho);
+  ho.encode = custom_encode;
+  ho.decode = custom_decode;
+  kitd_client_opts o;
+  kitd_client_opts_init(&o);
+  o.service = "lorem";
+  o.instancer = kt_static(g_srv[1].addr);
+  o.codec = KITD_CODEC_CUSTOM;
+  o.path = "/lorem/word/2/2";
+  o.http = &ho;
+  kitd_client *c = NULL;
+  assert_int_equal(kitd_client_new(&o, &c), 0);
+  kitd_instancer_free(o.instancer);
+  struct waiter w;
+  waiter_init(&w, 1);
+  struct call k;
+  call_init(&k, &w, kitd_test_ms(5000));
+  char *req = strdup("{}"), *resp = NULL;
+  assert_int_equal(kitd_client_call_async(c, &k.ctx, req, &resp, on_done, &k), 0);
+  free(req); /* encoded already */
+  assert_int_equal(waiter_wait(&w, 10000), 1);
+  assert_int_equal(k.rc, 0);
+  assert_non_null(resp);
+  assert_true(!strncmp(resp, "200 {\"message\"", 14));
+  free(resp);
+  kitd_client_free(c);
+}
+
+/* Kept-alive connections the server closes while idle (the loop sees
+ * them close, or finds them stale on use and replaces them) do not fail
+ * the calls that follow: one attempt each, no retry. */
+static void test_stale_connection(void **s) {
+  (void)s;
+  static const char *const flags[] = {"-idle.timeout", "100ms", NULL};
+  pid_t pid;
+  int port;
+  assert_int_equal(kitd_test_lorem_start(flags, &pid, &port), 0);
+  char addr[64];
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+  kitd_client *c = client_on(addr, 1);
+  for (int round = 0; round < 3; round++) {
+    run_calls(c, 4, 5000, addr);
+    kt_sleep_ms(300); /* past the server's idle timeout: it closes them */
+  }
+  kitd_client_free(c);
+  kitd_test_lorem_stop(pid);
+}
+
+/* A client whose registry never answers (a Consul address where nothing
+ * listens): the first call waits for the registry up to ready_timeout_ms
+ * or the ctx's deadline, on the loop, and ends as the blocking call does
+ * on a client just like it. */
+static kitd_client *unready_client(void) {
+  char src[128];
+  snprintf(src, sizeof src, "consul://%s/lorem", g_dead_addr);
+  kitd_client_opts o;
+  kitd_client_opts_init(&o);
+  o.service = "lorem";
+  o.source = src;
+  o.ready_timeout_ms = 200;
+  kitd_client *c = NULL;
+  assert_int_equal(kitd_client_new(&o, &c), 0);
+  return c;
+}
+
+static void test_first_wait(void **s) {
+  (void)s;
+  for (int deadline = 0; deadline < 2; deadline++) {
+    int64_t ms = deadline ? 50 : 0; /* shorter than the 200 ms wait */
+    kitd_client *c = unready_client();
+    kitd_ctx ctx;
+    kitd_ctx_init(&ctx);
+    if (ms) kitd_ctx_set_timeout_ms(&ctx, ms);
+    kitd_client_resp r = {0};
+    int blocking = kitd_client_call(c, &ctx, NULL, &r);
+    kitd_client_free(c);
+
+    c = unready_client();
+    struct waiter w;
+    waiter_init(&w, 1);
+    struct call k;
+    call_init(&k, &w, ms);
+    assert_int_equal(kitd_client_call_async(c, &k.ctx, NULL, &k.resp, on_done, &k), 0);
+    assert_int_equal(waiter_wait(&w, 10000), 1);
+    assert_int_equal(k.rc, blocking);
+    assert_int_equal(k.rc, deadline ? KITD_ETIMEDOUT : KITD_ENOENDPOINTS);
+    if (!deadline) assert_true(kitd_ctx_detail(&k.ctx)[0] != '\0');
+    kitd_client_free(c);
+  }
 }
 
 /* A server that never answers: the ctx deadline ends the call. */
@@ -597,7 +783,7 @@ static void test_empty_set(void **s) {
   struct waiter w;
   waiter_init(&w, 1);
   struct call k;
-  call_init(&k, &w, 5000);
+  call_init(&k, &w, kitd_test_ms(5000));
   assert_int_equal(kitd_client_call_async(c, &k.ctx, NULL, &k.resp, on_done, &k), 0);
   assert_int_equal(waiter_wait(&w, 10000), 1);
   assert_int_equal(k.rc, KITD_ENOENDPOINTS);
@@ -615,6 +801,9 @@ int main(void) {
       cmocka_unit_test(test_free_in_flight), cmocka_unit_test(test_done_chains),
       cmocka_unit_test(test_free_from_done), cmocka_unit_test(test_curl_path),
       cmocka_unit_test(test_start_errors),   cmocka_unit_test(test_empty_set),
+      cmocka_unit_test(test_big_body),       cmocka_unit_test(test_metrics),
+      cmocka_unit_test(test_custom_codec),   cmocka_unit_test(test_stale_connection),
+      cmocka_unit_test(test_first_wait),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
