@@ -5,8 +5,11 @@
  * Connections do not cost threads: a few event-loop threads (epoll, one
  * per core by default) accept, read, parse and write every connection.
  * Fast handlers run on the loop. Handlers that block (an upstream call)
- * run on a small worker pool; while one runs, its connection is parked:
- * out of epoll and out of the timers, holding no thread.
+ * run on a small worker pool, or inline on the loop while they are fast
+ * (LOREM_HTTP_BLOCKING); a handler on the loop may also suspend its
+ * request and answer later from any thread (lorem_http_suspend). While a
+ * request is on a worker or suspended, its connection is parked: out of
+ * the timers, its events only noted, holding no thread.
  *
  * Per connection: one request at a time, in order (keep-alive and
  * pipelining), a head buffer of at most max_header_bytes and a body of at
