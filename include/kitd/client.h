@@ -181,8 +181,8 @@ typedef void (*kitd_client_done_fn)(void *arg, int rc);
  * freed), which drives the fast path's keep-alive sockets and a libcurl
  * multi handle without blocking. A cancel is seen within 10 ms. Path and
  * encode callbacks run here, once; decode runs on the loop thread. Not
- * done asynchronously: hedging. The async calls' retry budget has the
- * client's settings but is its own. See docs/api/client.md.
+ * done asynchronously: hedging. Async and blocking calls share one retry
+ * budget. See docs/api/client.md.
  * Returns 0, or KITD_EINVAL (NULL c, ctx or done; a ctx never
  * initialised; a client with a custom factory; a bad method or
  * Content-Type), the ctx's error when it is already done (KITD_ECANCELED,

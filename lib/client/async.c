@@ -16,9 +16,9 @@
  *
  * Deadlines are timers; a cancel (of the ctx or a parent) is found by a
  * sweep of the calls in flight every 10 ms, which is also how a deadline
- * moved by a parent is seen. The retry budget of async calls is one per
- * client variant (the retry endpoint's own is private to it), with the
- * same settings. Hedging is not done. */
+ * moved by a parent is seen. Async calls spend from the retry budget of
+ * the variant's retry endpoint: one budget for blocking and async calls.
+ * Hedging is not done. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>

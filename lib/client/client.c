@@ -155,7 +155,6 @@ static void variant_free(struct variant *v) {
   kitd_balancer_free(v->lb);
   kitd_endpointer_free(v->ep);
   kitd_http_free(v->h);
-  free(v->budget);
   free(v->method);
   free(v->ctype);
   free(v);
@@ -221,14 +220,7 @@ static int variant_new(kitd_client *c, const char *method, const char *ctype,
     if ((rc = kitd_balancer_set_metrics(v->lb, c->m, c->service))) goto fail;
   }
   if ((rc = kitd_retry_new(v->lb, &ro, &v->call))) goto fail;
-  if (v->h) { /* the same budget settings as the retry endpoint's */
-    v->budget = kitd__aligned_alloc(_Alignof(struct kitd__budget), sizeof *v->budget);
-    if (!v->budget) {
-      rc = KITD_ENOMEM;
-      goto fail;
-    }
-    kitd__budget_init(v->budget, ro.budget_percent, ro.budget_min_per_sec);
-  }
+  v->budget = kitd__retry_budget(v->call); /* async calls spend from it too */
   *out = v;
   return 0;
 fail:

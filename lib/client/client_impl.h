@@ -19,7 +19,7 @@ struct variant {
   kitd_balancer *lb;
   kitd_endpoint *call;
   kitd_http *h;                /* the transport (a reference), NULL with a custom factory */
-  struct kitd__budget *budget; /* async calls' retry budget, or NULL */
+  struct kitd__budget *budget; /* call's retry budget, shared by async calls */
   struct variant *next;
 };
 

@@ -113,12 +113,30 @@ int kitd__ctr_alloc(uint32_t n, uint32_t *base) {
   return 0;
 }
 
-void kitd__ctr_release(uint32_t base, uint32_t n) {
-  pthread_mutex_lock(&mu);
+/* Under mu: zero a block in every thread and mark it free. */
+static void release_locked(uint32_t base, uint32_t n) {
   for (struct shard *s = shards; s; s = s->next)
     for (uint32_t i = base; i < base + n && i < s->cap; i++)
       atomic_store_explicit(&s->slots[i], 0, memory_order_relaxed);
   for (uint32_t i = base; i < base + n && i < cap; i++) gone[i] = 0, used[i] = 0;
+}
+
+void kitd__ctr_fold(uint32_t from, uint32_t n, const uint32_t *to) {
+  pthread_mutex_lock(&mu);
+  for (uint32_t k = 0; k < n; k++) {
+    if (to[k] == UINT32_MAX || to[k] >= cap || from + k >= cap) continue;
+    uint64_t v = gone[from + k];
+    for (struct shard *s = shards; s; s = s->next)
+      if (from + k < s->cap) v += atomic_load_explicit(&s->slots[from + k], memory_order_relaxed);
+    gone[to[k]] += v;
+  }
+  release_locked(from, n);
+  pthread_mutex_unlock(&mu);
+}
+
+void kitd__ctr_release(uint32_t base, uint32_t n) {
+  pthread_mutex_lock(&mu);
+  release_locked(base, n);
   pthread_mutex_unlock(&mu);
 }
 

@@ -48,6 +48,12 @@ int kitd__ctr_alloc(uint32_t n, uint32_t *base);
 /* Give a block back (no thread may count into it any more). */
 void kitd__ctr_release(uint32_t base, uint32_t n);
 
+/* Add slot from + k, summed over every thread, to slot to[k] (for each k
+ * < n with to[k] != UINT32_MAX), then give the block back as
+ * kitd__ctr_release() does. No thread may count into the block any more
+ * (the totals move to what exited threads left, which readers add). */
+void kitd__ctr_fold(uint32_t from, uint32_t n, const uint32_t *to);
+
 /* Sum slots base..base+n-1 over every thread into out[0..n-1]. */
 void kitd__ctr_read(uint32_t base, uint32_t n, uint64_t *out);
 

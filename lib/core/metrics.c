@@ -158,6 +158,79 @@ void kitd__minst_unref(struct kitd__minst *mi) {
   kitd__mpipe_unref(p);
 }
 
+struct kitd__mblock *kitd__mblock_new(uint32_t n) {
+  struct kitd__mblock *blk = kitd__calloc(1, sizeof *blk);
+  if (!blk) return NULL;
+  blk->n = n;
+  blk->mi = kitd__calloc(n ? n : 1, sizeof *blk->mi);
+  blk->to = kitd__calloc(n ? n : 1, sizeof *blk->to);
+  if (!blk->mi || !blk->to || kitd__ctr_alloc(n, &blk->base) != 0) {
+    free(blk->mi);
+    free(blk->to);
+    free(blk);
+    return NULL;
+  }
+  return blk;
+}
+
+void kitd__mblock_free(struct kitd__mblock *blk) {
+  kitd__ctr_release(blk->base, blk->n);
+  free(blk->mi);
+  free(blk->to);
+  free(blk);
+}
+
+void kitd__mblock_add(struct kitd__mpipe *p, struct kitd__mblock *blk) {
+  kitd_metrics *m = p->m;
+  pthread_mutex_lock(&m->mu);
+  for (uint32_t k = 0; k < blk->n; k++) {
+    blk->to[k] = blk->mi[k] ? blk->mi[k]->base + KITD__MI_PICKS : UINT32_MAX;
+    if (blk->mi[k]) blk->mi[k]->refs++;
+  }
+  blk->next = p->blocks;
+  p->blocks = blk;
+  pthread_mutex_unlock(&m->mu);
+}
+
+/* Under the registry's lock: move p's idle blocks of owner (any owner if
+ * NULL; all of them if `all`) to *dead, their totals folded into their
+ * instances. */
+static void gc_locked(struct kitd__mpipe *p, const void *owner, int all,
+                      struct kitd__mblock **dead) {
+  for (struct kitd__mblock **pp = &p->blocks; *pp;) {
+    struct kitd__mblock *blk = *pp;
+    if ((owner && blk->owner != owner) || !(all || blk->idle(blk))) {
+      pp = &blk->next;
+      continue;
+    }
+    *pp = blk->next;
+    kitd__ctr_fold(blk->base, blk->n, blk->to);
+    blk->next = *dead;
+    *dead = blk;
+  }
+}
+
+/* After the lock: drop the dead blocks' references and free them (their
+ * slots were given back by the fold). */
+static void free_dead(struct kitd__mblock *dead) {
+  while (dead) {
+    struct kitd__mblock *blk = dead;
+    dead = blk->next;
+    for (uint32_t k = 0; k < blk->n; k++) kitd__minst_unref(blk->mi[k]);
+    free(blk->mi);
+    free(blk->to);
+    free(blk);
+  }
+}
+
+void kitd__mblock_gc(struct kitd__mpipe *p, const void *owner, int all) {
+  struct kitd__mblock *dead = NULL;
+  pthread_mutex_lock(&p->m->mu);
+  gc_locked(p, owner, all, &dead);
+  pthread_mutex_unlock(&p->m->mu);
+  free_dead(dead);
+}
+
 void kitd__mp_end(const struct kitd__mpipe *p, int result, int64_t ns) {
   if (result) {
     unsigned c = result < 0 && -result < KITD__MCODES ? (unsigned)-result : 0;
@@ -387,6 +460,13 @@ static void walk_watches(struct watch_snap *ws, size_t nw, kitd_metric_fn fn, vo
 
 int kitd_metrics_walk(kitd_metrics *m, kitd_metric_fn fn, void *arg) {
   if (!m || !fn) return KITD_EINVAL;
+  /* Blocks no thread counts into any more are folded first, so that an
+   * instance only they kept is gone from this walk. */
+  struct kitd__mblock *dead = NULL;
+  pthread_mutex_lock(&m->mu);
+  for (struct kitd__mpipe *p = m->pipes; p; p = p->next) gc_locked(p, NULL, 0, &dead);
+  pthread_mutex_unlock(&m->mu);
+  free_dead(dead);
   pthread_mutex_lock(&m->mu);
   size_t np = 0, ni = 0, nw = 0;
   for (struct kitd__mpipe *p = m->pipes; p; p = p->next, np++)
@@ -403,7 +483,16 @@ int kitd_metrics_walk(kitd_metrics *m, kitd_metric_fn fn, void *arg) {
       is[k].service = ps[i].name;
       if (!(is[k].addr = kitd__strdup(mi->addr))) rc = KITD_ENOMEM;
       kitd__ctr_read(mi->base, KITD__MI_SLOTS, is[k].v);
+      mi->ix = k;
     }
+    /* Picks counted by snapshot position: each to its entry's instance. */
+    for (struct kitd__mblock *blk = p->blocks; !rc && blk; blk = blk->next)
+      for (uint32_t e = 0; e < blk->n; e++) {
+        uint64_t v;
+        if (!blk->mi[e]) continue;
+        kitd__ctr_read(blk->base + e, 1, &v);
+        is[blk->mi[e]->ix].v[KITD__MI_PICKS] += v;
+      }
   }
   pthread_mutex_unlock(&m->mu);
   pthread_mutex_lock(&m->wmu);

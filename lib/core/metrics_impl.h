@@ -44,7 +44,8 @@ struct kitd__mpipe {
   atomic_long refs;
   kitd_metrics *m;
   char *name;
-  struct kitd__minst *insts; /* under the registry's lock */
+  struct kitd__minst *insts;   /* under the registry's lock */
+  struct kitd__mblock *blocks; /* under the registry's lock */
   struct kitd__mpipe *next;
 };
 
@@ -55,7 +56,41 @@ struct kitd__minst {
   long refs; /* under the registry's lock */
   char *addr;
   struct kitd__minst *next;
+  size_t ix; /* the walk's entry for it, under the registry's lock */
 };
+
+/* Picks counted by the position of their entry in a snapshot rather than
+ * through the endpoint (lib/lb/lb_metrics.c: the address of the count then
+ * waits on no chain of loads): a block of n counter slots, the picks of
+ * entry k at slot base + k. A walk adds slot base + k to the instance
+ * mi[k]; once no thread can count into the block any more (idle() says
+ * so), its totals move into the instances' counters and it is freed. */
+struct kitd__mblock {
+  uint32_t base, n;
+  struct kitd__minst **mi; /* entry k's instance (a reference), or NULL */
+  uint32_t *to;            /* mi[k]'s picks slot, or UINT32_MAX */
+  const void *owner;       /* what counts into it (a balancer) */
+  const void *key;         /* the owner's: the snapshot, never read */
+  uint64_t gen;            /* the owner's: the snapshot's generation */
+  /* 1 when no thread can count into blk any more; called under the
+   * registry's lock (it may not take it). */
+  int (*idle)(struct kitd__mblock *blk);
+  struct kitd__mblock *next; /* in the pipeline's list, under the lock */
+};
+
+/* A block of n entries with its n slots, mi[] all NULL; NULL on no
+ * memory. Fill mi[] (no reference needed) and the owner's fields, then
+ * kitd__mblock_add(), or kitd__mblock_free() it. */
+struct kitd__mblock *kitd__mblock_new(uint32_t n);
+void kitd__mblock_free(struct kitd__mblock *blk);
+
+/* Count into blk from now on: references on its instances, and the walks
+ * of p read it. */
+void kitd__mblock_add(struct kitd__mpipe *p, struct kitd__mblock *blk);
+
+/* Fold and free p's blocks of `owner` that are idle (all of them if
+ * `all`: the owner counts no more). */
+void kitd__mblock_gc(struct kitd__mpipe *p, const void *owner, int all);
 
 /* The pipeline `name` of m (made on first use), with a reference; NULL on
  * no memory. Release with kitd__mpipe_unref(). */

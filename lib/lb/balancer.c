@@ -24,6 +24,8 @@ int kitd__balancer_new(kitd_endpointer *ep, const struct kitd__balancer_ops *ops
   b->ep = kitd__endpointer_ref(ep);
   b->flags = flags;
   atomic_init(&b->refs, 1);
+  atomic_init(&b->mkey, 0);
+  atomic_flag_clear(&b->mbuilding);
   /* A random start: a fleet of short-lived clients (or one-shot ones) must
    * not all send their first request to the first instance. */
   b->start = kitd__seed64(b) >> 32; /* 32 bits: see round_robin.c */
@@ -89,7 +91,10 @@ int kitd_balancer_pick(kitd_balancer *b, kitd_pick *out) {
  * is saved on the way (round robin and random: every pick pays for it). */
 void kitd_balancer_done(kitd_balancer *b, kitd_pick *p, int result, int64_t latency_ns) {
   if (!b || !p || !p->snap_) return;
-  if (__builtin_expect(b->mp != NULL, 0)) kitd__lb_count(b, p, result); /* metrics */
+  if (__builtin_expect(b->mp != NULL, 0) && !kitd__lb_count_fast(b, p, result)) { /* metrics */
+    kitd__lb_done_counted(b, p, result, latency_ns);
+    return;
+  }
   if (b->ops->done) {
     b->ops->done(b, p, result, latency_ns);
     return;
@@ -106,6 +111,7 @@ kitd_balancer *kitd_balancer_ref(kitd_balancer *b) {
 
 void kitd_balancer_free(kitd_balancer *b) {
   if (!b || atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1) return;
+  if (b->mp) kitd__mblock_gc(b->mp, b, 1); /* no pick of b is left to count */
   kitd_endpointer_free(b->ep);
   kitd__mpipe_unref(b->mp);
   free(b->zone);

@@ -44,11 +44,15 @@ struct kitd_balancer {
   const struct kitd__balancer_ops *ops;
   kitd_endpointer *ep;
   struct kitd__mpipe *mp; /* metrics (kitd_balancer_set_metrics), or NULL */
-  uint64_t start;         /* random start, or the seed */
-  uint32_t id;            /* unique, nonzero: tags per-thread state */
+  /* With metrics: the counter block of one snapshot's entries
+   * (lb_metrics.c), as (generation << 24) | first slot; 0: none. */
+  atomic_uint_least64_t mkey;
+  uint64_t start; /* random start, or the seed */
+  uint32_t id;    /* unique, nonzero: tags per-thread state */
   unsigned flags;
   int seeded;
   atomic_long refs;
+  atomic_flag mbuilding; /* one thread makes the counter block at a time */
   /* Health settings of the weighted and p2c balancers (kitd_balancer_opts),
    * read only when a set is not all healthy, and by done. */
   int eject_consecutive, eject_max_percent, panic_percent;

@@ -55,4 +55,10 @@ static inline void kitd__budget_deposit_on(struct kitd__budget *g) {
 /* May this call retry once more? 1 (a token taken) or 0. */
 int kitd__budget_withdraw(struct kitd__budget *g);
 
+struct kitd_endpoint;
+/* The budget of an endpoint made by kitd_retry_new(), valid as long as the
+ * endpoint: a client's async calls spend from it too, so that blocking and
+ * async calls share one budget. */
+struct kitd__budget *kitd__retry_budget(struct kitd_endpoint *retry);
+
 #endif

@@ -3,6 +3,7 @@
  * counters it hangs on endpoints (lb_metrics.h). */
 #include "lb/lb_metrics.h"
 
+#include "core/hazard.h"
 #include "kitd/error.h"
 
 int kitd_balancer_set_metrics(kitd_balancer *b, kitd_metrics *m, const char *name) {
@@ -29,41 +30,90 @@ static struct kitd__minst *attach(kitd_balancer *b, kitd_endpoint *e, const kitd
   return none->p == b->mp ? none : NULL;
 }
 
-/* The thread's array does not reach the slots yet: one by one (grows it). */
-static __attribute__((noinline)) void count_grow(uint32_t i, int result) {
-  kitd__ctr_add(i + KITD__MI_PICKS, 1);
-  if (result < 0) kitd__ctr_add(i + KITD__MI_FAILS, 1);
+/* Count into mi's slots. */
+static void count(const struct kitd__minst *mi, int result) {
+  kitd__ctr_add(mi->base + KITD__MI_PICKS, 1);
+  if (result < 0) kitd__ctr_add(mi->base + KITD__MI_FAILS, 1);
 }
 
-/* Count into mi's slots: both in one check. The rare paths are calls in
- * tail position, so the common one saves no register. */
-static inline void count(const struct kitd__minst *mi, int result) {
-  uint32_t i = mi->base;
-  if (__builtin_expect(i + KITD__MI_FAILS >= kitd__ctr.cap, 0)) {
-    count_grow(i, result);
+/* What follows the count: the strategy's done, or the release. */
+static inline __attribute__((always_inline)) void finish(kitd_balancer *b, kitd_pick *p, int result,
+                                                         int64_t latency_ns) {
+  if (b->ops->done) {
+    b->ops->done(b, p, result, latency_ns);
     return;
   }
-  _Atomic uint64_t *v = kitd__ctr.slots + i;
-  atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + 1, memory_order_relaxed);
-  if (result < 0)
-    atomic_store_explicit(v + 1, atomic_load_explicit(v + 1, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+  kitd__pick_release(b, p);
 }
 
-/* The first counted pick of an endpoint (or one whose counters belong to
- * another pipeline): find or make its instance's counters, then count. */
-static __attribute__((noinline)) void count_slow(kitd_balancer *b, const kitd_pick *p, int result) {
+/* Through the endpoint (endpoint, its counters, their slot: three
+ * dependent loads, which the next pick's locked add waits for) a counted
+ * pick + done took 13 ns against 5.6 ns uncounted; by position, 8.7 ns.
+ * Larger sets count through the endpoint (the block's set-up attaches
+ * every entry). */
+#define MBLOCK_MAX 4096
+
+/* The block can be folded once b no longer publishes it and no hazard slot
+ * holds its snapshot (a done() counts into a block only while its pick
+ * holds the snapshot in a slot). A block still published is withdrawn
+ * first, unless its snapshot is the current one. */
+static int block_idle(struct kitd__mblock *blk) {
+  kitd_balancer *b = (kitd_balancer *)blk->owner;
+  uint64_t key = kitd__mkey(blk->gen, blk->base);
+  uint64_t cur = atomic_load_explicit(&b->mkey, memory_order_relaxed);
+  if (cur == key) {
+    if (atomic_load_explicit(&b->ep->snap, memory_order_acquire) == blk->key) return 0;
+    if (!atomic_compare_exchange_strong_explicit(&b->mkey, &cur, 0, memory_order_relaxed,
+                                                 memory_order_relaxed))
+      return 0;
+  }
+  return kitd__hp_scan_begin() == 0 && !kitd__hp_in_use(blk->key);
+}
+
+/* Make and publish the block of s, held by the caller's pick (one thread
+ * at a time: others count through the endpoint meanwhile); fold b's blocks
+ * of older snapshots that nothing counts into any more. */
+static void block_make(kitd_balancer *b, const struct kitd__snap *s) {
+  size_t n = s->count;
+  struct kitd__mblock *blk = kitd__mblock_new((uint32_t)n);
+  if (!blk) return;
+  if (blk->base >> (64 - KITD__MKEY_GEN_BITS)) {
+    kitd__mblock_free(blk);
+    return;
+  }
+  for (size_t k = 0; k < n; k++) blk->mi[k] = attach(b, s->eps[k], s->rec[k]);
+  blk->owner = b;
+  blk->key = s;
+  blk->gen = s->gen;
+  blk->idle = block_idle;
+  kitd__mblock_add(b->mp, blk);
+  atomic_store_explicit(&b->mkey, kitd__mkey(s->gen, blk->base), memory_order_relaxed);
+  kitd__mblock_gc(b->mp, b, 0);
+}
+
+/* A thread whose array does not reach the block yet (it grows), or not
+ * counted by position: the first counted picks of a snapshot, a pick held
+ * by a count, a failure. Those count through the endpoint (finding or
+ * making the instance's counters) and make the snapshot's block if it is
+ * the current one. */
+void kitd__lb_done_counted(kitd_balancer *b, kitd_pick *p, int result, int64_t latency_ns) {
+  const struct kitd__snap *s = p->snap_;
+  uint64_t key = atomic_load_explicit(&b->mkey, memory_order_relaxed);
+  int mine = p->slot_ >= 0 && ((key ^ s->gen) << (64 - KITD__MKEY_GEN_BITS)) == 0;
+  if (mine && result >= 0) { /* the thread's array grows to the block */
+    kitd__ctr_add((uint32_t)(key >> KITD__MKEY_GEN_BITS) + (uint32_t)p->index, 1);
+    finish(b, p, result, latency_ns);
+    return;
+  }
   struct kitd__minst *mi = attach(b, p->endpoint, p->instance);
   if (mi) count(mi, result);
-}
-
-void kitd__lb_count(kitd_balancer *b, const kitd_pick *p, int result) {
-  struct kitd__minst *mi = atomic_load_explicit(&p->endpoint->minst, memory_order_acquire);
-  if (__builtin_expect(mi == NULL || mi->p != b->mp, 0)) {
-    count_slow(b, p, result);
-    return;
+  if (!mine && p->slot_ >= 0 && s->count <= MBLOCK_MAX &&
+      atomic_load_explicit(&b->ep->snap, memory_order_acquire) == s &&
+      !atomic_flag_test_and_set_explicit(&b->mbuilding, memory_order_acquire)) {
+    block_make(b, s);
+    atomic_flag_clear_explicit(&b->mbuilding, memory_order_release);
   }
-  count(mi, result);
+  finish(b, p, result, latency_ns);
 }
 
 void kitd__lb_count_eject(kitd_balancer *b, kitd_endpoint *e, const kitd_instance *rec) {

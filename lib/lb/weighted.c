@@ -42,23 +42,23 @@ static size_t wrr_slow(kitd_balancer *b, const struct kitd__snap *s, size_t n, s
 
 static size_t wrr_next_fn(kitd_balancer *b, size_t n) { return kitd__rr_global_next(b, n); }
 
-/* The pick once s is held: the rotation, unless the set is not all
- * healthy or is warming up. */
+/* The pick once s is held, when the set is not all healthy or is warming
+ * up: the rotation, then the walk. */
 static __attribute__((noinline)) int wrr_pick_slow(kitd_balancer *b, kitd_pick *out,
-                                                   struct kitd__snap *s, size_t n, size_t i,
-                                                   int slot) {
-  kitd__pick_fill(out, s, wrr_slow(b, s, n, i), n, slot);
+                                                   struct kitd__snap *s, size_t n, int slot) {
+  kitd__pick_fill(out, s, wrr_slow(b, s, n, wrr_next(b, s, n)), n, slot);
   return 0;
 }
 
+/* The checks come before the rotation's locked add: loads after it wait
+ * for it, loads before it run beside the loads it waits for. */
 static inline __attribute__((always_inline)) int wrr_pick_from(kitd_balancer *b, kitd_pick *out,
                                                                struct kitd__snap *s, int slot) {
   size_t n = s->count;
   if (__builtin_expect(n == 0, 0)) return kitd__pick_empty(b, out, s, slot);
-  size_t i = wrr_next(b, s, n);
   if (__builtin_expect(!kitd__all_healthy(b, s) || !kitd__settled(b, s), 0))
-    return wrr_pick_slow(b, out, s, n, i, slot);
-  kitd__pick_fill(out, s, i, n, slot);
+    return wrr_pick_slow(b, out, s, n, slot);
+  kitd__pick_fill(out, s, wrr_next(b, s, n), n, slot);
   return 0;
 }
 

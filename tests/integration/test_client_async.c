@@ -379,6 +379,39 @@ static void retry_past(const char *bad, int code, int status) {
   kitd_client_free(c);
 }
 
+/* Blocking and async calls spend from one retry budget: once blocking
+ * calls have drained it (no percent, a reserve of 1 a second, about 10
+ * banked), an async call on the same client gets no retry either. With a
+ * budget of its own it would start with a full reserve and make all 3
+ * attempts. (A token the reserve earns meanwhile allows at most 2.) */
+static void test_budget_shared(void **s) {
+  (void)s;
+  kitd_retry_opts ro;
+  kitd_retry_opts_init(&ro);
+  ro.max_attempts = 3;
+  ro.budget_percent = 0;
+  ro.budget_min_per_sec = 1;
+  kitd_client *c = new_client(g_500_addr, KITD_CODEC_RAW, "/lorem/word/1/3", &ro);
+  unsigned n = 3;
+  for (int i = 0; i < 40 && n > 1; i++) {
+    kitd_ctx ctx;
+    kitd_ctx_init(&ctx);
+    kitd_attempt_error log[8];
+    kitd_ctx_set_attempt_log(&ctx, log, 8);
+    kitd_client_resp r;
+    assert_int_equal(kitd_client_call(c, &ctx, NULL, &r), KITD_EHTTP);
+    n = kitd_ctx_attempt_count(&ctx);
+  }
+  assert_int_equal(n, 1); /* the budget is drained: one attempt, no retry */
+  struct waiter w;
+  struct call k;
+  start_calls(c, &k, 1, &w, 5000, on_done);
+  assert_int_equal(waiter_wait(&w, 10000), 1);
+  assert_int_equal(k.rc, KITD_EHTTP);
+  assert_true(kitd_ctx_attempt_count(&k.ctx) <= 2);
+  kitd_client_free(c);
+}
+
 static void test_retry_refused(void **s) {
   (void)s;
   retry_past(g_dead_addr, KITD_ECONNECT, 0);
@@ -803,7 +836,7 @@ int main(void) {
       cmocka_unit_test(test_start_errors),   cmocka_unit_test(test_empty_set),
       cmocka_unit_test(test_big_body),       cmocka_unit_test(test_metrics),
       cmocka_unit_test(test_custom_codec),   cmocka_unit_test(test_stale_connection),
-      cmocka_unit_test(test_first_wait),
+      cmocka_unit_test(test_first_wait),     cmocka_unit_test(test_budget_shared),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
