@@ -120,11 +120,19 @@ int main(int argc, char **argv) {
   kitd_logger *lg = NULL;
   kitd_logger_new(KITD_LOG_WARN, NULL, NULL, KITD_LOG_LOGFMT,
                   &lg); /* quiet unless something goes wrong */
-  struct lorem_pipeline_conf pc = {
-      static_list, consul_addr, consul_port,
-      service,     tag,         (unsigned)attempts,
-      attempt_ms,  timeout_ms,  per_thread ? KITD_RR_PER_THREAD : KITD_RR_GLOBAL,
-      lg,          source,      NULL};
+  struct lorem_pipeline_conf pc = {static_list,
+                                   consul_addr,
+                                   consul_port,
+                                   service,
+                                   tag,
+                                   (unsigned)attempts,
+                                   attempt_ms,
+                                   timeout_ms,
+                                   per_thread ? KITD_RR_PER_THREAD : KITD_RR_GLOBAL,
+                                   lg,
+                                   source,
+                                   NULL,
+                                   0};
   if (lorem_pipeline_new(&pc, &g_p)) {
     fprintf(stderr, "lorem-client: cannot build the pipeline (see the log above)\n");
     return 1;

@@ -132,6 +132,7 @@ int main(int argc, char **argv) {
   long seed = -1;
   lorem_http_limits hl;
   lorem_http_limits_init(&hl);
+  hl.name = "lorem-server";
   hl.max_body_bytes = LOREM_BODY_MAX;
   int no_register = 0;
   int64_t interval = 10000, timeout = 1000, ttl = 15000, dereg = 0;

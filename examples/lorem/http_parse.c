@@ -139,3 +139,26 @@ const char *lorem_http_head_get(const lorem_http_head *h, const char *buf, const
       return buf + h->f[k].value;
   return NULL;
 }
+
+static int hexval(char ch) {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+  return -1;
+}
+
+long lorem_http_path_decode(const char *in, size_t n, char *out) {
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (in[i] != '%') {
+      out[o++] = in[i];
+      continue;
+    }
+    if (n - i < 3) return -1;
+    int a = hexval(in[i + 1]), b = hexval(in[i + 2]);
+    if (a < 0 || b < 0 || (a | b) == 0) return -1;
+    out[o++] = (char)(a * 16 + b);
+    i += 2;
+  }
+  return (long)o;
+}

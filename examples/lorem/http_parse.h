@@ -49,4 +49,11 @@ int lorem_http_parse_head(char *buf, size_t len, lorem_http_head *h, const char 
  * buf is the buffer the head was parsed in. */
 const char *lorem_http_head_get(const lorem_http_head *h, const char *buf, const char *name);
 
+/* Percent-decode a request path (n bytes) into out (room for n bytes):
+ * each %XX (hex digits, either case) becomes its byte, %2F a '/' too;
+ * other bytes are copied ('+' stays '+': it means a space only in a
+ * query). Returns the decoded length, or -1 for a '%' not followed by two
+ * hex digits, or one that decodes to a NUL byte. */
+long lorem_http_path_decode(const char *in, size_t n, char *out);
+
 #endif

@@ -10,6 +10,7 @@ struct lorem_http_pool {
   pthread_cond_t cv;
   lorem_http_job *head, *tail;
   int stop;
+  int idle; /* workers waiting on cv */
   int n;
   void (*run)(void *arg, lorem_http_job *job);
   void *arg;
@@ -20,7 +21,11 @@ static void *worker(void *vp) {
   lorem_http_pool *p = vp;
   pthread_mutex_lock(&p->mu);
   for (;;) {
-    while (!p->head && !p->stop) pthread_cond_wait(&p->cv, &p->mu);
+    while (!p->head && !p->stop) {
+      p->idle++;
+      pthread_cond_wait(&p->cv, &p->mu);
+      p->idle--;
+    }
     if (p->stop) break;
     lorem_http_job *j = p->head;
     p->head = j->next;
@@ -58,8 +63,11 @@ void lorem_http_pool_push(lorem_http_pool *p, lorem_http_job *job) {
   if (p->tail) p->tail->next = job;
   else p->head = job;
   p->tail = job;
-  pthread_cond_signal(&p->cv);
+  int wake = p->idle > 0;
   pthread_mutex_unlock(&p->mu);
+  /* signalled after the unlock, so the woken worker does not block at once
+   * on the mutex still held here; only when a worker waits */
+  if (wake) pthread_cond_signal(&p->cv);
 }
 
 lorem_http_job *lorem_http_pool_free(lorem_http_pool *p) {

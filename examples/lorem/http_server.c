@@ -57,14 +57,18 @@ struct lorem_http_conn {
   int64_t deadline;
   int rd_ready, wr_ready; /* edge-triggered epoll: the socket may read / write */
   int hup;                /* the peer closed or reset: read on until recv says so */
+  int out_armed;          /* registered for EPOLLOUT (see give_back) */
   lorem_http_addr addr;
   char *in; /* max_header_bytes */
   size_t in_len, scan, consumed;
   char *body;
   size_t body_len, body_want;
+  char *path; /* the decoded path, when the raw one holds a '%' */
   char *out;
   size_t out_len, out_off, out_cap;
   int keep_alive, replied, is_head;
+  int on_loop;   /* a LOREM_HTTP_BLOCKING handler runs on the loop (inline) */
+  int suspended; /* the handler will answer later (lorem_http_suspend) */
   const lorem_http_route *route;
   lorem_http_head head;
   lorem_http_req req;
@@ -86,9 +90,22 @@ struct loop {
   conn *all;
   pthread_mutex_t mu; /* the done queue: handlers finished on workers */
   lorem_http_job *done_head, *done_tail;
+  int batch_left;            /* events after the one being handled, in this batch */
+  int handed_off;            /* the inline handler sent itself to the pool */
   int wake_pending;          /* under mu: the eventfd was written since the last drain */
   int sleeping;              /* under mu: the loop found the queue empty and waits in epoll */
   char tag_listen, tag_wake; /* epoll data for the two fds that are not connections */
+};
+
+/* Whether a route's blocking handler may run inline on the loop: only after
+ * GATE_STREAK runs in a row, on workers or inline, each within
+ * inline_max_ms, and none slower for GATE_QUIET_MS. A slow run closes the
+ * gate at once. */
+#define GATE_STREAK 64
+#define GATE_QUIET_MS 1000
+struct gate {
+  _Atomic int64_t last_slow_ms;
+  atomic_long streak;
 };
 
 struct lorem_http_server {
@@ -101,8 +118,11 @@ struct lorem_http_server {
   struct loop *loops;
   lorem_http_pool *pool;
   lorem_http_addrs *addrs;
+  struct gate *gates; /* one per route */
   atomic_long conns;
   atomic_int draining, stopping;
+  int stopped;           /* lorem_http_server_stop() ran */
+  atomic_long suspended; /* requests between suspend and the end of resume */
 };
 
 static int64_t now_ms(void) {
@@ -125,6 +145,8 @@ void lorem_http_limits_init(lorem_http_limits *l) {
   l->max_conns_per_addr = 256;
   l->max_header_bytes = 8192;
   l->max_body_bytes = 65536;
+  l->inline_max_ms = 5;
+  l->name = NULL;
 }
 
 long lorem_http_raise_nofile(void) {
@@ -213,6 +235,7 @@ static void conn_close(conn *c) {
   atomic_fetch_sub(&lp->s->conns, 1);
   free(c->in);
   free(c->body);
+  free(c->path);
   free(c->out);
   free(c);
 }
@@ -245,6 +268,21 @@ static int ensure_out(conn *c, size_t need) {
   return 0;
 }
 
+/* "Date: Wed, 02 Dec 2026 16:51:27 GMT\r\n", made once a second per
+ * thread (answers are written on loops, workers and libkitd's thread). */
+static const char *date_line(void) {
+  static __thread time_t last;
+  static __thread char line[48];
+  time_t t = time(NULL);
+  if (t != last) {
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    if (!strftime(line, sizeof line, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm)) line[0] = '\0';
+    last = t;
+  }
+  return line;
+}
+
 static int no_body_status(int st) { return st < 200 || st == 204 || st == 304; }
 
 static int ctype_ok(const char *s) {
@@ -262,7 +300,9 @@ void lorem_http_reply(lorem_http_req *rq, int status, const char *ctype, const v
   if (ctype && !ctype_ok(ctype)) ctype = "application/octet-stream";
   if (atomic_load_explicit(&c->loop->s->draining, memory_order_relaxed)) c->keep_alive = 0;
   int nobody = no_body_status(status);
-  size_t need = 160 + (ctype ? strlen(ctype) : 0) + (headers ? strlen(headers) : 0) + len;
+  const char *name = c->loop->s->l.name;
+  size_t need = 220 + (name ? strlen(name) : 0) + (ctype ? strlen(ctype) : 0) +
+                (headers ? strlen(headers) : 0) + len;
   c->out_len = c->out_off = 0;
   if (ensure_out(c, need)) {
     static const char oom[] = "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n"
@@ -273,8 +313,9 @@ void lorem_http_reply(lorem_http_req *rq, int status, const char *ctype, const v
     c->out_len = sizeof oom - 1;
     return;
   }
-  int n = snprintf(c->out, c->out_cap, "HTTP/1.1 %d %s\r\n%s%s%s%s", status,
-                   lorem_http_reason(status), ctype ? "Content-Type: " : "", ctype ? ctype : "",
+  int n = snprintf(c->out, c->out_cap, "HTTP/1.1 %d %s\r\n%s%s%s%s%s%s%s%s", status,
+                   lorem_http_reason(status), date_line(), name ? "Server: " : "", name ? name : "",
+                   name ? "\r\n" : "", ctype ? "Content-Type: " : "", ctype ? ctype : "",
                    ctype ? "\r\n" : "", headers ? headers : "");
   size_t o = (size_t)n;
   if (!nobody) o += (size_t)snprintf(c->out + o, c->out_cap - o, "Content-Length: %zu\r\n", len);
@@ -296,9 +337,11 @@ const char *lorem_http_header(const lorem_http_req *rq, const char *name) {
 
 /* A connection moves through its states in conn_run(); each step returns
  * 1 (progress: run again), 0 (wait for the socket or a worker) or -1 (the
- * connection is closed and freed). The socket is in epoll once, edge-
- * triggered for reading and writing, from accept to close: parking a
- * connection or waiting to write costs no epoll_ctl. */
+ * connection is closed and freed). The socket is in epoll from accept to
+ * close, edge-triggered for reading and writing: parking a connection
+ * costs no epoll_ctl. Handing one back to a sleeping loop re-arms it for
+ * reading only (see give_back); a write that then finds the socket full
+ * arms it for writing again. */
 
 /* Answer an error found by the server itself; the connection closes after. */
 static int conn_fail(conn *c, int status, const char *msg) {
@@ -339,6 +382,37 @@ static void conn_answer(conn *c) {
   c->state = C_WRITE;
 }
 
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int gate_open(lorem_http_server *s, struct gate *g) {
+  if (s->l.inline_max_ms <= 0) return 0;
+  if (atomic_load_explicit(&g->streak, memory_order_relaxed) < GATE_STREAK) return 0;
+  int64_t slow = atomic_load_explicit(&g->last_slow_ms, memory_order_relaxed);
+  return now_ms() - slow >= GATE_QUIET_MS;
+}
+
+/* Run a blocking route's handler (on a worker, or inline on loop `lp`)
+ * and keep its route's gate. Returns 1 when the inline handler handed
+ * itself to the pool: a worker may own `c` already. */
+static int run_timed(lorem_http_server *s, struct gate *g, conn *c, struct loop *lp) {
+  if (lp) lp->handed_off = 0;
+  int64_t t0 = now_ns();
+  c->route->fn(&c->req);
+  int64_t t1 = now_ns();
+  if (lp && lp->handed_off) return 1;
+  if (t1 - t0 > s->l.inline_max_ms * 1000000) {
+    atomic_store_explicit(&g->streak, 0, memory_order_relaxed);
+    atomic_store_explicit(&g->last_slow_ms, t1 / 1000000, memory_order_relaxed);
+  } else if (atomic_load_explicit(&g->streak, memory_order_relaxed) < GATE_STREAK) {
+    atomic_fetch_add_explicit(&g->streak, 1, memory_order_relaxed);
+  }
+  return 0;
+}
+
 static int dispatch(conn *c) {
   lorem_http_server *s = c->loop->s;
   timer_stop(c);
@@ -348,6 +422,15 @@ static int dispatch(conn *c) {
   const char *q = memchr(rq->uri, '?', c->head.target_len);
   rq->path = rq->uri;
   rq->path_len = q ? (size_t)(q - rq->uri) : c->head.target_len;
+  if (memchr(rq->path, '%', rq->path_len)) {
+    char *p = realloc(c->path, rq->path_len);
+    if (!p) return conn_fail(c, 503, "out of memory");
+    c->path = p;
+    long n = lorem_http_path_decode(rq->path, rq->path_len, p);
+    if (n < 0) return conn_fail(c, 400, "malformed percent-encoding in the path");
+    rq->path = p;
+    rq->path_len = (size_t)n;
+  }
   rq->body = c->body;
   rq->body_len = c->body_len;
   rq->arg = s->arg;
@@ -365,13 +448,41 @@ static int dispatch(conn *c) {
     static const char nf[] = "{\"error\":\"not found\"}";
     lorem_http_reply(rq, 404, "application/json", nf, sizeof nf - 1, NULL);
   } else if ((r->flags & LOREM_HTTP_BLOCKING) && s->pool) {
-    /* parked: its events only mark it ready, no timer runs, no thread waits */
-    lorem_http_pool_push(s->pool, &c->job);
-    return 1;
+    struct gate *g = &s->gates[r - s->routes];
+    if (c->loop->batch_left == 0 && gate_open(s, g)) {
+      /* Nothing else waits on this loop and the route's calls have been
+       * fast: run it here, saving the hand-off to a worker and back. */
+      c->on_loop = 1;
+      if (run_timed(s, g, c, c->loop)) return 1; /* parked on the pool after all */
+      c->on_loop = 0;
+    } else {
+      /* parked: its events only mark it ready, no timer runs, no thread waits */
+      lorem_http_pool_push(s->pool, &c->job);
+      return 1;
+    }
   } else {
+    c->suspended = 0;
     r->fn(rq);
+    /* suspended: lorem_http_resume(), maybe on another thread and maybe
+     * already, hands it back; nothing here may touch it any more */
+    if (c->suspended) return 1;
   }
   conn_answer(c);
+  return 1;
+}
+
+void lorem_http_suspend(lorem_http_req *rq) {
+  rq->conn_->suspended = 1;
+  atomic_fetch_add(&rq->conn_->loop->s->suspended, 1);
+}
+
+int lorem_http_to_pool(lorem_http_req *rq) {
+  conn *c = rq->conn_;
+  if (!c->on_loop || c->replied) return 0;
+  struct loop *lp = c->loop;
+  c->on_loop = 0;
+  lp->handed_off = 1;
+  lorem_http_pool_push(lp->s->pool, &c->job);
   return 1;
 }
 
@@ -471,6 +582,11 @@ static int conn_write(conn *c, int64_t now) {
       if (errno == EAGAIN) {
         c->wr_ready = 0;
         timer_set(c, T_IDLE, s->l.idle_timeout_ms, now); /* a client that stops reading */
+        if (!c->out_armed) {                             /* the edge when it drains */
+          struct epoll_event e = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                                  .data.ptr = c};
+          c->out_armed = epoll_ctl(c->loop->ep, EPOLL_CTL_MOD, c->fd, &e) == 0;
+        }
         return 0;
       }
       conn_close(c);
@@ -589,6 +705,7 @@ static void accept_some(struct loop *lp, int64_t now) {
     if (lp->all) lp->all->aprev = c;
     lp->all = c;
     c->wr_ready = 1;
+    c->out_armed = 1;
     struct epoll_event e = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
     if (epoll_ctl(lp->ep, EPOLL_CTL_ADD, fd, &e)) {
       conn_close(c);
@@ -618,13 +735,11 @@ static void wake(struct loop *lp) {
   (void)w;
 }
 
-/* A worker ran the handler: it writes the answer itself (the socket's
- * buffer nearly always takes it whole), then gives the connection back to
- * its loop. */
-static void run_job(void *arg, lorem_http_job *j) {
-  (void)arg;
-  conn *c = (conn *)((char *)j - offsetof(conn, job));
-  c->route->fn(&c->req);
+/* A handler finished off the loop (on a worker, or a suspended one on any
+ * thread): write the answer from here (the socket's buffer nearly always
+ * takes it whole), then give the connection back to its loop. */
+static void give_back(conn *c) {
+  lorem_http_job *j = &c->job;
   int urgent = !c->replied || !c->keep_alive;
   while (!urgent && c->out_off < c->out_len) {
     ssize_t n =
@@ -641,13 +756,45 @@ static void run_job(void *arg, lorem_http_job *j) {
   lp->done_tail = j;
   /* A finished kept-alive exchange needs no wake-up while the loop is
    * awake: it looks at the queue after every batch. A sleeping loop (it
-   * decided so under this lock, with the queue empty) must be woken: the
-   * client's next request may have come before this push, and its event
-   * been handled already. */
-  int do_wake = (urgent || lp->sleeping) && !lp->wake_pending;
+   * decided so under this lock, with the queue empty) must look at it by
+   * the time the client's next request is there, which may have come
+   * before this push, its event handled already. Re-arming the socket
+   * (edge-triggered, for reading only: it is writable) raises an event at
+   * once if a byte is waiting, and otherwise the next byte's edge wakes
+   * the loop: the loop is woken once per request, not twice. Done under
+   * the lock, while the loop cannot take the connection (and close its
+   * descriptor). */
+  int do_wake = 0;
+  if (urgent) {
+    do_wake = !lp->wake_pending;
+  } else if (lp->sleeping && !lp->wake_pending) {
+    struct epoll_event e = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = c};
+    c->out_armed = 0;
+    do_wake = epoll_ctl(lp->ep, EPOLL_CTL_MOD, c->fd, &e) != 0;
+  }
   if (do_wake) lp->wake_pending = 1;
   pthread_mutex_unlock(&lp->mu);
   if (do_wake) wake(lp);
+}
+
+static void run_job(void *arg, lorem_http_job *j) {
+  lorem_http_server *s = arg;
+  conn *c = (conn *)((char *)j - offsetof(conn, job));
+  run_timed(s, &s->gates[c->route - s->routes], c, NULL);
+  give_back(c);
+}
+
+void lorem_http_resume(lorem_http_req *rq) {
+  lorem_http_server *s = rq->conn_->loop->s;
+  give_back(rq->conn_);
+  atomic_fetch_sub(&s->suspended, 1);
+}
+
+void lorem_http_server_wait_suspended(lorem_http_server *s) {
+  while (atomic_load(&s->suspended) > 0) {
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+  }
 }
 
 /* After a batch of events (which may name the connections given back, so
@@ -724,6 +871,7 @@ static void *loop_main(void *vp) {
     now = now_ms();
     for (int i = 0; i < n; i++) {
       void *p = ev[i].data.ptr;
+      lp->batch_left = n - i - 1;
       if (p == &lp->tag_listen) accept_some(lp, now);
       else if (p == &lp->tag_wake) on_wake(lp);
       else conn_event(p, ev[i].events, now);
@@ -766,7 +914,8 @@ int lorem_http_server_start(int fd, const lorem_http_limits *lim, const lorem_ht
   s->lfd = fd;
   s->addrs = lorem_http_addrs_new();
   s->loops = calloc((size_t)s->l.loops, sizeof *s->loops);
-  if (!s->addrs || !s->loops) {
+  s->gates = calloc(nroutes ? nroutes : 1, sizeof *s->gates);
+  if (!s->addrs || !s->loops || !s->gates) {
     snprintf(err, errcap, "out of memory");
     lorem_http_server_free(s);
     return -1;
@@ -834,13 +983,20 @@ long lorem_http_server_conns(lorem_http_server *s) { return atomic_load(&s->conn
 
 long lorem_http_server_max_conns(lorem_http_server *s) { return s->l.max_conns; }
 
-void lorem_http_server_free(lorem_http_server *s) {
-  if (!s) return;
+void lorem_http_server_stop(lorem_http_server *s) {
+  if (!s || s->stopped) return;
+  s->stopped = 1;
   atomic_store(&s->stopping, 1);
   for (int i = 0; i < s->nloops; i++) wake(&s->loops[i]);
   for (int i = 0; i < s->nloops; i++) pthread_join(s->loops[i].th, NULL);
   /* handlers under way finish first; queued ones never run */
   lorem_http_pool_free(s->pool);
+  s->pool = NULL;
+}
+
+void lorem_http_server_free(lorem_http_server *s) {
+  if (!s) return;
+  lorem_http_server_stop(s);
   for (int i = 0; i < s->nloops; i++) {
     struct loop *lp = &s->loops[i];
     while (lp->all) conn_close(lp->all);
@@ -849,6 +1005,7 @@ void lorem_http_server_free(lorem_http_server *s) {
     pthread_mutex_destroy(&lp->mu);
   }
   free(s->loops);
+  free(s->gates);
   lorem_http_addrs_free(s->addrs);
   free(s);
 }

@@ -5,8 +5,11 @@
  * Connections do not cost threads: a few event-loop threads (epoll, one
  * per core by default) accept, read, parse and write every connection.
  * Fast handlers run on the loop. Handlers that block (an upstream call)
- * run on a small worker pool; while one runs, its connection is parked:
- * out of epoll and out of the timers, holding no thread.
+ * run on a small worker pool, or inline on the loop while they are fast
+ * (LOREM_HTTP_BLOCKING); a handler on the loop may also suspend its
+ * request and answer later from any thread (lorem_http_suspend). While a
+ * request is on a worker or suspended, its connection is parked: out of
+ * the timers, its events only noted, holding no thread.
  *
  * Per connection: one request at a time, in order (keep-alive and
  * pipelining), a head buffer of at most max_header_bytes and a body of at
@@ -45,7 +48,8 @@ struct lorem_http_conn;
 typedef struct lorem_http_req {
   const char *method; /* "GET", NUL-terminated */
   const char *uri;    /* the raw request target: path and query, not decoded */
-  const char *path;   /* uri up to the '?' (path_len bytes, not NUL-terminated) */
+  const char *path;   /* uri up to the '?', percent-decoded (path_len bytes,
+                         not NUL-terminated; a bad escape or %00: 400) */
   size_t path_len;
   const char *body; /* body_len bytes (NULL when empty) */
   size_t body_len;
@@ -57,7 +61,14 @@ typedef struct lorem_http_req {
  * client gets 500). */
 typedef void (*lorem_http_handler)(lorem_http_req *rq);
 
-#define LOREM_HTTP_BLOCKING 1u /* run on the worker pool: the handler may block */
+/* A LOREM_HTTP_BLOCKING handler may block: it runs on the worker pool,
+ * except that it runs inline on the loop (saving the hand-off to a worker
+ * and back) when the loop has no other event waiting in its batch and the
+ * route's last 64 runs, and every run in the last second, each took at
+ * most inline_max_ms. One slow run sends the route back to the pool. A
+ * handler that finds it would wait (for a registry's first answer, say)
+ * calls lorem_http_to_pool() first. */
+#define LOREM_HTTP_BLOCKING 1u
 
 /* A route: requests whose path equals `path` (NULL: any path; the first
  * match wins, so put it last) go to `fn`. Methods are the handler's
@@ -77,6 +88,9 @@ typedef struct lorem_http_limits {
   long max_conns_per_addr;   /* default 256 */
   long max_header_bytes;     /* default 8192; at most 65535 */
   long max_body_bytes;       /* default 65536 */
+  int64_t inline_max_ms;     /* default 5; 0: never inline (see below) */
+  const char *name;          /* not a limit: the Server header's value
+                                (visible ASCII, borrowed); NULL: none */
 } lorem_http_limits;
 
 /* The defaults above. */
@@ -105,15 +119,42 @@ long lorem_http_server_conns(lorem_http_server *s);
 /* The limit on connections in force (max_conns resolved). */
 long lorem_http_server_max_conns(lorem_http_server *s);
 
-/* Stop the loops, wait for running handlers, close every connection and
- * free. NULL is accepted. */
+/* Stop the loops and wait for the handlers running on workers: after it no
+ * handler runs or starts. Connections stay open, so that the completions
+ * of suspended requests may still reply and resume (their answers still
+ * go out); end those calls, then free. NULL is accepted. */
+void lorem_http_server_stop(lorem_http_server *s);
+
+/* Wait until every suspended request has been resumed (after a stop: for
+ * the calls still in flight to end). */
+void lorem_http_server_wait_suspended(lorem_http_server *s);
+
+/* Stop (if not yet), close every connection and free. NULL is accepted. */
 void lorem_http_server_free(lorem_http_server *s);
 
 /* Answer a request: status, Content-Type (NULL: none), body (copied) and
- * extra header lines (NULL, or "Name: value\r\n" lines, trusted). A HEAD
- * request gets the header only. A second call is ignored. */
+ * extra header lines (NULL, or "Name: value\r\n" lines, trusted). Date
+ * and Server (the limits' name) are added. A HEAD request gets the header
+ * only. A second call is ignored. */
 void lorem_http_reply(lorem_http_req *rq, int status, const char *ctype, const void *body,
                       size_t len, const char *headers);
+
+/* Called by a LOREM_HTTP_BLOCKING handler before it answers: when it runs
+ * inline on the loop, hand the request to the worker pool instead, where
+ * the handler is called again. Returns 1 then (the handler must return at
+ * once, without touching rq), 0 when it already runs on a worker. */
+int lorem_http_to_pool(lorem_http_req *rq);
+
+/* Answer later: a handler running on the loop (a route without
+ * LOREM_HTTP_BLOCKING) that starts an asynchronous call calls this and
+ * returns without an answer. The connection stays parked (no thread, no
+ * timer) until the completion, on any thread, calls lorem_http_reply() and
+ * then lorem_http_resume(), which writes the answer and hands the
+ * connection back to its loop. Until then rq and its fields stay valid;
+ * after lorem_http_resume() nothing may touch them. The completion must
+ * come: bound the call with a deadline. */
+void lorem_http_suspend(lorem_http_req *rq);
+void lorem_http_resume(lorem_http_req *rq);
 
 /* A request header field's value (name case-insensitive), or NULL. */
 const char *lorem_http_header(const lorem_http_req *rq, const char *name);

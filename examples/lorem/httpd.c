@@ -60,8 +60,14 @@ int lorem_http_flags(lorem_flag *f, int n, lorem_http_limits *l, int workers) {
                         "event-loop threads serving the connections (default 0: one per core)"};
   if (workers)
     f[n++] = (lorem_flag){"workers", FLAG_INT, &l->workers,
-                          "worker threads for requests that call upstream; a connection waiting "
-                          "for one holds no thread (default 0: two per core)"};
+                          "-mode pool: worker threads for requests that call upstream; a "
+                          "connection waiting for one holds no thread (default 0: two per core)"};
+  if (workers)
+    f[n++] = (lorem_flag){
+        "inline.max", FLAG_DURATION, &l->inline_max_ms,
+        "-mode pool: run such a request on the event loop instead, saving the "
+        "hand-off to a worker, while the loop has nothing else to do and the last calls "
+        "each took at most this (default 5ms; 0: always on a worker)"};
   f[n++] = (lorem_flag){"header.timeout", FLAG_DURATION, &l->header_timeout_ms,
                         "a request's head must arrive within this of its first byte (of the "
                         "accept, for a new connection), its body within as long again; then 408 "
@@ -84,14 +90,38 @@ int lorem_http_flags(lorem_flag *f, int n, lorem_http_limits *l, int workers) {
 int lorem_http_limits_check(const lorem_http_limits *l, const char *prog) {
   if (l->header_timeout_ms <= 0 || l->idle_timeout_ms <= 0 || l->max_conns_per_addr < 1 ||
       l->max_header_bytes < 64 || l->max_header_bytes > 65535 || l->max_body_bytes < 0 ||
-      l->loops > 1024 || l->workers > 4096) {
+      l->loops > 1024 || l->workers > 4096 || l->inline_max_ms < 0) {
     fprintf(stderr,
             "%s: -header.timeout and -idle.timeout must be positive, -max.conns.per.addr at "
-            "least 1, -max.header.bytes within 64..65535, -max.body not negative\n",
+            "least 1, -max.header.bytes within 64..65535, -max.body and -inline.max not negative\n",
             prog);
     return -1;
   }
   return 0;
+}
+
+int lorem_mode_flags(lorem_flag *f, int n, const char **mode, long *inflight) {
+  f[n++] = (lorem_flag){"mode", FLAG_STR, mode,
+                        "how a request waits for its upstream: pool (a worker thread makes the "
+                        "blocking call, or the event loop while calls are fast) or async (the "
+                        "event loop starts an asynchronous call and goes on; no thread waits) "
+                        "(default " LOREM_MODE_DEFAULT ")"};
+  f[n++] = (lorem_flag){"max.inflight", FLAG_INT, inflight,
+                        "-mode async: upstream calls at once (each holds an upstream "
+                        "connection); more requests wait for a turn, in order, holding no "
+                        "thread (default 64)"};
+  return n;
+}
+
+int lorem_mode_async(const char *mode, long inflight, const char *prog) {
+  if (inflight < 1) {
+    fprintf(stderr, "%s: -max.inflight must be at least 1\n", prog);
+    return -1;
+  }
+  if (!strcmp(mode, "async")) return 1;
+  if (!strcmp(mode, "pool")) return 0;
+  fprintf(stderr, "%s: -mode is pool or async, not \"%s\"\n", prog, mode);
+  return -1;
 }
 
 void lorem_reply(lorem_http_req *rq, int status, const char *json, size_t len, const char *allow,

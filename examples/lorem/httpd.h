@@ -19,12 +19,30 @@
 int lorem_listen(const char *hostport, int *port_out);
 
 /* Add the server's limit flags to `f` (room for LOREM_HTTP_FLAGS more
- * entries after n): -threads, -workers (when `workers`), -header.timeout,
+ * entries after n): -threads, -workers and -inline.max (when `workers`),
+ * -header.timeout,
  * -idle.timeout, -max.conns, -max.conns.per.addr, -max.header.bytes.
  * -max.body is each program's own (its default differs). Returns the new
  * count. */
-#define LOREM_HTTP_FLAGS 7
+#define LOREM_HTTP_FLAGS 8
 int lorem_http_flags(lorem_flag *f, int n, lorem_http_limits *l, int workers);
+
+/* The gateways' -mode flag: how a request that calls upstream waits.
+ *   pool   a worker thread makes the blocking call (kitd_client_call());
+ *          see LOREM_HTTP_BLOCKING
+ *   async  the event loop starts kitd_client_call_async() and goes on; the
+ *          completion, on libkitd's loop thread, writes the answer */
+#define LOREM_MODE_DEFAULT "async"
+#define LOREM_INFLIGHT_DEFAULT 64
+
+/* Add -mode and -max.inflight (-mode async: upstream calls at once, see
+ * callq.h) to `f` (room for 2 more entries after n). Returns the new
+ * count. */
+int lorem_mode_flags(lorem_flag *f, int n, const char **mode, long *inflight);
+
+/* After parsing: 1 for async, 0 for pool, -1 after printing what is
+ * wrong. */
+int lorem_mode_async(const char *mode, long inflight, const char *prog);
 
 /* Check the limits after parsing: 0, or -1 after printing what is wrong. */
 int lorem_http_limits_check(const lorem_http_limits *l, const char *prog);

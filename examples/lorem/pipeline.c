@@ -21,6 +21,7 @@ struct lorem_pipeline {
   kitd_endpointer *ep;
   kitd_balancer *lb;
   kitd_endpoint *call;
+  kitd_client *client; /* async: the whole pipeline (instead of ep, lb, call) */
 };
 
 void lorem_response_free(lorem_response *r) {
@@ -166,6 +167,34 @@ int lorem_pipeline_new(const struct lorem_pipeline_conf *c, lorem_pipeline **out
   ho.method = "POST";
   ho.path_fn = path_fn;
   ho.decode = decode;
+  const char *name = c->service ? c->service : "lorem";
+  kitd_retry_opts ro;
+  kitd_retry_opts_init(&ro);
+  ro.logger = c->lg; /* KITD_LOG_LEVEL=debug: each pick explained */
+  ro.metrics = c->metrics;
+  ro.metrics_name = c->metrics ? name : NULL;
+  ro.max_attempts = c->attempts ? c->attempts : 3;
+  ro.attempt_timeout_ms = c->attempt_timeout_ms ? c->attempt_timeout_ms : 1000;
+  ro.timeout_ms = c->timeout_ms ? c->timeout_ms : 3000;
+  ro.should_retry = should_retry;
+  if (c->async) {
+    /* the same stages, owned by a client: its calls need no thread */
+    kitd_client_opts co;
+    kitd_client_opts_init(&co);
+    co.service = name;
+    co.instancer = p->in;
+    co.codec = KITD_CODEC_CUSTOM;
+    co.http = &ho;
+    co.balancer = KITD_BALANCE_ROUND_ROBIN;
+    co.balancer_flags = c->rr_flags;
+    co.retry = &ro;
+    co.logger = c->lg;
+    co.metrics = c->metrics;
+    what = "client";
+    if ((rc = kitd_client_new(&co, &p->client))) goto fail;
+    *out = p;
+    return 0;
+  }
   what = "http";
   if ((rc = kitd_http_new(&ho, &p->http))) goto fail;
   kitd_endpointer_opts eo;
@@ -180,20 +209,10 @@ int lorem_pipeline_new(const struct lorem_pipeline_conf *c, lorem_pipeline **out
   if ((rc = kitd_endpointer_new(p->in, &hf, &eo, &p->ep))) goto fail;
   what = "balancer";
   if ((rc = kitd_balancer_round_robin_new(p->ep, c->rr_flags, &p->lb))) goto fail;
-  const char *name = c->service ? c->service : "lorem";
   what = "metrics";
   if (c->metrics && ((rc = kitd_balancer_set_metrics(p->lb, c->metrics, name)) ||
                      (rc = kitd_metrics_watch(c->metrics, p->in, name))))
     goto fail;
-  kitd_retry_opts ro;
-  kitd_retry_opts_init(&ro);
-  ro.logger = c->lg; /* KITD_LOG_LEVEL=debug: each pick explained */
-  ro.metrics = c->metrics;
-  ro.metrics_name = c->metrics ? name : NULL;
-  ro.max_attempts = c->attempts ? c->attempts : 3;
-  ro.attempt_timeout_ms = c->attempt_timeout_ms ? c->attempt_timeout_ms : 1000;
-  ro.timeout_ms = c->timeout_ms ? c->timeout_ms : 3000;
-  ro.should_retry = should_retry;
   what = "retry";
   if ((rc = kitd_retry_new(p->lb, &ro, &p->call))) goto fail;
   *out = p;
@@ -205,10 +224,21 @@ fail:
   return rc;
 }
 
-size_t lorem_pipeline_count(lorem_pipeline *p) { return kitd_endpointer_count(p->ep); }
+size_t lorem_pipeline_count(lorem_pipeline *p) {
+  return p->client ? kitd_client_count(p->client) : kitd_endpointer_count(p->ep);
+}
 
 const char *lorem_pipeline_explain(lorem_pipeline *p, char *buf, size_t cap) {
-  return kitd_endpointer_explain(p->ep, buf, cap);
+  if (!p->client) return kitd_endpointer_explain(p->ep, buf, cap);
+  kitd_instance **set = NULL;
+  size_t n = 0;
+  int rc = kitd_instancer_state(p->in, &set, &n);
+  kitd_instance_list_free(set, n);
+  const char *what = kitd_instancer_describe(p->in);
+  if (rc == KITD_ENOTFOUND) snprintf(buf, cap, "no answer yet from the registry for %s", what);
+  else if (rc) snprintf(buf, cap, "%s: %s", what, kitd_strerror(rc));
+  else snprintf(buf, cap, "%zu %s", n, what);
+  return buf;
 }
 
 size_t lorem_pipeline_wait(lorem_pipeline *p, int64_t timeout_ms) {
@@ -228,8 +258,15 @@ int lorem_pipeline_call(lorem_pipeline *p, kitd_ctx *ctx, const lorem_request *r
   return rc;
 }
 
+int lorem_pipeline_call_async(lorem_pipeline *p, kitd_ctx *ctx, const lorem_request *rq,
+                              lorem_response **out, kitd_client_done_fn done, void *arg) {
+  if (!p->client) return KITD_EINVAL;
+  return kitd_client_call_async(p->client, ctx, rq, out, done, arg);
+}
+
 void lorem_pipeline_free(lorem_pipeline *p) {
   if (!p) return;
+  kitd_client_free(p->client);
   kitd_endpoint_unref(p->call);
   kitd_balancer_free(p->lb);
   kitd_endpointer_free(p->ep);

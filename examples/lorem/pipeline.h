@@ -46,6 +46,9 @@ struct lorem_pipeline_conf {
                                 wins over static_list and the Consul flags */
   kitd_metrics *metrics;      /* count the pipeline and its watch here, under
                                 the service name; NULL: not counted */
+  int async;                  /* build it as a kitd_client (the same stages
+                                and options) for lorem_pipeline_call_async()
+                                instead of lorem_pipeline_call() */
 };
 
 typedef struct lorem_pipeline lorem_pipeline;
@@ -70,6 +73,16 @@ const char *lorem_pipeline_explain(lorem_pipeline *p, char *buf, size_t cap);
 int lorem_pipeline_call(lorem_pipeline *p, kitd_ctx *ctx, const lorem_request *rq,
                         lorem_response **out);
 
+/* The same call without a thread: returns 0 and done(arg, rc) runs later,
+ * once, on libkitd's loop thread (it must not block), with *out set on
+ * rc == 0 (its upstream is empty: the instance is kitd_ctx_instance(ctx));
+ * or returns an error and done never runs. ctx and out must stay valid
+ * until done. Only for a pipeline built with `async`. */
+int lorem_pipeline_call_async(lorem_pipeline *p, kitd_ctx *ctx, const lorem_request *rq,
+                              lorem_response **out, kitd_client_done_fn done, void *arg);
+
+/* Free the pipeline. An async pipeline's calls still in flight end first
+ * (KITD_ESTOPPED), their done callbacks run before this returns. */
 void lorem_pipeline_free(lorem_pipeline *p);
 
 #endif

@@ -2,7 +2,8 @@
 /* Fuzz the example server's request-head parser: any bytes as a head.
  * Never a crash or a read past the buffer; a parsed head has a NUL-ended
  * method and target inside the buffer, fields inside the head, and an
- * error has a status the server answers with. */
+ * error has a status the server answers with. The target's percent-
+ * decoding is never longer than the target and holds no NUL. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       for (unsigned i = 0; i < h.nfields; i++)
         if ((size_t)h.f[i].value + h.f[i].value_len >= end) abort();
       (void)lorem_http_head_get(&h, buf, "content-type");
+      char *path = malloc(h.target_len ? h.target_len : 1);
+      if (!path) abort();
+      long n = lorem_http_path_decode(h.target, h.target_len, path);
+      if (n > (long)h.target_len || (n >= 0 && memchr(path, '\0', (size_t)n))) abort();
+      free(path);
     }
   }
   free(buf);

@@ -14,6 +14,9 @@ cleanup() {
 trap cleanup EXIT INT TERM
 start_bg() {
   name=$1; shift
+  # empty the log now: the child truncates it only once it runs, and
+  # port_of must not read a former process's port under the same name
+  : > "$TMP/$name.log"
   "$@" 2> "$TMP/$name.log" > "$TMP/$name.out" &
   PIDS="$PIDS $!"
   eval "PID_$name=$!"

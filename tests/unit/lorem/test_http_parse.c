@@ -91,11 +91,41 @@ static void test_bad(void **st) {
   assert_int_equal(parse(b, &h, copy), 431);
 }
 
+static long decode(const char *in, char *out) {
+  long n = lorem_http_path_decode(in, strlen(in), out);
+  if (n >= 0) out[n] = '\0';
+  return n;
+}
+
+static void test_path_decode(void **st) {
+  (void)st;
+  char o[64];
+  assert_int_equal(decode("/lorem/word/1/2", o), 15);
+  assert_string_equal(o, "/lorem/word/1/2");
+  assert_int_equal(decode("/lorem/%77ord/%31/2", o), 15);
+  assert_string_equal(o, "/lorem/word/1/2");
+  assert_int_equal(decode("/a%2fb%2Fc%20d+e", o), 10);
+  assert_string_equal(o, "/a/b/c d+e");
+  assert_int_equal(decode("%e2%82%AC", o), 3);
+  assert_string_equal(o, "\xe2\x82\xac");
+  assert_int_equal(decode("", o), 0);
+  /* malformed: short, not hex, NUL */
+  assert_int_equal(decode("/a%", o), -1);
+  assert_int_equal(decode("/a%2", o), -1);
+  assert_int_equal(decode("/a%zz", o), -1);
+  assert_int_equal(decode("/a%2g", o), -1);
+  assert_int_equal(decode("/a%00b", o), -1);
+  /* a decoded '%' is not decoded again */
+  assert_int_equal(decode("/%2541", o), 4);
+  assert_string_equal(o, "/%41");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_end),
       cmocka_unit_test(test_ok),
       cmocka_unit_test(test_bad),
+      cmocka_unit_test(test_path_decode),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
