@@ -241,6 +241,10 @@ static void *loop_main(void *arg) {
   while (!atomic_load_explicit(&l->stop, memory_order_acquire)) {
     run_tasks(l);
     run_timers(l);
+    /* A task or timer may have released the last reference (a client
+     * freed from a done callback): with nothing left to wake it, the
+     * wait below would never end, and the join at unload would hang. */
+    if (atomic_load_explicit(&l->stop, memory_order_acquire)) break;
     int n = epoll_wait(l->ep, evs, LOOP_EVENTS, wait_ms(l));
     pthread_mutex_lock(&l->mu);
     l->awake = 1;

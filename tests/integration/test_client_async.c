@@ -743,6 +743,11 @@ static void test_free_from_done(void **s) {
     assert_int_equal(g_ffd.k[i].rc, KITD_ESTOPPED);
     assert_int_equal(g_ffd.k[i].ends, 1);
   }
+  /* The loop ended on its own thread; the next async call joins it and
+   * starts a new one (a loop left waiting would hang here). */
+  kitd_client *c = client_on(g_srv[0].addr, 1);
+  run_calls(c, 1, 5000, g_srv[0].addr);
+  kitd_client_free(c);
 }
 
 /* Instances given by host name go through libcurl on the loop's multi. */
