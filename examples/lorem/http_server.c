@@ -240,17 +240,34 @@ static void conn_close(conn *c) {
   free(c);
 }
 
+/* "Date: Wed, 02 Dec 2026 16:51:27 GMT\r\n", made once a second per
+ * thread (answers are written on loops, workers and libkitd's thread). */
+static const char *date_line(void) {
+  static __thread time_t last;
+  static __thread char line[48];
+  time_t t = time(NULL);
+  if (t != last) {
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    if (!strftime(line, sizeof line, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm)) line[0] = '\0';
+    last = t;
+  }
+  return line;
+}
+
 /* Write a short answer straight to the socket, best effort (the socket
  * buffer of a fresh connection always has room), for a connection about to
- * be closed. */
-static void send_now(int fd, int status, const char *msg) {
+ * be closed: a JSON error, with the Date and Server fields of every other
+ * answer. */
+static void send_now(int fd, const char *name, int status, const char *msg) {
   char b[512];
   int bl = snprintf(b, sizeof b, "{\"error\":\"%s\"}", msg);
-  char h[700];
+  char h[900];
   int n = snprintf(h, sizeof h,
-                   "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                   "Connection: close\r\n\r\n%s",
-                   status, lorem_http_reason(status), bl, b);
+                   "HTTP/1.1 %d %s\r\n%s%s%s%sContent-Type: application/json\r\n"
+                   "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
+                   status, lorem_http_reason(status), date_line(), name ? "Server: " : "",
+                   name ? name : "", name ? "\r\n" : "", bl, b);
   if (n > 0 && (size_t)n < sizeof h) {
     ssize_t w = send(fd, h, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)w;
@@ -266,21 +283,6 @@ static int ensure_out(conn *c, size_t need) {
   c->out = o;
   c->out_cap = cap;
   return 0;
-}
-
-/* "Date: Wed, 02 Dec 2026 16:51:27 GMT\r\n", made once a second per
- * thread (answers are written on loops, workers and libkitd's thread). */
-static const char *date_line(void) {
-  static __thread time_t last;
-  static __thread char line[48];
-  time_t t = time(NULL);
-  if (t != last) {
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    if (!strftime(line, sizeof line, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm)) line[0] = '\0';
-    last = t;
-  }
-  return line;
 }
 
 static int no_body_status(int st) { return st < 200 || st == 204 || st == 304; }
@@ -677,13 +679,13 @@ static void accept_some(struct loop *lp, int64_t now) {
     lorem_http_addr_of(&ss, &a);
     if (atomic_fetch_add(&s->conns, 1) >= s->l.max_conns) {
       atomic_fetch_sub(&s->conns, 1);
-      send_now(fd, 503, "too many connections");
+      send_now(fd, s->l.name, 503, "too many connections");
       close(fd);
       continue;
     }
     if (!lorem_http_addrs_acquire(s->addrs, &a, s->l.max_conns_per_addr)) {
       atomic_fetch_sub(&s->conns, 1);
-      send_now(fd, 503, "too many connections from your address");
+      send_now(fd, s->l.name, 503, "too many connections from your address");
       close(fd);
       continue;
     }
@@ -839,7 +841,7 @@ static void expire(struct loop *lp, int64_t now) {
   conn *c;
   while ((c = lp->t[T_HEAD].head) && c->deadline <= now) {
     timer_stop(c);
-    send_now(c->fd, 408, "request not complete within the header timeout");
+    send_now(c->fd, lp->s->l.name, 408, "request not complete within the header timeout");
     conn_close(c);
   }
   while ((c = lp->t[T_IDLE].head) && c->deadline <= now) conn_close(c);

@@ -3,7 +3,7 @@
 # (lorem-server, lorem-gateway, kitd-gateway; both gateways in both modes,
 # -mode pool and -mode async), loopback only:
 #   - paths are percent-decoded (a bad escape or %00: 400); answers carry
-#     Date and Server;
+#     Date and Server, the 408 of the header timeout too;
 #   - an oversized body gets 413, oversized headers 431, garbage 400, a
 #     chunked body 411, HTTP/2 505: each with a JSON {"error": ...} body and
 #     Connection: close; pipelined requests are answered in order;
@@ -81,6 +81,10 @@ printf 'GET /he%%00alth HTTP/1.1\r\nHost: t\r\n\r\n' | raw "$PG" 400 'malformed 
 curl -s -D "$TMP/hdr" -o /dev/null "http://127.0.0.1:$PG/health"
 grep -Eqi '^Date: [A-Z][a-z]{2}, [0-9]{2} [A-Z][a-z]{2} [0-9]{4} [0-9:]{8} GMT' "$TMP/hdr" || fail "no Date: $(cat "$TMP/hdr")"
 grep -qi '^Server: lorem-gateway' "$TMP/hdr" || fail "no Server: $(cat "$TMP/hdr")"
+# and so has a 408 written straight to the socket at the header timeout
+printf 'GET /health HTTP/1.1\r\nHo' | raw "$PG" 408 'request not complete'
+grep -Eqi '^Date: [A-Z][a-z]{2}, ' "$TMP/ans.txt" || fail "408 without Date: $(cat "$TMP/ans.txt")"
+grep -qi '^Server: lorem-gateway' "$TMP/ans.txt" || fail "408 without Server: $(cat "$TMP/ans.txt")"
 echo "ok percent-decoded paths, Date and Server headers"
 
 "$L" peraddr "$P1" 12 127.0.0.3 10 || fail "per-address limit"
