@@ -125,6 +125,8 @@ static void test_fields_and_json(void **s) {
   kitd_logger_free(lg);
 }
 
+static const char *g_self; /* this program's path (argv[0]) */
+
 /* KITD_LOG_LEVEL overrides every logger's level (read once per process,
  * so in a child). */
 static void test_env_level(void **s) {
@@ -133,7 +135,8 @@ static void test_env_level(void **s) {
   assert_true(pid >= 0);
   if (pid == 0) { /* a new process image: the level is read afresh */
     setenv("KITD_LOG_LEVEL", "debug", 1);
-    execl("/proc/self/exe", "test_log", "--env-child", (char *)NULL);
+    /* argv[0], not /proc/self/exe: under valgrind that is valgrind's tool */
+    execl(g_self, "test_log", "--env-child", (char *)NULL);
     _exit(3);
   }
   int st;
@@ -153,6 +156,7 @@ static int env_child(void) {
 }
 
 int main(int argc, char **argv) {
+  g_self = argv[0];
   if (argc > 1 && strcmp(argv[1], "--env-child") == 0) return env_child();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_line_shape_and_levels),
