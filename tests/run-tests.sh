@@ -23,7 +23,10 @@ run() { # name, timeout seconds, command...
 }
 VG=""
 if [ -n "$KITD_VALGRIND" ]; then
-  VG="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect"
+  # --fair-sched: valgrind runs one thread at a time, and by default may
+  # hand its lock to the same thread again and again; threads contending
+  # for one mutex (test_directory's evictions) then starve for seconds.
+  VG="valgrind -q --fair-sched=yes --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect"
 fi
 # Script checks (symbols, soname, headers): not under valgrind.
 for s in tests/check/*.sh; do
