@@ -142,10 +142,11 @@ KITD_API void kitd_balancer_set_seed(kitd_balancer *b, uint64_t seed);
  * under the pipeline `name` (copied; kitd_retry_opts.metrics_name gives
  * the same name to its calls). The balancer holds a reference on `m`. An
  * endpoint's instance is counted under the first pipeline that picks it.
- * Off by default: a balancer without metrics pays one predictable branch
- * per kitd_balancer_done(). Returns 0, KITD_EINVAL (NULL argument, empty
- * name, or metrics already set) or KITD_ENOMEM. Thread-safety: before
- * other threads start (call it before the first pick). */
+ * A pick is counted when made, a failure when handed back. Off by default:
+ * a balancer without metrics pays one predictable branch per pick.
+ * Returns 0, KITD_EINVAL (NULL argument, empty name, or metrics already
+ * set) or KITD_ENOMEM. Thread-safety: before other threads start (call it
+ * before the first pick). */
 KITD_API int kitd_balancer_set_metrics(kitd_balancer *b, kitd_metrics *m, const char *name);
 
 /* Pick an endpoint. Returns 0 and fills *out, or KITD_ENOENDPOINTS (the set

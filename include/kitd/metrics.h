@@ -34,7 +34,8 @@
  *                                            or the balancer learns from
  *                                            latencies), else one call in
  *                                            64 of each thread
- *   kitd_instance_picks_total{service,instance}     picks handed back
+ *   kitd_instance_picks_total{service,instance}     picks, counted when
+ *                                            made (re-picks included)
  *   kitd_instance_failures_total{service,instance}  calls that failed there
  *   kitd_instance_ejections_total{service,instance} outlier ejections
  *   kitd_watch_up{watch}                     1 while the last answer was

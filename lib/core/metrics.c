@@ -413,7 +413,7 @@ static void walk_pipes(struct pipe_snap *ps, size_t np, kitd_metric_fn fn, void 
 static void walk_insts(struct inst_snap *is, size_t ni, kitd_metric_fn fn, void *arg) {
   static const char *const names[] = {"kitd_instance_picks_total", "kitd_instance_failures_total",
                                       "kitd_instance_ejections_total"};
-  static const char *const help[] = {"Picks of the instance handed back.",
+  static const char *const help[] = {"Picks of the instance (a retry's re-picks included).",
                                      "Calls that failed on the instance.",
                                      "Times outlier detection ejected the instance."};
   for (int f = 0; f < KITD__MI_SLOTS; f++)

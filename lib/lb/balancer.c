@@ -70,6 +70,7 @@ void kitd__pick_move(kitd_balancer *b, kitd_pick *p, size_t i) {
   p->index = i;
   p->endpoint = s->eps[i];
   p->instance = s->rec[i];
+  if (b->mp) kitd__lb_count_pick(b, p);
 }
 
 int kitd__pick_slow(kitd_balancer *b, kitd_pick *out) {
@@ -77,8 +78,7 @@ int kitd__pick_slow(kitd_balancer *b, kitd_pick *out) {
   struct kitd__snap *s = kitd__pick_hold(b, &slot);
   size_t n = s->count;
   if (n == 0) return kitd__pick_empty(b, out, s, slot);
-  kitd__pick_fill(out, s, b->ops->next(b, n), n, slot);
-  return 0;
+  return kitd__pick_fill(b, out, s, b->ops->next(b, n), n, slot);
 }
 
 /* A tail call into the strategy: no register is saved on the way. */
@@ -88,11 +88,12 @@ int kitd_balancer_pick(kitd_balancer *b, kitd_pick *out) {
 }
 
 /* A strategy's own done is a tail call, as is the release: no register
- * is saved on the way (round robin and random: every pick pays for it). */
+ * is saved on the way (round robin and random: every pick pays for it).
+ * The pick was counted when made; a failure is counted here. */
 void kitd_balancer_done(kitd_balancer *b, kitd_pick *p, int result, int64_t latency_ns) {
   if (!b || !p || !p->snap_) return;
-  if (__builtin_expect(b->mp != NULL, 0) && !kitd__lb_count_fast(b, p, result)) { /* metrics */
-    kitd__lb_done_counted(b, p, result, latency_ns);
+  if (__builtin_expect(result < 0, 0) && b->mp) { /* metrics */
+    kitd__lb_done_failed(b, p, result, latency_ns);
     return;
   }
   if (b->ops->done) {

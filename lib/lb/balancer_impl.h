@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/counters.h"
 #include "core/hazard.h"
 #include "core/rand.h"
 #include "kitd/balancer.h"
@@ -45,7 +46,7 @@ struct kitd_balancer {
   kitd_endpointer *ep;
   struct kitd__mpipe *mp; /* metrics (kitd_balancer_set_metrics), or NULL */
   /* With metrics: the counter block of one snapshot's entries
-   * (lb_metrics.c), as (generation << 24) | first slot; 0: none. */
+   * (lb_metrics.c), as kitd__mkey(generation, first slot); 0: none. */
   atomic_uint_least64_t mkey;
   uint64_t start; /* random start, or the seed */
   uint32_t id;    /* unique, nonzero: tags per-thread state */
@@ -110,14 +111,52 @@ static inline struct kitd__snap *kitd__pick_protect(kitd_balancer *b, int *slot)
   return kitd__hp_protect(s, (void *_Atomic *)&b->ep->snap);
 }
 
-static inline void kitd__pick_fill(kitd_pick *out, struct kitd__snap *s, size_t i, size_t n,
-                                   int slot) {
+/* --- metrics: a pick is counted when it is made --- */
+
+/* The counter block of the snapshot of generation g whose first slot is
+ * `base` is published as b->mkey = base << 40 | (g mod 2^40); 0: none
+ * (generation 0 is the endpointer's first, empty snapshot). See
+ * lb_metrics.c. */
+#define KITD__MKEY_GEN_BITS 40
+static inline uint64_t kitd__mkey(uint64_t gen, uint32_t base) {
+  return (uint64_t)base << KITD__MKEY_GEN_BITS | (gen & ((UINT64_C(1) << KITD__MKEY_GEN_BITS) - 1));
+}
+
+/* Count the pick *out of a balancer with metrics when the inline count of
+ * kitd__pick_fill() could not: by position into the thread's slot after
+ * growing its array, or through the endpoint (finding or making the
+ * instance's counters, and the snapshot's block if it is the current
+ * one). Returns 0 (the pick's result). */
+int kitd__lb_count_pick(kitd_balancer *b, kitd_pick *out);
+
+/* Fill *out with entry i of s (held in hazard slot `slot`, or by a count
+ * if slot < 0) and, if b has metrics, count the pick: 1 added to the
+ * thread's slot base + i of the block that b publishes for s. The slot's
+ * address comes from i while it is still in a register, so the count
+ * runs beside the loads of the entry rather than after a reload of the
+ * pick (counted at done(), it lengthened the chain that the next pick's
+ * locked add waits for by about 3 ns). Returns 0: a pick's result, so
+ * that callers tail-call it. */
+static inline int kitd__pick_fill(kitd_balancer *b, kitd_pick *out, struct kitd__snap *s, size_t i,
+                                  size_t n, int slot) {
   out->endpoint = s->eps[i];
   out->instance = s->rec[i];
   out->index = i;
   out->count = n;
   out->snap_ = s;
   out->slot_ = slot;
+  if (__builtin_expect(b->mp != NULL, 0)) {
+    uint64_t key = atomic_load_explicit(&b->mkey, memory_order_relaxed);
+    uint32_t k = (uint32_t)(key >> KITD__MKEY_GEN_BITS) + (uint32_t)i;
+    if (__builtin_expect(slot < 0 || ((key ^ s->gen) << (64 - KITD__MKEY_GEN_BITS)) != 0 ||
+                             k >= kitd__ctr.cap,
+                         0))
+      return kitd__lb_count_pick(b, out);
+    _Atomic uint64_t *v = kitd__ctr.slots + k;
+    atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+  }
+  return 0;
 }
 
 /* Hand a pick back: clear it and release its snapshot. */
@@ -152,7 +191,9 @@ int kitd__pick_slow(kitd_balancer *b, kitd_pick *out);
 struct kitd__snap *kitd__pick_hold(kitd_balancer *b, int *slot);
 
 /* Point a held pick at entry i of its snapshot instead (a retry that
- * avoids a failed endpoint), moving its load count along. */
+ * avoids a failed endpoint), moving its load count along; with metrics,
+ * entry i counts a pick too (the entry it leaves counted one when it was
+ * picked, as a re-pick that is not used does). */
 void kitd__pick_move(kitd_balancer *b, kitd_pick *p, size_t i);
 
 /* --- health: outlier ejection and panic (outlier.c) --- */

@@ -30,32 +30,16 @@ static struct kitd__minst *attach(kitd_balancer *b, kitd_endpoint *e, const kitd
   return none->p == b->mp ? none : NULL;
 }
 
-/* Count into mi's slots. */
-static void count(const struct kitd__minst *mi, int result) {
-  kitd__ctr_add(mi->base + KITD__MI_PICKS, 1);
-  if (result < 0) kitd__ctr_add(mi->base + KITD__MI_FAILS, 1);
-}
-
-/* What follows the count: the strategy's done, or the release. */
-static inline __attribute__((always_inline)) void finish(kitd_balancer *b, kitd_pick *p, int result,
-                                                         int64_t latency_ns) {
-  if (b->ops->done) {
-    b->ops->done(b, p, result, latency_ns);
-    return;
-  }
-  kitd__pick_release(b, p);
-}
-
 /* Through the endpoint (endpoint, its counters, their slot: three
  * dependent loads, which the next pick's locked add waits for) a counted
- * pick + done took 13 ns against 5.6 ns uncounted; by position, 8.7 ns.
- * Larger sets count through the endpoint (the block's set-up attaches
- * every entry). */
+ * pick + done took 13 ns against 5.6 ns uncounted; by position at done(),
+ * 8.7 ns; by position at the pick, see docs/performance.md. Larger sets
+ * count through the endpoint (the block's set-up attaches every entry). */
 #define MBLOCK_MAX 4096
 
 /* The block can be folded once b no longer publishes it and no hazard slot
- * holds its snapshot (a done() counts into a block only while its pick
- * holds the snapshot in a slot). A block still published is withdrawn
+ * holds its snapshot (a pick counts into a block only while it holds the
+ * snapshot in a slot). A block still published is withdrawn
  * first, unless its snapshot is the current one. */
 static int block_idle(struct kitd__mblock *blk) {
   kitd_balancer *b = (kitd_balancer *)blk->owner;
@@ -91,29 +75,38 @@ static void block_make(kitd_balancer *b, const struct kitd__snap *s) {
   kitd__mblock_gc(b->mp, b, 0);
 }
 
-/* A thread whose array does not reach the block yet (it grows), or not
- * counted by position: the first counted picks of a snapshot, a pick held
- * by a count, a failure. Those count through the endpoint (finding or
- * making the instance's counters) and make the snapshot's block if it is
- * the current one. */
-void kitd__lb_done_counted(kitd_balancer *b, kitd_pick *p, int result, int64_t latency_ns) {
+/* The inline count of kitd__pick_fill() could not: the thread's array
+ * does not reach the block yet (it grows), or the pick is not counted by
+ * position (the first counted picks of a snapshot, a pick held by a
+ * count, an entry a retry moved to). Those count through the endpoint
+ * (finding or making the instance's counters) and make the snapshot's
+ * block if it is the current one. */
+int kitd__lb_count_pick(kitd_balancer *b, kitd_pick *p) {
   const struct kitd__snap *s = p->snap_;
   uint64_t key = atomic_load_explicit(&b->mkey, memory_order_relaxed);
-  int mine = p->slot_ >= 0 && ((key ^ s->gen) << (64 - KITD__MKEY_GEN_BITS)) == 0;
-  if (mine && result >= 0) { /* the thread's array grows to the block */
+  if (p->slot_ >= 0 && ((key ^ s->gen) << (64 - KITD__MKEY_GEN_BITS)) == 0) {
     kitd__ctr_add((uint32_t)(key >> KITD__MKEY_GEN_BITS) + (uint32_t)p->index, 1);
-    finish(b, p, result, latency_ns);
-    return;
+    return 0;
   }
   struct kitd__minst *mi = attach(b, p->endpoint, p->instance);
-  if (mi) count(mi, result);
-  if (!mine && p->slot_ >= 0 && s->count <= MBLOCK_MAX &&
+  if (mi) kitd__ctr_add(mi->base + KITD__MI_PICKS, 1);
+  if (p->slot_ >= 0 && s->count <= MBLOCK_MAX &&
       atomic_load_explicit(&b->ep->snap, memory_order_acquire) == s &&
       !atomic_flag_test_and_set_explicit(&b->mbuilding, memory_order_acquire)) {
     block_make(b, s);
     atomic_flag_clear_explicit(&b->mbuilding, memory_order_release);
   }
-  finish(b, p, result, latency_ns);
+  return 0;
+}
+
+void kitd__lb_done_failed(kitd_balancer *b, kitd_pick *p, int result, int64_t latency_ns) {
+  struct kitd__minst *mi = attach(b, p->endpoint, p->instance);
+  if (mi) kitd__ctr_add(mi->base + KITD__MI_FAILS, 1);
+  if (b->ops->done) {
+    b->ops->done(b, p, result, latency_ns);
+    return;
+  }
+  kitd__pick_release(b, p);
 }
 
 void kitd__lb_count_eject(kitd_balancer *b, kitd_endpoint *e, const kitd_instance *rec) {

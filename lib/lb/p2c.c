@@ -109,10 +109,10 @@ static size_t p2c_next_fn(kitd_balancer *b, size_t n) {
 }
 
 /* Take entry i of s: count it in flight. */
-static inline int p2c_take(kitd_pick *out, struct kitd__snap *s, size_t i, size_t n, int slot) {
+static inline int p2c_take(kitd_balancer *b, kitd_pick *out, struct kitd__snap *s, size_t i,
+                           size_t n, int slot) {
   atomic_fetch_add_explicit(&s->st[i]->pending, 1, memory_order_relaxed);
-  kitd__pick_fill(out, s, i, n, slot);
-  return 0;
+  return kitd__pick_fill(b, out, s, i, n, slot);
 }
 
 /* The pick once s is held, when it is not the common case: fewer than two
@@ -121,10 +121,10 @@ static __attribute__((noinline)) int p2c_pick_slow(kitd_balancer *b, kitd_pick *
                                                    struct kitd__snap *s, int slot) {
   size_t n = s->count;
   if (n == 0) return kitd__pick_empty(b, out, s, slot);
-  if (n == 1) return p2c_take(out, s, 0, n, slot);
+  if (n == 1) return p2c_take(b, out, s, 0, n, slot);
   size_t a, c;
   p2c_draw(n, &a, &c);
-  return p2c_take(out, s, p2c_slow(b, s, n, a, c), n, slot);
+  return p2c_take(b, out, s, p2c_slow(b, s, n, a, c), n, slot);
 }
 
 /* No free slot: the snapshot held by a count. */
@@ -148,7 +148,7 @@ static int p2c_pick(kitd_balancer *b, kitd_pick *out) {
   uint64_t r = kitd__xorshift64s(&kitd__rand_state);
   size_t a = kitd__reduce((uint32_t)(r >> 32), n), c = kitd__reduce((uint32_t)r, n - 1);
   if (c >= a) c++;
-  return p2c_take(out, s, p2c_better(b, s, a, c), n, slot);
+  return p2c_take(b, out, s, p2c_better(b, s, a, c), n, slot);
 }
 
 /* Feed one latency into the estimate. Concurrent feeds of one instance may

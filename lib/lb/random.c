@@ -27,8 +27,7 @@ static int random_pick(kitd_balancer *b, kitd_pick *out) {
   size_t n = s->count;
   if (__builtin_expect(n == 0, 0)) return kitd__pick_empty(b, out, s, slot);
   uint64_t x = kitd__xorshift64s(&kitd__rand_state);
-  kitd__pick_fill(out, s, kitd__reduce((uint32_t)(x >> 32), n), n, slot);
-  return 0;
+  return kitd__pick_fill(b, out, s, kitd__reduce((uint32_t)(x >> 32), n), n, slot);
 }
 
 static const struct kitd__balancer_ops random_ops = {"random", random_pick, random_next_fn, NULL,

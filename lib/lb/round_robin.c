@@ -77,8 +77,7 @@ static int rr_global_pick(kitd_balancer *b, kitd_pick *out) {
   if (__builtin_expect(!s, 0)) return kitd__pick_slow(b, out);
   size_t n = s->count;
   if (__builtin_expect(n == 0, 0)) return kitd__pick_empty(b, out, s, slot);
-  kitd__pick_fill(out, s, kitd__rr_global_next_m(b, n, s->count_m), n, slot);
-  return 0;
+  return kitd__pick_fill(b, out, s, kitd__rr_global_next_m(b, n, s->count_m), n, slot);
 }
 
 /* A thread's first pick from b (its table entry is another's) takes the
@@ -95,8 +94,7 @@ static int rr_thread_pick(kitd_balancer *b, kitd_pick *out) {
   size_t i = e->pos;
   if (__builtin_expect(i >= n, 0)) i %= n; /* the set shrank */
   e->pos = (uint32_t)(i + 1 == n ? 0 : i + 1);
-  kitd__pick_fill(out, s, i, n, slot);
-  return 0;
+  return kitd__pick_fill(b, out, s, i, n, slot);
 }
 
 static int rr_block_pick(kitd_balancer *b, kitd_pick *out) {
@@ -105,8 +103,7 @@ static int rr_block_pick(kitd_balancer *b, kitd_pick *out) {
   if (__builtin_expect(!s, 0)) return kitd__pick_slow(b, out);
   size_t n = s->count;
   if (__builtin_expect(n == 0, 0)) return kitd__pick_empty(b, out, s, slot);
-  kitd__pick_fill(out, s, block_next(b, n, s->count_m), n, slot);
-  return 0;
+  return kitd__pick_fill(b, out, s, block_next(b, n, s->count_m), n, slot);
 }
 
 static const struct kitd__balancer_ops rr_block_ops = {"round_robin_blocks", rr_block_pick,

@@ -46,8 +46,7 @@ static size_t wrr_next_fn(kitd_balancer *b, size_t n) { return kitd__rr_global_n
  * up: the rotation, then the walk. */
 static __attribute__((noinline)) int wrr_pick_slow(kitd_balancer *b, kitd_pick *out,
                                                    struct kitd__snap *s, size_t n, int slot) {
-  kitd__pick_fill(out, s, wrr_slow(b, s, n, wrr_next(b, s, n)), n, slot);
-  return 0;
+  return kitd__pick_fill(b, out, s, wrr_slow(b, s, n, wrr_next(b, s, n)), n, slot);
 }
 
 /* The checks come before the rotation's locked add: loads after it wait
@@ -58,8 +57,7 @@ static inline __attribute__((always_inline)) int wrr_pick_from(kitd_balancer *b,
   if (__builtin_expect(n == 0, 0)) return kitd__pick_empty(b, out, s, slot);
   if (__builtin_expect(!kitd__all_healthy(b, s) || !kitd__settled(b, s), 0))
     return wrr_pick_slow(b, out, s, n, slot);
-  kitd__pick_fill(out, s, wrr_next(b, s, n), n, slot);
-  return 0;
+  return kitd__pick_fill(b, out, s, wrr_next(b, s, n), n, slot);
 }
 
 /* No free slot: the snapshot held by a count. */

@@ -2,7 +2,8 @@
 /* A balancer's per-instance pick counts (counted by snapshot position):
  * exact while the set changes under two picking threads, with picks held
  * across the changes, and an instance that leaves takes its series along
- * once nothing counts into its snapshot. */
+ * once nothing counts into its snapshot. A pick counts when it is made,
+ * held in a hazard slot or by a count; a failure when it is handed back. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,23 +16,25 @@
 #define PICKS_PER_THREAD 200000
 
 struct find {
-  const char *addr;
+  const char *name, *addr;
   double value;
   int found;
 };
 static void find_fn(void *arg, const kitd_metric *m) {
   struct find *f = arg;
-  if (strcmp(m->name, "kitd_instance_picks_total") || m->nlabels < 2 ||
-      strcmp(m->labels[1].value, f->addr))
-    return;
+  if (strcmp(m->name, f->name) || m->nlabels < 2 || strcmp(m->labels[1].value, f->addr)) return;
   f->found++;
   f->value = m->value;
 }
-static double picks_of(kitd_metrics *m, const char *addr, int *found) {
-  struct find f = {addr, 0, 0};
+/* The instance series `name` of addr (0 if absent; *found: how many). */
+static double value_of(kitd_metrics *m, const char *name, const char *addr, int *found) {
+  struct find f = {name, addr, 0, 0};
   assert_int_equal(kitd_metrics_walk(m, find_fn, &f), 0);
   *found = f.found;
   return f.value;
+}
+static double picks_of(kitd_metrics *m, const char *addr, int *found) {
+  return value_of(m, "kitd_instance_picks_total", addr, found);
 }
 
 static void *picker(void *arg) {
@@ -147,10 +150,48 @@ static void leaving_instance_dropped(void **st) {
   kitd_metrics_free(m);
 }
 
+/* A walk between a pick and its done sees the pick; more picks held at
+ * once than a thread has hazard slots (the rest held by a count) count
+ * once each too, and a failure counts when handed back. */
+static void counted_when_picked(void **st) {
+  (void)st;
+  struct sc s;
+  kitd_metrics *m;
+  kitd_balancer *b = counted(&s, &m);
+  enum {
+    HELD = KITD_PICK_FAST + 4
+  };
+  kitd_pick p[HELD];
+  for (int round = 0; round < 3; round++) { /* the first makes the block */
+    for (int k = 0; k < HELD; k++) assert_int_equal(kitd_balancer_pick(b, &p[k]), 0);
+    double sum = 0;
+    int found;
+    for (int i = 0; i < 3; i++) {
+      char addr[32];
+      snprintf(addr, sizeof addr, "10.0.0.%d:80", i);
+      sum += picks_of(m, addr, &found);
+    }
+    assert_true(sum == (double)HELD * (round + 1));
+    for (int k = 0; k < HELD; k++) kitd_balancer_done(b, &p[k], k == 0 ? KITD_ECONNECT : 0, -1);
+  }
+  double fails = 0;
+  for (int i = 0; i < 3; i++) {
+    char addr[32];
+    int found;
+    snprintf(addr, sizeof addr, "10.0.0.%d:80", i);
+    fails += value_of(m, "kitd_instance_failures_total", addr, &found);
+  }
+  assert_true(fails == 3);
+  kitd_balancer_free(b);
+  sc_close(&s);
+  kitd_metrics_free(m);
+}
+
 int main(void) {
   const struct CMUnitTest t[] = {
       cmocka_unit_test(exact_across_updates),
       cmocka_unit_test(leaving_instance_dropped),
+      cmocka_unit_test(counted_when_picked),
   };
   return cmocka_run_group_tests(t, NULL, NULL);
 }
