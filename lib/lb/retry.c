@@ -32,25 +32,65 @@ struct retry {
    * per-call deposit is on (budget.deposit > 0). */
   bool timed;
   bool deposit;
-  kitd_retry_opts o;
-  struct kitd__budget budget;
-  struct kitd__hedge *hedge;    /* NULL: no hedging */
+  bool explain; /* log each pick (o.logger writes debug) */
+  /* With metrics, read by every call too (on b's cache line): */
+  uint32_t mbase;               /* the pipeline's first slot (mp->base) */
+  unsigned mflags;              /* a counted call's first mcall flags */
   const struct kitd__mpipe *mp; /* metrics, or NULL */
   uint64_t sample_mask;         /* calls n with n & mask == 0 are timed:
-                                   63 (one in 64), or 0 (all: every call
-                                   reads the clock anyway) */
-  int explain;                  /* log each pick (o.logger writes debug) */
-  int instrumented;             /* metrics or explain: the counted loop */
+                                   2^SAMPLE_BITS - 1, or 0 (all: every
+                                   call reads the clock anyway) */
+  kitd_retry_opts o;
+  struct kitd__budget budget;
+  struct kitd__hedge *hedge; /* NULL: no hedging */
 };
 
-/* What a counted call tells its metrics (retry_call fills it on its
- * failure paths only, and notes the clock reads it makes anyway). */
-struct mcall {
-  int force_time; /* time this call (a sampled one) */
-  int refused;    /* the budget refused a retry */
-  unsigned retries;
-  int64_t t0, t1; /* start of the first attempt, end of the last; 0: untimed */
+/* Untimed calls timed for the histogram: one in 2^SAMPLE_BITS per
+ * thread. Two clock reads cost about 50 ns (the clock is 25 ns here):
+ * one call in 64 added about 0.8 ns to every call, one in 1024 adds 0.05
+ * (docs/performance.md). */
+#define SAMPLE_BITS 10
+
+/* What a counted call tells its metrics: written on its failure paths
+ * and when it is timed, so that a first attempt's untimed success writes
+ * only `flags`, once (mcall_begin). The other fields are valid only under
+ * their flag. MC_UNSTARTED: not counted started yet (set at first with
+ * metrics); MC_SLOW: the end counts through kitd__mp_end (explain only:
+ * it returns at once). */
+enum {
+  MC_RETRIED = 1,
+  MC_REFUSED = 2,
+  MC_TIMED = 4,
+  MC_SLOW = 8,
+  MC_UNSTARTED = 16
 };
+struct mcall {
+  unsigned flags;   /* MC_*; 0: only the end's count to make */
+  unsigned retries; /* MC_RETRIED: attempts after the first */
+  int64_t t0, t1;   /* MC_TIMED: start of the first attempt, end of the last */
+};
+
+/* A counted call has begun (mc->flags has MC_UNSTARTED): count it
+ * started in the thread's slot. Called once its first pick is made, just
+ * before the first attempt (or on the hedged or failure path): counted
+ * before the pick, the store's chain of loads (the thread's array, the
+ * slot) delayed the pick's locked add by about 3 ns. The thread's array
+ * then covers the pipeline's slots (else MC_SLOW). Returns nonzero when
+ * the histogram samples the call. */
+static inline int mcall_begin(const struct retry *r, struct mcall *mc) {
+  uint32_t base = r->mbase;
+  uint64_t n;
+  if (__builtin_expect(base + KITD__MP_SLOTS <= kitd__ctr.cap, 1)) {
+    _Atomic uint64_t *v = kitd__ctr.slots + base + KITD__MP_STARTED;
+    n = atomic_load_explicit(v, memory_order_relaxed) + 1;
+    atomic_store_explicit(v, n, memory_order_relaxed);
+    mc->flags = 0;
+  } else {
+    n = kitd__ctr_add(base + KITD__MP_STARTED, 1);
+    mc->flags = MC_SLOW;
+  }
+  return (n & r->sample_mask) == 0;
+}
 
 void kitd_retry_opts_init(kitd_retry_opts *o) {
   if (!o) return;
@@ -136,7 +176,7 @@ retry_run(struct retry *r, kitd_ctx *ctx, const void *req, void **resp, struct m
   /* The clock is read only when a timeout makes latency cheap to know, the
    * balancer learns from latencies, or after a failure: the success path
    * of an untimed call through round robin reads none. */
-  int timed = base != ctx || r->timed || (mc && mc->force_time);
+  int timed = base != ctx || r->timed;
   kitd_endpoint *avoid[RETRY_AVOID_MAX];
   unsigned navoid = 0;
   if (r->deposit) kitd__budget_deposit_on(&r->budget);
@@ -147,7 +187,7 @@ retry_run(struct retry *r, kitd_ctx *ctx, const void *req, void **resp, struct m
      * check before the others (see attempt_call). */
     int e;
     kitd_pick p;
-    if (mc && attempt > 1) mc->retries++;
+    if (mc && attempt > 1) mc->retries = attempt - 1, mc->flags |= MC_RETRIED;
     int rc = pick_avoiding(r, &p, avoid, navoid);
     if (mc && __builtin_expect(r->explain, 0))
       explain_pick(r, rc == 0 ? &p : NULL, avoid, navoid, attempt);
@@ -155,9 +195,10 @@ retry_run(struct retry *r, kitd_ctx *ctx, const void *req, void **resp, struct m
       struct kitd__hedge_call hc = {
           r->b, &r->budget, base,  ctx,     r->o.attempt_timeout_ms, r->o.free_response,
           req,  resp,       avoid, &navoid, RETRY_AVOID_MAX};
+      if (mc && (mc->flags & MC_UNSTARTED)) mcall_begin(r, mc);
       int64_t h0 = kitd_now_ns();
       rc = kitd__hedge_first(r->hedge, &hc, &p);
-      if (mc) mc->t0 = h0, mc->t1 = kitd_now_ns();
+      if (mc) mc->t0 = h0, mc->t1 = kitd_now_ns(), mc->flags |= MC_TIMED;
       if (rc == 0) {
         e = kitd_ctx_err(base);
         if (__builtin_expect(e != 0, 0)) {
@@ -171,11 +212,12 @@ retry_run(struct retry *r, kitd_ctx *ctx, const void *req, void **resp, struct m
     } else if (rc == 0) {
       kitd_ctx actx;
       kitd_ctx_init_child(&actx, base, r->o.attempt_timeout_ms);
+      if (mc && (mc->flags & MC_UNSTARTED) && mcall_begin(r, mc)) timed = 1;
       int64_t t0 = timed ? kitd_now_ns() : 0;
       rc = attempt_call(p.endpoint, &actx, req, resp);
       int64_t lat = timed ? kitd_now_ns() - t0 : -1;
       if (mc && timed) {
-        if (attempt == 1) mc->t0 = t0;
+        if (attempt == 1) mc->t0 = t0, mc->flags |= MC_TIMED;
         mc->t1 = t0 + lat;
       }
       /* The ctx was checked by kitd_endpoint_call: its fields are written
@@ -219,6 +261,7 @@ retry_run(struct retry *r, kitd_ctx *ctx, const void *req, void **resp, struct m
       kitd_ctx_add_attempt(ctx, rc, 0, -1, NULL, why);
       kitd_ctx_set_detail(ctx, "%s", why);
     }
+    if (mc && (mc->flags & MC_UNSTARTED)) mcall_begin(r, mc); /* no pick */
     timed = 1; /* past the first failure, latencies are worth a clock read */
     /* The deadline or a cancel ended the call: say so, whatever the attempt
      * returned (an endpoint may report a timeout in its own words). */
@@ -240,7 +283,7 @@ retry_run(struct retry *r, kitd_ctx *ctx, const void *req, void **resp, struct m
     /* Retries that would reach a backend spend the budget; waiting for an
      * empty set to fill does not. */
     if (rc != KITD_ENOENDPOINTS && !kitd__budget_withdraw(&r->budget)) {
-      if (mc) mc->refused = 1;
+      if (mc) mc->flags |= MC_REFUSED;
       break;
     }
     int64_t wait = backoff_ns(r, attempt, rc);
@@ -252,41 +295,37 @@ retry_run(struct retry *r, kitd_ctx *ctx, const void *req, void **resp, struct m
   return last;
 }
 
-/* Calls of untimed retries are timed for the histogram one in 64 per
- * thread (the 64th, 128th, ... call a thread starts). */
-static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) {
-  struct retry *r = state;
-  /* Neither metrics nor explain: the plain loop, one branch. */
-  if (__builtin_expect(!r->instrumented, 1)) return retry_run(r, ctx, req, resp, NULL);
+/* The end of a counted call that is not a first attempt's untimed
+ * success (or of an explain-only call): what mc noted. */
+static __attribute__((noinline)) int mcall_end(const struct retry *r, const struct mcall *mc,
+                                               int rc) {
   const struct kitd__mpipe *mp = r->mp;
-  struct mcall mc;
-  mc.refused = 0, mc.retries = 0, mc.t0 = 0, mc.t1 = 0, mc.force_time = 0;
-  if (!mp) return retry_run(r, ctx, req, resp, &mc); /* explain only */
-  /* The thread's slots, found once for the start and the end (the call
-   * may grow the array, hence the check before the end's count). The
-   * thread's count of started calls picks the sampled ones. */
-  uint32_t base = mp->base;
-  _Atomic uint64_t *v = kitd__ctr.slots + base;
-  uint64_t n;
-  if (__builtin_expect(base + KITD__MP_SLOTS <= kitd__ctr.cap, 1)) {
-    n = atomic_load_explicit(&v[KITD__MP_STARTED], memory_order_relaxed) + 1;
-    atomic_store_explicit(&v[KITD__MP_STARTED], n, memory_order_relaxed);
-  } else {
-    n = kitd__ctr_add(base + KITD__MP_STARTED, 1);
-    v = NULL;
-  }
-  mc.force_time = (n & r->sample_mask) == 0;
-  int rc = retry_run(r, ctx, req, resp, &mc);
-  if (__builtin_expect((rc | mc.retries) == 0 && !mc.t0 && v == kitd__ctr.slots + base, 1)) {
-    atomic_store_explicit(&v[KITD__MP_FINISHED],
-                          atomic_load_explicit(&v[KITD__MP_FINISHED], memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-    return 0;
-  }
-  if (mc.retries) kitd__mp_count(mp, KITD__MP_RETRIES, mc.retries);
-  if (mc.refused) kitd__mp_count(mp, KITD__MP_REFUSED, 1);
-  kitd__mp_end(mp, rc, mc.t0 ? mc.t1 - mc.t0 : -1);
+  if (!mp) return rc; /* explain only */
+  if (mc->flags & MC_RETRIED) kitd__mp_count(mp, KITD__MP_RETRIES, mc->retries);
+  if (mc->flags & MC_REFUSED) kitd__mp_count(mp, KITD__MP_REFUSED, 1);
+  kitd__mp_end(mp, rc, mc->flags & MC_TIMED ? mc->t1 - mc->t0 : -1);
   return rc;
+}
+
+/* Neither metrics nor explain: the plain loop. */
+static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) {
+  return retry_run(state, ctx, req, resp, NULL);
+}
+
+/* With metrics or explain: the counted loop (the endpoint's function is
+ * chosen when it is made, so neither loop tests which it is). With
+ * metrics, a call counts itself started (mcall_begin, in the loop) and
+ * finished. The end finds the thread's array again, as the call may have
+ * grown (moved) it; mcall_begin saw it cover the pipeline's slots. */
+static int retry_call_counted(void *state, kitd_ctx *ctx, const void *req, void **resp) {
+  struct retry *r = state;
+  struct mcall mc;
+  mc.flags = r->mflags; /* the other fields are written before they are read */
+  int rc = retry_run(r, ctx, req, resp, &mc);
+  if (__builtin_expect((rc | (int)mc.flags) != 0, 0)) return mcall_end(r, &mc, rc);
+  _Atomic uint64_t *v = kitd__ctr.slots + r->mbase + KITD__MP_FINISHED;
+  atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + 1, memory_order_relaxed);
+  return 0;
 }
 
 struct kitd__budget *kitd__retry_budget(kitd_endpoint *retry) {
@@ -323,8 +362,10 @@ int kitd_retry_new(kitd_balancer *b, const kitd_retry_opts *opts, kitd_endpoint 
   r->deposit = r->budget.deposit > 0;
   r->hedge = NULL;
   r->mp = NULL;
-  r->sample_mask =
-      r->o.timeout_ms > 0 || r->o.attempt_timeout_ms > 0 || b->ops->tracks_load ? 0 : 63;
+  r->mbase = 0;
+  r->sample_mask = r->o.timeout_ms > 0 || r->o.attempt_timeout_ms > 0 || b->ops->tracks_load
+                       ? 0
+                       : (UINT64_C(1) << SAMPLE_BITS) - 1;
   r->explain = r->o.logger && kitd_log_enabled(r->o.logger, KITD_LOG_DEBUG);
   if ((r->o.metrics && !(r->mp = kitd__mpipe_get(r->o.metrics, r->o.metrics_name))) ||
       (r->o.hedge_quantile > 0 && kitd__hedge_new(r->o.hedge_quantile, &r->hedge))) {
@@ -333,9 +374,11 @@ int kitd_retry_new(kitd_balancer *b, const kitd_retry_opts *opts, kitd_endpoint 
     free(r);
     return KITD_ENOMEM;
   }
-  r->instrumented = r->explain || r->mp;
+  if (r->mp) r->mbase = r->mp->base;
+  r->mflags = r->mp ? MC_UNSTARTED : MC_SLOW;
   r->o.metrics = NULL, r->o.metrics_name = NULL; /* not kept: the pipeline holds both */
   /* The endpoint takes its state on every path: retry_close releases the
    * balancer reference and the state if this fails. */
-  return kitd_endpoint_new(retry_call, retry_close, r, out);
+  return kitd_endpoint_new(r->explain || r->mp ? retry_call_counted : retry_call, retry_close, r,
+                           out);
 }

@@ -124,11 +124,11 @@ static void exact_two_threads(void **state) {
   /* A global rotation over 3: each instance a third, to the call. */
   assert_true(value_of(m, "kitd_instance_picks_total", "exact", "a:1") ==
               2 * CALLS_PER_THREAD / 3 + (2 * CALLS_PER_THREAD % 3 > 0));
-  /* Untimed retry: the histogram samples one call in 64 per thread. */
+  /* Untimed retry: the histogram samples one call in 1024 per thread. */
   struct find f = {"kitd_call_duration_seconds", "exact", NULL, 0, 0, 0};
   assert_int_equal(kitd_metrics_walk(m, find_fn, &f), 0);
   assert_int_equal(f.found, 1);
-  assert_true(f.count == 2 * (CALLS_PER_THREAD / 64));
+  assert_true(f.count == 2 * (CALLS_PER_THREAD / 1024));
   pipe_free(&p);
   kitd_metrics_free(m);
 }
@@ -329,6 +329,65 @@ static void client_counts(void **state) {
   kitd_metrics_free(m);
 }
 
+/* --- calls in flight --- */
+
+/* What kitd_calls_outstanding said from inside a call. */
+static kitd_metrics *seen_m;
+static double seen_outstanding = -1;
+static int seen_call(void *st, kitd_ctx *ctx, const void *req, void **resp) {
+  (void)st, (void)ctx;
+  seen_outstanding = value_of(seen_m, "kitd_calls_outstanding", "run", NULL);
+  *resp = (void *)req;
+  return 0;
+}
+static int seen_factory(void *arg, const kitd_instance *rec, kitd_endpoint **out) {
+  (void)arg, (void)rec;
+  return kitd_endpoint_new(seen_call, NULL, NULL, out);
+}
+static int seen_retry(void *arg, unsigned attempt, int *err, const kitd_ctx *ctx) {
+  (void)arg, (void)attempt, (void)err, (void)ctx;
+  seen_outstanding = value_of(seen_m, "kitd_calls_outstanding", "run", NULL);
+  return 1;
+}
+
+/* A call is outstanding while its attempt runs, and while it waits for an
+ * empty set (its pick failed: it was never counted at an attempt). */
+static void outstanding_while_running(void **state) {
+  (void)state;
+  const char *one[] = {"a:1"};
+  for (int empty = 0; empty < 2; empty++) {
+    assert_int_equal(kitd_metrics_new(&seen_m), 0);
+    kitd_instancer *in;
+    kitd_endpointer *ep;
+    kitd_balancer *b;
+    kitd_endpoint *call;
+    assert_int_equal(kitd_static_instancer_new(one, empty ? 0 : 1, &in), 0);
+    assert_int_equal(kitd_endpointer_new(in, &(kitd_factory){seen_factory, NULL, NULL}, NULL, &ep),
+                     0);
+    assert_int_equal(kitd_balancer_round_robin_new(ep, KITD_RR_GLOBAL, &b), 0);
+    kitd_retry_opts ro;
+    kitd_retry_opts_init(&ro);
+    ro.metrics = seen_m;
+    ro.metrics_name = "run";
+    ro.max_attempts = 2;
+    ro.should_retry = seen_retry;
+    assert_int_equal(kitd_retry_new(b, &ro, &call), 0);
+    seen_outstanding = -1;
+    kitd_ctx ctx;
+    kitd_ctx_init(&ctx);
+    void *resp;
+    assert_int_equal(kitd_endpoint_call(call, &ctx, &ctx, &resp), empty ? KITD_ENOENDPOINTS : 0);
+    assert_true(seen_outstanding == 1);
+    assert_true(value_of(seen_m, "kitd_calls_outstanding", "run", NULL) == 0);
+    assert_true(value_of(seen_m, "kitd_calls_total", "run", NULL) == 1);
+    kitd_endpoint_unref(call);
+    kitd_balancer_free(b);
+    kitd_endpointer_free(ep);
+    kitd_instancer_free(in);
+    kitd_metrics_free(seen_m);
+  }
+}
+
 static void empty_and_args(void **state) {
   (void)state;
   kitd_metrics *m;
@@ -373,10 +432,10 @@ static void empty_and_args(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(exact_two_threads), cmocka_unit_test(failures_and_retries),
-      cmocka_unit_test(budget_refusals),   cmocka_unit_test(ejections),
-      cmocka_unit_test(prometheus_text),   cmocka_unit_test(client_counts),
-      cmocka_unit_test(empty_and_args),
+      cmocka_unit_test(exact_two_threads),         cmocka_unit_test(failures_and_retries),
+      cmocka_unit_test(budget_refusals),           cmocka_unit_test(ejections),
+      cmocka_unit_test(prometheus_text),           cmocka_unit_test(client_counts),
+      cmocka_unit_test(outstanding_while_running), cmocka_unit_test(empty_and_args),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
