@@ -9,9 +9,10 @@
  * registry's first answer (a 1 ms poll of the instancer, no thread held),
  * pick avoiding the instances that failed in this call, run the attempt
  * on the transport (lib/http/async.c), hand the pick back with the
- * outcome and latency, decide with should_retry, max_attempts and the
- * retry budget, back off on a timer, and record every failed attempt in
- * the caller's ctx with the same helpers as retry (lb/attempt.h). Picks
+ * outcome and latency, decide what next as retry does (should_retry,
+ * max_attempts, the retry budget and the backoff: lb/retry_next.h), back
+ * off on a timer, and record every failed attempt in the caller's ctx with
+ * the same helpers as retry (lb/attempt.h). Picks
  * are made and handed back on the loop thread, as the balancer asks.
  *
  * Deadlines are timers; a cancel (of the ctx or a parent) is found by a
@@ -25,19 +26,17 @@
 
 #include "client/client_impl.h"
 #include "core/alloc.h"
-#include "core/backoff.h"
 #include "core/metrics_impl.h"
 #include "http/async.h"
 #include "kitd/error.h"
 #include "lb/attempt.h"
 #include "lb/balancer_impl.h"
 #include "lb/budget.h"
+#include "lb/retry_next.h"
 #include "lb/lb_explain.h"
 
-#define AVOID_MAX 16                     /* failed endpoints remembered per call */
-#define SWEEP_NS (10 * 1000 * 1000)      /* cancel checks */
-#define READY_POLL_NS (1000 * 1000)      /* first registry answer checks */
-#define EMPTY_WAIT_NS (10 * 1000 * 1000) /* least wait while the set is empty */
+#define SWEEP_NS (10 * 1000 * 1000) /* cancel checks */
+#define READY_POLL_NS (1000 * 1000) /* first registry answer checks */
 
 struct kitd__client_async {
   kitd__loop *loop;       /* a reference */
@@ -76,7 +75,7 @@ struct acall {
   kitd_pick pick;
   int state, ready_full, refused;
   unsigned attempt, navoid, retries;
-  kitd_endpoint *avoid[AVOID_MAX];
+  kitd_endpoint *avoid[KITD__RETRY_AVOID_MAX];
   int64_t t_call, t_att, ready_until;
   struct acall *prev, *next; /* calls in flight (loop thread) */
 };
@@ -166,27 +165,14 @@ static int after_failure(struct acall *k, int rc) {
     finish(k, e);
     return 0;
   }
-  const kitd_retry_opts *o = &k->c->retry;
-  int replaced = rc;
-  int again = o->should_retry ? o->should_retry(o->arg, k->attempt, &replaced, k->ctx)
-                              : rc != KITD_ECANCELED;
-  if (!again) {
-    finish(k, replaced);
+  struct kitd__retry_next nx = kitd__retry_next(&k->c->retry, k->v->budget, k->attempt, rc, k->ctx);
+  if (!nx.again) {
+    k->refused = nx.refused;
+    finish(k, nx.result);
     return 0;
   }
-  if (k->attempt >= (unsigned)o->max_attempts) {
-    finish(k, rc);
-    return 0;
-  }
-  if (rc != KITD_ENOENDPOINTS && !kitd__budget_withdraw(k->v->budget)) {
-    k->refused = 1;
-    finish(k, rc);
-    return 0;
-  }
-  int64_t wait = kitd__backoff_ns(o->backoff_base_ms * 1000000, o->backoff_max_ms * 1000000,
-                                  k->attempt, KITD__JITTER_FULL);
-  if (rc == KITD_ENOENDPOINTS && wait < EMPTY_WAIT_NS) wait = EMPTY_WAIT_NS;
-  if (wait <= 0) return 1;
+  int64_t wait = nx.wait_ns;
+  if (wait == 0) return 1;
   int64_t at = kitd_now_ns() + wait, dl = kitd_ctx_deadline_ns(k->base);
   if (dl && dl < at) at = dl;
   k->state = K_BACKOFF;
@@ -218,7 +204,7 @@ static int attempt_ended(struct acall *k, int rc) {
     return 0;
   }
   kitd__attempt_failed(ctx, rc, kitd_ctx_status(&k->actx), lat, ctx->instance_,
-                       kitd_ctx_detail(&k->actx), k->avoid, &k->navoid, AVOID_MAX,
+                       kitd_ctx_detail(&k->actx), k->avoid, &k->navoid, KITD__RETRY_AVOID_MAX,
                        k->pick.endpoint);
   /* A call stopped by kitd_client_free says nothing about the instance:
    * the balancer hears what a cancel tells it. */

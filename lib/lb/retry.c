@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "core/alloc.h"
-#include "core/backoff.h"
 #include "core/endpoint_impl.h"
 #include "core/instance_impl.h"
 #include "core/metrics_impl.h"
@@ -17,13 +16,8 @@
 #include "lb/budget.h"
 #include "lb/hedge.h"
 #include "lb/lb_explain.h"
+#include "lb/retry_next.h"
 #include "sd/endpointer_impl.h"
-
-/* Endpoints that failed in this call, remembered (on the stack) to avoid. */
-#define RETRY_AVOID_MAX 16
-/* With no endpoints, wait at least this long between attempts, whatever the
- * backoff says: an empty set must not become a hot loop. */
-#define RETRY_EMPTY_WAIT_NS (10 * 1000 * 1000)
 
 struct retry {
   kitd_balancer *b;
@@ -151,15 +145,6 @@ static __attribute__((noinline, cold)) void explain_pick(struct retry *r, const 
   kitd_log(r->o.logger, KITD_LOG_DEBUG, "retry", "msg=pick attempt=%u %s", attempt, why);
 }
 
-/* Exponential backoff with full jitter: uniform in [0, min(max, base*2^k)]
- * (spreads a fleet's retries best). */
-static int64_t backoff_ns(const struct retry *r, unsigned attempt, int err) {
-  int64_t ns = kitd__backoff_ns(r->o.backoff_base_ms * 1000000, r->o.backoff_max_ms * 1000000,
-                                attempt, KITD__JITTER_FULL);
-  if (err == KITD_ENOENDPOINTS && ns < RETRY_EMPTY_WAIT_NS) ns = RETRY_EMPTY_WAIT_NS;
-  return ns;
-}
-
 /* One call. Inlined twice: with mc NULL (no metrics; the compiler drops
  * every mc line) and with mc (counted). */
 static inline __attribute__((always_inline)) int
@@ -177,10 +162,9 @@ retry_run(struct retry *r, kitd_ctx *ctx, const void *req, void **resp, struct m
    * balancer learns from latencies, or after a failure: the success path
    * of an untimed call through round robin reads none. */
   int timed = base != ctx || r->timed;
-  kitd_endpoint *avoid[RETRY_AVOID_MAX];
+  kitd_endpoint *avoid[KITD__RETRY_AVOID_MAX];
   unsigned navoid = 0;
   if (r->deposit) kitd__budget_deposit_on(&r->budget);
-  int last = KITD_ENOENDPOINTS;
   for (unsigned attempt = 1;; attempt++) {
     /* No kitd_ctx_err(base) here: the caller's kitd_endpoint_call checked
      * before the first attempt, the failure path and the backoff sleep
@@ -194,7 +178,7 @@ retry_run(struct retry *r, kitd_ctx *ctx, const void *req, void **resp, struct m
     if (rc == 0 && attempt == 1 && r->hedge) {
       struct kitd__hedge_call hc = {
           r->b, &r->budget, base,  ctx,     r->o.attempt_timeout_ms, r->o.free_response,
-          req,  resp,       avoid, &navoid, RETRY_AVOID_MAX};
+          req,  resp,       avoid, &navoid, KITD__RETRY_AVOID_MAX};
       if (mc && (mc->flags & MC_UNSTARTED)) mcall_begin(r, mc);
       int64_t h0 = kitd_now_ns();
       rc = kitd__hedge_first(r->hedge, &hc, &p);
@@ -249,7 +233,8 @@ retry_run(struct retry *r, kitd_ctx *ctx, const void *req, void **resp, struct m
         return 0;
       }
       kitd__attempt_failed(ctx, rc, kitd_ctx_status(&actx), lat, ctx->instance_,
-                           kitd_ctx_detail(&actx), avoid, &navoid, RETRY_AVOID_MAX, p.endpoint);
+                           kitd_ctx_detail(&actx), avoid, &navoid, KITD__RETRY_AVOID_MAX,
+                           p.endpoint);
       kitd_balancer_done(r->b, &p, rc, lat);
     } else {
       /* Say why there is nothing to call: the registry's error, or what
@@ -267,32 +252,18 @@ retry_run(struct retry *r, kitd_ctx *ctx, const void *req, void **resp, struct m
      * returned (an endpoint may report a timeout in its own words). */
     e = kitd_ctx_err(base);
     if (e) return e;
-    /* The callback may replace the error it is shown; the replacement is
-     * the call's result only if the callback stops here. When the attempts
-     * run out instead, the result is the raw last error, as in go-kit
-     * (every earlier one is in the ctx's attempt log). */
-    int replaced = rc;
-    int again = r->o.should_retry ? r->o.should_retry(r->o.arg, attempt, &replaced, ctx)
-                                  : rc != KITD_ECANCELED;
-    if (!again) {
-      last = replaced;
-      break;
+    /* Whether to go on, and what the call returns if not (lb/retry_next.h,
+     * the same decision as a client's async calls). */
+    struct kitd__retry_next nx = kitd__retry_next(&r->o, &r->budget, attempt, rc, ctx);
+    if (!nx.again) {
+      if (mc && nx.refused) mc->flags |= MC_REFUSED;
+      return nx.result;
     }
-    last = rc;
-    if (attempt >= (unsigned)r->o.max_attempts) break;
-    /* Retries that would reach a backend spend the budget; waiting for an
-     * empty set to fill does not. */
-    if (rc != KITD_ENOENDPOINTS && !kitd__budget_withdraw(&r->budget)) {
-      if (mc) mc->flags |= MC_REFUSED;
-      break;
-    }
-    int64_t wait = backoff_ns(r, attempt, rc);
-    if (wait > 0) {
-      e = kitd_ctx_sleep_ns(base, wait);
+    if (nx.wait_ns > 0) {
+      e = kitd_ctx_sleep_ns(base, nx.wait_ns);
       if (e) return e;
     }
   }
-  return last;
 }
 
 /* The end of a counted call that is not a first attempt's untimed

@@ -412,6 +412,47 @@ static void test_budget_shared(void **s) {
   kitd_client_free(c);
 }
 
+/* should_retry for test_same_decision: stops at the second attempt with
+ * its own code when asked to (arg non-NULL), else replaces the error but
+ * goes on. */
+static int replace_retry(void *arg, unsigned attempt, int *err, const kitd_ctx *ctx) {
+  (void)ctx;
+  *err = KITD_EPROTO;
+  return !(arg && attempt >= 2);
+}
+
+/* Async calls decide after a failure as blocking calls do (one decision,
+ * lb/retry_next.h): a callback that replaces the error and stops makes
+ * its code the result; one that replaces it but goes on until
+ * max_attempts leaves the raw last error, as in go-kit. */
+static void test_same_decision(void **s) {
+  (void)s;
+  static int stop = 1;
+  for (int k = 0; k < 2; k++) {
+    kitd_retry_opts ro;
+    kitd_retry_opts_init(&ro);
+    ro.max_attempts = 3;
+    ro.budget_percent = -1;
+    ro.should_retry = replace_retry;
+    ro.arg = k == 0 ? &stop : NULL;
+    kitd_client *c = new_client(g_500_addr, KITD_CODEC_RAW, "/lorem/word/1/3", &ro);
+    kitd_ctx ctx;
+    kitd_ctx_init(&ctx);
+    kitd_client_resp r;
+    int brc = kitd_client_call(c, &ctx, NULL, &r);
+    unsigned bn = kitd_ctx_attempt_count(&ctx);
+    struct waiter w;
+    struct call a;
+    start_calls(c, &a, 1, &w, 5000, on_done);
+    assert_int_equal(waiter_wait(&w, 10000), 1);
+    assert_int_equal(brc, k == 0 ? KITD_EPROTO : KITD_EHTTP);
+    assert_int_equal(bn, k == 0 ? 2 : 3);
+    assert_int_equal(a.rc, brc);
+    assert_int_equal(kitd_ctx_attempt_count(&a.ctx), bn);
+    kitd_client_free(c);
+  }
+}
+
 static void test_retry_refused(void **s) {
   (void)s;
   retry_past(g_dead_addr, KITD_ECONNECT, 0);
@@ -832,16 +873,17 @@ static void test_empty_set(void **s) {
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_success),        cmocka_unit_test(test_codecs),
-      cmocka_unit_test(test_many_in_flight), cmocka_unit_test(test_retry_refused),
-      cmocka_unit_test(test_retry_500),      cmocka_unit_test(test_deadline),
-      cmocka_unit_test(test_retry_timeout),  cmocka_unit_test(test_cancel),
-      cmocka_unit_test(test_free_in_flight), cmocka_unit_test(test_done_chains),
-      cmocka_unit_test(test_free_from_done), cmocka_unit_test(test_curl_path),
-      cmocka_unit_test(test_start_errors),   cmocka_unit_test(test_empty_set),
-      cmocka_unit_test(test_big_body),       cmocka_unit_test(test_metrics),
-      cmocka_unit_test(test_custom_codec),   cmocka_unit_test(test_stale_connection),
-      cmocka_unit_test(test_first_wait),     cmocka_unit_test(test_budget_shared),
+      cmocka_unit_test(test_success),          cmocka_unit_test(test_codecs),
+      cmocka_unit_test(test_many_in_flight),   cmocka_unit_test(test_retry_refused),
+      cmocka_unit_test(test_same_decision),    cmocka_unit_test(test_retry_500),
+      cmocka_unit_test(test_deadline),         cmocka_unit_test(test_retry_timeout),
+      cmocka_unit_test(test_cancel),           cmocka_unit_test(test_free_in_flight),
+      cmocka_unit_test(test_done_chains),      cmocka_unit_test(test_free_from_done),
+      cmocka_unit_test(test_curl_path),        cmocka_unit_test(test_start_errors),
+      cmocka_unit_test(test_empty_set),        cmocka_unit_test(test_big_body),
+      cmocka_unit_test(test_metrics),          cmocka_unit_test(test_custom_codec),
+      cmocka_unit_test(test_stale_connection), cmocka_unit_test(test_first_wait),
+      cmocka_unit_test(test_budget_shared),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
