@@ -27,9 +27,10 @@ struct retry {
   bool timed;
   bool deposit;
   bool explain; /* log each pick (o.logger writes debug) */
-  /* With metrics, read by every call too (on b's cache line): */
-  uint32_t mbase;               /* the pipeline's first slot (mp->base) */
-  unsigned mflags;              /* a counted call's first mcall flags */
+  /* With metrics, read by every call too (on b's cache line): the
+   * pipeline's first slot (mp->base); explain only, past any thread's
+   * array (so that mcall_begin takes mcall_begin_slow). */
+  uint32_t mbase;
   const struct kitd__mpipe *mp; /* metrics, or NULL */
   uint64_t sample_mask;         /* calls n with n & mask == 0 are timed:
                                    2^SAMPLE_BITS - 1, or 0 (all: every
@@ -47,16 +48,14 @@ struct retry {
 
 /* What a counted call tells its metrics: written on its failure paths
  * and when it is timed, so that a first attempt's untimed success writes
- * only `flags`, once (mcall_begin). The other fields are valid only under
- * their flag. MC_UNSTARTED: not counted started yet (set at first with
- * metrics); MC_SLOW: the end counts through kitd__mp_end (explain only:
- * it returns at once). */
+ * nothing (`flags` stays 0). The other fields are valid only under their
+ * flag. MC_SLOW: the end counts through kitd__mp_end (explain only: it
+ * returns at once). */
 enum {
   MC_RETRIED = 1,
   MC_REFUSED = 2,
   MC_TIMED = 4,
-  MC_SLOW = 8,
-  MC_UNSTARTED = 16
+  MC_SLOW = 8
 };
 struct mcall {
   unsigned flags;   /* MC_*; 0: only the end's count to make */
@@ -64,25 +63,27 @@ struct mcall {
   int64_t t0, t1;   /* MC_TIMED: start of the first attempt, end of the last */
 };
 
-/* A counted call has begun (mc->flags has MC_UNSTARTED): count it
- * started in the thread's slot. Called once its first pick is made, just
- * before the first attempt (or on the hedged or failure path): counted
- * before the pick, the store's chain of loads (the thread's array, the
- * slot) delayed the pick's locked add by about 3 ns. The thread's array
- * then covers the pipeline's slots (else MC_SLOW). Returns nonzero when
- * the histogram samples the call. */
+/* mcall_begin when the thread's array does not cover the pipeline's slots
+ * (it grows), or explain only (no pipeline). */
+static __attribute__((noinline)) int mcall_begin_slow(const struct retry *r, struct mcall *mc) {
+  mc->flags |= MC_SLOW;
+  if (!r->mp) return 0;
+  return (kitd__ctr_add(r->mbase + KITD__MP_STARTED, 1) & r->sample_mask) == 0;
+}
+
+/* A counted call has begun: count it started in the thread's slot.
+ * Called once per call, at attempt 1 once its pick is made, just before
+ * the attempt (or on the hedged or no-endpoint path): counted before the
+ * pick, the store's chain of loads (the thread's array, the slot) delayed
+ * the pick's locked add by about 3 ns. Unless MC_SLOW, the thread's array
+ * then covers the pipeline's slots. Returns nonzero when the histogram
+ * samples the call. */
 static inline int mcall_begin(const struct retry *r, struct mcall *mc) {
   uint32_t base = r->mbase;
-  uint64_t n;
-  if (__builtin_expect(base + KITD__MP_SLOTS <= kitd__ctr.cap, 1)) {
-    _Atomic uint64_t *v = kitd__ctr.slots + base + KITD__MP_STARTED;
-    n = atomic_load_explicit(v, memory_order_relaxed) + 1;
-    atomic_store_explicit(v, n, memory_order_relaxed);
-    mc->flags = 0;
-  } else {
-    n = kitd__ctr_add(base + KITD__MP_STARTED, 1);
-    mc->flags = MC_SLOW;
-  }
+  if (__builtin_expect(base + KITD__MP_SLOTS > kitd__ctr.cap, 0)) return mcall_begin_slow(r, mc);
+  _Atomic uint64_t *v = kitd__ctr.slots + base + KITD__MP_STARTED;
+  uint64_t n = atomic_load_explicit(v, memory_order_relaxed) + 1;
+  atomic_store_explicit(v, n, memory_order_relaxed);
   return (n & r->sample_mask) == 0;
 }
 
@@ -179,7 +180,7 @@ retry_run(struct retry *r, kitd_ctx *ctx, const void *req, void **resp, struct m
       struct kitd__hedge_call hc = {
           r->b, &r->budget, base,  ctx,     r->o.attempt_timeout_ms, r->o.free_response,
           req,  resp,       avoid, &navoid, KITD__RETRY_AVOID_MAX};
-      if (mc && (mc->flags & MC_UNSTARTED)) mcall_begin(r, mc);
+      if (mc) mcall_begin(r, mc); /* attempt 1: hedged */
       int64_t h0 = kitd_now_ns();
       rc = kitd__hedge_first(r->hedge, &hc, &p);
       if (mc) mc->t0 = h0, mc->t1 = kitd_now_ns(), mc->flags |= MC_TIMED;
@@ -196,7 +197,7 @@ retry_run(struct retry *r, kitd_ctx *ctx, const void *req, void **resp, struct m
     } else if (rc == 0) {
       kitd_ctx actx;
       kitd_ctx_init_child(&actx, base, r->o.attempt_timeout_ms);
-      if (mc && (mc->flags & MC_UNSTARTED) && mcall_begin(r, mc)) timed = 1;
+      if (mc && attempt == 1 && mcall_begin(r, mc)) timed = 1;
       int64_t t0 = timed ? kitd_now_ns() : 0;
       rc = attempt_call(p.endpoint, &actx, req, resp);
       int64_t lat = timed ? kitd_now_ns() - t0 : -1;
@@ -245,8 +246,8 @@ retry_run(struct retry *r, kitd_ctx *ctx, const void *req, void **resp, struct m
       kitd_ctx_set_instance(ctx, NULL);
       kitd_ctx_add_attempt(ctx, rc, 0, -1, NULL, why);
       kitd_ctx_set_detail(ctx, "%s", why);
+      if (mc && attempt == 1) mcall_begin(r, mc); /* waiting for a set: running */
     }
-    if (mc && (mc->flags & MC_UNSTARTED)) mcall_begin(r, mc); /* no pick */
     timed = 1; /* past the first failure, latencies are worth a clock read */
     /* The deadline or a cancel ended the call: say so, whatever the attempt
      * returned (an endpoint may report a timeout in its own words). */
@@ -291,7 +292,7 @@ static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) 
 static int retry_call_counted(void *state, kitd_ctx *ctx, const void *req, void **resp) {
   struct retry *r = state;
   struct mcall mc;
-  mc.flags = r->mflags; /* the other fields are written before they are read */
+  mc.flags = 0; /* the other fields are written before they are read */
   int rc = retry_run(r, ctx, req, resp, &mc);
   if (__builtin_expect((rc | (int)mc.flags) != 0, 0)) return mcall_end(r, &mc, rc);
   _Atomic uint64_t *v = kitd__ctr.slots + r->mbase + KITD__MP_FINISHED;
@@ -333,7 +334,6 @@ int kitd_retry_new(kitd_balancer *b, const kitd_retry_opts *opts, kitd_endpoint 
   r->deposit = r->budget.deposit > 0;
   r->hedge = NULL;
   r->mp = NULL;
-  r->mbase = 0;
   r->sample_mask = r->o.timeout_ms > 0 || r->o.attempt_timeout_ms > 0 || b->ops->tracks_load
                        ? 0
                        : (UINT64_C(1) << SAMPLE_BITS) - 1;
@@ -345,8 +345,7 @@ int kitd_retry_new(kitd_balancer *b, const kitd_retry_opts *opts, kitd_endpoint 
     free(r);
     return KITD_ENOMEM;
   }
-  if (r->mp) r->mbase = r->mp->base;
-  r->mflags = r->mp ? MC_UNSTARTED : MC_SLOW;
+  r->mbase = r->mp ? r->mp->base : UINT32_MAX - KITD__MP_SLOTS;
   r->o.metrics = NULL, r->o.metrics_name = NULL; /* not kept: the pipeline holds both */
   /* The endpoint takes its state on every path: retry_close releases the
    * balancer reference and the state if this fails. */
