@@ -81,8 +81,8 @@ typedef struct kitd_retry_opts {
   double hedge_quantile;
   /* Metrics (metrics.h): count the calls in `metrics` under the pipeline
    * `metrics_name` (both set, or neither; the name is copied; the retry
-   * holds a reference on the registry). NULL: not counted, at the cost of
-   * one predictable branch per call. */
+   * holds a reference on the registry). NULL: not counted, at no cost
+   * per call (kitd_retry_new chooses a loop without the counts). */
   kitd_metrics *metrics;
   const char *metrics_name;
   /* Explain each pick: when this logger writes debug records (its level,
@@ -90,8 +90,8 @@ typedef struct kitd_retry_opts {
    * record, component "retry", msg=pick, with its attempt number and
    * kitd_balancer_explain()'s fields, the instances already tried in this
    * call among the skipped ones. Borrowed: must outlive the endpoint.
-   * NULL or not at debug (the default): nothing, one predictable branch
-   * per attempt. */
+   * NULL or not at debug (the default): nothing (without metrics, the
+   * loop has no such test). */
   kitd_logger *logger;
 } kitd_retry_opts;
 
