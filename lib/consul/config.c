@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* kitd_consul: the Consul client configuration, from the consul CLI's
  * environment variables and typed setters. */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "core/alloc.h"
@@ -462,6 +464,15 @@ int kitd_consul_set_max_body(kitd_consul *c, size_t bytes) {
   if (!c) return KITD_EINVAL;
   c->max_body = bytes ? bytes : KITD__CONSUL_DEFAULT_MAX_BODY;
   return 0;
+}
+
+const char *kitd__consul_accept_encoding(const kitd_consul *c) {
+  if (c->unix_path || !strcasecmp(c->host, "localhost")) return NULL;
+  unsigned char a[16];
+  if (inet_pton(AF_INET, c->host, a) == 1) return a[0] == 127 ? NULL : "";
+  if (inet_pton(AF_INET6, c->host, a) == 1)
+    return IN6_IS_ADDR_LOOPBACK((const struct in6_addr *)(const void *)a) ? NULL : "";
+  return "";
 }
 
 const char *kitd_consul_address(const kitd_consul *c) { return c && c->display ? c->display : ""; }

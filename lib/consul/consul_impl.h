@@ -40,6 +40,16 @@ int kitd__consul_sync_init(pthread_mutex_t *mu, pthread_cond_t *cv);
 /* Go's strconv.ParseBool: 1 true, 0 false, -1 not a boolean. */
 int kitd__consul_parse_bool(const char *s);
 
+/* What to send as libcurl's CURLOPT_ACCEPT_ENCODING to the agent: NULL
+ * (no Accept-Encoding, plain answers) when the agent is on this host (a
+ * unix socket, the name "localhost", an IP literal in 127.0.0.0/8 or
+ * ::1), else "" (every encoding libcurl decodes: Consul gzips bodies of
+ * 1400 bytes and more). Over loopback compression saves no time and costs
+ * CPU on both sides, on the same cores: the agent gzipping a
+ * health/state/any answer of every check (290 KB for 1,000 services) and
+ * the watcher inflating it. */
+const char *kitd__consul_accept_encoding(const kitd_consul *c);
+
 /* --- one HTTP request to the agent (http.c) --- */
 
 typedef struct kitd__consul_http kitd__consul_http;

@@ -278,7 +278,7 @@ static void add_header(struct req *rq, const char *line) {
 /* Options that do not depend on the request: transport, TLS, auth. */
 static void set_conn_opts(CURL *ez, const kitd_consul *c, struct req *rq) {
   curl_easy_setopt(ez, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(ez, CURLOPT_ACCEPT_ENCODING, "");
+  curl_easy_setopt(ez, CURLOPT_ACCEPT_ENCODING, kitd__consul_accept_encoding(c));
   curl_easy_setopt(ez, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
   curl_easy_setopt(ez, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(ez, CURLOPT_USERAGENT, "libkitd");

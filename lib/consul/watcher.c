@@ -198,7 +198,7 @@ static int start(kitd__consul_watcher *w, CURL **easy, struct xfer *x, const cha
   free(url);
   curl_easy_setopt(e, CURLOPT_PRIVATE, owner);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, kitd__consul_accept_encoding(c));
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);

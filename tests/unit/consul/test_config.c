@@ -217,6 +217,31 @@ static void test_auth_cert_server_name(void **state) {
   kitd_consul_free(c);
 }
 
+/* Compression is asked for only when the agent is not on this host. */
+static void test_accept_encoding(void **state) {
+  (void)state;
+  kitd_consul *c = NULL;
+  assert_int_equal(kitd_consul_new(KITD_CONSUL_NO_ENV, NULL, &c), 0);
+  assert_null(kitd__consul_accept_encoding(c)); /* the default, 127.0.0.1:8500 */
+  static const char *const local[] = {
+      "127.0.0.1:8500", "http://127.9.8.7:1", "localhost:8500",         "http://LocalHost",
+      "[::1]:8500",     "https://[::1]",      "unix:///run/consul.sock"};
+  static const char *const remote[] = {"10.0.0.1:8500",      "http://consul.example:8500",
+                                       "[2001:db8::1]:8500", "128.0.0.1",
+                                       "localhost.example",  "[::2]:8500"};
+  for (size_t i = 0; i < sizeof local / sizeof local[0]; i++) {
+    assert_int_equal(kitd_consul_set_address(c, local[i], NULL), 0);
+    assert_null(kitd__consul_accept_encoding(c));
+  }
+  for (size_t i = 0; i < sizeof remote / sizeof remote[0]; i++) {
+    assert_int_equal(kitd_consul_set_address(c, remote[i], NULL), 0);
+    const char *e = kitd__consul_accept_encoding(c);
+    assert_non_null(e);
+    assert_string_equal(e, "");
+  }
+  kitd_consul_free(c);
+}
+
 static void test_setters(void **state) {
   (void)state;
   setenv("CONSUL_HTTP_ADDR", "10.1.1.1:8500", 1);
@@ -276,6 +301,7 @@ int main(void) {
       cmocka_unit_test_setup(test_token_file_wins, clear_env),
       cmocka_unit_test_setup(test_auth_cert_server_name, clear_env),
       cmocka_unit_test_setup(test_setters, clear_env),
+      cmocka_unit_test_setup(test_accept_encoding, clear_env),
       cmocka_unit_test_setup(test_bool_and_duration, clear_env),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
