@@ -319,6 +319,8 @@ void server_stop(void);
  * once since the start (for the connection-limit tests and benches). */
 int server_conns_now(void);
 int server_max_conns_seen(void);
+/* Answers sent gzipped since the start (reported by /_double/stats). */
+long reply_gzipped(void);
 /* Start max_connections again from the connections open now (stats reset). */
 void server_reset_max_conns(void);
 bool server_tls_supported(void);

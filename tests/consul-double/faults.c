@@ -459,11 +459,11 @@ static void control_stats(struct req *r, struct reply *rp, bool reset)
         json_object_set_new(
             g_stats[i].key[0] == '/' || strcmp(g_stats[i].key, "unknown") == 0 ? paths : reqs,
             g_stats[i].key, json_integer((json_int_t)g_stats[i].n));
-    json_t *j =
-        json_pack("{s:I,s:o,s:o,s:i,s:I,s:I,s:s?,s:i,s:i}", "total", (json_int_t)g_total,
-                  "requests", reqs, "paths", paths, "blocking", blocking, "index", (json_int_t)idx,
-                  "faulted", (json_int_t)F.applied, "last_token", F.last_token, "connections",
-                  server_conns_now(), "max_connections", server_max_conns_seen());
+    json_t *j = json_pack(
+        "{s:I,s:o,s:o,s:i,s:I,s:I,s:s?,s:i,s:i,s:I}", "total", (json_int_t)g_total, "requests",
+        reqs, "paths", paths, "blocking", blocking, "index", (json_int_t)idx, "faulted",
+        (json_int_t)F.applied, "last_token", F.last_token, "connections", server_conns_now(),
+        "max_connections", server_max_conns_seen(), "gzipped", (json_int_t)reply_gzipped());
     if (reset) {
         server_reset_max_conns();
         for (size_t i = 0; i < g_n_stats; i++) free(g_stats[i].key);

@@ -6,6 +6,7 @@
 
 #include <microhttpd.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,6 +115,10 @@ void reply_common_headers(struct MHD_Response *resp)
     MHD_add_response_header(resp, "Vary", "Accept-Encoding");
 }
 
+static atomic_long g_gzipped; /* answers sent gzipped */
+
+long reply_gzipped(void) { return atomic_load(&g_gzipped); }
+
 struct MHD_Response *reply_build(struct reply *rp, struct req *r)
 {
     char *body = rp->body;
@@ -136,7 +141,10 @@ struct MHD_Response *reply_build(struct reply *rp, struct req *r)
         free(body);
         return NULL;
     }
-    if (gz) MHD_add_response_header(resp, "Content-Encoding", "gzip");
+    if (gz) {
+        MHD_add_response_header(resp, "Content-Encoding", "gzip");
+        atomic_fetch_add(&g_gzipped, 1);
+    }
     reply_headers(resp, rp);
     return resp;
 }

@@ -761,6 +761,47 @@ static void stop_from_callback(void *arg, const kitd_event *ev) {
   kitd_instancer_stop(s->in);
 }
 
+/* Compression is asked for only of an agent that is not on this host
+ * (lib/consul/config.c): the same answers of 30 instances (over the
+ * 1,400 bytes Consul gzips) come plain from 127.0.0.1, and gzipped, then
+ * inflated by libcurl, from the agent named as an IPv4-mapped IPv6
+ * address, which the library does not take for this host. */
+static void test_gzip_only_remote(void **state) {
+  (void)state;
+  NEED_AGENT();
+  if (agent.real) skip();
+  char svc[64], id[96], want[30 * 24] = "";
+  svc_name(svc, sizeof svc, "gzip");
+  for (int i = 0; i < 30; i++) {
+    snprintf(id, sizeof id, "%s-%d", svc, i);
+    reg(svc, id, 7100 + i, "[\"a-tag-to-make-the-answer-long\"]", "passing");
+    snprintf(want + strlen(want), sizeof want - strlen(want), "%s127.0.0.1:%d", i ? "," : "",
+             7100 + i);
+  }
+  const char *port = strrchr(agent.url, ':') + 1;
+  char mapped[80];
+  snprintf(mapped, sizeof mapped, "http://[::ffff:127.0.0.1]:%s", port);
+  for (int remote = 0; remote < 2; remote++) {
+    long before = kitd_test_agent_stat(&agent, "gzipped");
+    assert_true(before >= 0);
+    watch w;
+    kitd_test_recorder_init(&w.rec);
+    w.c = client();
+    if (remote) assert_int_equal(kitd_consul_set_address(w.c, mapped, NULL), 0);
+    assert_int_equal(kitd_consul_instancer_new(w.c, svc, NULL, NULL, &w.in), 0);
+    assert_int_equal(kitd_instancer_subscribe(w.in, kitd_test_recorder_fn, &w.rec), 0);
+    assert_true(kitd_test_recorder_wait_set(&w.rec, want, kitd_test_ms(3000)));
+    watch_stop(&w);
+    long after = kitd_test_agent_stat(&agent, "gzipped");
+    if (remote) assert_true(after > before);
+    else assert_int_equal(after, before);
+  }
+  for (int i = 0; i < 30; i++) {
+    snprintf(id, sizeof id, "%s-%d", svc, i);
+    kitd_test_agent_deregister(&agent, id);
+  }
+}
+
 static void test_callback_stops(void **state) {
   (void)state;
   NEED_AGENT();
@@ -821,6 +862,7 @@ int main(void) {
       cmocka_unit_test_setup(test_zone_key_and_opts_size, before),
       cmocka_unit_test_setup(test_describe, before),
       cmocka_unit_test_setup(test_callback_stops, before),
+      cmocka_unit_test_setup(test_gzip_only_remote, before),
       cmocka_unit_test_setup(test_call_explains_empty_and_down, before),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
