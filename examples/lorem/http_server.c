@@ -285,6 +285,23 @@ static int ensure_out(conn *c, size_t need) {
   return 0;
 }
 
+/* Append n bytes (the caller made room); the end. */
+static char *put(char *o, const void *s, size_t n) {
+  memcpy(o, s, n);
+  return o + n;
+}
+
+static char *put_str(char *o, const char *s) { return put(o, s, strlen(s)); }
+
+/* Append v in decimal. */
+static char *put_uint(char *o, size_t v) {
+  char t[24];
+  size_t i = sizeof t;
+  do t[--i] = (char)('0' + v % 10);
+  while (v /= 10);
+  return put(o, t + i, sizeof t - i);
+}
+
 static int no_body_status(int st) { return st < 200 || st == 204 || st == 304; }
 
 static int ctype_ok(const char *s) {
@@ -315,22 +332,38 @@ void lorem_http_reply(lorem_http_req *rq, int status, const char *ctype, const v
     c->out_len = sizeof oom - 1;
     return;
   }
-  int n = snprintf(c->out, c->out_cap, "HTTP/1.1 %d %s\r\n%s%s%s%s%s%s%s%s", status,
-                   lorem_http_reason(status), date_line(), name ? "Server: " : "", name ? name : "",
-                   name ? "\r\n" : "", ctype ? "Content-Type: " : "", ctype ? ctype : "",
-                   ctype ? "\r\n" : "", headers ? headers : "");
-  size_t o = (size_t)n;
-  if (!nobody) o += (size_t)snprintf(c->out + o, c->out_cap - o, "Content-Length: %zu\r\n", len);
-  if (!c->keep_alive) o += (size_t)snprintf(c->out + o, c->out_cap - o, "Connection: close\r\n");
-  else if (c->head.minor == 0)
-    o += (size_t)snprintf(c->out + o, c->out_cap - o, "Connection: keep-alive\r\n");
-  memcpy(c->out + o, "\r\n", 2);
-  o += 2;
-  if (!nobody && !c->is_head && len) {
-    memcpy(c->out + o, body, len);
-    o += len;
+  /* appended piece by piece: this runs once per answer, and printf's
+   * format walk cost more than the rest of it */
+  char *o = c->out;
+  o = put(o, "HTTP/1.1 ", 9);
+  *o++ = (char)('0' + status / 100);
+  *o++ = (char)('0' + status / 10 % 10);
+  *o++ = (char)('0' + status % 10);
+  *o++ = ' ';
+  o = put_str(o, lorem_http_reason(status));
+  o = put(o, "\r\n", 2);
+  o = put_str(o, date_line());
+  if (name) {
+    o = put(o, "Server: ", 8);
+    o = put_str(o, name);
+    o = put(o, "\r\n", 2);
   }
-  c->out_len = o;
+  if (ctype) {
+    o = put(o, "Content-Type: ", 14);
+    o = put_str(o, ctype);
+    o = put(o, "\r\n", 2);
+  }
+  if (headers) o = put_str(o, headers);
+  if (!nobody) {
+    o = put(o, "Content-Length: ", 16);
+    o = put_uint(o, len);
+    o = put(o, "\r\n", 2);
+  }
+  if (!c->keep_alive) o = put_str(o, "Connection: close\r\n");
+  else if (c->head.minor == 0) o = put_str(o, "Connection: keep-alive\r\n");
+  o = put(o, "\r\n", 2);
+  if (!nobody && !c->is_head && len) o = put(o, body, len);
+  c->out_len = (size_t)(o - c->out);
 }
 
 const char *lorem_http_header(const lorem_http_req *rq, const char *name) {
