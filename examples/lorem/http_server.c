@@ -57,7 +57,7 @@ struct lorem_http_conn {
   int64_t deadline;
   int rd_ready, wr_ready; /* edge-triggered epoll: the socket may read / write */
   int hup;                /* the peer closed or reset: read on until recv says so */
-  int out_armed;          /* registered for EPOLLOUT (see give_back) */
+  int parked_ev;          /* under the loop's mu: an event came while parked (see give_back) */
   lorem_http_addr addr;
   char *in; /* max_header_bytes */
   size_t in_len, scan, consumed;
@@ -373,10 +373,9 @@ const char *lorem_http_header(const lorem_http_req *rq, const char *name) {
 /* A connection moves through its states in conn_run(); each step returns
  * 1 (progress: run again), 0 (wait for the socket or a worker) or -1 (the
  * connection is closed and freed). The socket is in epoll from accept to
- * close, edge-triggered for reading and writing: parking a connection
- * costs no epoll_ctl. Handing one back to a sleeping loop re-arms it for
- * reading only (see give_back); a write that then finds the socket full
- * arms it for writing again. */
+ * close, edge-triggered for reading and writing, and never modified:
+ * parking a connection and handing it back cost no epoll_ctl (see
+ * give_back). */
 
 /* Answer an error found by the server itself; the connection closes after. */
 static int conn_fail(conn *c, int status, const char *msg) {
@@ -617,12 +616,7 @@ static int conn_write(conn *c, int64_t now) {
       if (errno == EAGAIN) {
         c->wr_ready = 0;
         timer_set(c, T_IDLE, s->l.idle_timeout_ms, now); /* a client that stops reading */
-        if (!c->out_armed) {                             /* the edge when it drains */
-          struct epoll_event e = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                                  .data.ptr = c};
-          c->out_armed = epoll_ctl(c->loop->ep, EPOLL_CTL_MOD, c->fd, &e) == 0;
-        }
-        return 0;
+        return 0;                                        /* EPOLLOUT's edge when it drains */
       }
       conn_close(c);
       return -1;
@@ -687,7 +681,13 @@ static void conn_event(conn *c, uint32_t ev, int64_t now) {
   if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->rd_ready = 1;
   if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->hup = 1;
   if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) c->wr_ready = 1;
-  conn_run(c, now); /* a parked connection only keeps the marks */
+  if (c->state == C_HANDLER) { /* parked: keep the marks, and say so to give_back */
+    pthread_mutex_lock(&c->loop->mu);
+    c->parked_ev = 1;
+    pthread_mutex_unlock(&c->loop->mu);
+    return;
+  }
+  conn_run(c, now);
 }
 
 /* --- accepting --- */
@@ -740,7 +740,6 @@ static void accept_some(struct loop *lp, int64_t now) {
     if (lp->all) lp->all->aprev = c;
     lp->all = c;
     c->wr_ready = 1;
-    c->out_armed = 1;
     struct epoll_event e = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
     if (epoll_ctl(lp->ep, EPOLL_CTL_ADD, fd, &e)) {
       conn_close(c);
@@ -792,21 +791,12 @@ static void give_back(conn *c) {
   /* A finished kept-alive exchange needs no wake-up while the loop is
    * awake: it looks at the queue after every batch. A sleeping loop (it
    * decided so under this lock, with the queue empty) must look at it by
-   * the time the client's next request is there, which may have come
-   * before this push, its event handled already. Re-arming the socket
-   * (edge-triggered, for reading only: it is writable) raises an event at
-   * once if a byte is waiting, and otherwise the next byte's edge wakes
-   * the loop: the loop is woken once per request, not twice. Done under
-   * the lock, while the loop cannot take the connection (and close its
-   * descriptor). */
-  int do_wake = 0;
-  if (urgent) {
-    do_wake = !lp->wake_pending;
-  } else if (lp->sleeping && !lp->wake_pending) {
-    struct epoll_event e = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = c};
-    c->out_armed = 0;
-    do_wake = epoll_ctl(lp->ep, EPOLL_CTL_MOD, c->fd, &e) != 0;
-  }
+   * the time the client's next request is there. That request's edge
+   * wakes the loop, unless it came while the connection was parked and
+   * the loop has handled it already (parked_ev, set under this lock):
+   * only then is the eventfd written. So the loop is woken once per
+   * request, not twice, and with no system call here. */
+  int do_wake = !lp->wake_pending && (urgent || (lp->sleeping && c->parked_ev));
   if (do_wake) lp->wake_pending = 1;
   pthread_mutex_unlock(&lp->mu);
   if (do_wake) wake(lp);
@@ -839,6 +829,8 @@ static void take_done(struct loop *lp, int64_t now) {
   lorem_http_job *j = lp->done_head;
   lp->done_head = lp->done_tail = NULL;
   lp->wake_pending = 0;
+  for (lorem_http_job *k = j; k; k = k->next)
+    ((conn *)((char *)k - offsetof(conn, job)))->parked_ev = 0;
   pthread_mutex_unlock(&lp->mu);
   while (j) {
     lorem_http_job *next = j->next;
