@@ -57,7 +57,7 @@ struct lorem_http_conn {
   int64_t deadline;
   int rd_ready, wr_ready; /* edge-triggered epoll: the socket may read / write */
   int hup;                /* the peer closed or reset: read on until recv says so */
-  int out_armed;          /* registered for EPOLLOUT (see give_back) */
+  int parked_ev;          /* under the loop's mu: an event came while parked (see give_back) */
   lorem_http_addr addr;
   char *in; /* max_header_bytes */
   size_t in_len, scan, consumed;
@@ -285,6 +285,23 @@ static int ensure_out(conn *c, size_t need) {
   return 0;
 }
 
+/* Append n bytes (the caller made room); the end. */
+static char *put(char *o, const void *s, size_t n) {
+  memcpy(o, s, n);
+  return o + n;
+}
+
+static char *put_str(char *o, const char *s) { return put(o, s, strlen(s)); }
+
+/* Append v in decimal. */
+static char *put_uint(char *o, size_t v) {
+  char t[24];
+  size_t i = sizeof t;
+  do t[--i] = (char)('0' + v % 10);
+  while (v /= 10);
+  return put(o, t + i, sizeof t - i);
+}
+
 static int no_body_status(int st) { return st < 200 || st == 204 || st == 304; }
 
 static int ctype_ok(const char *s) {
@@ -315,22 +332,38 @@ void lorem_http_reply(lorem_http_req *rq, int status, const char *ctype, const v
     c->out_len = sizeof oom - 1;
     return;
   }
-  int n = snprintf(c->out, c->out_cap, "HTTP/1.1 %d %s\r\n%s%s%s%s%s%s%s%s", status,
-                   lorem_http_reason(status), date_line(), name ? "Server: " : "", name ? name : "",
-                   name ? "\r\n" : "", ctype ? "Content-Type: " : "", ctype ? ctype : "",
-                   ctype ? "\r\n" : "", headers ? headers : "");
-  size_t o = (size_t)n;
-  if (!nobody) o += (size_t)snprintf(c->out + o, c->out_cap - o, "Content-Length: %zu\r\n", len);
-  if (!c->keep_alive) o += (size_t)snprintf(c->out + o, c->out_cap - o, "Connection: close\r\n");
-  else if (c->head.minor == 0)
-    o += (size_t)snprintf(c->out + o, c->out_cap - o, "Connection: keep-alive\r\n");
-  memcpy(c->out + o, "\r\n", 2);
-  o += 2;
-  if (!nobody && !c->is_head && len) {
-    memcpy(c->out + o, body, len);
-    o += len;
+  /* appended piece by piece: this runs once per answer, and printf's
+   * format walk cost more than the rest of it */
+  char *o = c->out;
+  o = put(o, "HTTP/1.1 ", 9);
+  *o++ = (char)('0' + status / 100);
+  *o++ = (char)('0' + status / 10 % 10);
+  *o++ = (char)('0' + status % 10);
+  *o++ = ' ';
+  o = put_str(o, lorem_http_reason(status));
+  o = put(o, "\r\n", 2);
+  o = put_str(o, date_line());
+  if (name) {
+    o = put(o, "Server: ", 8);
+    o = put_str(o, name);
+    o = put(o, "\r\n", 2);
   }
-  c->out_len = o;
+  if (ctype) {
+    o = put(o, "Content-Type: ", 14);
+    o = put_str(o, ctype);
+    o = put(o, "\r\n", 2);
+  }
+  if (headers) o = put_str(o, headers);
+  if (!nobody) {
+    o = put(o, "Content-Length: ", 16);
+    o = put_uint(o, len);
+    o = put(o, "\r\n", 2);
+  }
+  if (!c->keep_alive) o = put_str(o, "Connection: close\r\n");
+  else if (c->head.minor == 0) o = put_str(o, "Connection: keep-alive\r\n");
+  o = put(o, "\r\n", 2);
+  if (!nobody && !c->is_head && len) o = put(o, body, len);
+  c->out_len = (size_t)(o - c->out);
 }
 
 const char *lorem_http_header(const lorem_http_req *rq, const char *name) {
@@ -340,10 +373,9 @@ const char *lorem_http_header(const lorem_http_req *rq, const char *name) {
 /* A connection moves through its states in conn_run(); each step returns
  * 1 (progress: run again), 0 (wait for the socket or a worker) or -1 (the
  * connection is closed and freed). The socket is in epoll from accept to
- * close, edge-triggered for reading and writing: parking a connection
- * costs no epoll_ctl. Handing one back to a sleeping loop re-arms it for
- * reading only (see give_back); a write that then finds the socket full
- * arms it for writing again. */
+ * close, edge-triggered for reading and writing, and never modified:
+ * parking a connection and handing it back cost no epoll_ctl (see
+ * give_back). */
 
 /* Answer an error found by the server itself; the connection closes after. */
 static int conn_fail(conn *c, int status, const char *msg) {
@@ -584,12 +616,7 @@ static int conn_write(conn *c, int64_t now) {
       if (errno == EAGAIN) {
         c->wr_ready = 0;
         timer_set(c, T_IDLE, s->l.idle_timeout_ms, now); /* a client that stops reading */
-        if (!c->out_armed) {                             /* the edge when it drains */
-          struct epoll_event e = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                                  .data.ptr = c};
-          c->out_armed = epoll_ctl(c->loop->ep, EPOLL_CTL_MOD, c->fd, &e) == 0;
-        }
-        return 0;
+        return 0;                                        /* EPOLLOUT's edge when it drains */
       }
       conn_close(c);
       return -1;
@@ -654,7 +681,13 @@ static void conn_event(conn *c, uint32_t ev, int64_t now) {
   if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->rd_ready = 1;
   if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->hup = 1;
   if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) c->wr_ready = 1;
-  conn_run(c, now); /* a parked connection only keeps the marks */
+  if (c->state == C_HANDLER) { /* parked: keep the marks, and say so to give_back */
+    pthread_mutex_lock(&c->loop->mu);
+    c->parked_ev = 1;
+    pthread_mutex_unlock(&c->loop->mu);
+    return;
+  }
+  conn_run(c, now);
 }
 
 /* --- accepting --- */
@@ -707,7 +740,6 @@ static void accept_some(struct loop *lp, int64_t now) {
     if (lp->all) lp->all->aprev = c;
     lp->all = c;
     c->wr_ready = 1;
-    c->out_armed = 1;
     struct epoll_event e = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
     if (epoll_ctl(lp->ep, EPOLL_CTL_ADD, fd, &e)) {
       conn_close(c);
@@ -759,21 +791,12 @@ static void give_back(conn *c) {
   /* A finished kept-alive exchange needs no wake-up while the loop is
    * awake: it looks at the queue after every batch. A sleeping loop (it
    * decided so under this lock, with the queue empty) must look at it by
-   * the time the client's next request is there, which may have come
-   * before this push, its event handled already. Re-arming the socket
-   * (edge-triggered, for reading only: it is writable) raises an event at
-   * once if a byte is waiting, and otherwise the next byte's edge wakes
-   * the loop: the loop is woken once per request, not twice. Done under
-   * the lock, while the loop cannot take the connection (and close its
-   * descriptor). */
-  int do_wake = 0;
-  if (urgent) {
-    do_wake = !lp->wake_pending;
-  } else if (lp->sleeping && !lp->wake_pending) {
-    struct epoll_event e = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = c};
-    c->out_armed = 0;
-    do_wake = epoll_ctl(lp->ep, EPOLL_CTL_MOD, c->fd, &e) != 0;
-  }
+   * the time the client's next request is there. That request's edge
+   * wakes the loop, unless it came while the connection was parked and
+   * the loop has handled it already (parked_ev, set under this lock):
+   * only then is the eventfd written. So the loop is woken once per
+   * request, not twice, and with no system call here. */
+  int do_wake = !lp->wake_pending && (urgent || (lp->sleeping && c->parked_ev));
   if (do_wake) lp->wake_pending = 1;
   pthread_mutex_unlock(&lp->mu);
   if (do_wake) wake(lp);
@@ -806,6 +829,8 @@ static void take_done(struct loop *lp, int64_t now) {
   lorem_http_job *j = lp->done_head;
   lp->done_head = lp->done_tail = NULL;
   lp->wake_pending = 0;
+  for (lorem_http_job *k = j; k; k = k->next)
+    ((conn *)((char *)k - offsetof(conn, job)))->parked_ev = 0;
   pthread_mutex_unlock(&lp->mu);
   while (j) {
     lorem_http_job *next = j->next;
