@@ -131,9 +131,9 @@ void lorem_reply(lorem_http_req *rq, int status, const char *json, size_t len, c
   h[0] = '\0';
   if (allow) n += (size_t)snprintf(h + n, sizeof h - n, "Allow: %s\r\n", allow);
   if (upstream && n < sizeof h) { /* an address from a registry: no control bytes, short */
-    int ok = strlen(upstream) < 256;
-    for (const char *p = upstream; ok && *p; p++) ok = (unsigned char)*p >= 0x20 && *p != 0x7f;
     size_t ul = strlen(upstream);
+    int ok = ul < 256;
+    for (const char *p = upstream; ok && *p; p++) ok = (unsigned char)*p >= 0x20 && *p != 0x7f;
     if (ok && n + 12 + ul + 3 <= sizeof h) { /* on every gateway answer: no printf */
       memcpy(h + n, "X-Upstream: ", 12);
       memcpy(h + n + 12, upstream, ul);
