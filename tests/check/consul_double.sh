@@ -393,4 +393,31 @@ sleep 0.2
 req GET /v1/agent/services; expect 200
 stop
 
+# ---- health/state/any written straight as text: the bytes jansson's
+# compact dump would give (escapes, key order, numbers), and ?pretty
+# holds the same data ----
+start --no-stagger
+reg '{"Name":"odd","ID":"odd-1","Tags":["q\"t","b\\s","\u0001c","é","</x>"],"Address":"10.0.0.1","Port":80,"Check":{"TTL":"30s","Notes":"n\tq\u001f","Status":"passing"}}'
+expect 200
+reg '{"Name":"odd2","Address":"::1","Port":81,"Check":{"HTTP":"http://127.0.0.1:1/","Interval":"1m30s","Timeout":"2500ms"}}'
+expect 200
+req PUT "/v1/agent/check/fail/service:odd-1?note=a%0A%22b%22%5C%01%E2%80%A8"; expect 200
+req GET /v1/health/state/any; expect 200
+cp "$T/body" "$T/compact"
+req GET "/v1/health/state/any?pretty"; expect 200
+python3 -c "import json,re,sys
+raw=open('$T/compact',encoding='utf-8').read()
+d=json.loads(raw)
+want=re.sub(r'\\\\u00([0-9a-f]{2})',lambda m:'\\\\u00'+m.group(1).upper(),
+            json.dumps(d,separators=(',',':'),ensure_ascii=False))
+assert raw==want,(raw[:300],want[:300])
+assert d==json.load(open('$T/body',encoding='utf-8'))
+odd=[c for c in d if c['ServiceID']=='odd-1'][0]
+assert odd['ServiceTags']==['q\"t','b\\\\s','\x01c','é','</x>'],odd
+assert odd['Notes']=='n\tq\x1f' and odd['Output']=='a\n\"b\"\\\\\x01\u2028',odd
+assert [c['Interval'] for c in d if c['ServiceID']=='odd2-1' or c['ServiceName']=='odd2']==['1m30s']
+" || fail "health/state/any text: $(head -c 400 "$T/compact")"
+ok
+stop
+
 echo "consul double: $n checks passed"

@@ -216,6 +216,8 @@ const char *req_header(struct req *r, const char *name);
 void reply_text(struct reply *rp, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void reply_json(struct reply *rp, struct req *r, int status, json_t *v); /* steals v */
+/* The same for a body already written as compact JSON text (taken). */
+void reply_json_text(struct reply *rp, struct req *r, int status, char *text, size_t len);
 void reply_add_header(struct reply *rp, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void reply_clear(struct reply *rp);
@@ -275,6 +277,16 @@ struct check_row {
 void check_row_of(const struct service *s, const struct check *c, bool catalog_view,
                   struct check_row *r);
 json_t *render_check_row(const struct check_row *r);
+/* A growing text; oom set when a growth failed (the text is then cut). */
+struct text {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+void text_add(struct text *t, const char *s, size_t n);
+void text_free(struct text *t);
+/* Appends the row as render_check_row() would dump it, compact. */
+void write_check_row(struct text *t, const struct check_row *r);
 /* The node's serfHealth check, as the health endpoints show it. */
 json_t *serf_check(void);
 json_t *render_node(void);

@@ -387,8 +387,7 @@ static void health_state(struct req *r, struct reply *rp)
     /* Copy the rows under the lock, render them after it: Consul's state
      * store serves reads from a snapshot that never holds writes back, and
      * rendering every check of a large catalog takes milliseconds. */
-    json_t *arr = json_array();
-    if (!filtered && (want < 0 || want == ST_PASSING)) json_array_append_new(arr, serf_check());
+    json_t *serf = !filtered && (want < 0 || want == ST_PASSING) ? serf_check() : NULL;
     size_t n = 0, cap = 0;
     struct check_row *rows = NULL;
     for (size_t i = 0; i < g_store.n_svcs && !filtered; i++)
@@ -405,14 +404,30 @@ static void health_state(struct req *r, struct reply *rp)
         }
     uint64_t idx = checks_index();
     pthread_mutex_unlock(&g_store.mu);
+    struct text t = {0};
+    text_add(&t, "[", 1);
+    if (serf) {
+        char *s = json_dumps(serf, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (s) text_add(&t, s, strlen(s));
+        else t.oom = true;
+        free(s);
+        json_decref(serf);
+    }
     for (size_t i = 0; i < n; i++) {
-        json_array_append_new(arr, render_check_row(&rows[i]));
+        if (i || serf) text_add(&t, ",", 1);
+        write_check_row(&t, &rows[i]);
         free((char *)rows[i].id); /* the block of the row's strings */
         json_decref(rows[i].tags);
     }
     free(rows);
+    text_add(&t, "]", 1);
     if (filtered) reply_add_header(rp, "X-Consul-Results-Filtered-By-Acls", "true");
-    reply_json(rp, r, 200, arr);
+    if (t.oom) {
+        text_free(&t);
+        reply_text(rp, 500, "out of memory");
+        return;
+    }
+    reply_json_text(rp, r, 200, t.p, t.len);
     set_meta(rp, idx, q.consistency);
 }
 

@@ -67,6 +67,25 @@ void reply_json(struct reply *rp, struct req *r, int status, json_t *v)
     rp->ctype = "application/json";
 }
 
+void reply_json_text(struct reply *rp, struct req *r, int status, char *text, size_t len)
+{
+    if (req_has_arg(r, "pretty")) { /* indented: through jansson */
+        json_t *v = json_loadb(text, len, 0, NULL);
+        free(text);
+        if (!v) {
+            reply_text(rp, 500, "rendering failed");
+            return;
+        }
+        reply_json(rp, r, status, v);
+        return;
+    }
+    free(rp->body);
+    rp->body = text;
+    rp->len = len;
+    rp->status = status;
+    rp->ctype = "application/json";
+}
+
 static bool accepts_gzip(struct req *r)
 {
     const char *ae = req_header(r, "Accept-Encoding");
