@@ -123,10 +123,18 @@ KITD_API int kitd_balancer_weighted_new(kitd_endpointer *ep, const kitd_balancer
 /* Least loaded by the power of two choices (Finagle's P2C with peak EWMA):
  * each pick draws two instances at random and takes the one with the lower
  * latency estimate (a peak-sensitive moving average of the latencies given
- * to kitd_balancer_done(), decaying with a 10 s time constant) times its
- * calls in flight. A slow instance quickly gets few calls; an idle one is
- * tried again as its estimate decays. Calls reported with latency -1 update
- * the load count only. Avoids unhealthy and ejected instances as `opts`
+ * to kitd_balancer_done(), decaying with a 10 s time constant) times the
+ * calls in flight. The calls in flight are the picking thread's own (each
+ * thread counts its picks not handed back, per instance, in a lane of its
+ * own, so threads write no common line: each balances its own load; with
+ * one calling thread, all calls); the estimate is shared. A pick keeps its
+ * lane and done takes the count back from it, whichever thread runs it:
+ * summed over the lanes, the count is exactly the picks not handed back.
+ * A latency above the estimate replaces it at once; a lower one is fed on
+ * one done in four, drawn at random, with four times the weight. A slow
+ * instance quickly gets few calls; an idle one is tried again as its
+ * estimate decays. Calls reported with latency -1 update the load count
+ * only. Avoids unhealthy and ejected instances as `opts`
  * says (NULL: defaults). Returns 0, KITD_EINVAL or KITD_ENOMEM.
  * Thread-safety: any thread. */
 KITD_API int kitd_balancer_p2c_new(kitd_endpointer *ep, const kitd_balancer_opts *opts,

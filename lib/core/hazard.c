@@ -71,6 +71,7 @@ static struct kitd__hp_rec *hp_new_rec(void) {
   struct kitd__hp_rec *head = atomic_load_explicit(&hp_head, memory_order_acquire);
   do {
     r->next = head;
+    r->index = head ? head->index + 1 : 0;
   } while (!atomic_compare_exchange_weak_explicit(&hp_head, &head, r, memory_order_acq_rel,
                                                   memory_order_acquire));
   return r;

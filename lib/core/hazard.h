@@ -31,6 +31,10 @@ struct kitd__hp_rec {
   _Alignas(128) _Atomic(void *) slot[KITD__HP_SLOTS];
   struct kitd__hp_rec *next; /* in the global list; set before publication */
   atomic_int active;         /* owned by a live thread */
+  /* The record's place in the order of making (0, 1, 2...): a small number
+   * that no two live threads share, for state kept per thread (p2c's
+   * in-flight lanes, lib/sd/endpointer_impl.h). */
+  unsigned index;
 };
 
 /* The calling thread's record (NULL before its first pick) and which of its

@@ -63,9 +63,10 @@ struct kitd__snap *kitd__pick_hold(kitd_balancer *b, int *slot) {
 
 void kitd__pick_move(kitd_balancer *b, kitd_pick *p, size_t i) {
   struct kitd__snap *s = p->snap_;
-  if (b->ops->tracks_load) {
-    atomic_fetch_sub_explicit(&s->st[p->index]->pending, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->st[i]->pending, 1, memory_order_relaxed);
+  if (b->ops->tracks_load) { /* in the lane the pick was counted in */
+    unsigned lane = kitd__pick_lane(p);
+    atomic_fetch_sub_explicit(kitd__ist_lane(s->st[p->index], lane), 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(kitd__ist_lane(s->st[i], lane), 1, memory_order_relaxed);
   }
   p->index = i;
   p->endpoint = s->eps[i];

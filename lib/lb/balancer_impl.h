@@ -31,7 +31,8 @@ struct kitd__balancer_ops {
    * kitd_balancer_done() tail-calls it, so its success path can make no
    * call and save no register. Runs on the picking thread. */
   void (*done)(kitd_balancer *b, kitd_pick *p, int result, int64_t latency_ns);
-  /* Nonzero: the pick counts calls in flight (st->pending), and latencies
+  /* Nonzero: the pick counts calls in flight (in its thread's lane of
+   * st->inflight, kept in the pick: kitd__pick_word), and latencies
    * are worth a clock read to the caller (kitd_retry reads one). */
   int tracks_load;
 };
@@ -129,8 +130,24 @@ static inline uint64_t kitd__mkey(uint64_t gen, uint32_t base) {
  * one). Returns 0 (the pick's result). */
 int kitd__lb_count_pick(kitd_balancer *b, kitd_pick *out);
 
+/* A pick's private word slot_: the hazard slot that holds its snapshot
+ * (>= 0), or < 0 when a count holds it (or nothing), and above the low
+ * KITD__PICK_LANE_SHIFT bits of its magnitude the in-flight lane the pick
+ * was counted in (p2c; 0 for the others). The sign stays the slot's, so
+ * `slot_ < 0` still tells a pick held by a count, and a bare slot is the
+ * word of lane 0. */
+#define KITD__PICK_LANE_SHIFT 8
+static inline int kitd__pick_word(int slot, unsigned lane) {
+  int l = (int)(lane << KITD__PICK_LANE_SHIFT);
+  return slot < 0 ? slot - l : slot + l;
+}
+static inline unsigned kitd__pick_lane(const kitd_pick *p) {
+  int w = p->slot_;
+  return (unsigned)(w < 0 ? -w : w) >> KITD__PICK_LANE_SHIFT;
+}
+
 /* Fill *out with entry i of s (held in hazard slot `slot`, or by a count
- * if slot < 0) and, if b has metrics, count the pick: 1 added to the
+ * if slot < 0; a word of kitd__pick_word) and, if b has metrics, count the pick: 1 added to the
  * thread's slot base + i of the block that b publishes for s. The slot's
  * address comes from i while it is still in a register, so the count
  * runs beside the loads of the entry rather than after a reload of the
@@ -174,7 +191,7 @@ static inline void kitd__pick_release(kitd_balancer *b, kitd_pick *p) {
   /* Read before the slot is cleared (the release store keeps it there):
    * after that `s` may be freed. Same cache line as the pick read. */
   int retired = atomic_load_explicit(&s->retired, memory_order_relaxed);
-  kitd__hp_release(slot);
+  kitd__hp_release(slot & ((1 << KITD__PICK_LANE_SHIFT) - 1));
   /* The snapshot was replaced while we held it: the updater could not free
    * it then, so try now instead of waiting for the next update. */
   if (__builtin_expect(retired, 0)) kitd__endpointer_try_reclaim(b->ep);

@@ -2,15 +2,22 @@
 /* Least loaded by the power of two choices over peak-EWMA latency (the
  * balancer Finagle defaults to). A pick draws two distinct entries and
  * takes the one whose cost, latency estimate × (calls in flight + 1), is
- * lower; only the chosen entry's in-flight count is written.
+ * lower. The calls in flight compared are the picking thread's own: each
+ * thread counts its picks not yet handed back in its lane of the
+ * instance's counts (lib/sd/endpointer_impl.h), so a pick and its done
+ * write only a line of the thread's lane, never one another thread
+ * writes, and each thread balances its own load (with one calling thread,
+ * the same as one global count). The pick keeps its lane: done takes the
+ * count back from it on whichever thread it runs.
  *
- * The estimate is "peak" EWMA: a latency above it replaces it at once (a
- * slowing instance is avoided within one call), a lower one pulls it down
- * gradually. It ages with time: a pick divides it by 1 + age / TAU, where
- * age is how long ago it was last fed, so an instance that P2C stopped
- * choosing gets tried again after a while and can prove it has recovered.
- * Picks read no clock (25 ns): the age comes from the coarse clock that
- * done() reads when it has a latency, published in the endpointer. */
+ * The estimate is "peak" EWMA, shared by the threads: a latency above it
+ * replaces it at once (a slowing instance is avoided within one call), a
+ * lower one pulls it down gradually, sampled (ewma_feed). It ages with
+ * time: a pick divides it by 1 + age / TAU, where age is how long ago it
+ * was last fed, so an instance that P2C stopped choosing gets tried again
+ * after a while and can prove it has recovered. Picks read no clock
+ * (25 ns): the age comes from the coarse clock that done() reads when it
+ * has a latency, published in the endpointer. */
 #include <time.h>
 
 #include "kitd/error.h"
@@ -30,14 +37,23 @@ static inline int64_t coarse_now(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* The better of entries a and c. */
-static inline size_t p2c_better(const kitd_balancer *b, const struct kitd__snap *s, size_t a,
-                                size_t c) {
+/* The calling thread's in-flight lane (lane 0 for a thread without a
+ * hazard record, whose picks are held by a count). */
+static inline unsigned p2c_lane(void) {
+  const struct kitd__hp_rec *r = kitd__hp_tls;
+  return r ? r->index % KITD__IST_LANES : 0;
+}
+
+/* The better of entries a and c for a pick counted in `lane`: the loads
+ * compared are that lane's, the calls this thread (and any sharing its
+ * lane) has in flight. */
+static inline __attribute__((always_inline)) size_t
+p2c_better(const kitd_balancer *b, const struct kitd__snap *s, size_t a, size_t c, unsigned lane) {
   struct kitd__ist *x = s->st[a], *y = s->st[c];
   int64_t ex = atomic_load_explicit(&x->ewma, memory_order_relaxed);
   int64_t ey = atomic_load_explicit(&y->ewma, memory_order_relaxed);
-  int px = atomic_load_explicit(&x->pending, memory_order_relaxed);
-  int py = atomic_load_explicit(&y->pending, memory_order_relaxed);
+  int px = atomic_load_explicit(kitd__ist_lane(x, lane), memory_order_relaxed);
+  int py = atomic_load_explicit(kitd__ist_lane(y, lane), memory_order_relaxed);
   /* An entry with no latency yet (just joined) is taken to be as fast as
    * the other, so load alone decides: it is tried, not flooded. */
   if (ex == 0 || ey == 0) return px <= py ? a : c;
@@ -62,7 +78,7 @@ static inline void p2c_draw(size_t n, size_t *a, size_t *c) {
  * beaten by the other: that would hand a slow instance the young one's
  * share). */
 static size_t p2c_choose(const kitd_balancer *b, const struct kitd__snap *s, size_t a, size_t c,
-                         int warm, int64_t now) {
+                         int warm, int64_t now, unsigned lane) {
   size_t n = s->count;
   for (int t = 0; warm && t < 4; t++) {
     int ka = kitd__warm_accept(b, s, a, now), kc = kitd__warm_accept(b, s, c, now);
@@ -76,23 +92,24 @@ static size_t p2c_choose(const kitd_balancer *b, const struct kitd__snap *s, siz
       if (c >= a) c++;
     }
   }
-  return p2c_better(b, s, a, c);
+  return p2c_better(b, s, a, c, lane);
 }
 
 /* Not all healthy, a zone preferred, or an instance in slow start: draw
  * again (a few times) for usable candidates, in the local zone first if it
  * has any; a usable one always beats an unusable one. */
-static size_t p2c_slow(kitd_balancer *b, const struct kitd__snap *s, size_t n, size_t a, size_t c) {
+static size_t p2c_slow(kitd_balancer *b, const struct kitd__snap *s, size_t n, size_t a, size_t c,
+                       unsigned lane) {
   int64_t now = 0;
   int warm = kitd__warming(b, s, &now);
-  if (kitd__all_healthy(b, s) || kitd__panic(b, s)) return p2c_choose(b, s, a, c, warm, now);
+  if (kitd__all_healthy(b, s) || kitd__panic(b, s)) return p2c_choose(b, s, a, c, warm, now, lane);
   /* In the zone chosen first (local, or the others for a spilled pick),
    * then, if none is usable there, in any zone. */
   int first = kitd__zone_pick(b, s);
   for (int pass = 0, local = first; pass < 1 + (first != 0); pass++, local = 0) {
     for (int t = 0; t < 8; t++) {
       int ua = kitd__usable(b, s, a, &now, local), uc = kitd__usable(b, s, c, &now, local);
-      if (ua && uc) return p2c_choose(b, s, a, c, warm, now);
+      if (ua && uc) return p2c_choose(b, s, a, c, warm, now, lane);
       if (ua) return a;
       if (uc) return c;
       p2c_draw(n, &a, &c);
@@ -108,11 +125,12 @@ static size_t p2c_next_fn(kitd_balancer *b, size_t n) {
   return kitd__reduce((uint32_t)(kitd__rand64() >> 32), n);
 }
 
-/* Take entry i of s: count it in flight. */
+/* Take entry i of s: count it in flight in `lane`, which the pick keeps
+ * for done(). */
 static inline int p2c_take(kitd_balancer *b, kitd_pick *out, struct kitd__snap *s, size_t i,
-                           size_t n, int slot) {
-  atomic_fetch_add_explicit(&s->st[i]->pending, 1, memory_order_relaxed);
-  return kitd__pick_fill(b, out, s, i, n, slot);
+                           size_t n, int slot, unsigned lane) {
+  atomic_fetch_add_explicit(kitd__ist_lane(s->st[i], lane), 1, memory_order_relaxed);
+  return kitd__pick_fill(b, out, s, i, n, kitd__pick_word(slot, lane));
 }
 
 /* The pick once s is held, when it is not the common case: fewer than two
@@ -121,10 +139,11 @@ static __attribute__((noinline)) int p2c_pick_slow(kitd_balancer *b, kitd_pick *
                                                    struct kitd__snap *s, int slot) {
   size_t n = s->count;
   if (n == 0) return kitd__pick_empty(b, out, s, slot);
-  if (n == 1) return p2c_take(b, out, s, 0, n, slot);
+  unsigned lane = p2c_lane();
+  if (n == 1) return p2c_take(b, out, s, 0, n, slot, lane);
   size_t a, c;
   p2c_draw(n, &a, &c);
-  return p2c_take(b, out, s, p2c_slow(b, s, n, a, c), n, slot);
+  return p2c_take(b, out, s, p2c_slow(b, s, n, a, c, lane), n, slot, lane);
 }
 
 /* No free slot: the snapshot held by a count. */
@@ -148,15 +167,19 @@ static int p2c_pick(kitd_balancer *b, kitd_pick *out) {
   uint64_t r = kitd__xorshift64s(&kitd__rand_state);
   size_t a = kitd__reduce((uint32_t)(r >> 32), n), c = kitd__reduce((uint32_t)r, n - 1);
   if (c >= a) c++;
-  return p2c_take(b, out, s, p2c_better(b, s, a, c), n, slot);
+  unsigned lane = p2c_lane();
+  return p2c_take(b, out, s, p2c_better(b, s, a, c, lane), n, slot, lane);
 }
 
-/* Feed one latency into the estimate. Concurrent feeds of one instance may
- * lose a sample (plain loads and stores): an estimate, not an account. */
+/* Feed one latency into the estimate. A sample above it replaces it at
+ * once; one at or below it is fed on one done in LOWER_EVERY, drawn at
+ * random, with LOWER_EVERY times the weight (the same pull on average, and
+ * the instance's line is written on a quarter of those calls); the stamp
+ * is written only when the coarse clock has moved. Concurrent feeds of one
+ * instance may lose a sample (plain loads and stores): an estimate, not an
+ * account. */
+#define LOWER_EVERY 4
 static void ewma_feed(kitd_endpointer *ep, struct kitd__ist *st, int result, int64_t lat) {
-  int64_t now = coarse_now();
-  if (atomic_load_explicit(&ep->clock, memory_order_relaxed) < now)
-    atomic_store_explicit(&ep->clock, now, memory_order_relaxed);
   int64_t old = atomic_load_explicit(&st->ewma, memory_order_relaxed);
   if (result != 0) {
     int64_t pen = old > FAIL_PENALTY_NS ? old : FAIL_PENALTY_NS;
@@ -164,17 +187,23 @@ static void ewma_feed(kitd_endpointer *ep, struct kitd__ist *st, int result, int
   }
   if (lat < 1) lat = 1; /* 0 means "no sample" */
   if (lat > LATENCY_MAX_NS) lat = LATENCY_MAX_NS;
+  int lower = old != 0 && lat <= old;
+  if (lower && kitd__rand64() % LOWER_EVERY != 0) return;
+  int64_t now = coarse_now();
+  if (atomic_load_explicit(&ep->clock, memory_order_relaxed) < now)
+    atomic_store_explicit(&ep->clock, now, memory_order_relaxed);
+  int64_t stamp = atomic_load_explicit(&st->stamp, memory_order_relaxed);
   int64_t v = lat;
-  if (old != 0 && lat < old) {
-    /* Move toward the sample by 1/16 per call, or by age / (age + TAU)
+  if (lower) {
+    /* Move toward the sample by LOWER_EVERY / 16, or by age / (age + TAU)
      * when that is more (an estimate not fed for long counts for less). */
-    double age = (double)(now - atomic_load_explicit(&st->stamp, memory_order_relaxed));
+    double age = (double)(now - stamp);
     double w = age > 0 ? age / (age + TAU_NS) : 0;
-    if (w < 1.0 / 16) w = 1.0 / 16;
+    if (w < (double)LOWER_EVERY / 16) w = (double)LOWER_EVERY / 16;
     v = old + (int64_t)((double)(lat - old) * w);
   }
-  atomic_store_explicit(&st->ewma, v, memory_order_relaxed);
-  atomic_store_explicit(&st->stamp, now, memory_order_relaxed);
+  if (v != old) atomic_store_explicit(&st->ewma, v, memory_order_relaxed);
+  if (stamp != now) atomic_store_explicit(&st->stamp, now, memory_order_relaxed);
 }
 
 /* A latency to learn, or an outcome to count. */
@@ -188,7 +217,8 @@ static __attribute__((noinline)) void p2c_done_learn(kitd_balancer *b, kitd_pick
 
 static void p2c_done(kitd_balancer *b, kitd_pick *p, int result, int64_t latency_ns) {
   const struct kitd__snap *s = p->snap_;
-  atomic_fetch_sub_explicit(&s->st[p->index]->pending, 1, memory_order_relaxed);
+  atomic_fetch_sub_explicit(kitd__ist_lane(s->st[p->index], kitd__pick_lane(p)), 1,
+                            memory_order_relaxed);
   if (__builtin_expect(latency_ns >= 0 || !kitd__outcome_none(b, p, result), 0)) {
     p2c_done_learn(b, p, result, latency_ns);
     return;

@@ -81,24 +81,29 @@ static void snap_free(kitd_endpointer *ep, struct kitd__snap *s) {
   ep->spare = s;
 }
 
-/* Outcome states: from the pool, refilled a chunk at a time. */
-#define IST_CHUNK 256
+/* Outcome states: from the pool, refilled a chunk at a time (see
+ * KITD__IST_CHUNK; the lanes are zeroed here, once: a state comes back to
+ * the pool with its lanes at 0). */
 static struct kitd__ist *ist_new(kitd_endpointer *ep, int64_t now) {
   if (!ep->ist_free) {
     /* The chunk's first line links the chunks; states follow, aligned. */
+    size_t head = KITD__IST_CHUNK * sizeof(struct kitd__ist);
+    size_t nlane = (size_t)KITD__IST_LANES * KITD__IST_CHUNK;
     struct kitd__ist *c =
-        kitd__aligned_alloc(_Alignof(struct kitd__ist), (IST_CHUNK + 1) * sizeof *c);
+        kitd__aligned_alloc(_Alignof(struct kitd__ist), head + nlane * sizeof(atomic_int));
     if (!c) return NULL;
+    atomic_int *lanes = (atomic_int *)(c + KITD__IST_CHUNK);
+    for (size_t k = 0; k < nlane; k++) atomic_init(&lanes[k], 0);
     *(void **)c = ep->ist_chunks;
     ep->ist_chunks = c;
-    for (size_t i = IST_CHUNK; i >= 1; i--) {
+    for (size_t i = KITD__IST_CHUNK - 1; i >= 1; i--) {
+      c[i].inflight = lanes + i;
       c[i].next_free = ep->ist_free;
       ep->ist_free = &c[i];
     }
   }
   struct kitd__ist *st = ep->ist_free;
   ep->ist_free = st->next_free;
-  atomic_init(&st->pending, 0);
   atomic_init(&st->fails, 0);
   atomic_init(&st->ejections, 0);
   atomic_init(&st->eject_until, 0);

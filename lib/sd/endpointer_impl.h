@@ -23,22 +23,50 @@ struct kitd__drop {
   uint64_t born, died;
 };
 
+/* Calls in flight are counted per thread: in lanes, one per thread that
+ * picks (its hazard record's index modulo KITD__IST_LANES: threads share a
+ * lane only once more than that many have picked at the same time). A pick
+ * adds 1 to its thread's lane (the lane is kept in the pick), done() takes
+ * 1 from that same lane, whichever thread runs it: every lane returns to 0 once its picks are handed back,
+ * and the sum over the lanes is the instance's calls in flight.
+ *
+ * States are carved from chunks: a link line, KITD__IST_CHUNK - 1 states,
+ * then the lanes, each an array of KITD__IST_CHUNK ints (int k counts for
+ * the chunk's state k). A lane's counts of several instances share lines
+ * that its thread alone writes; two threads' picks write no common line. */
+#define KITD__IST_LANES 16
+#define KITD__IST_CHUNK 256
+
 /* What the calls on one instance taught the balancers: written from
- * kitd_balancer_done() (and the pick, for `pending`) without a lock, by
- * every balancer of the endpointer. One per instance, made when the
- * instance joins, handed from snapshot to snapshot like its endpoint, and
- * released with it through limbo. A cache line of its own: it is written by
- * every call, and two instances' states must not share a line. */
+ * kitd_balancer_done() without a lock, by every balancer of the
+ * endpointer. One per instance, made when the instance joins, handed from
+ * snapshot to snapshot like its endpoint, and released with it through
+ * limbo (no pick holds it then: its lanes are all 0). A cache line of its
+ * own, read by every pick and written by done() when it learns something
+ * (a failure, a latency sample), never by a plain pick and done. */
 struct kitd__ist {
-  _Alignas(64) atomic_int pending;  /* picks not handed back yet */
-  atomic_int fails;                 /* consecutive failed calls */
+  _Alignas(64) atomic_int fails;    /* consecutive failed calls */
   atomic_int ejections;             /* times ejected (decays on success) */
   atomic_int_least64_t eject_until; /* kitd_now_ns() end of the ejection; 0: none */
   atomic_int_least64_t ewma;        /* peak-EWMA latency, ns; 0: no sample yet */
   atomic_int_least64_t stamp;       /* coarse-clock ns of the last ewma sample */
   int64_t joined;                   /* kitd_now_ns() when the instance joined */
+  atomic_int *inflight;             /* its count in lane 0 (set with the chunk) */
   struct kitd__ist *next_free;      /* in the endpointer's pool, when unused */
 };
+
+/* The in-flight count of st in lane `lane` (< KITD__IST_LANES). */
+static inline atomic_int *kitd__ist_lane(const struct kitd__ist *st, unsigned lane) {
+  return st->inflight + (size_t)lane * KITD__IST_CHUNK;
+}
+
+/* Calls in flight on st over every lane (exact once the counts settle). */
+static inline int kitd__ist_inflight(const struct kitd__ist *st) {
+  int n = 0;
+  for (unsigned l = 0; l < KITD__IST_LANES; l++)
+    n += atomic_load_explicit(kitd__ist_lane(st, l), memory_order_relaxed);
+  return n;
+}
 
 /* A smooth weighted order of a snapshot's entries, made by the update when
  * the weights are not all equal (lib/sd/weights.c): entry i appears in

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* P2C over peak-EWMA latency × load: a slow instance gets few calls, a
- * failing one fewer, a new one is tried, load counts go back to zero, and
- * two threads agree with the counts. */
+ * failing one fewer, a new one is tried, load counts go back to zero (summed
+ * over the threads' lanes, and in every lane), with two threads picking at
+ * once and with picks handed back on another thread than the picking one. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,13 +26,26 @@ static int feed(kitd_balancer *b, int n, int bad, int err, int64_t bad_lat) {
   return got;
 }
 
-/* Calls in flight over the current snapshot, this one pick included. */
+/* Calls in flight over the current snapshot, summed over every lane, this
+ * one pick included; and no lane of any instance is below 0 or holds more
+ * than that (a count taken from the wrong lane would show as -1 in one and
+ * +1 in another). */
 static int pending_sum(kitd_balancer *b) {
   kitd_pick q;
   assert_int_equal(kitd_balancer_pick(b, &q), 0);
   const struct kitd__snap *snap = q.snap_;
-  int pend = 0;
-  for (size_t i = 0; i < snap->count; i++) pend += atomic_load(&snap->st[i]->pending);
+  int pend = 0, lanes = 0;
+  for (size_t i = 0; i < snap->count; i++) {
+    pend += kitd__ist_inflight(snap->st[i]);
+    for (unsigned l = 0; l < KITD__IST_LANES; l++) {
+      int v = atomic_load(kitd__ist_lane(snap->st[i], l));
+      assert_true(v >= 0);
+      lanes += v;
+    }
+  }
+  assert_int_equal(lanes, pend);
+  assert_int_equal(pend, 1);
+  assert_int_equal(atomic_load(kitd__ist_lane(snap->st[q.index], kitd__pick_lane(&q))), 1);
   kitd_balancer_done(b, &q, 0, -1);
   return pend;
 }
@@ -129,11 +143,65 @@ static void test_two_threads(void **st) {
   sc_close(&s);
 }
 
+/* Picks counted in one thread's lane and handed back on another thread:
+ * done takes the count from the lane kept in the pick, so no lane drifts.
+ * (A pick held in a hazard slot goes back on its own thread; one held by a
+ * count, past the thread's KITD_PICK_FAST slots, may go back anywhere.) */
+#define FAR 6
+struct held {
+  kitd_balancer *b;
+  kitd_pick fast[KITD_PICK_FAST], far[FAR];
+};
+
+static void *hand_back_far(void *arg) {
+  struct held *h = arg;
+  for (int k = 0; k < FAR; k++) kitd_balancer_done(h->b, &h->far[k], 0, 1000000);
+  return NULL;
+}
+
+/* Fill the thread's slots, then pick FAR more (held by a count), hand the
+ * slot-held ones back here and leave the others to the caller. */
+static void *pick_far(void *arg) {
+  struct held *h = arg;
+  for (int k = 0; k < KITD_PICK_FAST; k++)
+    if (kitd_balancer_pick(h->b, &h->fast[k]) != 0) return (void *)1;
+  for (int k = 0; k < FAR; k++)
+    if (kitd_balancer_pick(h->b, &h->far[k]) != 0 || h->far[k].slot_ >= 0) return (void *)1;
+  for (int k = 0; k < KITD_PICK_FAST; k++) kitd_balancer_done(h->b, &h->fast[k], 0, 1000000);
+  return NULL;
+}
+
+static void test_done_on_another_thread(void **st) {
+  (void)st;
+  struct sc s;
+  sc_open(&s, 3, NULL, NULL);
+  kitd_balancer *b;
+  assert_int_equal(kitd_balancer_p2c_new(s.ep, NULL, &b), 0);
+  struct held h = {.b = b};
+  for (int round = 0; round < 20; round++) {
+    /* Picked on a new thread, handed back here... */
+    pthread_t t;
+    void *rc;
+    pthread_create(&t, NULL, pick_far, &h);
+    pthread_join(t, &rc);
+    assert_null(rc);
+    hand_back_far(&h);
+    assert_int_equal(pending_sum(b), 1);
+    /* ...and picked here, handed back on a new thread. */
+    assert_null(pick_far(&h));
+    pthread_create(&t, NULL, hand_back_far, &h);
+    pthread_join(t, NULL);
+    assert_int_equal(pending_sum(b), 1);
+  }
+  kitd_balancer_free(b);
+  sc_close(&s);
+}
+
 int main(void) {
   const struct CMUnitTest t[] = {
       cmocka_unit_test(test_slow_instance_share), cmocka_unit_test(test_failing_instance_avoided),
       cmocka_unit_test(test_load_counts_balance), cmocka_unit_test(test_state_survives_update),
-      cmocka_unit_test(test_two_threads),
+      cmocka_unit_test(test_two_threads),         cmocka_unit_test(test_done_on_another_thread),
   };
   return cmocka_run_group_tests(t, NULL, NULL);
 }
