@@ -42,8 +42,10 @@ typedef struct pipe {
   kitd_endpoint *call;
 } pipe_t;
 
-static void pipe_new(pipe_t *p, kitd_metrics *m, const char *name, const char *const *addrs,
-                     size_t n, int budget_percent) {
+/* A pipeline counted under `name`; the retry logs its picks to `lg`
+ * (NULL: none). */
+static void pipe_new_logged(pipe_t *p, kitd_metrics *m, const char *name, const char *const *addrs,
+                            size_t n, int budget_percent, kitd_logger *lg) {
   assert_int_equal(kitd_static_instancer_new(addrs, n, &p->in), 0);
   assert_int_equal(kitd_endpointer_new(p->in, &(kitd_factory){factory, NULL, NULL}, NULL, &p->ep),
                    0);
@@ -56,8 +58,14 @@ static void pipe_new(pipe_t *p, kitd_metrics *m, const char *name, const char *c
   ro.metrics_name = name;
   ro.budget_percent = budget_percent;
   ro.budget_min_per_sec = 0;
+  ro.logger = lg;
   assert_int_equal(kitd_retry_new(p->b, &ro, &p->call), 0);
   assert_int_equal(kitd_metrics_watch(m, p->in, name), 0);
+}
+
+static void pipe_new(pipe_t *p, kitd_metrics *m, const char *name, const char *const *addrs,
+                     size_t n, int budget_percent) {
+  pipe_new_logged(p, m, name, addrs, n, budget_percent, NULL);
 }
 
 static void pipe_free(pipe_t *p) {
@@ -124,24 +132,29 @@ static void exact_two_threads(void **state) {
   /* A global rotation over 3: each instance a third, to the call. */
   assert_true(value_of(m, "kitd_instance_picks_total", "exact", "a:1") ==
               2 * CALLS_PER_THREAD / 3 + (2 * CALLS_PER_THREAD % 3 > 0));
-  /* Untimed retry: the histogram samples one call in 1024 per thread. */
+  /* Untimed retry: the histogram samples one call in 1024 per thread, its
+   * first and every 1024th after it. */
   struct find f = {"kitd_call_duration_seconds", "exact", NULL, 0, 0, 0};
   assert_int_equal(kitd_metrics_walk(m, find_fn, &f), 0);
   assert_int_equal(f.found, 1);
-  assert_true(f.count == 2 * (CALLS_PER_THREAD / 1024));
+  assert_true(f.count == 2 * ((CALLS_PER_THREAD + 1023) / 1024));
   pipe_free(&p);
   kitd_metrics_free(m);
 }
 
 /* --- failures, retries, budget, ejections, the watch --- */
 
-static void failures_and_retries(void **state) {
-  (void)state;
+/* Records of a logger that keeps none. */
+static void drop_record(void *arg, const kitd_log_record *rec) { (void)arg, (void)rec; }
+
+/* The checks of failures_and_retries, on a retry logging its picks to lg
+ * (its loop with the log calls) or not. */
+static void failures_and_retries_on(kitd_logger *lg) {
   kitd_metrics *m;
   assert_int_equal(kitd_metrics_new(&m), 0);
   const char *addrs[] = {"bad:1", "good:1"};
   pipe_t p;
-  pipe_new(&p, m, "lorem", addrs, 2, -1); /* no budget */
+  pipe_new_logged(&p, m, "lorem", addrs, 2, -1, lg); /* no budget */
   /* seed 0 and one shared rotation: every call picks bad:1 first, fails,
    * and its retry takes good:1. 10 calls: 10 retried. */
   for (int i = 0; i < 10; i++) {
@@ -157,6 +170,12 @@ static void failures_and_retries(void **state) {
   assert_true(value_of(m, "kitd_instance_failures_total", "lorem", "good:1") == 0);
   assert_true(value_of(m, "kitd_instance_picks_total", "lorem", "bad:1") == 10);
   assert_true(value_of(m, "kitd_instance_picks_total", "lorem", "good:1") == 10);
+  /* Untimed: the histogram sampled the thread's first call of the
+   * pipeline (timed from its first attempt to its retry's end), and not
+   * the others, whose first attempt read no clock. */
+  struct find f = {"kitd_call_duration_seconds", "lorem", NULL, 0, 0, 0};
+  assert_int_equal(kitd_metrics_walk(m, find_fn, &f), 0);
+  assert_true(f.count == 1);
   /* A set of only the bad instance: calls fail with EHTTP. */
   const char *only_bad[] = {"bad:1"};
   assert_int_equal(kitd_static_instancer_set(p.in, only_bad, 1), 0);
@@ -170,6 +189,10 @@ static void failures_and_retries(void **state) {
   assert_true(value_of(m, "kitd_calls_total", "lorem", NULL) == 14);
   /* 3 attempts each: 8 more retries. */
   assert_true(value_of(m, "kitd_retries_total", "lorem", NULL) == 18);
+  assert_true(value_of(m, "kitd_calls_outstanding", "lorem", NULL) == 0);
+  f = (struct find){"kitd_call_duration_seconds", "lorem", NULL, 0, 0, 0};
+  assert_int_equal(kitd_metrics_walk(m, find_fn, &f), 0);
+  assert_true(f.count == 1);
   /* The watch: a good set, then a failure with its text. */
   assert_true(value_of(m, "kitd_watch_up", "lorem", NULL) == 1);
   assert_true(value_of(m, "kitd_watch_instances", "lorem", NULL) == 1);
@@ -187,6 +210,17 @@ static void failures_and_retries(void **state) {
   /* The registry outlives what it counted, or not: any order. */
   kitd_metrics_free(m);
   pipe_free(&p);
+}
+
+static void failures_and_retries(void **state) {
+  (void)state;
+  failures_and_retries_on(NULL);
+  /* A retry with a debug logger runs another copy of its loop: it counts
+   * the same. */
+  kitd_logger *lg;
+  assert_int_equal(kitd_logger_new(KITD_LOG_DEBUG, drop_record, NULL, KITD_LOG_LOGFMT, &lg), 0);
+  failures_and_retries_on(lg);
+  kitd_logger_free(lg);
 }
 
 static void budget_refusals(void **state) {
