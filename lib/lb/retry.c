@@ -62,7 +62,9 @@ static __attribute__((noinline)) int mcall_begin_slow(const struct retry *r) {
   if (!r->mp) return 0;
   uint32_t id = r->mp->base + KITD__MP_STARTED;
   kitd__ctr_add(id, 1);
-  if (id >= kitd__ctr.cap) return 0; /* lost: no memory to grow */
+  /* Lost (no memory to grow): timed, so that the end is not the untimed
+   * success's, which adds to the array without a check. */
+  if (id + 1 >= kitd__ctr.cap) return 1;
   uint64_t n = atomic_load_explicit(&kitd__ctr.slots[id], memory_order_relaxed);
   return ((n - 1) & r->sample_mask) == 0;
 }
@@ -252,12 +254,11 @@ static inline __attribute__((always_inline)) int retry_run(struct retry *r, kitd
         if (mc) {
           /* Counted: a first attempt's untimed success (untimed implies
            * the first: a failure sets timed) only adds to the thread's
-           * calls-ended slot, if the array covers it (the array may have
-           * moved since mcall_begin, so it is found again). */
-          if (__builtin_expect(lat >= 0, 0)) return run_end(r, mc, 0, attempt, false);
-          uint32_t fin = r->mfin;
-          if (__builtin_expect(fin >= kitd__ctr.cap, 0)) return mcall_end(r, NULL, 0, 1, false);
-          kitd__ctr_slot_add(kitd__ctr.slots + fin, 1);
+           * calls-ended slot, which mcall_begin saw the array cover
+           * unless it timed the call (the array may have moved since, so
+           * it is found again; it only grows). Explain only has no slot. */
+          if (__builtin_expect(lat >= 0, 0) || explain) return run_end(r, mc, 0, attempt, false);
+          kitd__ctr_slot_add(kitd__ctr.slots + r->mfin, 1);
         }
         return 0;
       }
