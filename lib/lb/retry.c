@@ -257,7 +257,8 @@ static inline __attribute__((always_inline)) int retry_run(struct retry *r, kitd
            * calls-ended slot, which mcall_begin saw the array cover
            * unless it timed the call (the array may have moved since, so
            * it is found again; it only grows). Explain only has no slot. */
-          if (__builtin_expect(lat >= 0, 0) || explain) return run_end(r, mc, 0, attempt, false);
+          if (__builtin_expect(lat >= 0, 0)) return run_end(r, mc, 0, attempt, false);
+          if (explain) return mcall_end(r, NULL, 0, 1, false); /* untimed */
           kitd__ctr_slot_add(kitd__ctr.slots + r->mfin, 1);
         }
         return 0;

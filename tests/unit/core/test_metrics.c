@@ -207,6 +207,21 @@ static void failures_and_retries_on(kitd_logger *lg) {
   assert_true(value_of(m, "kitd_watch_up", "lorem", NULL) == 1);
   assert_true(value_of(m, "kitd_watch_error", "lorem", "connect \"x\" refused\n") == 0);
   assert_true(value_of(m, "kitd_watch_requests_total", "lorem", NULL) == 4);
+  /* First attempts that succeed untimed: counted, not observed. */
+  const char *only_good[] = {"good:1"};
+  assert_int_equal(kitd_static_instancer_set(p.in, only_good, 1), 0);
+  for (int i = 0; i < 5; i++) {
+    kitd_ctx ctx;
+    kitd_ctx_init(&ctx);
+    void *resp;
+    assert_int_equal(kitd_endpoint_call(p.call, &ctx, NULL, &resp), 0);
+  }
+  assert_true(value_of(m, "kitd_calls_total", "lorem", NULL) == 19);
+  assert_true(value_of(m, "kitd_retries_total", "lorem", NULL) == 18);
+  assert_true(value_of(m, "kitd_calls_outstanding", "lorem", NULL) == 0);
+  f = (struct find){"kitd_call_duration_seconds", "lorem", NULL, 0, 0, 0};
+  assert_int_equal(kitd_metrics_walk(m, find_fn, &f), 0);
+  assert_true(f.count == 1);
   /* The registry outlives what it counted, or not: any order. */
   kitd_metrics_free(m);
   pipe_free(&p);
