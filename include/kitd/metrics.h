@@ -33,7 +33,8 @@
  *                                            set, as kitd_client's default,
  *                                            or the balancer learns from
  *                                            latencies), else one call in
- *                                            1024 of each thread
+ *                                            1024 of each thread (its
+ *                                            first, then every 1024th)
  *   kitd_instance_picks_total{service,instance}     picks, counted when
  *                                            made (re-picks included)
  *   kitd_instance_failures_total{service,instance}  calls that failed there

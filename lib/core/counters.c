@@ -45,9 +45,9 @@ static void thread_exit(void *arg) {
 
 static void key_init(void) { key_ok = pthread_key_create(&key, thread_exit) == 0; }
 
-uint64_t kitd__ctr_add_slow(uint32_t id, uint64_t n) {
+void kitd__ctr_add_slow(uint32_t id, uint64_t n) {
   pthread_once(&key_once, key_init);
-  if (!key_ok) return 0;
+  if (!key_ok) return;
   pthread_mutex_lock(&mu);
   struct shard *s = kitd__ctr.slots ? pthread_getspecific(key) : NULL;
   int fresh = s == NULL;
@@ -56,7 +56,7 @@ uint64_t kitd__ctr_add_slow(uint32_t id, uint64_t n) {
     if (!s || pthread_setspecific(key, s) != 0) {
       free(s);
       pthread_mutex_unlock(&mu);
-      return 0; /* no memory: this count is lost, the program goes on */
+      return; /* no memory: this count is lost, the program goes on */
     }
   }
   /* Room for every slot handed out so far, so that growing is rare. */
@@ -79,7 +79,7 @@ uint64_t kitd__ctr_add_slow(uint32_t id, uint64_t n) {
   pthread_mutex_unlock(&mu);
   kitd__ctr.slots = s->slots;
   kitd__ctr.cap = s->cap;
-  return id < s->cap ? kitd__ctr_add(id, n) : 0;
+  if (id < s->cap) kitd__ctr_add(id, n);
 }
 
 int kitd__ctr_alloc(uint32_t n, uint32_t *base) {

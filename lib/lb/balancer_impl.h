@@ -169,9 +169,7 @@ static inline int kitd__pick_fill(kitd_balancer *b, kitd_pick *out, struct kitd_
                              k >= kitd__ctr.cap,
                          0))
       return kitd__lb_count_pick(b, out);
-    _Atomic uint64_t *v = kitd__ctr.slots + k;
-    atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    kitd__ctr_slot_add(kitd__ctr.slots + k, 1);
   }
   return 0;
 }

@@ -26,11 +26,11 @@ struct retry {
    * per-call deposit is on (budget.deposit > 0). */
   bool timed;
   bool deposit;
-  bool explain; /* log each pick (o.logger writes debug) */
   /* With metrics, read by every call too (on b's cache line): the
-   * pipeline's first slot (mp->base); explain only, past any thread's
-   * array (so that mcall_begin takes mcall_begin_slow). */
-  uint32_t mbase;
+   * pipeline's calls-ended slot (mp->base + KITD__MP_FINISHED, just past
+   * its calls-begun slot); explain only, past any thread's array (so that
+   * mcall_begin takes mcall_begin_slow). */
+  uint32_t mfin;
   const struct kitd__mpipe *mp; /* metrics, or NULL */
   uint64_t sample_mask;         /* calls n with n & mask == 0 are timed:
                                    2^SAMPLE_BITS - 1, or 0 (all: every
@@ -46,45 +46,63 @@ struct retry {
  * (docs/performance.md). */
 #define SAMPLE_BITS 10
 
-/* What a counted call tells its metrics: written on its failure paths
- * and when it is timed, so that a first attempt's untimed success writes
- * nothing (`flags` stays 0). The other fields are valid only under their
- * flag. MC_SLOW: the end counts through kitd__mp_end (explain only: it
- * returns at once). */
-enum {
-  MC_RETRIED = 1,
-  MC_REFUSED = 2,
-  MC_TIMED = 4,
-  MC_SLOW = 8
-};
+/* What a counted call keeps for its end: nothing when its first attempt
+ * succeeds untimed (the end then only adds to the thread's calls-ended
+ * slot; a store less per call, about 0.3 ns here, than zeroing a flags
+ * word at the start: docs/performance.md). Any other end reads t0,
+ * written on the way there: the start of the first attempt, or -1 when
+ * that attempt was not timed; t1 is the end of the last timed attempt. */
 struct mcall {
-  unsigned flags;   /* MC_*; 0: only the end's count to make */
-  unsigned retries; /* MC_RETRIED: attempts after the first */
-  int64_t t0, t1;   /* MC_TIMED: start of the first attempt, end of the last */
+  int64_t t0, t1;
 };
 
-/* mcall_begin when the thread's array does not cover the pipeline's slots
- * (it grows), or explain only (no pipeline). */
-static __attribute__((noinline)) int mcall_begin_slow(const struct retry *r, struct mcall *mc) {
-  mc->flags |= MC_SLOW;
+/* mcall_begin when the thread's array does not cover the pipeline's two
+ * slots (it grows), or explain only (no pipeline). */
+static __attribute__((noinline)) int mcall_begin_slow(const struct retry *r) {
   if (!r->mp) return 0;
-  return (kitd__ctr_add(r->mbase + KITD__MP_STARTED, 1) & r->sample_mask) == 0;
+  uint32_t id = r->mp->base + KITD__MP_STARTED;
+  kitd__ctr_add(id, 1);
+  /* Lost (no memory to grow): timed, so that the end is not the untimed
+   * success's, which adds to the array without a check. */
+  if (id + 1 >= kitd__ctr.cap) return 1;
+  uint64_t n = atomic_load_explicit(&kitd__ctr.slots[id], memory_order_relaxed);
+  return ((n - 1) & r->sample_mask) == 0;
 }
 
 /* A counted call has begun: count it started in the thread's slot.
  * Called once per call, at attempt 1 once its pick is made, just before
  * the attempt (or on the hedged or no-endpoint path): counted before the
  * pick, the store's chain of loads (the thread's array, the slot) delayed
- * the pick's locked add by about 3 ns. Unless MC_SLOW, the thread's array
- * then covers the pipeline's slots. Returns nonzero when the histogram
- * samples the call. */
-static inline int mcall_begin(const struct retry *r, struct mcall *mc) {
-  uint32_t base = r->mbase;
-  if (__builtin_expect(base + KITD__MP_SLOTS > kitd__ctr.cap, 0)) return mcall_begin_slow(r, mc);
-  _Atomic uint64_t *v = kitd__ctr.slots + base + KITD__MP_STARTED;
-  uint64_t n = atomic_load_explicit(v, memory_order_relaxed) + 1;
-  atomic_store_explicit(v, n, memory_order_relaxed);
+ * the pick's locked add by about 3 ns. Returns nonzero when the histogram
+ * samples the call: the slot held a multiple of 2^SAMPLE_BITS before (the
+ * thread's first call, and every 2^SAMPLE_BITS-th after it). */
+_Static_assert(KITD__MP_STARTED + 1 == KITD__MP_FINISHED, "calls begun, then ended");
+static inline int mcall_begin(const struct retry *r) {
+  uint32_t fin = r->mfin;
+  if (__builtin_expect(fin >= kitd__ctr.cap, 0)) return mcall_begin_slow(r);
+  _Atomic uint64_t *v = kitd__ctr.slots + (size_t)fin - 1;
+  uint64_t n = atomic_load_explicit(v, memory_order_relaxed);
+  kitd__ctr_slot_add(v, 1);
   return (n & r->sample_mask) == 0;
+}
+
+/* The end of a counted call after `attempt` attempts that is not a first
+ * attempt's untimed success (or of an explain-only call); mc NULL: not
+ * timed. Returns rc. */
+static __attribute__((noinline)) int mcall_end(const struct retry *r, const struct mcall *mc,
+                                               int rc, unsigned attempt, bool refused) {
+  const struct kitd__mpipe *mp = r->mp;
+  if (!mp) return rc; /* explain only */
+  if (attempt > 1) kitd__mp_count(mp, KITD__MP_RETRIES, attempt - 1);
+  if (refused) kitd__mp_count(mp, KITD__MP_REFUSED, 1);
+  kitd__mp_end(mp, rc, mc && mc->t0 >= 0 ? mc->t1 - mc->t0 : -1);
+  return rc;
+}
+
+/* The end of a call after `attempt` attempts: rc, counted if mc. */
+static inline __attribute__((always_inline)) int
+run_end(const struct retry *r, const struct mcall *mc, int rc, unsigned attempt, bool refused) {
+  return mc ? mcall_end(r, mc, rc, attempt, refused) : rc;
 }
 
 void kitd_retry_opts_init(kitd_retry_opts *o) {
@@ -146,10 +164,13 @@ static __attribute__((noinline, cold)) void explain_pick(struct retry *r, const 
   kitd_log(r->o.logger, KITD_LOG_DEBUG, "retry", "msg=pick attempt=%u %s", attempt, why);
 }
 
-/* One call. Inlined twice: with mc NULL (no metrics; the compiler drops
- * every mc line) and with mc (counted). */
-static inline __attribute__((always_inline)) int
-retry_run(struct retry *r, kitd_ctx *ctx, const void *req, void **resp, struct mcall *mc) {
+/* One call. Inlined three times: with mc NULL (no metrics; the compiler
+ * drops every mc line), with mc (counted), and with mc and explain (each
+ * pick logged; with or without metrics), so that neither of the first two
+ * tests for the logger. */
+static inline __attribute__((always_inline)) int retry_run(struct retry *r, kitd_ctx *ctx,
+                                                           const void *req, void **resp,
+                                                           struct mcall *mc, bool explain) {
   /* The overall deadline lives in a child of the caller's ctx, made once
    * and only when there is one. A child gets no attempt log: attempts are
    * recorded on the caller's ctx, whose log the caller lent. */
@@ -172,18 +193,16 @@ retry_run(struct retry *r, kitd_ctx *ctx, const void *req, void **resp, struct m
      * check before the others (see attempt_call). */
     int e;
     kitd_pick p;
-    if (mc && attempt > 1) mc->retries = attempt - 1, mc->flags |= MC_RETRIED;
     int rc = pick_avoiding(r, &p, avoid, navoid);
-    if (mc && __builtin_expect(r->explain, 0))
-      explain_pick(r, rc == 0 ? &p : NULL, avoid, navoid, attempt);
-    if (rc == 0 && attempt == 1 && r->hedge) {
+    if (explain) explain_pick(r, rc == 0 ? &p : NULL, avoid, navoid, attempt);
+    if (rc == 0 && attempt == 1 && __builtin_expect(r->hedge != NULL, 0)) {
       struct kitd__hedge_call hc = {
           r->b, &r->budget, base,  ctx,     r->o.attempt_timeout_ms, r->o.free_response,
           req,  resp,       avoid, &navoid, KITD__RETRY_AVOID_MAX};
-      if (mc) mcall_begin(r, mc); /* attempt 1: hedged */
+      if (mc) mcall_begin(r); /* attempt 1: hedged */
       int64_t h0 = kitd_now_ns();
       rc = kitd__hedge_first(r->hedge, &hc, &p);
-      if (mc) mc->t0 = h0, mc->t1 = kitd_now_ns(), mc->flags |= MC_TIMED;
+      if (mc) mc->t0 = h0, mc->t1 = kitd_now_ns();
       if (rc == 0) {
         e = kitd_ctx_err(base);
         if (__builtin_expect(e != 0, 0)) {
@@ -192,19 +211,19 @@ retry_run(struct retry *r, kitd_ctx *ctx, const void *req, void **resp, struct m
           kitd_ctx_add_attempt(ctx, e, kitd_ctx_status(ctx), -1, ctx->instance_,
                                "answered after the deadline");
         }
-        return e;
+        return run_end(r, mc, e, attempt, false);
       }
     } else if (rc == 0) {
       kitd_ctx actx;
       kitd_ctx_init_child(&actx, base, r->o.attempt_timeout_ms);
-      if (mc && attempt == 1 && mcall_begin(r, mc)) timed = 1;
-      int64_t t0 = timed ? kitd_now_ns() : 0;
+      /* This attempt reads the clock: as the call does, or sampled. */
+      int tm = timed;
+      if (mc && attempt == 1 && __builtin_expect(mcall_begin(r), 0)) tm = 1;
+      int64_t t0 = tm ? kitd_now_ns() : 0;
+      if (mc && tm && attempt == 1) mc->t0 = t0;
       rc = attempt_call(p.endpoint, &actx, req, resp);
-      int64_t lat = timed ? kitd_now_ns() - t0 : -1;
-      if (mc && timed) {
-        if (attempt == 1) mc->t0 = t0, mc->flags |= MC_TIMED;
-        mc->t1 = t0 + lat;
-      }
+      int64_t lat = tm ? kitd_now_ns() - t0 : -1; /* < 0: not timed */
+      if (mc && tm) mc->t1 = t0 + lat;
       /* The ctx was checked by kitd_endpoint_call: its fields are written
        * directly, as this is the success path. */
       ctx->status_ = actx.status_;
@@ -229,7 +248,18 @@ retry_run(struct retry *r, kitd_ctx *ctx, const void *req, void **resp, struct m
            * ctx's copy of the address is not. */
           kitd_ctx_add_attempt(ctx, e, kitd_ctx_status(&actx), lat, ctx->instance_,
                                "answered after the deadline");
-          return e;
+          if (mc && lat < 0) mc->t0 = -1;
+          return run_end(r, mc, e, attempt, false);
+        }
+        if (mc) {
+          /* Counted: a first attempt's untimed success (untimed implies
+           * the first: a failure sets timed) only adds to the thread's
+           * calls-ended slot, which mcall_begin saw the array cover
+           * unless it timed the call (the array may have moved since, so
+           * it is found again; it only grows). Explain only has no slot. */
+          if (__builtin_expect(lat >= 0, 0)) return run_end(r, mc, 0, attempt, false);
+          if (explain) return mcall_end(r, NULL, 0, 1, false); /* untimed */
+          kitd__ctr_slot_add(kitd__ctr.slots + r->mfin, 1);
         }
         return 0;
       }
@@ -237,6 +267,7 @@ retry_run(struct retry *r, kitd_ctx *ctx, const void *req, void **resp, struct m
                            kitd_ctx_detail(&actx), avoid, &navoid, KITD__RETRY_AVOID_MAX,
                            p.endpoint);
       kitd_balancer_done(r->b, &p, rc, lat);
+      if (mc && lat < 0) mc->t0 = -1;
     } else {
       /* Say why there is nothing to call: the registry's error, or what
        * was looked for and matched nothing. */
@@ -246,58 +277,41 @@ retry_run(struct retry *r, kitd_ctx *ctx, const void *req, void **resp, struct m
       kitd_ctx_set_instance(ctx, NULL);
       kitd_ctx_add_attempt(ctx, rc, 0, -1, NULL, why);
       kitd_ctx_set_detail(ctx, "%s", why);
-      if (mc && attempt == 1) mcall_begin(r, mc); /* waiting for a set: running */
+      if (mc && attempt == 1) mcall_begin(r), mc->t0 = -1; /* waiting for a set: running */
     }
     timed = 1; /* past the first failure, latencies are worth a clock read */
     /* The deadline or a cancel ended the call: say so, whatever the attempt
      * returned (an endpoint may report a timeout in its own words). */
     e = kitd_ctx_err(base);
-    if (e) return e;
+    if (e) return run_end(r, mc, e, attempt, false);
     /* Whether to go on, and what the call returns if not (lb/retry_next.h,
      * the same decision as a client's async calls). */
     struct kitd__retry_next nx = kitd__retry_next(&r->o, &r->budget, attempt, rc, ctx);
-    if (!nx.again) {
-      if (mc && nx.refused) mc->flags |= MC_REFUSED;
-      return nx.result;
-    }
+    if (!nx.again) return run_end(r, mc, nx.result, attempt, nx.refused);
     if (nx.wait_ns > 0) {
       e = kitd_ctx_sleep_ns(base, nx.wait_ns);
-      if (e) return e;
+      if (e) return run_end(r, mc, e, attempt, false);
     }
   }
 }
 
-/* The end of a counted call that is not a first attempt's untimed
- * success (or of an explain-only call): what mc noted. */
-static __attribute__((noinline)) int mcall_end(const struct retry *r, const struct mcall *mc,
-                                               int rc) {
-  const struct kitd__mpipe *mp = r->mp;
-  if (!mp) return rc; /* explain only */
-  if (mc->flags & MC_RETRIED) kitd__mp_count(mp, KITD__MP_RETRIES, mc->retries);
-  if (mc->flags & MC_REFUSED) kitd__mp_count(mp, KITD__MP_REFUSED, 1);
-  kitd__mp_end(mp, rc, mc->flags & MC_TIMED ? mc->t1 - mc->t0 : -1);
-  return rc;
-}
-
 /* Neither metrics nor explain: the plain loop. */
 static int retry_call(void *state, kitd_ctx *ctx, const void *req, void **resp) {
-  return retry_run(state, ctx, req, resp, NULL);
+  return retry_run(state, ctx, req, resp, NULL, false);
 }
 
-/* With metrics or explain: the counted loop (the endpoint's function is
- * chosen when it is made, so neither loop tests which it is). With
- * metrics, a call counts itself started (mcall_begin, in the loop) and
- * finished. The end finds the thread's array again, as the call may have
- * grown (moved) it; mcall_begin saw it cover the pipeline's slots. */
+/* With metrics, no explain: the counted loop (the endpoint's function is
+ * chosen when it is made, so no loop tests which it is). A call counts
+ * itself started (mcall_begin) and ended (at its return). */
 static int retry_call_counted(void *state, kitd_ctx *ctx, const void *req, void **resp) {
-  struct retry *r = state;
-  struct mcall mc;
-  mc.flags = 0; /* the other fields are written before they are read */
-  int rc = retry_run(r, ctx, req, resp, &mc);
-  if (__builtin_expect((rc | (int)mc.flags) != 0, 0)) return mcall_end(r, &mc, rc);
-  _Atomic uint64_t *v = kitd__ctr.slots + r->mbase + KITD__MP_FINISHED;
-  atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + 1, memory_order_relaxed);
-  return 0;
+  struct mcall mc; /* written before it is read */
+  return retry_run(state, ctx, req, resp, &mc, false);
+}
+
+/* With explain (a logger writing debug), with or without metrics. */
+static int retry_call_explained(void *state, kitd_ctx *ctx, const void *req, void **resp) {
+  struct mcall mc; /* written before it is read */
+  return retry_run(state, ctx, req, resp, &mc, true);
 }
 
 struct kitd__budget *kitd__retry_budget(kitd_endpoint *retry) {
@@ -337,7 +351,6 @@ int kitd_retry_new(kitd_balancer *b, const kitd_retry_opts *opts, kitd_endpoint 
   r->sample_mask = r->o.timeout_ms > 0 || r->o.attempt_timeout_ms > 0 || b->ops->tracks_load
                        ? 0
                        : (UINT64_C(1) << SAMPLE_BITS) - 1;
-  r->explain = r->o.logger && kitd_log_enabled(r->o.logger, KITD_LOG_DEBUG);
   if ((r->o.metrics && !(r->mp = kitd__mpipe_get(r->o.metrics, r->o.metrics_name))) ||
       (r->o.hedge_quantile > 0 && kitd__hedge_new(r->o.hedge_quantile, &r->hedge))) {
     kitd__mpipe_unref((struct kitd__mpipe *)r->mp);
@@ -345,10 +358,13 @@ int kitd_retry_new(kitd_balancer *b, const kitd_retry_opts *opts, kitd_endpoint 
     free(r);
     return KITD_ENOMEM;
   }
-  r->mbase = r->mp ? r->mp->base : UINT32_MAX - KITD__MP_SLOTS;
+  r->mfin = r->mp ? r->mp->base + KITD__MP_FINISHED : UINT32_MAX;
   r->o.metrics = NULL, r->o.metrics_name = NULL; /* not kept: the pipeline holds both */
   /* The endpoint takes its state on every path: retry_close releases the
    * balancer reference and the state if this fails. */
-  return kitd_endpoint_new(r->explain || r->mp ? retry_call_counted : retry_call, retry_close, r,
-                           out);
+  kitd_endpoint_fn fn = r->o.logger && kitd_log_enabled(r->o.logger, KITD_LOG_DEBUG)
+                            ? retry_call_explained
+                        : r->mp ? retry_call_counted
+                                : retry_call;
+  return kitd_endpoint_new(fn, retry_close, r, out);
 }
