@@ -4,10 +4,10 @@
  * A counter is an index into a per-thread array of 64-bit slots. Only the
  * owning thread writes its slots (an unlocked add to memory, or a relaxed
  * load and store: no locked instruction, no shared cache line), and a
- * reader sums the slot
- * over every thread plus what exited threads left, under one lock. So an
- * increment is a handful of instructions with no shared write, and a
- * count is exact once the writers are done (not a sample). Indexes are handed out in blocks (one per
+ * reader sums the slot over every thread plus what exited threads left,
+ * under one lock. So an increment is a handful of instructions with no
+ * shared write, and a count is exact once the writers are done (not a
+ * sample). Indexes are handed out in blocks (one per
  * pipeline, per instance) and reused once their block is freed: a freed
  * block is zeroed in every thread first. */
 #ifndef KITD_CORE_COUNTERS_H
