@@ -145,15 +145,17 @@ static inline unsigned kitd__pick_lane(const kitd_pick *p) {
   int w = p->slot_;
   return (unsigned)(w < 0 ? -w : w) >> KITD__PICK_LANE_SHIFT;
 }
+/* The hazard slot of a word whose slot is >= 0. */
+static inline int kitd__pick_slot(int word) { return word & ((1 << KITD__PICK_LANE_SHIFT) - 1); }
 
 /* Fill *out with entry i of s (held in hazard slot `slot`, or by a count
- * if slot < 0; a word of kitd__pick_word) and, if b has metrics, count the pick: 1 added to the
- * thread's slot base + i of the block that b publishes for s. The slot's
- * address comes from i while it is still in a register, so the count
- * runs beside the loads of the entry rather than after a reload of the
- * pick (counted at done(), it lengthened the chain that the next pick's
- * locked add waits for by about 3 ns). Returns 0: a pick's result, so
- * that callers tail-call it. */
+ * if slot < 0; a word of kitd__pick_word) and, if b has metrics, count
+ * the pick: 1 added to the thread's slot base + i of the block that b
+ * publishes for s. The slot's address comes from i while it is still in
+ * a register, so the count runs beside the loads of the entry rather than
+ * after a reload of the pick (counted at done(), it lengthened the chain
+ * that the next pick's locked add waits for by about 3 ns). Returns 0: a
+ * pick's result, so that callers tail-call it. */
 static inline int kitd__pick_fill(kitd_balancer *b, kitd_pick *out, struct kitd__snap *s, size_t i,
                                   size_t n, int slot) {
   out->endpoint = s->eps[i];
@@ -189,7 +191,7 @@ static inline void kitd__pick_release(kitd_balancer *b, kitd_pick *p) {
   /* Read before the slot is cleared (the release store keeps it there):
    * after that `s` may be freed. Same cache line as the pick read. */
   int retired = atomic_load_explicit(&s->retired, memory_order_relaxed);
-  kitd__hp_release(slot & ((1 << KITD__PICK_LANE_SHIFT) - 1));
+  kitd__hp_release(kitd__pick_slot(slot));
   /* The snapshot was replaced while we held it: the updater could not free
    * it then, so try now instead of waiting for the next update. */
   if (__builtin_expect(retired, 0)) kitd__endpointer_try_reclaim(b->ep);

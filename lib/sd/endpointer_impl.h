@@ -27,8 +27,9 @@ struct kitd__drop {
  * picks (its hazard record's index modulo KITD__IST_LANES: threads share a
  * lane only once more than that many have picked at the same time). A pick
  * adds 1 to its thread's lane (the lane is kept in the pick), done() takes
- * 1 from that same lane, whichever thread runs it: every lane returns to 0 once its picks are handed back,
- * and the sum over the lanes is the instance's calls in flight.
+ * 1 from that same lane, whichever thread runs it: every lane returns to 0
+ * once its picks are handed back, and the sum over the lanes is the
+ * instance's calls in flight.
  *
  * States are carved from chunks: a link line, KITD__IST_CHUNK - 1 states,
  * then the lanes, each an array of KITD__IST_CHUNK ints (int k counts for
@@ -58,14 +59,6 @@ struct kitd__ist {
 /* The in-flight count of st in lane `lane` (< KITD__IST_LANES). */
 static inline atomic_int *kitd__ist_lane(const struct kitd__ist *st, unsigned lane) {
   return st->inflight + (size_t)lane * KITD__IST_CHUNK;
-}
-
-/* Calls in flight on st over every lane (exact once the counts settle). */
-static inline int kitd__ist_inflight(const struct kitd__ist *st) {
-  int n = 0;
-  for (unsigned l = 0; l < KITD__IST_LANES; l++)
-    n += atomic_load_explicit(kitd__ist_lane(st, l), memory_order_relaxed);
-  return n;
 }
 
 /* A smooth weighted order of a snapshot's entries, made by the update when

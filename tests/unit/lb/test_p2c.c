@@ -26,6 +26,13 @@ static int feed(kitd_balancer *b, int n, int bad, int err, int64_t bad_lat) {
   return got;
 }
 
+/* Calls in flight on st, summed over its lanes. */
+static int ist_inflight(const struct kitd__ist *st) {
+  int n = 0;
+  for (unsigned l = 0; l < KITD__IST_LANES; l++) n += atomic_load(kitd__ist_lane(st, l));
+  return n;
+}
+
 /* Calls in flight over the current snapshot, summed over every lane, this
  * one pick included; and no lane of any instance is below 0 or holds more
  * than that (a count taken from the wrong lane would show as -1 in one and
@@ -36,7 +43,7 @@ static int pending_sum(kitd_balancer *b) {
   const struct kitd__snap *snap = q.snap_;
   int pend = 0, lanes = 0;
   for (size_t i = 0; i < snap->count; i++) {
-    pend += kitd__ist_inflight(snap->st[i]);
+    pend += ist_inflight(snap->st[i]);
     for (unsigned l = 0; l < KITD__IST_LANES; l++) {
       int v = atomic_load(kitd__ist_lane(snap->st[i], l));
       assert_true(v >= 0);
